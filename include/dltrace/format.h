@@ -1,0 +1,236 @@
+// The dltrace trace file: the one contract between the recorder (preload/) and every reader.
+//
+// Layout (all little-endian, x86-64 natural alignment):
+//
+//   [FileHeader: 4096 bytes][catalog: catalog_size bytes][ring: slot_count * 128 bytes]
+//
+// The file is a MAP_SHARED mapping in the traced process, so whatever was committed is in the
+// page cache and survives SIGKILL/SIGSEGV/abort without a flush.
+//
+// * The catalog is append-only and never overwritten: strings, objects (load/unload/promote),
+//   stacks and process info. Entries are reserved with one fetch_add on catalog_used and
+//   committed by a release-store of their tag, written last.
+// * The ring holds fixed 128-byte EventSlots. An event reserves seq = fetch_add(next_seq) and
+//   lives in slot (seq - 1) % slot_count; it writes seq = 0, the payload, the checksum, then
+//   release-stores seq. When the ring wraps, the oldest events are overwritten; the number of
+//   dropped events is next_seq - 1 minus the events that are readable.
+//
+// Every seq names exactly one event; objects' load/unload seqs refer to those events.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dltrace::format {
+
+inline constexpr char kMagic[8] = {'D', 'L', 'T', 'R', 'A', 'C', 'E', '1'};
+inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kHeaderSize = 4096;
+inline constexpr uint32_t kSlotSize = 128;
+inline constexpr uint32_t kNoId = 0xFFFFFFFFu;  // "none" for every id field
+
+// ---- checksum (FNV-1a 32 over bytes; cheap, good enough to tell torn writes apart) ----
+inline uint32_t checksum(const void* data, size_t size, uint32_t seed = 2166136261u) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint32_t h = seed;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 16777619u;
+  }
+  return h;
+}
+
+// ---- header ----
+enum class EndKind : uint32_t { kRunning = 0, kExit = 1, kSignal = 2 };
+
+struct FileHeader {
+  char magic[8];
+  uint32_t version;
+  uint32_t header_size;  // kHeaderSize
+  uint64_t file_size;
+  uint64_t catalog_offset;
+  uint64_t catalog_size;
+  uint64_t ring_offset;
+  uint64_t slot_count;
+  uint32_t slot_size;  // kSlotSize
+  uint32_t stack_depth;
+  // Process identity (written once at creation).
+  int32_t pid;
+  int32_t ppid;
+  uint64_t start_realtime_ns;   // CLOCK_REALTIME at creation
+  uint64_t start_monotonic_ns;  // CLOCK_MONOTONIC at creation; event times are on this clock
+  uint32_t exe;                 // string id, or kNoId until the catalog entry is written
+  uint32_t recorder_flags;      // RecorderFlags
+  // Live counters, updated atomically in the mapping.
+  uint64_t next_seq;         // next seq to hand out; the first event is seq 1
+  uint64_t catalog_used;     // bytes reserved in the catalog
+  uint64_t catalog_dropped;  // catalog entries that did not fit
+  uint32_t next_string_id;
+  uint32_t next_object_id;
+  uint32_t next_stack_id;
+  uint32_t next_pystack_id;
+  // How the process ended; end_kind is written last (release).
+  uint32_t end_kind;  // EndKind
+  int32_t end_code;   // exit status or signal number
+  uint64_t end_monotonic_ns;
+  uint32_t config;  // string id of the override config path, or kNoId
+  uint32_t reserved0;
+  char reserved[4096 - 160];
+};
+static_assert(sizeof(FileHeader) == kHeaderSize, "FileHeader must be one page");
+
+enum RecorderFlags : uint32_t {
+  kRecorderCallerEmulated = 1u << 0,  // no return-address trampoline (e.g. shadow stack)
+  kRecorderPythonStacks = 1u << 1,
+};
+
+// ---- catalog ----
+inline constexpr uint16_t kCatalogMagic = 0xD17A;
+
+enum class CatalogType : uint16_t {
+  kString = 1,         // payload: StringEntry + bytes (NUL-terminated)
+  kProcess = 2,        // payload: ProcessEntry + uint32_t argv[argc]
+  kObjectLoad = 3,     // payload: ObjectLoadEntry
+  kObjectUnload = 4,   // payload: ObjectStateEntry
+  kObjectPromote = 5,  // payload: ObjectStateEntry (became part of the global scope later)
+  kStack = 6,          // payload: StackEntry + uint64_t ip[depth]
+  kPyStack = 7,        // payload: StackEntry + PyFrame[depth]
+  kOverride = 8,       // payload: OverrideEntry (one per applied rule per event)
+};
+
+// Tag word: (kCatalogMagic << 16) | type. Written last with release semantics: a zero or
+// foreign tag means "not committed".
+inline constexpr uint32_t catalog_tag(CatalogType t) {
+  return (uint32_t{kCatalogMagic} << 16) | static_cast<uint16_t>(t);
+}
+
+struct CatalogEntryHeader {
+  uint32_t tag;       // catalog_tag(type), committed last
+  uint32_t size;      // whole entry including this header, multiple of 8
+  uint32_t checksum;  // checksum() of the payload (size - sizeof(header) bytes)
+  uint32_t id;        // string/object/stack id, or kNoId
+};
+static_assert(sizeof(CatalogEntryHeader) == 16);
+
+struct StringEntry {
+  uint32_t length;  // bytes, without the NUL
+  uint32_t reserved;
+  // char text[length + 1] follows
+};
+
+struct ProcessEntry {
+  uint32_t exe;   // string id
+  uint32_t cwd;   // string id
+  uint32_t argc;  // followed by uint32_t argv[argc] string ids
+  uint32_t reserved;
+};
+
+enum class ObjectCause : uint32_t {
+  kStartup = 0,  // the executable, the vDSO, the dynamic loader
+  kNeeded = 1,   // pulled in by a DT_NEEDED entry of `parent`
+  kDlopen = 2,   // opened by a dlopen/dlmopen call (`opened_by`)
+  kPreload = 3,  // LD_PRELOAD or /etc/ld.so.preload
+};
+
+enum ObjectFlags : uint32_t {
+  kObjectGlobal = 1u << 0,      // in its namespace's global scope at load time
+  kObjectDiscovered = 1u << 1,  // loaded without a traced call, found at the next event
+  kObjectRecorder = 1u << 2,    // libdltrace.so itself
+  kObjectVdso = 1u << 3,
+};
+
+struct ObjectLoadEntry {
+  uint32_t path;        // string id (l_name; for the executable its real path)
+  uint32_t soname;      // string id or kNoId
+  uint32_t cause;       // ObjectCause
+  uint32_t flags;       // ObjectFlags
+  uint32_t parent;      // object id or kNoId
+  uint32_t build_id_len;
+  uint64_t opened_by;   // seq of the dlopen/dlmopen event, 0 = none (start-up)
+  uint64_t load_seq;    // seq of the event that brought it in (0 at start-up)
+  int64_t lmid;         // namespace
+  uint64_t base;        // l_addr
+  uint64_t map_start;   // lowest PT_LOAD address (absolute)
+  uint64_t map_end;     // one past the highest PT_LOAD address (absolute)
+  uint64_t link_map;    // struct link_map* (the dlopen handle value)
+  uint8_t build_id[40];
+};
+static_assert(sizeof(ObjectLoadEntry) == 120);
+
+struct ObjectStateEntry {
+  uint64_t seq;  // event that unloaded / promoted the object
+};
+
+struct StackEntry {
+  uint32_t depth;
+  uint32_t hash;
+  // uint64_t ip[depth] (kStack) or PyFrame[depth] (kPyStack) follows
+};
+
+struct PyFrame {
+  uint32_t file;      // string id
+  uint32_t function;  // string id
+  int32_t line;
+  uint32_t reserved;
+};
+
+struct OverrideEntry {
+  uint64_t seq;        // event the rule applied to
+  uint32_t line;       // line of the rule's [[override]] header
+  int32_t flags_before;
+  int32_t flags_after;
+  uint32_t reserved;
+};
+
+// ---- ring ----
+enum class CallKind : uint16_t {
+  kDlopen = 1,
+  kDlmopen = 2,
+  kDlsym = 3,
+  kDlvsym = 4,
+  kDlclose = 5,
+};
+
+enum EventBits : uint16_t {
+  kEventOk = 1u << 0,              // the call succeeded (non-NULL result / dlclose == 0)
+  kEventOverridden = 1u << 1,      // effective_flags differ from flags because of the config
+  kEventCallerEmulated = 1u << 2,  // the call was not made through the caller trampoline
+  kEventNested = 1u << 3,          // made while another traced call ran on this thread
+  kEventNoLoad = 1u << 4,          // dlopen returned an object that was already loaded
+  kEventUnloaded = 1u << 5,        // dlclose really unloaded something
+};
+
+struct EventSlot {
+  uint64_t seq;       // commit marker: 0 while being written, release-stored last
+  uint32_t checksum;  // checksum() of bytes [16, 128)
+  uint16_t call;      // CallKind
+  uint16_t bits;      // EventBits
+  uint64_t time_ns;   // CLOCK_MONOTONIC at call start
+  uint64_t duration_ns;
+  uint32_t tid;
+  uint32_t name;           // string id: file for dlopen/dlmopen, symbol for dlsym/dlvsym
+  uint32_t version;        // dlvsym version string id
+  uint32_t error;          // exact dlerror() text, string id
+  uint32_t stack;          // native stack id
+  uint32_t py_stack;       // Python stack id
+  uint32_t object;         // dlopen: object opened; dlsym: defining object; dlclose: closed object
+  uint32_t handle_object;  // dlsym/dlvsym/dlclose: the object the handle argument names
+  int64_t lmid;            // dlmopen: namespace argument; dlopen/dlmopen: namespace of the result
+  uint64_t handle;         // dlopen/dlmopen: returned handle; dlsym/dlvsym/dlclose: handle argument
+  uint64_t address;        // dlsym/dlvsym: returned address
+  uint64_t caller_ip;      // return address in the original caller
+  int32_t flags;           // requested flags
+  int32_t effective_flags; // flags passed to glibc
+  int32_t result;          // dlclose return value
+  uint32_t override_line;  // line of the last applied override rule, 0 = none
+  uint32_t caller_object;  // object id of the caller
+  uint32_t reserved;
+  uint64_t parent_seq;     // seq of the enclosing traced call on this thread, 0 = none
+};
+static_assert(sizeof(EventSlot) == kSlotSize);
+static_assert(offsetof(EventSlot, time_ns) == 16);
+
+// Sizing: the catalog gets a quarter of the buffer (at least 64 KiB), the ring the rest.
+inline constexpr uint64_t kMinBufferSize = 256 * 1024;
+
+}  // namespace dltrace::format

@@ -1,0 +1,74 @@
+// TraceWriter: the recorder's side of the trace file (see include/dltrace/format.h).
+//
+// Lock-free on the hot path: events reserve a seq with one fetch_add and are committed by a
+// release-store; strings and stacks are interned through fixed-size open-addressing tables in
+// anonymous memory, so a million dlsym calls on fifty names write fifty strings. Nothing here
+// allocates with malloc after open(), calls a dl* function, or takes a lock, so it is safe to use
+// from inside dlopen (constructors), from several threads, and (set_end) from a signal handler.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dltrace/format.h"
+
+namespace dltrace::preload {
+
+class TraceWriter {
+ public:
+  // Creates the trace file. `pattern` follows DLTRACE_OUTPUT: %p = pid, %e = executable basename,
+  // a trailing '/' means "dltrace.%e.%p.trace in this directory". The file is created with O_EXCL;
+  // if the name exists (exec keeps the pid) a ".1", ".2", ... suffix is added before ".trace" or at
+  // the end. The file is sized with posix_fallocate (a sparse file would SIGBUS on a full disk)
+  // and mapped MAP_SHARED. On failure returns false with one sentence in `error`
+  // (e.g. "cannot create /x/y.trace: Permission denied") and leaves nothing mapped.
+  bool open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth, char* error,
+            size_t error_size);
+  bool is_open() const { return header_ != nullptr; }
+  const char* path() const { return path_; }
+
+  // After fork, in the child: forget the parent's mapping and intern tables without touching the
+  // parent's file. The caller then open()s a new file and re-registers live objects.
+  void abandon_after_fork();
+
+  // Interning: returns the id (format::kNoId if the catalog is full).
+  uint32_t intern_string(const char* text, size_t length);
+  uint32_t intern_string(const char* text);  // NUL-terminated; nullptr -> kNoId
+  uint32_t intern_stack(const uint64_t* ips, uint32_t depth);
+  uint32_t intern_py_stack(const format::PyFrame* frames, uint32_t depth);
+
+  // Catalog records that are never overwritten.
+  void write_process(const char* exe, const char* cwd, int argc, const char* const* argv);
+  uint32_t add_object(const format::ObjectLoadEntry& entry);  // returns the object id
+  void object_unloaded(uint32_t object_id, uint64_t seq);
+  void object_promoted(uint32_t object_id, uint64_t seq);
+  void add_override(const format::OverrideEntry& entry);
+  void set_config_path(const char* path);
+
+  // Events: reserve a seq when the call starts (so nested calls and loaded objects can refer to
+  // it), fill the slot, commit it when the call returns. commit() computes the checksum.
+  uint64_t reserve_seq();
+  void commit(format::EventSlot& slot);  // slot.seq must be a reserved seq
+
+  // How the process ended. Async-signal-safe.
+  void set_end(format::EndKind kind, int32_t code);
+
+  format::FileHeader* header() { return header_; }
+
+ private:
+  uint32_t append_catalog(format::CatalogType type, uint32_t id, const void* payload,
+                          size_t payload_size, const void* tail, size_t tail_size);
+
+  format::FileHeader* header_ = nullptr;
+  unsigned char* catalog_ = nullptr;
+  format::EventSlot* ring_ = nullptr;
+  uint64_t mapping_size_ = 0;
+  char path_[4096] = {};
+  // Intern tables live in anonymous mappings made by open().
+  struct InternTable;
+  InternTable* strings_ = nullptr;
+  InternTable* stacks_ = nullptr;
+  InternTable* py_stacks_ = nullptr;
+};
+
+}  // namespace dltrace::preload

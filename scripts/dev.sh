@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One entry point for the two things a newcomer does on a fresh Debian 12 machine:
+#   scripts/dev.sh demo   install dependencies, build, and run the main demo
+#   scripts/dev.sh test   install dependencies, build, and run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+JOBS=${JOBS:-$(nproc)}
+
+bash scripts/install-deps.sh
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build "$BUILD_DIR" -j "$JOBS"
+
+case "${1:-}" in
+  demo)
+    exec bash examples/demo.sh "$BUILD_DIR"
+    ;;
+  test)
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "${@:2}"
+    ;;
+  *)
+    echo "usage: scripts/dev.sh demo|test [ctest args...]" >&2
+    exit 2
+    ;;
+esac
