@@ -1,0 +1,40 @@
+// The real dl* functions and a dlerror-free symbol lookup.
+//
+// dlsym(RTLD_NEXT, "dlsym") is circular once we export dlsym, and GLIBC_PRIVATE helpers are gone
+// on glibc >= 2.34, so we look names up ourselves: walk dl_iterate_phdr, skip objects up to and
+// including libdltrace.so (RTLD_NEXT semantics, so a second interposer preloaded after us is
+// chained), read each later object's dynamic symbol table (DT_GNU_HASH or DT_HASH, DT_VERSYM,
+// DT_VERDEF) and run IFUNC resolvers. Falls back to libc.so.6 / libdl.so.2 by soname.
+#pragma once
+
+#include <dlfcn.h>
+#include <link.h>
+
+namespace dltrace::preload {
+
+struct RealFunctions {
+  void* (*dlopen)(const char*, int);
+  void* (*dlmopen)(Lmid_t, const char*, int);
+  void* (*dlsym)(void*, const char*);
+  void* (*dlvsym)(void*, const char*, const char*);
+  int (*dlclose)(void*);
+  char* (*dlerror)();
+  int (*dlinfo)(void*, int, void*);
+};
+
+// Resolved lazily and idempotently on first use: safe before our constructor ran (another
+// library's constructor calling dlopen) and from any thread. Never returns nullptr; if a function
+// cannot be found (cannot happen with a working libc) its pointer is nullptr.
+const RealFunctions& real_functions();
+
+// Looks `name` up in one loaded object's dynamic symbol table the way the loader would:
+// default (non-hidden) version when `version` is nullptr, exactly that version otherwise.
+// Touches no dlerror state and takes no lock. Returns nullptr when not defined there.
+void* lookup_in_object(const dl_phdr_info& object, const char* name, const char* version);
+
+// First definition of `name` in namespace 0 in link-map order (the global-scope order for the
+// executable and its dependencies), skipping libdltrace.so. For probing optional APIs such as
+// Python's (Py_IsInitialized) without touching dlerror state.
+void* lookup_global(const char* name, const char* version = nullptr);
+
+}  // namespace dltrace::preload
