@@ -12,7 +12,7 @@ packages=(
   libtomlplusplus-dev libfmt-dev libabsl-dev libcli11-dev
   libgraphviz-dev graphviz
   python3 python3-numpy python3-dev libpython3-dev
-  liblua5.4-dev
+  liblua5.4-dev nlohmann-json3-dev
 )
 
 missing=()

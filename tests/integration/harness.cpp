@@ -1,0 +1,210 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+
+#include <catch2/catch.hpp>
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace dltrace::test {
+
+std::string build_dir() { return DLTRACE_TEST_BUILD_DIR; }
+std::string fixtures_dir() { return build_dir() + "/fixtures"; }
+std::string preload_path() { return DLTRACE_TEST_PRELOAD; }
+std::string viewer_path() { return DLTRACE_TEST_VIEWER; }
+std::string fixture(const std::string& name) { return fixtures_dir() + "/" + name; }
+
+namespace {
+
+std::vector<std::string> child_environment(const RunOptions& opts) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string key = entry.substr(0, entry.find('='));
+    if (key.rfind("DLTRACE_", 0) == 0 || key == "LD_PRELOAD" || key == "LD_DEBUG") continue;
+    if (opts.env.count(key) != 0) continue;
+    if (std::find(opts.unset.begin(), opts.unset.end(), key) != opts.unset.end()) continue;
+    env.push_back(entry);
+  }
+  for (const auto& [k, v] : opts.env) env.push_back(k + "=" + v);
+  return env;
+}
+
+void drain(int fd, std::string* into) {
+  char buf[65536];
+  ssize_t n = read(fd, buf, sizeof buf);
+  if (n > 0) into->append(buf, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+ProcessResult run(const std::vector<std::string>& argv, const RunOptions& opts) {
+  int out_pipe[2], err_pipe[2], in_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 ||
+      pipe2(in_pipe, O_CLOEXEC) != 0)
+    throw std::runtime_error("pipe failed");
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, opts.cwd.c_str());
+
+  std::vector<std::string> env_strings = child_environment(opts);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> argp;
+  for (auto& s : args) argp.push_back(s.data());
+  argp.push_back(nullptr);
+
+  pid_t pid = -1;
+  int rc = argv[0].find('/') == std::string::npos
+               ? posix_spawnp(&pid, argp[0], &actions, nullptr, argp.data(), envp.data())
+               : posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  close(in_pipe[0]);
+  if (rc != 0) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    close(in_pipe[1]);
+    FAIL("cannot spawn " << argv[0] << ": " << strerror(rc));
+  }
+  if (!opts.stdin_data.empty()) {
+    ssize_t ignored = write(in_pipe[1], opts.stdin_data.data(), opts.stdin_data.size());
+    (void)ignored;
+  }
+  close(in_pipe[1]);
+
+  ProcessResult result;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_seconds);
+  bool out_open = true, err_open = true, timed_out = false;
+  while (out_open || err_open) {
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    int ready = poll(fds, 2, 200);
+    if (ready > 0) {
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+          std::string* into = i == 0 ? &result.out : &result.err;
+          size_t before = into->size();
+          drain(fds[i].fd, into);
+          if (into->size() == before) (i == 0 ? out_open : err_open) = false;
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      timed_out = true;
+      break;
+    }
+  }
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
+  if (timed_out) FAIL("timed out after " << opts.timeout_seconds << "s: " << argv[0]);
+  return result;
+}
+
+ProcessResult run_traced(const std::vector<std::string>& argv, const std::string& trace_path,
+                         RunOptions opts) {
+  opts.env["LD_PRELOAD"] = preload_path();
+  opts.env.emplace("DLTRACE_QUIET", "1");
+  opts.env["DLTRACE_OUTPUT"] = trace_path;
+  return run(argv, opts);
+}
+
+std::string temp_dir(const std::string& prefix) {
+  static std::mutex mu;
+  static std::vector<std::string> created;
+  std::lock_guard<std::mutex> lock(mu);
+  fs::path base = fs::path(build_dir()) / "test-scratch";
+  fs::create_directories(base);
+  std::string templ = (base / (prefix + ".XXXXXX")).string();
+  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  if (created.empty()) {
+    std::atexit([] {
+      std::error_code ec;
+      if (std::getenv("DLTRACE_KEEP_TEST_FILES") == nullptr)
+        for (const auto& d : created) fs::remove_all(d, ec);
+    });
+  }
+  created.push_back(templ);
+  return templ;
+}
+
+std::vector<std::string> traces_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".trace" || e.path().filename().string().find(".trace") != std::string::npos)
+      out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::json export_json(const std::string& trace_path) {
+  ProcessResult r = run({viewer_path(), "export", "--format", "json", trace_path});
+  INFO("dltrace export stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+void settle_fixtures() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::error_code ec;
+    for (const auto& e : fs::recursive_directory_iterator(fixtures_dir(), ec)) {
+      if (!e.is_regular_file()) continue;
+      int fd = open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      fsync(fd);
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      close(fd);
+    }
+    int fd = open(preload_path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      fsync(fd);
+      posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+      close(fd);
+    }
+  });
+}
+
+DifferentialResult run_differential(const std::vector<std::string>& argv, RunOptions opts) {
+  settle_fixtures();
+  DifferentialResult d;
+  std::string dir = temp_dir("diff");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    d.trace_path = dir + "/attempt" + std::to_string(attempt) + ".trace";
+    d.plain = run(argv, opts);
+    d.traced = run_traced(argv, d.trace_path, opts);
+    if (d.same()) break;
+  }
+  return d;
+}
+
+}  // namespace dltrace::test

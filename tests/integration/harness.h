@@ -1,0 +1,69 @@
+// Running real programs under (and without) the preload, for the integration tests.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace dltrace::test {
+
+// Paths baked in by CMake.
+std::string build_dir();     // ${CMAKE_BINARY_DIR}
+std::string fixtures_dir();  // ${CMAKE_BINARY_DIR}/fixtures
+std::string preload_path();  // the built libdltrace.so
+std::string viewer_path();   // the built dltrace binary
+std::string fixture(const std::string& name);  // fixtures_dir() + "/" + name
+
+struct ProcessResult {
+  int exit_code = -1;  // exit status, or -1 when killed by a signal
+  int signal = 0;      // terminating signal, 0 if exited
+  std::string out;
+  std::string err;
+};
+
+struct RunOptions {
+  std::map<std::string, std::string> env;  // added to (or, with an empty value... set to "") the environment
+  std::vector<std::string> unset;          // removed from the environment
+  std::string cwd;                         // empty: current directory
+  std::string stdin_data;
+  int timeout_seconds = 60;                // SIGKILL after that, and the test fails
+};
+
+// Runs argv[0] (searched in PATH if it has no '/') and collects its output. The child always
+// starts with DLTRACE_* and LD_PRELOAD removed from the inherited environment, then gets opts.env.
+ProcessResult run(const std::vector<std::string>& argv, const RunOptions& opts = {});
+
+// The same with LD_PRELOAD=libdltrace.so, DLTRACE_QUIET=1 and DLTRACE_OUTPUT=<trace_path>.
+ProcessResult run_traced(const std::vector<std::string>& argv, const std::string& trace_path,
+                         RunOptions opts = {});
+
+// A fresh directory under the build tree's test scratch area, removed at process exit.
+std::string temp_dir(const std::string& prefix);
+
+// Traces matching <dir>/*.trace, sorted by name.
+std::vector<std::string> traces_in(const std::string& dir);
+
+// `dltrace export --format json TRACE`, parsed. Fails the current test if it does not parse.
+nlohmann::json export_json(const std::string& trace_path);
+
+// glibc on these VMs can misidentify callers right after a library is written (design doc §9):
+// fsync each fixture file and drop it from the page cache before the first run.
+void settle_fixtures();
+
+// Runs `argv` without and with the preload; returns both. Differential tests compare them and
+// call this once more before failing, so a transient loader effect does not flake.
+struct DifferentialResult {
+  ProcessResult plain;
+  ProcessResult traced;
+  std::string trace_path;
+  bool same() const {
+    return plain.exit_code == traced.exit_code && plain.signal == traced.signal &&
+           plain.out == traced.out && plain.err == traced.err;
+  }
+};
+DifferentialResult run_differential(const std::vector<std::string>& argv, RunOptions opts = {});
+
+}  // namespace dltrace::test
