@@ -74,10 +74,23 @@ struct FileHeader {
   int32_t end_code;   // exit status or signal number
   uint64_t end_monotonic_ns;
   uint32_t config;  // string id of the override config path, or kNoId
-  uint32_t reserved0;
-  char reserved[4096 - 160];
+  uint32_t clock_kind;  // ClockKind of EventSlot.time_ns / duration_ns as stored
+  // TSC calibration (clock_kind == kClockTsc): two (tsc, CLOCK_MONOTONIC ns) points. The base
+  // is taken at creation; the recorder refreshes the latest point on slow paths (dlopen,
+  // dlclose, every few thousand events, process end). Readers convert ticks to ns with them.
+  uint64_t tsc_base;
+  uint64_t tsc_base_ns;
+  uint64_t tsc_latest;
+  uint64_t tsc_latest_ns;
+  uint64_t tsc_hz_estimate;  // fallback when only the base point exists (0 = unknown)
+  char reserved[4096 - 200];
 };
 static_assert(sizeof(FileHeader) == kHeaderSize, "FileHeader must be one page");
+
+enum ClockKind : uint32_t {
+  kClockMonotonicNs = 0,  // EventSlot times are CLOCK_MONOTONIC nanoseconds
+  kClockTsc = 1,          // EventSlot times are raw TSC ticks; see FileHeader tsc_* fields
+};
 
 enum RecorderFlags : uint32_t {
   kRecorderCallerEmulated = 1u << 0,  // no return-address trampoline (e.g. shadow stack)
