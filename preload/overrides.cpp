@@ -1,11 +1,132 @@
-// Placeholder until the override issue lands: no rules, flags unchanged.
+// Flag overrides inside the recorder: loads DLTRACE_CONFIG once, then matches each
+// dlopen/dlmopen against the rules before the real call. See overrides.h.
 #include "overrides.h"
 
+#include <dlfcn.h>
+#include <link.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "config.h"
+#include "library_resolver.h"
+
 namespace dltrace::preload {
-const char* load_overrides_from_env() { return nullptr; }
-bool apply_overrides(const char*, int flags, const void*, OverrideResult* out) {
+namespace {
+
+struct State {
+  config::Config config;
+  std::string path;
+};
+
+// Written once by load_overrides_from_env() before any override can apply; never freed (a
+// dlopen may run during exit).
+State* g_state = nullptr;
+bool g_loaded = false;
+
+void print_error(const std::string& text) {
+  std::string line = "dltrace: " + text + "\n";
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = write(STDERR_FILENO, p, left);
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+// What the matcher needs about one call, computed only when a rule asks for it.
+class CallFacts {
+ public:
+  CallFacts(const char* file, const void* caller_ip) : file_(file), caller_ip_(caller_ip) {}
+
+  std::string_view caller() {
+    if (!caller_done_) {
+      caller_done_ = true;
+      Dl_info info;
+      void* extra = nullptr;
+      // dladdr1 leaves dlerror state alone (dlinfo would not).
+      if (caller_ip_ != nullptr &&
+          dladdr1(caller_ip_, &info, &extra, RTLD_DL_LINKMAP) != 0 && extra != nullptr) {
+        caller_map_ = static_cast<const link_map*>(extra);
+        const char* name = caller_map_->l_name;
+        caller_ = (name != nullptr && name[0] != '\0') ? name : executable_path();
+      }
+    }
+    return caller_;
+  }
+
+  const ResolvedLibrary& resolved() {
+    if (!resolved_done_) {
+      resolved_done_ = true;
+      caller();  // the search depends on the caller's RPATH/RUNPATH and $ORIGIN
+      resolve_library(file_, caller_map_, &resolved_);
+    }
+    return resolved_;
+  }
+
+ private:
+  const char* file_;
+  const void* caller_ip_;
+  bool caller_done_ = false;
+  bool resolved_done_ = false;
+  const link_map* caller_map_ = nullptr;
+  std::string_view caller_;
+  ResolvedLibrary resolved_;
+};
+
+}  // namespace
+
+const char* load_overrides_from_env() {
+  if (g_loaded) return g_state != nullptr ? g_state->path.c_str() : nullptr;
+  g_loaded = true;
+  const char* path = getenv("DLTRACE_CONFIG");
+  if (path == nullptr || *path == '\0') return nullptr;
+  auto* state = new (std::nothrow) State;
+  if (state == nullptr) return nullptr;
+  config::Error error;
+  if (!config::load_file(path, &state->config, &error)) {
+    // Never half a config: the program runs with no overrides at all.
+    print_error(config::format_error(path, error));
+    delete state;
+    return nullptr;
+  }
+  state->path = path;
+  resolver_init();
+  g_state = state;
+  return state->path.c_str();
+}
+
+bool apply_overrides(const char* file, int flags, const void* caller_ip, OverrideResult* out) {
   out->flags = flags;
   out->count = 0;
-  return false;
+  const State* state = g_state;
+  if (__builtin_expect(state == nullptr, 1)) return false;  // no config: this branch is all
+  if (file == nullptr) return false;                        // dlopen(NULL): the program itself
+
+  CallFacts facts(file, caller_ip);
+  bool any = false;
+  for (const auto& rule : state->config.rules) {
+    if (rule.has_caller && !config::match_caller(rule, facts.caller())) continue;
+    // The name in the call first: it needs no file system access.
+    bool hit = config::match_name(rule, file);
+    if (!hit) {
+      const ResolvedLibrary& r = facts.resolved();
+      hit = config::match_resolved(rule, r.path, r.soname);
+    }
+    if (!hit) continue;
+    any = true;
+    int before = out->flags;
+    out->flags = rule.apply(before);
+    // Keep the first entries and always the last one (its line is the event's override_line).
+    uint32_t slot = out->count < 8 ? out->count++ : 7;
+    out->applied[slot] = AppliedOverride{rule.line, before, out->flags};
+  }
+  return any;
 }
+
 }  // namespace dltrace::preload

@@ -1,0 +1,383 @@
+// Emulation of ld.so's library search, for matching override rules against the file a dlopen
+// will load. Only open/pread/dl_iterate_phdr: nothing here touches dlerror state.
+#include "library_resolver.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace dltrace::preload {
+namespace {
+
+// Set once by resolver_init(), read-only afterwards.
+char g_exe[PATH_MAX];
+char g_exe_dir[PATH_MAX];
+const char* g_ld_library_path = nullptr;  // glibc reads it once at start-up, so do we
+const ElfW(Dyn)* g_exe_dyn = nullptr;
+ElfW(Addr) g_exe_base = 0;
+const unsigned char* g_cache = nullptr;  // /etc/ld.so.cache, mapped
+size_t g_cache_size = 0;
+
+constexpr const char* kDefaultDirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                        "/lib", "/usr/lib"};
+
+struct DynInfo {
+  const char* strtab = nullptr;
+  const char* rpath = nullptr;
+  const char* runpath = nullptr;
+  const char* soname = nullptr;
+  bool nodeflib = false;
+};
+
+// d_ptr values are relocated by ld.so, except in the vDSO (and non-PIE executables, base 0).
+DynInfo read_dynamic(const ElfW(Dyn)* dyn, ElfW(Addr) base) {
+  DynInfo info;
+  if (dyn == nullptr) return info;
+  ElfW(Addr) strtab = 0;
+  long rpath = -1, runpath = -1, soname = -1;
+  for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
+    switch (d->d_tag) {
+      case DT_STRTAB: strtab = d->d_un.d_ptr; break;
+      case DT_RPATH: rpath = static_cast<long>(d->d_un.d_val); break;
+      case DT_RUNPATH: runpath = static_cast<long>(d->d_un.d_val); break;
+      case DT_SONAME: soname = static_cast<long>(d->d_un.d_val); break;
+      case DT_FLAGS_1: info.nodeflib = (d->d_un.d_val & DF_1_NODEFLIB) != 0; break;
+      default: break;
+    }
+  }
+  if (strtab == 0) return info;
+  if (strtab < base) strtab += base;
+  info.strtab = reinterpret_cast<const char*>(strtab);
+  if (rpath >= 0) info.rpath = info.strtab + rpath;
+  if (runpath >= 0) info.runpath = info.strtab + runpath;
+  if (soname >= 0) info.soname = info.strtab + soname;
+  return info;
+}
+
+const ElfW(Dyn)* dynamic_of(const dl_phdr_info* info) {
+  for (int i = 0; i < info->dlpi_phnum; ++i)
+    if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+      return reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+  return nullptr;
+}
+
+// Appends s to buf[*len] within cap; false on overflow.
+bool append(char* buf, size_t cap, size_t* len, const char* s, size_t n) {
+  if (*len + n >= cap) return false;
+  memcpy(buf + *len, s, n);
+  *len += n;
+  buf[*len] = '\0';
+  return true;
+}
+
+void copy(char* dst, size_t cap, const char* src) {
+  size_t n = strnlen(src, cap - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void dirname_into(char* dst, size_t cap, const char* path) {
+  const char* slash = strrchr(path, '/');
+  if (slash == nullptr) {
+    copy(dst, cap, ".");
+    return;
+  }
+  size_t n = static_cast<size_t>(slash - path);
+  if (n == 0) n = 1;  // "/x" → "/"
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, path, n);
+  dst[n] = '\0';
+}
+
+// Reads the ELF header of an open file and, if it is a 64-bit x86-64 shared object, its
+// DT_SONAME. Returns false when ld.so would skip the file (wrong class or machine).
+bool elf_soname_fd(int fd, char* soname, size_t cap) {
+  soname[0] = '\0';
+  ElfW(Ehdr) eh;
+  if (pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh)) return false;
+  if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+      eh.e_machine != EM_X86_64)
+    return false;
+  if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 || eh.e_phnum > 64) return true;
+  ElfW(Phdr) ph[64];
+  size_t ph_bytes = sizeof(ElfW(Phdr)) * eh.e_phnum;
+  if (pread(fd, ph, ph_bytes, static_cast<off_t>(eh.e_phoff)) != static_cast<ssize_t>(ph_bytes))
+    return true;
+  const ElfW(Phdr)* dyn_ph = nullptr;
+  for (int i = 0; i < eh.e_phnum; ++i)
+    if (ph[i].p_type == PT_DYNAMIC) dyn_ph = &ph[i];
+  if (dyn_ph == nullptr) return true;
+  ElfW(Dyn) dyn[256];
+  size_t dyn_bytes = dyn_ph->p_filesz < sizeof dyn ? dyn_ph->p_filesz : sizeof dyn;
+  ssize_t got = pread(fd, dyn, dyn_bytes, static_cast<off_t>(dyn_ph->p_offset));
+  if (got <= 0) return true;
+  size_t count = static_cast<size_t>(got) / sizeof(ElfW(Dyn));
+  ElfW(Addr) strtab = 0;
+  long off = -1;
+  for (size_t i = 0; i < count && dyn[i].d_tag != DT_NULL; ++i) {
+    if (dyn[i].d_tag == DT_STRTAB) strtab = dyn[i].d_un.d_ptr;
+    if (dyn[i].d_tag == DT_SONAME) off = static_cast<long>(dyn[i].d_un.d_val);
+  }
+  if (off < 0 || strtab == 0) return true;
+  // The string table's address → file offset through the PT_LOAD that maps it.
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    if (ph[i].p_type != PT_LOAD || strtab < ph[i].p_vaddr ||
+        strtab >= ph[i].p_vaddr + ph[i].p_filesz)
+      continue;
+    off_t at = static_cast<off_t>(strtab - ph[i].p_vaddr + ph[i].p_offset) + off;
+    ssize_t n = pread(fd, soname, cap - 1, at);
+    if (n <= 0) {
+      soname[0] = '\0';
+      return true;
+    }
+    soname[n] = '\0';
+    soname[strnlen(soname, static_cast<size_t>(n))] = '\0';
+    return true;
+  }
+  return true;
+}
+
+// Tries one candidate file; on success fills *out.
+bool try_file(const char* path, ResolvedLibrary* out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = elf_soname_fd(fd, out->soname, sizeof out->soname);
+  close(fd);
+  if (ok) copy(out->path, sizeof out->path, path);
+  return ok;
+}
+
+// Expands $ORIGIN, $LIB, $PLATFORM (also as ${...}) in one search-path element.
+bool expand_dir(const char* elem, size_t n, const char* origin, char* dst, size_t cap) {
+  size_t len = 0;
+  dst[0] = '\0';
+  for (size_t i = 0; i < n;) {
+    if (elem[i] == '$') {
+      const char* rest = elem + i + 1;
+      size_t left = n - i - 1;
+      struct Token {
+        const char* name;
+        const char* value;
+      };
+      const char* platform = reinterpret_cast<const char*>(getauxval(AT_PLATFORM));
+      const Token tokens[] = {{"ORIGIN", origin},
+                              {"LIB", "lib/x86_64-linux-gnu"},
+                              {"PLATFORM", platform != nullptr ? platform : "x86_64"}};
+      bool done = false;
+      for (const auto& t : tokens) {
+        size_t tl = strlen(t.name);
+        if (left >= tl && memcmp(rest, t.name, tl) == 0 &&
+            (left == tl || !(rest[tl] == '_' || (rest[tl] >= 'A' && rest[tl] <= 'Z') ||
+                             (rest[tl] >= 'a' && rest[tl] <= 'z') ||
+                             (rest[tl] >= '0' && rest[tl] <= '9')))) {
+          if (!append(dst, cap, &len, t.value, strlen(t.value))) return false;
+          i += 1 + tl;
+          done = true;
+        } else if (left >= tl + 2 && rest[0] == '{' && memcmp(rest + 1, t.name, tl) == 0 &&
+                   rest[tl + 1] == '}') {
+          if (!append(dst, cap, &len, t.value, strlen(t.value))) return false;
+          i += 3 + tl;
+          done = true;
+        }
+        if (done) break;
+      }
+      if (done) continue;
+    }
+    if (!append(dst, cap, &len, elem + i, 1)) return false;
+    ++i;
+  }
+  if (len == 0) return append(dst, cap, &len, ".", 1);  // an empty element is the cwd
+  return true;
+}
+
+bool search_path_list(const char* list, const char* origin, const char* name,
+                      ResolvedLibrary* out) {
+  if (list == nullptr) return false;
+  const char* p = list;
+  for (;;) {
+    const char* end = p;
+    while (*end != '\0' && *end != ':' && *end != ';') ++end;
+    char dir[PATH_MAX];
+    if (expand_dir(p, static_cast<size_t>(end - p), origin, dir, sizeof dir)) {
+      char path[PATH_MAX];
+      size_t len = 0;
+      path[0] = '\0';
+      if (append(path, sizeof path, &len, dir, strlen(dir)) &&
+          append(path, sizeof path, &len, "/", 1) &&
+          append(path, sizeof path, &len, name, strlen(name)) && try_file(path, out))
+        return true;
+    }
+    if (*end == '\0') return false;
+    p = end + 1;
+  }
+}
+
+// /etc/ld.so.cache, "glibc-ld.so.cache1.1" (possibly after an old "ld.so-1.7.0" part).
+bool search_cache(const char* name, ResolvedLibrary* out) {
+  if (g_cache == nullptr) return false;
+  static constexpr char kNewMagic[] = "glibc-ld.so.cache1.1";
+  static constexpr size_t kHeader = 48, kEntry = 24;
+  const unsigned char* base = g_cache;
+  size_t size = g_cache_size;
+  if (size >= 16 && memcmp(base, "ld.so-1.7.0", 11) == 0) {
+    uint32_t nold;
+    memcpy(&nold, base + 12, 4);
+    size_t skip = 16 + static_cast<size_t>(nold) * 12;
+    skip = (skip + 7) & ~size_t{7};
+    if (skip >= size) return false;
+    base += skip;
+    size -= skip;
+  }
+  if (size < kHeader || memcmp(base, kNewMagic, 20) != 0) return false;
+  uint32_t nlibs;
+  memcpy(&nlibs, base + 20, 4);
+  if (nlibs > (size - kHeader) / kEntry) return false;
+  const char* hit = nullptr;
+  for (uint32_t i = 0; i < nlibs; ++i) {
+    const unsigned char* e = base + kHeader + size_t{i} * kEntry;
+    int32_t flags;
+    uint32_t key, value;
+    uint64_t hwcap;
+    memcpy(&flags, e, 4);
+    memcpy(&key, e + 4, 4);
+    memcpy(&value, e + 8, 4);
+    memcpy(&hwcap, e + 16, 8);
+    // libc6 x86-64 entries only; glibc-hwcaps/platform subdirectory variants are skipped.
+    if (flags != 0x0303 || hwcap != 0 || key >= size || value >= size) continue;
+    const char* k = reinterpret_cast<const char*>(base + key);
+    if (strncmp(k, name, size - key) != 0) continue;
+    hit = reinterpret_cast<const char*>(base + value);
+    if (strnlen(hit, size - value) == size - value) return false;
+    break;
+  }
+  return hit != nullptr && try_file(hit, out);
+}
+
+struct LoadedSearch {
+  const char* name;
+  ResolvedLibrary* out;
+  bool found;
+};
+
+int find_loaded(dl_phdr_info* info, size_t, void* data) {
+  auto* s = static_cast<LoadedSearch*>(data);
+  if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 0;
+  DynInfo d = read_dynamic(dynamic_of(info), info->dlpi_addr);
+  if (d.soname == nullptr || strcmp(d.soname, s->name) != 0) return 0;
+  copy(s->out->path, sizeof s->out->path, info->dlpi_name);
+  copy(s->out->soname, sizeof s->out->soname, d.soname);
+  s->found = true;
+  return 1;
+}
+
+int find_exe(dl_phdr_info* info, size_t, void*) {
+  g_exe_base = info->dlpi_addr;
+  g_exe_dyn = dynamic_of(info);
+  return 1;  // the first object is the executable
+}
+
+}  // namespace
+
+void resolver_init() {
+  ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+  g_exe[n > 0 ? n : 0] = '\0';
+  dirname_into(g_exe_dir, sizeof g_exe_dir, g_exe);
+  const char* llp = getenv("LD_LIBRARY_PATH");
+  if (llp != nullptr && *llp != '\0') g_ld_library_path = strdup(llp);
+  dl_iterate_phdr(find_exe, nullptr);
+  int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+      void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m != MAP_FAILED) {
+        g_cache = static_cast<const unsigned char*>(m);
+        g_cache_size = static_cast<size_t>(st.st_size);
+      }
+    }
+    close(fd);
+  }
+}
+
+const char* executable_path() { return g_exe; }
+
+bool read_soname(const char* path, char* soname, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = elf_soname_fd(fd, soname, cap);
+  close(fd);
+  return ok && soname[0] != '\0';
+}
+
+bool resolve_library(const char* name, const link_map* caller, ResolvedLibrary* out) {
+  out->path[0] = '\0';
+  out->soname[0] = '\0';
+  if (name == nullptr || *name == '\0') return false;
+
+  if (strchr(name, '/') != nullptr) {
+    // A path: the file is the path itself (made absolute against the cwd, as ld.so records it).
+    size_t len = 0;
+    out->path[0] = '\0';
+    if (name[0] != '/') {
+      if (getcwd(out->path, sizeof out->path) == nullptr) return false;
+      len = strlen(out->path);
+      while (name[0] == '.' && name[1] == '/') {
+        name += 2;
+        while (*name == '/') ++name;
+      }
+      if (!(len == 1 && out->path[0] == '/') && !append(out->path, sizeof out->path, &len, "/", 1))
+        return false;
+    }
+    if (!append(out->path, sizeof out->path, &len, name, strlen(name))) return false;
+    char soname[sizeof out->soname];
+    if (read_soname(out->path, soname, sizeof soname)) copy(out->soname, sizeof out->soname, soname);
+    return true;
+  }
+
+  LoadedSearch loaded{name, out, false};
+  dl_iterate_phdr(find_loaded, &loaded);
+  if (loaded.found) return true;
+
+  // The caller's dynamic section, and its directory for $ORIGIN.
+  DynInfo cd;
+  char origin[PATH_MAX];
+  copy(origin, sizeof origin, g_exe_dir);
+  if (caller != nullptr) {
+    cd = read_dynamic(caller->l_ld, caller->l_addr);
+    if (caller->l_name != nullptr && caller->l_name[0] != '\0')
+      dirname_into(origin, sizeof origin, caller->l_name);
+  } else if (g_exe_dyn != nullptr) {
+    cd = read_dynamic(g_exe_dyn, g_exe_base);
+  }
+  if (cd.runpath == nullptr) {
+    if (search_path_list(cd.rpath, origin, name, out)) return true;
+    // The executable's DT_RPATH applies too (the end of the loader chain).
+    DynInfo ed = read_dynamic(g_exe_dyn, g_exe_base);
+    if (ed.runpath == nullptr && ed.rpath != cd.rpath &&
+        search_path_list(ed.rpath, g_exe_dir, name, out))
+      return true;
+  }
+  if (search_path_list(g_ld_library_path, origin, name, out)) return true;
+  if (search_path_list(cd.runpath, origin, name, out)) return true;
+  if (cd.nodeflib) return false;
+  if (search_cache(name, out)) return true;
+  for (const char* dir : kDefaultDirs) {
+    char path[PATH_MAX];
+    size_t len = 0;
+    path[0] = '\0';
+    if (append(path, sizeof path, &len, dir, strlen(dir)) &&
+        append(path, sizeof path, &len, "/", 1) &&
+        append(path, sizeof path, &len, name, strlen(name)) && try_file(path, out))
+      return true;
+  }
+  return false;
+}
+
+}  // namespace dltrace::preload

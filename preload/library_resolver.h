@@ -1,0 +1,37 @@
+// Which file a dlopen name will load, found *before* the call and without any dl* function that
+// touches dlerror state (dlopen/dlinfo would): an emulation of ld.so's search, used by the
+// override matcher so that a rule can name the file the user sees, not only the string passed.
+//
+// Order, as glibc 2.36 does it for a name without '/': an already-loaded object with that
+// soname; the caller's DT_RPATH (then the executable's) when the caller has no DT_RUNPATH;
+// LD_LIBRARY_PATH; the caller's DT_RUNPATH; /etc/ld.so.cache; the default directories.
+// $ORIGIN, $LIB and $PLATFORM are expanded. glibc-hwcaps subdirectories are not searched.
+#pragma once
+
+#include <link.h>
+
+#include <climits>
+#include <cstddef>
+
+namespace dltrace::preload {
+
+struct ResolvedLibrary {
+  char path[PATH_MAX];  // absolute (or as loaded) path of the file, "" if not found
+  char soname[256];     // its DT_SONAME, "" if none
+};
+
+// Reads LD_LIBRARY_PATH, the executable's path and maps /etc/ld.so.cache. Call once at init
+// (it may allocate); resolve_library() works without it but finds less.
+void resolver_init();
+
+// The path of the main executable (from /proc/self/exe), "" before resolver_init().
+const char* executable_path();
+
+// Resolves `name` as dlopen would when called from the object `caller` (may be null).
+// Returns false when no file was found. No allocation.
+bool resolve_library(const char* name, const link_map* caller, ResolvedLibrary* out);
+
+// DT_SONAME of an ELF file on disk; false if unreadable, not a 64-bit x86-64 ELF, or none.
+bool read_soname(const char* path, char* soname, size_t cap);
+
+}  // namespace dltrace::preload
