@@ -1,0 +1,1 @@
+int bench_openclose_fn(int x) { return x + 2; }

@@ -1,0 +1,137 @@
+// dl_bench: native vs traced dl* calls, measured in ONE run under the preload.
+//
+//   native  libc's own dlsym/dlopen/dlclose, obtained with dlvsym(libc, NAME, "GLIBC_2.34") and
+//           called through a pointer: the interposer is bypassed, and glibc still sees this
+//           binary as the caller (so RTLD_NEXT / RTLD_DEFAULT behave as for a direct call).
+//   traced  the plain dlsym/dlopen/dlclose symbols, which the preload interposes, with the
+//           recorder's stack capture off (depth 0) and at the default depth (32), switched with
+//           the preload's dltrace_set_stack_depth() when it exports it.
+//
+// Benchmark names are GROUP/VARIANT; run_benchmarks.sh turns them into a native-vs-traced table.
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <benchmark/benchmark.h>
+
+namespace {
+
+using DlsymFn = void* (*)(void*, const char*);
+using DlopenFn = void* (*)(const char*, int);
+using DlcloseFn = int (*)(void*);
+using SetDepthFn = int (*)(unsigned);
+
+DlsymFn native_dlsym;
+DlopenFn native_dlopen;
+DlcloseFn native_dlclose;
+SetDepthFn set_stack_depth;  // null when the preload is absent or does not export it
+bool preload_active;
+
+void* lookup_handle;  // BENCH_LOOKUP_LIB, open for the whole run
+
+constexpr unsigned kDefaultDepth = 32;
+
+// Variant: -1 native, otherwise the traced stack depth (or -2: traced, depth left as configured).
+void apply_variant(benchmark::State& state, int variant) {
+  if (variant >= 0 && set_stack_depth != nullptr && set_stack_depth(unsigned(variant)) != 0)
+    state.SkipWithError("dltrace_set_stack_depth failed");
+}
+
+void dlsym_loop(benchmark::State& state, int variant, void* handle, const char* symbol,
+                bool expect_found) {
+  apply_variant(state, variant);
+  for (auto _ : state) {
+    void* p = variant == -1 ? native_dlsym(handle, symbol) : dlsym(handle, symbol);
+    benchmark::DoNotOptimize(p);
+  }
+  // Check once, outside the timed loop, that both paths give the same answer.
+  void* native = native_dlsym(handle, symbol);
+  void* traced = dlsym(handle, symbol);
+  if ((native != nullptr) != expect_found || native != traced)
+    state.SkipWithError("native and traced dlsym disagree");
+}
+
+void dlopen_dlclose_loop(benchmark::State& state, int variant) {
+  apply_variant(state, variant);
+  for (auto _ : state) {
+    void* h = variant == -1 ? native_dlopen(BENCH_OPENCLOSE_LIB, RTLD_NOW | RTLD_LOCAL)
+                            : dlopen(BENCH_OPENCLOSE_LIB, RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+      state.SkipWithError("dlopen failed");
+      break;
+    }
+    int rc = variant == -1 ? native_dlclose(h) : dlclose(h);
+    benchmark::DoNotOptimize(rc);
+  }
+  // The library must really be unloaded each time, or we measure a refcount bump.
+  void* still = native_dlopen(BENCH_OPENCLOSE_LIB, RTLD_NOW | RTLD_NOLOAD);
+  state.counters["left_loaded"] = still != nullptr ? 1 : 0;
+  if (still != nullptr) {
+    native_dlclose(still);
+    state.SkipWithError("library stayed loaded after dlclose (NODELETE?)");
+  }
+}
+
+void register_group(const std::string& group, void (*body)(benchmark::State&, int)) {
+  benchmark::RegisterBenchmark((group + "/native").c_str(), body, -1);
+  if (set_stack_depth != nullptr) {
+    benchmark::RegisterBenchmark((group + "/traced_stacks_off").c_str(), body, 0);
+    benchmark::RegisterBenchmark((group + "/traced_stacks_" + std::to_string(kDefaultDepth)).c_str(),
+                                 body, int(kDefaultDepth));
+  } else {
+    benchmark::RegisterBenchmark((group + "/traced").c_str(), body, -2);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  if (libc == nullptr) {
+    std::fprintf(stderr, "dl_bench: libc.so.6 not found: %s\n", dlerror());
+    return 1;
+  }
+  native_dlsym = reinterpret_cast<DlsymFn>(dlvsym(libc, "dlsym", "GLIBC_2.34"));
+  native_dlopen = reinterpret_cast<DlopenFn>(dlvsym(libc, "dlopen", "GLIBC_2.34"));
+  native_dlclose = reinterpret_cast<DlcloseFn>(dlvsym(libc, "dlclose", "GLIBC_2.34"));
+  if (native_dlsym == nullptr || native_dlopen == nullptr || native_dlclose == nullptr) {
+    std::fprintf(stderr, "dl_bench: libc's dl* functions not found (glibc < 2.34?)\n");
+    return 1;
+  }
+  preload_active = reinterpret_cast<void*>(native_dlsym) != reinterpret_cast<void*>(&dlsym);
+  set_stack_depth = reinterpret_cast<SetDepthFn>(native_dlsym(RTLD_DEFAULT, "dltrace_set_stack_depth"));
+  if (!preload_active)
+    std::fprintf(stderr, "dl_bench: WARNING: dlsym is not interposed (no preload): "
+                         "\"traced\" numbers are native\n");
+  else if (set_stack_depth == nullptr)
+    std::fprintf(stderr, "dl_bench: the preload does not export dltrace_set_stack_depth: "
+                         "stack on/off variants skipped, \"traced\" uses DLTRACE_STACK_DEPTH\n");
+  lookup_handle = dlopen(BENCH_LOOKUP_LIB, RTLD_NOW | RTLD_LOCAL);
+  if (lookup_handle == nullptr) {
+    std::fprintf(stderr, "dl_bench: %s\n", dlerror());
+    return 1;
+  }
+
+  register_group("dlsym_handle", [](benchmark::State& s, int v) {
+    dlsym_loop(s, v, lookup_handle, "bench_lookup_fn", true);
+  });
+  register_group("dlsym_handle_missing", [](benchmark::State& s, int v) {
+    dlsym_loop(s, v, lookup_handle, "bench_no_such_symbol", false);
+  });
+  register_group("dlsym_default", [](benchmark::State& s, int v) {
+    dlsym_loop(s, v, RTLD_DEFAULT, "fopen", true);
+  });
+  register_group("dlsym_next", [](benchmark::State& s, int v) {
+    dlsym_loop(s, v, RTLD_NEXT, "fopen", true);
+  });
+  register_group("dlopen_dlclose", dlopen_dlclose_loop);
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  if (set_stack_depth != nullptr) set_stack_depth(kDefaultDepth);
+  return 0;
+}

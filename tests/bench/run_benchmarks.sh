@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Overhead of the dltrace recorder.
+#
+#   tests/bench/run_benchmarks.sh BUILD_DIR [--smoke] [--runs N]
+#
+# 1. BUILD_DIR/bench/dl_bench under the preload: native (libc's own dl* through pointers) vs
+#    traced (interposed) dlsym with a real handle / RTLD_DEFAULT / RTLD_NEXT, stacks off and at
+#    the default depth, and dlopen+dlclose of a small library: a table with the delta per call.
+# 2. Whole-process wall time, traced vs untraced, median of N runs each (interleaved):
+#    /usr/bin/python3 -c "import json, decimal, ssl, sqlite3, ctypes" and a dlopen+dlclose loop.
+# Each is compared with the project's targets. --smoke (used by ctest) only checks that
+# dl_bench runs under the preload, with --benchmark_min_time=0.01.
+set -euo pipefail
+
+BUILD_DIR=${1:?usage: run_benchmarks.sh BUILD_DIR [--smoke] [--runs N]}
+shift
+SMOKE=0
+RUNS=15
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) SMOKE=1 ;;
+    --runs) RUNS=$2; shift ;;
+    *) echo "run_benchmarks.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+PRELOAD=$BUILD_DIR/lib/libdltrace.so
+BENCH=$BUILD_DIR/bench/dl_bench
+LOOP=$BUILD_DIR/fixtures/rt_dlopen_loop
+PY=/usr/bin/python3
+for f in "$PRELOAD" "$BENCH"; do
+  [ -e "$f" ] || { echo "run_benchmarks.sh: missing $f (build first)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dltrace-bench.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/traces"
+
+traced_env=(env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1)
+
+if [ "$SMOKE" = 1 ]; then
+  "${traced_env[@]}" DLTRACE_BUFFER_SIZE=4M "$BENCH" --benchmark_min_time=0.01 \
+    --benchmark_format=console
+  ntraces=$(find "$WORK/traces" -name '*.trace' | wc -l)
+  [ "$ntraces" -ge 1 ] || { echo "run_benchmarks.sh: no trace written under the preload" >&2; exit 1; }
+  echo "bench smoke: OK ($ntraces trace file(s))"
+  exit 0
+fi
+
+echo "== micro-benchmarks: dl_bench under the preload (buffer 256M, ring wraps freely) =="
+"${traced_env[@]}" DLTRACE_BUFFER_SIZE=256M "$BENCH" --benchmark_repetitions=5 \
+  --benchmark_report_aggregates_only=true --benchmark_out="$WORK/bench.json" \
+  --benchmark_out_format=json --benchmark_format=console >"$WORK/bench.txt" 2>&1 || {
+  cat "$WORK/bench.txt" >&2
+  exit 1
+}
+grep -i -E 'warning|skipped|error' "$WORK/bench.txt" || true
+rm -f "$WORK"/traces/*
+
+"$PY" - "$WORK/bench.json" <<'EOF'
+import json, sys
+data = json.load(open(sys.argv[1]))
+med = {}
+for b in data["benchmarks"]:
+    if b.get("aggregate_name") != "median":
+        continue
+    name = b["run_name"]
+    if b.get("error_occurred"):
+        med[name] = None
+        continue
+    scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b.get("time_unit", "ns")]
+    med[name] = b["cpu_time"] * scale  # single-threaded: CPU time is robust to a busy machine
+targets = {  # (group, variant) -> max delta in ns
+    ("dlsym_handle", "traced_stacks_off"): 50,
+    ("dlsym_handle", "traced_stacks_32"): 400,
+}
+groups = []
+for name in med:
+    g = name.split("/")[0]
+    if g not in groups:
+        groups.append(g)
+print("median CPU time per call")
+print(f"{'call':<24}{'variant':<22}{'native ns':>12}{'traced ns':>12}{'delta ns':>12}  target")
+for g in groups:
+    native = med.get(g + "/native")
+    for name, t in med.items():
+        grp, _, variant = name.partition("/")
+        if grp != g or variant == "native":
+            continue
+        if native is None or t is None:
+            print(f"{g:<24}{variant:<22}{'error':>12}")
+            continue
+        delta = t - native
+        tgt = targets.get((g, variant))
+        verdict = "" if tgt is None else (f"<= +{tgt} ns " + ("MET" if delta <= tgt else "MISSED"))
+        print(f"{g:<24}{variant:<22}{native:>12.1f}{t:>12.1f}{delta:>+12.1f}  {verdict}")
+EOF
+
+echo
+echo "== whole process: wall time, median of $RUNS runs each, traced / untraced =="
+[ -x "$LOOP" ] || echo "(no $LOOP: dlopen loop skipped)"
+"$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" "$LOOP" <<'EOF'
+import os, shutil, statistics, subprocess, sys, time
+runs, preload, traces, loop = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+base = {k: v for k, v in os.environ.items() if not k.startswith("DLTRACE_") and k != "LD_PRELOAD"}
+traced = dict(base, LD_PRELOAD=preload, DLTRACE_OUTPUT=traces + "/", DLTRACE_QUIET="1")
+
+def clear():
+    for f in os.listdir(traces):
+        os.unlink(os.path.join(traces, f))
+
+def once(cmd, env):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    dt = time.perf_counter() - t
+    if r.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
+    return dt
+
+def compare(label, cmd, target):
+    once(cmd, base); once(cmd, traced); clear()  # warm the page cache
+    plain, tr = [], []
+    for _ in range(runs):  # interleaved, so drift hits both sides alike
+        plain.append(once(cmd, base))
+        tr.append(once(cmd, traced))
+        clear()
+    p, t = statistics.median(plain), statistics.median(tr)
+    ratio = t / p
+    print(f"{label:<44} untraced {p*1e3:8.2f} ms  traced {t*1e3:8.2f} ms  ratio {ratio:5.3f}x"
+          f"  target <= {target:.2f}x {'MET' if ratio <= target else 'MISSED'}")
+
+compare("python3 -c 'import json, decimal, ssl, sqlite3, ctypes'",
+        ["/usr/bin/python3", "-c", "import json, decimal, ssl, sqlite3, ctypes"], 1.05)
+if os.access(loop, os.X_OK):
+    compare("rt_dlopen_loop 2000 (dlopen+dlsym+dlclose)", [loop, "2000"], 1.05)
+EOF
