@@ -1,1 +1,527 @@
-// placeholder
+// The recorder's side of the trace file. See trace_writer.h for the rules (no malloc after open,
+// no locks, no dl* calls) and include/dltrace/format.h for the layout.
+#include "trace_writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstddef>
+
+namespace dltrace::preload {
+
+namespace {
+
+using format::CatalogEntryHeader;
+using format::EventSlot;
+using format::FileHeader;
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kMinCatalog = 64 * 1024;
+constexpr uint64_t kTableCapacity = 1u << 16;  // entries per intern table (power of two)
+constexpr uint32_t kMaxProbes = 64;            // past this the table counts as full
+constexpr uint32_t kMaxStackDepth = 4096;
+
+// ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
+template <typename T>
+T fetch_add(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+template <typename T>
+void store_release(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+template <typename T>
+void store_relaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+uint64_t now_ns(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
+
+// ---- bounded string building without malloc or stdio ----
+struct Text {
+  char* buf;
+  size_t cap;
+  size_t len = 0;
+  bool overflow = false;
+  Text(char* b, size_t c) : buf(b), cap(c) {
+    if (cap) buf[0] = '\0';
+  }
+  Text& add(const char* s, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      if (len + 1 >= cap) {
+        overflow = true;
+        break;
+      }
+      buf[len++] = s[i];
+    }
+    if (cap) buf[len < cap ? len : cap - 1] = '\0';
+    return *this;
+  }
+  Text& add(const char* s) { return add(s, strlen(s)); }
+  Text& add(uint64_t v) {
+    char digits[24];
+    size_t n = 0;
+    do {
+      digits[n++] = char('0' + v % 10);
+      v /= 10;
+    } while (v);
+    char out[24];
+    for (size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
+    return add(out, n);
+  }
+};
+
+// strerrordesc_np: the untranslated text, no locale machinery, no allocation.
+const char* error_text(int err) {
+  const char* s = strerrordesc_np(err);
+  return s ? s : "Unknown error";
+}
+
+void set_error(char* error, size_t error_size, const char* what, const char* path, int err) {
+  if (!error || !error_size) return;
+  Text t(error, error_size);
+  t.add(what).add(" ").add(path).add(": ").add(error_text(err));
+}
+
+void add_size(Text& t, uint64_t bytes) {
+  if (bytes % (1u << 30) == 0) t.add(bytes >> 30).add(" GiB");
+  else if (bytes % (1u << 20) == 0) t.add(bytes >> 20).add(" MiB");
+  else if (bytes % (1u << 10) == 0) t.add(bytes >> 10).add(" KiB");
+  else t.add(bytes).add(" bytes");
+}
+
+// The executable's basename, from /proc/self/exe (works before main, no malloc).
+void exe_basename(char* out, size_t out_size) {
+  char target[4096];
+  ssize_t n = readlink("/proc/self/exe", target, sizeof target - 1);
+  const char* name = nullptr;
+  if (n > 0) {
+    target[n] = '\0';
+    const char* slash = strrchr(target, '/');
+    name = slash ? slash + 1 : target;
+  }
+  if (!name || !*name) name = program_invocation_short_name;
+  if (!name || !*name) name = "unknown";
+  Text(out, out_size).add(name);
+}
+
+// Expands %p, %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.
+bool expand_pattern(const char* pattern, char* out, size_t out_size) {
+  Text t(out, out_size);
+  char exe[256] = {};
+  auto expand = [&](const char* p) {
+    for (; *p; ++p) {
+      if (p[0] == '%' && p[1] == 'p') {
+        t.add(uint64_t(getpid()));
+        ++p;
+      } else if (p[0] == '%' && p[1] == 'e') {
+        if (!exe[0]) exe_basename(exe, sizeof exe);
+        t.add(exe);
+        ++p;
+      } else if (p[0] == '%' && p[1] == '%') {
+        t.add("%", 1);
+        ++p;
+      } else {
+        t.add(p, 1);
+      }
+    }
+  };
+  expand(pattern);
+  size_t n = strlen(pattern);
+  if (n && pattern[n - 1] == '/') expand("dltrace.%e.%p.trace");
+  return !t.overflow;
+}
+
+// `base` with ".N" inserted before a ".trace" extension, or appended.
+bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
+  Text t(out, out_size);
+  size_t len = strlen(base);
+  const char* ext = ".trace";
+  size_t ext_len = 6;
+  bool has_ext = len > ext_len && strcmp(base + len - ext_len, ext) == 0 && base[len - ext_len - 1] != '/';
+  size_t stem = has_ext ? len - ext_len : len;
+  t.add(base, stem).add(".").add(uint64_t(n));
+  if (has_ext) t.add(ext);
+  return !t.overflow;
+}
+
+}  // namespace
+
+// An open-addressing table of catalog entries, in anonymous memory. A word is
+// (hash << 32) | (catalog offset / 8 + 1); 0 is empty. Published with CAS after the catalog entry
+// is committed, so a reader that sees a word may read the entry it points to.
+struct TraceWriter::InternTable {
+  uint64_t words[kTableCapacity];
+};
+
+namespace {
+
+void* map_table() {
+  void* p = mmap(nullptr, sizeof(uint64_t) * kTableCapacity, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+template <typename Table>
+void unmap_table(Table*& t) {
+  if (t) munmap(t, sizeof(uint64_t) * kTableCapacity);
+  t = nullptr;
+}
+
+}  // namespace
+
+bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth,
+                       char* error, size_t error_size) {
+  if (error && error_size) error[0] = '\0';
+  if (header_) {
+    Text(error, error_size).add("trace file already open: ").add(path_);
+    return false;
+  }
+  if (!pattern || !*pattern) {
+    Text(error, error_size).add("empty trace file name");
+    return false;
+  }
+  char base[sizeof path_];
+  if (!expand_pattern(pattern, base, sizeof base)) {
+    Text(error, error_size).add("trace file name too long: ").add(pattern);
+    return false;
+  }
+
+  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
+  int fd = -1;
+  Text(path_, sizeof path_).add(base);
+  for (unsigned attempt = 0; attempt < 10000; ++attempt) {
+    if (attempt && !with_suffix(base, attempt, path_, sizeof path_)) {
+      Text(error, error_size).add("trace file name too long: ").add(base);
+      path_[0] = '\0';
+      return false;
+    }
+    fd = ::open(path_, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0 || errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    set_error(error, error_size, "cannot create", path_, errno);
+    path_[0] = '\0';
+    return false;
+  }
+
+  // Layout: see "Sizing" in format.h.
+  uint64_t file_size = round_up(buffer_size < format::kMinBufferSize ? format::kMinBufferSize : buffer_size, kPage);
+  uint64_t catalog_min = file_size / 4 > kMinCatalog ? round_up(file_size / 4, kPage) : kMinCatalog;
+  uint64_t ring_room = (file_size - format::kHeaderSize - catalog_min) / format::kSlotSize;
+  uint64_t slot_count = 1;
+  while (slot_count * 2 <= ring_room) slot_count *= 2;
+  uint64_t ring_size = slot_count * format::kSlotSize;
+  uint64_t catalog_size = file_size - format::kHeaderSize - ring_size;
+
+  auto fail = [&](const char* what, int err) {
+    if (error && error_size) {
+      Text t(error, error_size);
+      t.add(what).add(" ");
+      if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
+        add_size(t, file_size);
+        t.add(" for ");
+      }
+      t.add(path_).add(": ").add(error_text(err));
+    }
+    ::close(fd);
+    unlink(path_);
+    path_[0] = '\0';
+    return false;
+  };
+
+  // A sparse file would SIGBUS the process at the first write to a page the disk cannot hold.
+  if (int err = posix_fallocate(fd, 0, off_t(file_size)); err != 0) return fail("cannot reserve", err);
+  void* map = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return fail("cannot map", errno);
+  strings_ = static_cast<InternTable*>(map_table());
+  stacks_ = static_cast<InternTable*>(map_table());
+  py_stacks_ = static_cast<InternTable*>(map_table());
+  if (!strings_ || !stacks_ || !py_stacks_) {
+    int err = errno;
+    munmap(map, file_size);
+    unmap_table(strings_);
+    unmap_table(stacks_);
+    unmap_table(py_stacks_);
+    return fail("cannot allocate intern tables for", err);
+  }
+  ::close(fd);  // the mapping keeps the file
+
+  auto* h = static_cast<FileHeader*>(map);
+  memcpy(h->magic, format::kMagic, sizeof h->magic);
+  h->version = format::kVersion;
+  h->header_size = format::kHeaderSize;
+  h->file_size = file_size;
+  h->catalog_offset = format::kHeaderSize;
+  h->catalog_size = catalog_size;
+  h->ring_offset = format::kHeaderSize + catalog_size;
+  h->slot_count = slot_count;
+  h->slot_size = format::kSlotSize;
+  h->stack_depth = stack_depth;
+  h->pid = getpid();
+  h->ppid = getppid();
+  h->start_realtime_ns = now_ns(CLOCK_REALTIME);
+  h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
+  h->exe = format::kNoId;
+  h->config = format::kNoId;
+  h->next_seq = 1;
+  h->end_kind = uint32_t(format::EndKind::kRunning);
+
+  catalog_ = static_cast<unsigned char*>(map) + h->catalog_offset;
+  ring_ = reinterpret_cast<EventSlot*>(static_cast<unsigned char*>(map) + h->ring_offset);
+  slot_mask_ = slot_count - 1;
+  catalog_size_ = catalog_size;
+  mapping_size_ = file_size;
+  // Publish the header last so that is_open() implies a complete layout.
+  store_release(&header_, h);
+  return true;
+}
+
+void TraceWriter::close() {
+  if (header_) munmap(header_, mapping_size_);
+  header_ = nullptr;
+  unmap_table(strings_);
+  unmap_table(stacks_);
+  unmap_table(py_stacks_);
+  catalog_ = nullptr;
+  ring_ = nullptr;
+  mapping_size_ = 0;
+  path_[0] = '\0';
+}
+
+// The child's mapping is its own after fork (munmap does not touch the file), and the tables are
+// private copies: dropping both leaves the parent's trace untouched.
+void TraceWriter::abandon_after_fork() { close(); }
+
+// ---- catalog ----
+
+uint64_t TraceWriter::reserve_catalog(uint64_t total) {
+  if (!header_ || total > catalog_size_) {
+    if (header_) fetch_add(&header_->catalog_dropped, uint64_t{1});
+    return kNoOffset;
+  }
+  uint64_t off = fetch_add(&header_->catalog_used, total);
+  if (off > catalog_size_ - total) {
+    fetch_add(&header_->catalog_dropped, uint64_t{1});
+    return kNoOffset;
+  }
+  return off;
+}
+
+void TraceWriter::commit_catalog(uint64_t off, format::CatalogType type, uint32_t id, uint64_t total) {
+  auto* e = reinterpret_cast<CatalogEntryHeader*>(catalog_ + off);
+  e->size = uint32_t(total);
+  e->id = id;
+  // Padding bytes are still the zeros posix_fallocate gave: the catalog is never reused.
+  e->checksum = format::checksum(catalog_ + off + sizeof *e, total - sizeof *e);
+  store_release(&e->tag, format::catalog_tag(type));
+}
+
+uint32_t TraceWriter::append_catalog(format::CatalogType type, uint32_t id, const void* payload,
+                                     size_t payload_size, const void* tail, size_t tail_size,
+                                     uint64_t* offset_out) {
+  uint64_t total = round_up(sizeof(CatalogEntryHeader) + uint64_t(payload_size) + tail_size, 8);
+  uint64_t off = reserve_catalog(total);
+  if (offset_out) *offset_out = off;
+  if (off == kNoOffset) return format::kNoId;
+  unsigned char* body = catalog_ + off + sizeof(CatalogEntryHeader);
+  if (payload_size) memcpy(body, payload, payload_size);
+  if (tail_size) memcpy(body + payload_size, tail, tail_size);
+  commit_catalog(off, type, id, total);
+  return id;
+}
+
+// ---- interning ----
+
+// Looks `key` (type, head, body) up in `table`; on a miss appends it with a fresh id from
+// `*counter` and publishes it. Duplicate ids for one key are possible when two threads race.
+uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint32_t* counter,
+                             const void* head, size_t head_size, const void* body, size_t body_size,
+                             uint32_t hash) {
+  if (!header_) return format::kNoId;
+  const uint32_t tag = format::catalog_tag(type);
+  const uint64_t entry_size = round_up(sizeof(CatalogEntryHeader) + head_size + body_size, 8);
+  auto entry_at = [&](uint64_t word) {
+    return reinterpret_cast<const CatalogEntryHeader*>(catalog_ + ((word & 0xFFFFFFFFu) - 1) * 8);
+  };
+  auto matches = [&](const CatalogEntryHeader* e) {
+    const auto* p = reinterpret_cast<const unsigned char*>(e + 1);
+    return e->tag == tag && e->size == entry_size && memcmp(p, head, head_size) == 0 &&
+           memcmp(p + head_size, body, body_size) == 0;
+  };
+
+  const uint64_t mask = kTableCapacity - 1;
+  uint64_t i = hash & mask;
+  uint32_t probes = 0;
+  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+    uint64_t word = __atomic_load_n(&table->words[i], __ATOMIC_ACQUIRE);
+    if (word == 0) break;
+    if (uint32_t(word >> 32) == hash && matches(entry_at(word))) return entry_at(word)->id;
+  }
+
+  uint32_t id = fetch_add(counter, uint32_t{1});
+  uint64_t off;
+  if (append_catalog(type, id, head, head_size, body, body_size, &off) == format::kNoId)
+    return format::kNoId;
+  if (off / 8 + 1 > 0xFFFFFFFFu) return id;  // beyond what a table word can name: no dedup
+
+  const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
+  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+    uint64_t expected = 0;
+    if (__atomic_compare_exchange_n(&table->words[i], &expected, mine, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_ACQUIRE))
+      return id;
+    // Someone else took the slot; if it is the same key we keep our (duplicate) id anyway.
+  }
+  return id;  // table region full: written, not deduplicated
+}
+
+uint32_t TraceWriter::intern_string(const char* text, size_t length) {
+  if (!text || !header_ || length > 0xFFFFFFF0u) return format::kNoId;
+  format::StringEntry head{uint32_t(length), 0};
+  uint32_t hash = format::checksum(text, length, 0x5354u);
+  // `text` need not be NUL-terminated at `length`: the catalog copy gets its own NUL.
+  const uint32_t tag = format::catalog_tag(format::CatalogType::kString);
+  const uint64_t entry_size = round_up(sizeof(CatalogEntryHeader) + sizeof head + length + 1, 8);
+  const uint64_t mask = kTableCapacity - 1;
+  uint64_t i = hash & mask;
+  uint32_t probes = 0;
+  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+    uint64_t word = __atomic_load_n(&strings_->words[i], __ATOMIC_ACQUIRE);
+    if (word == 0) break;
+    if (uint32_t(word >> 32) != hash) continue;
+    uint64_t off = ((word & 0xFFFFFFFFu) - 1) * 8;
+    const auto* e = reinterpret_cast<const CatalogEntryHeader*>(catalog_ + off);
+    const auto* s = reinterpret_cast<const format::StringEntry*>(e + 1);
+    if (e->tag == tag && e->size == entry_size && s->length == length &&
+        memcmp(s + 1, text, length) == 0)
+      return e->id;
+  }
+
+  uint32_t id = fetch_add(&header_->next_string_id, uint32_t{1});
+  uint64_t off = reserve_catalog(entry_size);
+  if (off == kNoOffset) return format::kNoId;
+  unsigned char* body = catalog_ + off + sizeof(CatalogEntryHeader);
+  memcpy(body, &head, sizeof head);
+  memcpy(body + sizeof head, text, length);
+  body[sizeof head + length] = '\0';
+  commit_catalog(off, format::CatalogType::kString, id, entry_size);
+  if (off / 8 + 1 > 0xFFFFFFFFu) return id;
+
+  const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
+  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+    uint64_t expected = 0;
+    if (__atomic_compare_exchange_n(&strings_->words[i], &expected, mine, false, __ATOMIC_RELEASE,
+                                    __ATOMIC_ACQUIRE))
+      break;
+  }
+  return id;
+}
+
+uint32_t TraceWriter::intern_string(const char* text) {
+  return text ? intern_string(text, strlen(text)) : format::kNoId;
+}
+
+uint32_t TraceWriter::intern_stack(const uint64_t* ips, uint32_t depth) {
+  if (!ips || depth == 0 || depth > kMaxStackDepth || !header_) return format::kNoId;
+  size_t body = size_t(depth) * sizeof *ips;
+  uint32_t hash = format::checksum(ips, body, 0x5354414Bu);
+  format::StackEntry head{depth, hash};
+  return intern(stacks_, format::CatalogType::kStack, &header_->next_stack_id, &head, sizeof head,
+                ips, body, hash);
+}
+
+uint32_t TraceWriter::intern_py_stack(const format::PyFrame* frames, uint32_t depth) {
+  if (!frames || depth == 0 || depth > kMaxStackDepth || !header_) return format::kNoId;
+  size_t body = size_t(depth) * sizeof *frames;
+  uint32_t hash = format::checksum(frames, body, 0x50595354u);
+  format::StackEntry head{depth, hash};
+  return intern(py_stacks_, format::CatalogType::kPyStack, &header_->next_pystack_id, &head,
+                sizeof head, frames, body, hash);
+}
+
+// ---- catalog records ----
+
+void TraceWriter::write_process(const char* exe, const char* cwd, int argc, const char* const* argv) {
+  if (!header_) return;
+  if (argc < 0 || !argv) argc = 0;
+  format::ProcessEntry entry{intern_string(exe), intern_string(cwd), uint32_t(argc), 0};
+  if (entry.exe != format::kNoId) store_release(&header_->exe, entry.exe);
+  // argv ids are written straight into the reserved entry: no buffer of unknown size needed.
+  uint64_t total = round_up(sizeof(CatalogEntryHeader) + sizeof entry + uint64_t(argc) * 4, 8);
+  uint64_t off = reserve_catalog(total);
+  if (off == kNoOffset) return;
+  unsigned char* body = catalog_ + off + sizeof(CatalogEntryHeader);
+  memcpy(body, &entry, sizeof entry);
+  for (int i = 0; i < argc; ++i) {
+    uint32_t id = intern_string(argv[i]);
+    memcpy(body + sizeof entry + size_t(i) * 4, &id, 4);
+  }
+  commit_catalog(off, format::CatalogType::kProcess, format::kNoId, total);
+}
+
+uint32_t TraceWriter::add_object(const format::ObjectLoadEntry& entry) {
+  if (!header_) return format::kNoId;
+  uint32_t id = fetch_add(&header_->next_object_id, uint32_t{1});
+  return append_catalog(format::CatalogType::kObjectLoad, id, &entry, sizeof entry, nullptr, 0, nullptr);
+}
+
+void TraceWriter::object_unloaded(uint32_t object_id, uint64_t seq) {
+  format::ObjectStateEntry e{seq};
+  append_catalog(format::CatalogType::kObjectUnload, object_id, &e, sizeof e, nullptr, 0, nullptr);
+}
+
+void TraceWriter::object_promoted(uint32_t object_id, uint64_t seq) {
+  format::ObjectStateEntry e{seq};
+  append_catalog(format::CatalogType::kObjectPromote, object_id, &e, sizeof e, nullptr, 0, nullptr);
+}
+
+void TraceWriter::add_override(const format::OverrideEntry& entry) {
+  append_catalog(format::CatalogType::kOverride, format::kNoId, &entry, sizeof entry, nullptr, 0, nullptr);
+}
+
+void TraceWriter::set_config_path(const char* path) {
+  if (!header_) return;
+  uint32_t id = intern_string(path);
+  if (id != format::kNoId) store_release(&header_->config, id);
+}
+
+// ---- events ----
+
+uint64_t TraceWriter::reserve_seq() {
+  return header_ ? fetch_add(&header_->next_seq, uint64_t{1}) : 0;
+}
+
+static_assert(offsetof(format::EventSlot, checksum) == 8, "commit() patches the checksum into word 1");
+
+void TraceWriter::commit(format::EventSlot& slot) {
+  if (!header_ || slot.seq == 0) return;
+  // Work on a word copy: loading words right after a narrow store to slot.checksum would stall
+  // on store forwarding.
+  uint64_t words[format::kSlotSize / 8];
+  memcpy(words, &slot, sizeof words);
+  const uint64_t seq = words[0];
+  const uint32_t sum = format::checksum(&words[2], format::kSlotSize - 16);
+  words[1] = (words[1] & ~uint64_t{0xFFFFFFFF}) | sum;  // checksum is the low half of word 1
+  slot.checksum = sum;
+  auto* dst = reinterpret_cast<uint64_t*>(ring_ + ((seq - 1) & slot_mask_));
+  // seq = 0 first: a reader (or a crash) between here and the final store sees "not committed".
+  store_relaxed(&dst[0], uint64_t{0});
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
+  store_release(&dst[0], seq);
+}
+
+void TraceWriter::set_end(format::EndKind kind, int32_t code) {
+  FileHeader* h = __atomic_load_n(&header_, __ATOMIC_ACQUIRE);
+  if (!h) return;
+  store_relaxed(&h->end_code, code);
+  store_relaxed(&h->end_monotonic_ns, now_ns(CLOCK_MONOTONIC));
+  store_release(&h->end_kind, uint32_t(kind));
+}
+
+}  // namespace dltrace::preload

@@ -27,6 +27,10 @@ class TraceWriter {
   bool is_open() const { return header_ != nullptr; }
   const char* path() const { return path_; }
 
+  // Unmaps the file and the intern tables (tests; a process that stops recording). Everything
+  // committed stays in the file. Not for use while other threads may still write.
+  void close();
+
   // After fork, in the child: forget the parent's mapping and intern tables without touching the
   // parent's file. The caller then open()s a new file and re-registers live objects.
   void abandon_after_fork();
@@ -56,16 +60,27 @@ class TraceWriter {
   format::FileHeader* header() { return header_; }
 
  private:
+  struct InternTable;
+  static constexpr uint64_t kNoOffset = ~uint64_t{0};
+
+  // Catalog entries: reserve `total` bytes (a multiple of 8), fill the payload in place, then
+  // commit (size, id, checksum, and the tag last). reserve_catalog counts a miss in the header.
+  uint64_t reserve_catalog(uint64_t total);
+  void commit_catalog(uint64_t offset, format::CatalogType type, uint32_t id, uint64_t total);
   uint32_t append_catalog(format::CatalogType type, uint32_t id, const void* payload,
-                          size_t payload_size, const void* tail, size_t tail_size);
+                          size_t payload_size, const void* tail, size_t tail_size,
+                          uint64_t* offset_out);
+  uint32_t intern(InternTable* table, format::CatalogType type, uint32_t* counter, const void* head,
+                  size_t head_size, const void* body, size_t body_size, uint32_t hash);
 
   format::FileHeader* header_ = nullptr;
   unsigned char* catalog_ = nullptr;
   format::EventSlot* ring_ = nullptr;
+  uint64_t slot_mask_ = 0;  // slot_count - 1 (slot_count is a power of two)
+  uint64_t catalog_size_ = 0;
   uint64_t mapping_size_ = 0;
   char path_[4096] = {};
   // Intern tables live in anonymous mappings made by open().
-  struct InternTable;
   InternTable* strings_ = nullptr;
   InternTable* stacks_ = nullptr;
   InternTable* py_stacks_ = nullptr;

@@ -20,6 +20,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace dltrace::format {
 
@@ -29,15 +30,47 @@ inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSlotSize = 128;
 inline constexpr uint32_t kNoId = 0xFFFFFFFFu;  // "none" for every id field
 
-// ---- checksum (FNV-1a 32 over bytes; cheap, good enough to tell torn writes apart) ----
-inline uint32_t checksum(const void* data, size_t size, uint32_t seed = 2166136261u) {
+// ---- checksum ----
+// Four independent multiply-xorshift lanes over 8-byte words, then a final avalanche. It must
+// tell torn writes apart and cost ~10 ns for a 112-byte slot (byte-wise FNV-1a took ~120 ns).
+// The writer also uses it as the hash of its intern tables.
+namespace detail {
+inline uint64_t load64(const unsigned char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t mix64(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 31);
+}
+}  // namespace detail
+
+inline uint32_t checksum(const void* data, size_t size, uint32_t seed = 0) {
   const auto* p = static_cast<const unsigned char*>(data);
-  uint32_t h = seed;
-  for (size_t i = 0; i < size; ++i) {
-    h ^= p[i];
-    h *= 16777619u;
+  const uint64_t total = size;
+  uint64_t a = 0x243F6A8885A308D3ull ^ seed, b = 0x13198A2E03707344ull;
+  uint64_t c = 0xA4093822299F31D0ull, d = 0x082EFA98EC4E6C89ull ^ total;
+  for (; size >= 32; p += 32, size -= 32) {
+    a = detail::mix64(a, detail::load64(p));
+    b = detail::mix64(b, detail::load64(p + 8));
+    c = detail::mix64(c, detail::load64(p + 16));
+    d = detail::mix64(d, detail::load64(p + 24));
   }
-  return h;
+  // 0..31 bytes left: whole words into the first lanes, the rest (zero-padded) into d.
+  uint64_t w[4] = {0, 0, 0, 0};
+  std::memcpy(w, p, size);
+  if (size > 0) a = detail::mix64(a, w[0]);
+  if (size > 8) b = detail::mix64(b, w[1]);
+  if (size > 16) c = detail::mix64(c, w[2]);
+  if (size > 24) d = detail::mix64(d, w[3]);
+  uint64_t h = a ^ ((b << 16) | (b >> 48)) ^ ((c << 32) | (c >> 32)) ^ ((d << 48) | (d >> 16));
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
 // ---- header ----
@@ -243,7 +276,12 @@ struct EventSlot {
 static_assert(sizeof(EventSlot) == kSlotSize);
 static_assert(offsetof(EventSlot, time_ns) == 16);
 
-// Sizing: the catalog gets a quarter of the buffer (at least 64 KiB), the ring the rest.
+// Sizing (the writer's choice; readers take every offset from the header): the file is the
+// buffer size rounded up to a page (at least kMinBufferSize). The ring is the largest power of
+// two of slots that fits in what is left after the header and a quarter of the buffer (at least
+// 64 KiB) for the catalog; the catalog gets everything else. A power-of-two slot_count lets the
+// writer place seq s at (s - 1) & (slot_count - 1); readers use (s - 1) % slot_count, which is the
+// same slot and also works for any slot_count.
 inline constexpr uint64_t kMinBufferSize = 256 * 1024;
 
 }  // namespace dltrace::format
