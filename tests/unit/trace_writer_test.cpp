@@ -1,0 +1,279 @@
+// TraceWriter: file naming, creation failures, layout, interning.
+#include <catch2/catch.hpp>
+
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "trace_test_support.h"
+
+using namespace dltrace;
+using dltrace::test::file_exists;
+using dltrace::test::make_event;
+using dltrace::test::open_writer;
+using dltrace::test::ScratchDir;
+
+namespace {
+
+std::string open_pattern(preload::TraceWriter& w, const std::string& pattern, uint64_t size = format::kMinBufferSize) {
+  char error[512] = {};
+  if (!w.open(pattern.c_str(), size, 8, error, sizeof error)) return std::string("error: ") + error;
+  std::string path = w.path();
+  w.close();
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("DLTRACE_OUTPUT patterns expand %p, %e and a trailing '/'", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  std::string pid = std::to_string(getpid());
+  // The test binary is unit_tests (or ring_tsan_test under TSan): %e is its basename.
+  std::string exe = program_invocation_short_name;
+
+  CHECK(open_pattern(w, dir.file("t.%p.trace")) == dir.file("t." + pid + ".trace"));
+  CHECK(open_pattern(w, dir.file("%e-%p-100%%.trace")) == dir.file(exe + "-" + pid + "-100%.trace"));
+  CHECK(open_pattern(w, dir.path() + "/") == dir.file("dltrace." + exe + "." + pid + ".trace"));
+  CHECK(file_exists(dir.file("dltrace." + exe + "." + pid + ".trace")));
+}
+
+TEST_CASE("an existing file is never overwritten: .1, .2, ... are tried", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  CHECK(open_pattern(w, dir.file("x.trace")) == dir.file("x.trace"));
+  CHECK(open_pattern(w, dir.file("x.trace")) == dir.file("x.1.trace"));
+  CHECK(open_pattern(w, dir.file("x.trace")) == dir.file("x.2.trace"));
+  CHECK(open_pattern(w, dir.file("out")) == dir.file("out"));
+  CHECK(open_pattern(w, dir.file("out")) == dir.file("out.1"));
+  // The first file still holds its own header.
+  std::string error;
+  CHECK(TraceReader::open(dir.file("x.trace"), &error));
+}
+
+TEST_CASE("a file that cannot be created gives one sentence and leaves nothing", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  std::string missing = dir.file("no/such/dir/x.trace");
+  CHECK(open_pattern(w, missing) == "error: cannot create " + missing + ": No such file or directory");
+  CHECK_FALSE(w.is_open());
+  CHECK(dir.entries().empty());
+
+  // An unwritable directory. Root ignores permissions, so try as 'nobody' in a child process.
+  std::string ro = dir.file("ro");
+  REQUIRE(mkdir(ro.c_str(), 0555) == 0);
+  int pipefd[2];
+  REQUIRE(pipe(pipefd) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(2);
+    preload::TraceWriter cw;
+    char error[512] = {};
+    bool ok = cw.open((ro + "/x.trace").c_str(), format::kMinBufferSize, 8, error, sizeof error);
+    ssize_t n = write(pipefd[1], error, strlen(error));
+    _exit(ok ? 1 : n >= 0 ? 0 : 3);
+  }
+  close(pipefd[1]);
+  char buf[512] = {};
+  ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 2) {
+    WARN("cannot drop privileges to test an unwritable directory");
+  } else {
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(std::string(buf, n > 0 ? size_t(n) : 0) == "cannot create " + ro + "/x.trace: Permission denied");
+    CHECK_FALSE(file_exists(ro + "/x.trace"));
+  }
+}
+
+TEST_CASE("a full disk fails cleanly with ENOSPC and removes the file", "[trace][writer]") {
+  ScratchDir dir;
+  std::string mnt = dir.file("small");
+  REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
+    return;
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  preload::TraceWriter w;
+  std::string path = mnt + "/x.trace";
+  CHECK(open_pattern(w, path, 1 << 20) ==
+        "error: cannot reserve 1 MiB for " + path + ": No space left on device");
+  CHECK_FALSE(w.is_open());
+  CHECK_FALSE(file_exists(path));
+  // The same directory still takes a trace that fits.
+  CHECK(open_pattern(w, path, format::kMinBufferSize / 2) == path);
+}
+
+TEST_CASE("the header describes the layout", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("h.trace"), 64ull << 20, 32) == "");
+  const format::FileHeader& h = *w.header();
+  CHECK(std::memcmp(h.magic, format::kMagic, 8) == 0);
+  CHECK(h.version == format::kVersion);
+  CHECK(h.file_size == 64ull << 20);
+  CHECK(h.catalog_offset == format::kHeaderSize);
+  CHECK(h.catalog_size >= (64ull << 20) / 4);
+  CHECK(h.ring_offset == h.catalog_offset + h.catalog_size);
+  CHECK(h.ring_offset + h.slot_count * format::kSlotSize == h.file_size);
+  CHECK((h.slot_count & (h.slot_count - 1)) == 0);
+  CHECK(h.stack_depth == 32);
+  CHECK(h.next_seq == 1);
+  CHECK(h.pid == getpid());
+  CHECK(h.end_kind == uint32_t(format::EndKind::kRunning));
+  struct stat st {};
+  REQUIRE(stat(w.path(), &st) == 0);
+  CHECK(uint64_t(st.st_size) == h.file_size);
+  CHECK(uint64_t(st.st_blocks) * 512 >= h.file_size);  // allocated, not sparse
+  CHECK((st.st_mode & 0777) == 0644);
+  w.close();
+
+  // Tiny requests get the minimum.
+  REQUIRE(open_writer(w, dir.file("tiny.trace"), 1000) == "");
+  CHECK(w.header()->file_size == format::kMinBufferSize);
+  CHECK(w.header()->catalog_size >= 64 * 1024);
+  w.close();
+}
+
+TEST_CASE("interning deduplicates strings and stacks", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("i.trace"), 4 << 20) == "");
+  std::vector<std::string> names;
+  for (int i = 0; i < 50; ++i) names.push_back("symbol_" + std::to_string(i * 7919));
+  std::vector<uint32_t> first(50);
+  for (int i = 0; i < 50; ++i) first[i] = w.intern_string(names[i].c_str());
+  for (int round = 0; round < 1000000 / 50; ++round)
+    for (int i = 0; i < 50; ++i) REQUIRE(w.intern_string(names[i].c_str()) == first[i]);
+  CHECK(w.header()->next_string_id == 50);
+  // A length-bounded intern of a prefix is a different string; the empty string is a string.
+  uint32_t prefix = w.intern_string(names[0].c_str(), 6);
+  CHECK(prefix != first[0]);
+  CHECK(w.intern_string("symbol") == prefix);
+  uint32_t empty = w.intern_string("");
+  CHECK(w.intern_string("", 0) == empty);
+  CHECK(w.intern_string(nullptr) == format::kNoId);
+
+  uint64_t a[4] = {1, 2, 3, 4}, b[4] = {1, 2, 3, 5};
+  uint32_t sa = w.intern_stack(a, 4);
+  CHECK(w.intern_stack(a, 4) == sa);
+  CHECK(w.intern_stack(b, 4) != sa);
+  CHECK(w.intern_stack(a, 3) != sa);
+  CHECK(w.intern_stack(a, 0) == format::kNoId);
+  format::PyFrame f[1] = {{first[0], first[1], 10, 0}};
+  uint32_t pa = w.intern_py_stack(f, 1);
+  CHECK(w.intern_py_stack(f, 1) == pa);
+  f[0].line = 11;
+  CHECK(w.intern_py_stack(f, 1) != pa);
+  w.close();
+
+  std::string error;
+  auto r = TraceReader::open(dir.file("i.trace"), &error);
+  REQUIRE(r);
+  for (int i = 0; i < 50; ++i) CHECK(r->string(first[i]) == names[i]);
+  CHECK(r->string(prefix) == "symbol");
+  CHECK(r->has_string(empty));
+  CHECK(r->string(empty) == "");
+  CHECK(r->recovery().clean());
+}
+
+TEST_CASE("more distinct strings than the intern table holds are still written", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("many.trace"), 64 << 20) == "");
+  const int n = 100000;  // more than the table's 65536 entries
+  std::vector<uint32_t> ids(n);
+  for (int i = 0; i < n; ++i) ids[i] = w.intern_string(("s" + std::to_string(i)).c_str());
+  w.close();
+  std::string error;
+  auto r = TraceReader::open(dir.file("many.trace"), &error);
+  REQUIRE(r);
+  for (int i = 0; i < n; i += 997) {
+    REQUIRE(ids[i] != format::kNoId);
+    CHECK(r->string(ids[i]) == "s" + std::to_string(i));
+  }
+}
+
+TEST_CASE("abandon_after_fork leaves the parent's file alone", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("parent.trace"), format::kMinBufferSize) == "");
+  format::EventSlot e = make_event(w.reserve_seq());
+  w.commit(e);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    w.abandon_after_fork();
+    bool ok = !w.is_open() && w.reserve_seq() == 0;
+    char error[512];
+    ok = ok && w.open(dir.file("child.trace").c_str(), format::kMinBufferSize, 8, error, sizeof error);
+    format::EventSlot c = make_event(w.reserve_seq());
+    w.commit(c);
+    _exit(ok && c.seq == 1 ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  e = make_event(w.reserve_seq());
+  CHECK(e.seq == 2);
+  w.commit(e);
+  w.close();
+  std::string error;
+  auto parent = TraceReader::open(dir.file("parent.trace"), &error);
+  REQUIRE(parent);
+  CHECK(parent->last_seq() == 2);
+  auto kid = TraceReader::open(dir.file("child.trace"), &error);
+  REQUIRE(kid);
+  CHECK(kid->last_seq() == 1);
+  CHECK(kid->process().pid == child);
+}
+
+TEST_CASE("set_end records how the process ended", "[trace][writer]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("end.trace"), format::kMinBufferSize) == "");
+  w.set_end(format::EndKind::kSignal, 11);
+  w.close();
+  std::string error;
+  auto r = TraceReader::open(dir.file("end.trace"), &error);
+  REQUIRE(r);
+  CHECK(r->process().end == format::EndKind::kSignal);
+  CHECK(r->process().end_code == 11);
+}
+
+// Run with: unit_tests "[.bench]"
+TEST_CASE("cost of interning a seen string and committing one event", "[.bench]") {
+  ScratchDir dir;
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, dir.file("bench.trace"), 64 << 20) == "");
+  const char* names[4] = {"PyInit__ctypes", "sqlite3_open_v2", "EVP_CIPHER_CTX_new", "zlibVersion"};
+  for (auto* n : names) w.intern_string(n);
+  const int iterations = 5000000;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < iterations; ++i) {
+    format::EventSlot e{};
+    e.seq = w.reserve_seq();
+    e.name = w.intern_string(names[i & 3]);
+    w.commit(e);
+  }
+  double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() / iterations;
+  WARN("reserve_seq + intern_string + commit: " << ns << " ns");
+  start = std::chrono::steady_clock::now();
+  volatile uint32_t sink = 0;
+  for (int i = 0; i < iterations; ++i) sink = sink + w.intern_string(names[i & 3]);
+  double intern_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() / iterations;
+  WARN("intern_string alone: " << intern_ns << " ns");
+  CHECK(ns < 200);
+  w.close();
+}
