@@ -16,6 +16,8 @@
 
 #include <dlfcn.h>
 
+#include <cstdint>
+
 namespace dltrace::preload {
 
 class CallerContext {
@@ -25,6 +27,8 @@ class CallerContext {
 
   bool preserved() const { return gadget_ != nullptr; }
   const void* caller_ip() const { return caller_ip_; }
+  // The `ret` byte the real function returns onto (nullptr when not preserved).
+  const void* gadget() const { return gadget_; }
 
   void* dlopen(const char* file, int flags) const;
   void* dlmopen(Lmid_t lmid, const char* file, int flags) const;
@@ -40,3 +44,8 @@ class CallerContext {
 bool trampoline_available();
 
 }  // namespace dltrace::preload
+
+// The trampoline (caller_trampoline.S): calls fn(a0, a1, a2) with `gadget` as its return address;
+// the gadget's `ret` comes back here. Callee sees the normal ABI (rsp = 8 mod 16 at entry).
+extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
+                                                      uintptr_t a0, uintptr_t a1, uintptr_t a2);
