@@ -510,8 +510,12 @@ void TraceWriter::commit(format::EventSlot& slot) {
   slot.checksum = sum;
   auto* dst = reinterpret_cast<uint64_t*>(ring_ + ((seq - 1) & slot_mask_));
   // seq = 0 first: a reader (or a crash) between here and the final store sees "not committed".
+#if defined(__SANITIZE_THREAD__)
+  __atomic_exchange_n(&dst[0], uint64_t{0}, __ATOMIC_ACQ_REL);  // TSan does not model fences
+#else
   store_relaxed(&dst[0], uint64_t{0});
   __atomic_thread_fence(__ATOMIC_RELEASE);
+#endif
   for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
   store_release(&dst[0], seq);
 }
