@@ -1,0 +1,392 @@
+// Differential tests: each fixture program (tests/fixtures/differential/) prints what it observes
+// of glibc's caller-sensitive dl* behaviour; the output must be byte-identical with and without
+// libdltrace.so preloaded. Every test also checks that the *untraced* output is the expected glibc
+// behaviour, so that a broken fixture cannot make a test pass, and one test runs the fixtures
+// under a deliberately naive interposer to prove that these comparisons do detect a wrapper that
+// changes the caller.
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace dltrace::test;
+
+namespace {
+
+std::string describe(const ProcessResult& r) {
+  std::ostringstream s;
+  s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
+    << r.out << "--- stderr:\n" << r.err;
+  return s.str();
+}
+
+std::string join(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// The line of `out` that starts with `prefix`, or "<no line starting with ...>".
+std::string line(const std::string& out, const std::string& prefix) {
+  std::istringstream in(out);
+  std::string l;
+  while (std::getline(in, l))
+    if (l.rfind(prefix, 0) == 0) return l;
+  return "<no line starting with '" + prefix + "'>";
+}
+
+// Runs argv without and with the preload and requires identical results; the untraced run must
+// have exited 0. Returns the result for checks on the expected (untraced) behaviour.
+DifferentialResult same(const std::vector<std::string>& argv, RunOptions opts = {}) {
+  DifferentialResult d = run_differential(argv, opts);
+  INFO("command: " << join(argv));
+  INFO("UNTRACED: " << describe(d.plain));
+  INFO("TRACED (trace " << d.trace_path << "): " << describe(d.traced));
+  CHECK(d.plain.exit_code == 0);
+  CHECK(d.plain.signal == 0);
+  REQUIRE(d.same());
+  return d;
+}
+
+}  // namespace
+
+// Every program invocation of this file, for the stress and the mutation tests.
+std::vector<std::vector<std::string>> differential_invocations() {
+  std::vector<std::vector<std::string>> all = {
+      {fixture("diff_next")},
+      {fixture("diff_dlmopen")},
+      {fixture("diff_unload"), "all"},
+      {fixture("diff_symver_old")},
+      {fixture("diff_symver_new")},
+      {fixture("diff_nested")},
+      {fixture("diff_early")},
+      {fixture("diff_record")},
+      {fixture("diff_unwind")},
+  };
+  for (const char* s : {"runpath-bare", "rpath-bare", "runpath-origin", "rpath-origin",
+                        "runpath-lazy-global", "exe-bare", "exe-origin", "lib-then-exe-origin"})
+    all.push_back({fixture("diff_runpath"), s});
+  for (const char* s : {"all", "invalid-handle"}) all.push_back({fixture("diff_dlerror"), s});
+  for (const char* s : {"handle", "exe-default", "lib-default"})
+    all.push_back({fixture("diff_unload"), s});
+  return all;
+}
+
+TEST_CASE("RTLD_NEXT through three linked libraries and a dlopen'ed group", "[differential]") {
+  DifferentialResult d = same({fixture("diff_next")});
+  const std::string& o = d.plain.out;
+  CHECK(line(o, "exe: RTLD_NEXT") == "exe: RTLD_NEXT who -> next_a");
+  CHECK(line(o, "exe: dlerror") == "exe: dlerror=(null)");
+  CHECK(line(o, "exe: RTLD_DEFAULT") == "exe: RTLD_DEFAULT who -> next_a");
+  CHECK(line(o, "a: ") == "a: RTLD_NEXT who -> next_b");
+  CHECK(line(o, "b: ") == "b: RTLD_NEXT who -> next_c");
+  // Nothing after c: the error names c (the caller), not the preload.
+  CHECK(line(o, "c: ") == "c: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_c.so") +
+                              ": undefined symbol: who]");
+  CHECK(line(o, "after chain") == "after chain: dlerror=(null)");
+  CHECK(line(o, "dlopen d: ") == "dlopen d: ok");
+  // Inside the RTLD_LOCAL group d -> e: RTLD_NEXT walks the group's local scope.
+  CHECK(line(o, "d: ") == "d: RTLD_NEXT who -> next_e");
+  CHECK(line(o, "e: ") == "e: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_e.so") +
+                              ": undefined symbol: who]");
+  CHECK(line(o, "handle d: who") == "handle d: who -> next_d");
+}
+
+TEST_CASE("bare-name and $ORIGIN dlopen from a library with RUNPATH or RPATH", "[differential]") {
+  struct Expect {
+    const char* scenario;
+    std::vector<std::string> lines;
+  };
+  const std::string plugin_ok = "plugin says diff_plugin, defined in libdiff_plugin.so";
+  std::vector<Expect> cases = {
+      {"runpath-bare", {"loader_runpath bare: ok", "loader_runpath: dlerror=(null)",
+                        "loader_runpath bare: " + plugin_ok}},
+      {"rpath-bare", {"loader_rpath bare: ok", "loader_rpath: dlerror=(null)",
+                      "loader_rpath bare: " + plugin_ok}},
+      {"runpath-origin", {"loader_runpath origin: ok", "loader_runpath: dlerror=(null)",
+                          "loader_runpath origin: " + plugin_ok}},
+      {"rpath-origin", {"loader_rpath origin: ok", "loader_rpath: dlerror=(null)",
+                        "loader_rpath origin: " + plugin_ok}},
+      {"runpath-lazy-global", {"loader_runpath bare lazy global: ok",
+                               "loader_runpath bare lazy global: " + plugin_ok}},
+      // Negative controls: the executable itself cannot reach the plugin, so the library really
+      // is the only caller that finds it.
+      {"exe-bare", {"exe exe-bare: failed",
+                    "exe: dlerror=libdiff_plugin.so: cannot open shared object file: No such file "
+                    "or directory"}},
+      {"exe-origin", {"exe exe-origin: failed",
+                      "exe: dlerror=$ORIGIN/plugins/libdiff_plugin.so: cannot open shared object "
+                      "file: No such file or directory"}},
+      // Loaded objects are matched by the unexpanded name.
+      {"lib-then-exe-origin", {"loader_runpath origin: ok", "exe origin after lib: ok",
+                               "exe: dlerror=(null)"}},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.scenario) {
+      DifferentialResult d = same({fixture("diff_runpath"), c.scenario});
+      INFO("untraced output:\n" << d.plain.out);
+      for (const auto& l : c.lines) {
+        std::string prefix = l.substr(0, l.find(':') + 1);
+        if (l.find(": ", prefix.size()) != std::string::npos || l.find("plugin says") != std::string::npos)
+          prefix = l.substr(0, l.rfind(": ") + 2);
+        CHECK(d.plain.out.find(l + "\n") != std::string::npos);
+      }
+    }
+  }
+}
+
+TEST_CASE("dlerror sequences", "[differential]") {
+  const std::string prog = fixture("diff_dlerror");
+  const std::string err_lib = fixture("libdiff_err.so");
+  struct Expect {
+    const char* scenario;
+    std::vector<std::string> lines;  // each must appear, in this order
+  };
+  std::vector<Expect> cases = {
+      {"missing-file",
+       {"missing file: NULL",
+        "first dlerror: dlerror=libdiff_does_not_exist.so: cannot open shared object file: No "
+        "such file or directory",
+        "second dlerror: dlerror=(null)"}},
+      {"posix-idiom",
+       {"dlopen err lib: ok",
+        "idiom missing: p=NULL e=" + err_lib + ": undefined symbol: diff_missing_symbol",
+        "idiom present: p=non-NULL e=(null)"}},
+      {"default-missing",
+       {"RTLD_DEFAULT missing: NULL",
+        // The text names the caller: the executable (argv[0]), not the preload.
+        "RTLD_DEFAULT: dlerror=" + prog + ": undefined symbol: diff_missing_default",
+        "RTLD_NEXT missing: NULL",
+        "RTLD_NEXT: dlerror=" + prog + ": undefined symbol: diff_missing_next"}},
+      {"invalid-handle",
+       {"dlsym invalid handle: NULL",
+        "dlsym invalid: dlerror=diff-fake-handle: undefined symbol: diff_err_value",
+        "dlclose invalid handle: rc=-1",
+        "dlclose invalid: dlerror=diff-fake-handle: shared object not open",
+        "dlclose invalid, again: dlerror=(null)"}},
+      {"success-clears",
+       {"failing dlsym: NULL (error not read)", "succeeding dlsym: non-NULL",
+        "after success: dlerror=(null)", "succeeding dlopen after failure: ok",
+        "after successful dlopen: dlerror=(null)", "dlclose after failure: rc=0",
+        "after successful dlclose: dlerror=(null)"}},
+      {"noload",
+       {"NOLOAD existing unloaded: NULL", "NOLOAD existing: dlerror=(null)",
+        "NOLOAD missing file: NULL",
+        "NOLOAD missing: dlerror=" + fixture("libdiff_no_such_file.so") +
+            ": cannot open shared object file: No such file or directory",
+        "NOLOAD missing bare name: NULL",
+        "NOLOAD missing bare: dlerror=libdiff_no_such_file.so: cannot open shared object file: "
+        "No such file or directory"}},
+      {"versions",
+       {"dlvsym DIFF_1.0: non-NULL in libdiff_err.so", "dlvsym ok: dlerror=(null)",
+        "dlvsym DIFF_9.9: NULL",
+        "dlvsym missing version: dlerror=" + err_lib +
+            ": undefined symbol: diff_err_versioned, version DIFF_9.9",
+        "dlvsym puts GLIBC_9.99: NULL",
+        "dlvsym default missing version: dlerror=" + prog +
+            ": undefined symbol: puts, version GLIBC_9.99",
+        "dlvsym puts GLIBC_2.2.5: non-NULL in libc.so.6", "dlvsym default ok: dlerror=(null)"}},
+      {"ctor-failure",
+       {"ctorfail ctor: nested dlopen failed", "outer dlopen: ok",
+        // glibc leaves the constructor's failed nested dlopen pending after the outer success.
+        "after outer dlopen: dlerror=libdiff_nested_does_not_exist.so: cannot open shared object "
+        "file: No such file or directory",
+        "again: dlerror=(null)"}},
+  };
+  auto check_in_order = [](const std::string& out, const std::vector<std::string>& lines) {
+    size_t pos = 0;
+    for (const auto& l : lines) {
+      INFO("expected line: " << l << "\nuntraced output:\n" << out);
+      size_t at = out.find(l + "\n", pos);
+      CHECK(at != std::string::npos);
+      if (at != std::string::npos) pos = at + l.size();
+    }
+  };
+  for (const auto& c : cases) {
+    SECTION(c.scenario) {
+      DifferentialResult d = same({prog, c.scenario});
+      check_in_order(d.plain.out, c.lines);
+    }
+  }
+  SECTION("all scenarios in one process") {
+    DifferentialResult d = same({prog, "all"});
+    for (const auto& c : cases) check_in_order(d.plain.out, c.lines);
+  }
+}
+
+TEST_CASE("dlmopen into a new namespace", "[differential]") {
+  DifferentialResult d = same({fixture("diff_dlmopen")});
+  const std::string& o = d.plain.out;
+  CHECK(line(o, "base dlopen: ") == "base dlopen: ok");
+  CHECK(line(o, "dlmopen NEWLM: ") == "dlmopen NEWLM: ok");
+  CHECK(line(o, "lmid base handle") == "lmid base handle: LM_ID_BASE");
+  CHECK(line(o, "lmid new handle") == "lmid new handle: new (>0)");
+  CHECK(line(o, "handles") == "handles: different");
+  CHECK(line(o, "ns_bump functions") == "ns_bump functions: different");
+  CHECK(line(o, "counters") == "counters: different");
+  CHECK(line(o, "base counter") == "base counter after 2 bumps: 2");
+  CHECK(line(o, "new-namespace counter") == "new-namespace counter after 1 bump: 1");
+  CHECK(line(o, "dlmopen same lmid again:") == "dlmopen same lmid again: same handle");
+  CHECK(line(o, "dlmopen LM_ID_BASE") == "dlmopen LM_ID_BASE: same as base handle");
+  // The copy in the new namespace finds its helper through its own RUNPATH, in its namespace.
+  CHECK(line(o, "ns_load_helper: ") == "ns_load_helper: ok");
+  CHECK(line(o, "helper lmid") == "helper lmid: same as new namespace");
+  CHECK(line(o, "helper says") == "helper says diff_nshelper");
+  CHECK(line(o, "helper in base") == "helper in base namespace: not loaded");
+  // Bare name from the executable: found through the executable's RUNPATH.
+  CHECK(line(o, "dlmopen NEWLM bare name") == "dlmopen NEWLM bare name: ok");
+  CHECK(line(o, "third copy lmid") == "third copy lmid: distinct");
+  CHECK(line(o, "dlmopen global: ") == "dlmopen global: dlerror=invalid mode: Invalid argument");
+  CHECK(line(o, "dlmopen existing global") ==
+        "dlmopen existing global: dlerror=invalid mode: Invalid argument");
+  CHECK(line(o, "dlclose new-namespace copy") == "dlclose new-namespace copy: 0");
+}
+
+TEST_CASE("dlclose really unloads after dlsym; RTLD_DEFAULT pinning follows the caller",
+          "[differential]") {
+  SECTION("handle") {
+    DifferentialResult d = same({fixture("diff_unload"), "handle"});
+    const std::string& o = d.plain.out;
+    CHECK(line(o, "before") == "before: not loaded");
+    CHECK(line(o, "dlsym via handle") == "dlsym via handle: 5");
+    CHECK(line(o, "while open") == "while open: loaded");
+    CHECK(line(o, "after dlclose") == "after dlclose: not loaded");
+    CHECK(line(o, "second round") == "second round: 5, dlclose 0, not loaded");
+  }
+  SECTION("exe-default") {
+    DifferentialResult d = same({fixture("diff_unload"), "exe-default"});
+    const std::string& o = d.plain.out;
+    CHECK(line(o, "RTLD_DEFAULT from exe") == "RTLD_DEFAULT from exe: 6 in libdiff_pin.so");
+    CHECK(line(o, "dlclose") == "dlclose: 0");
+    // glibc: the executable's RTLD_DEFAULT lookup made the library NODELETE.
+    CHECK(line(o, "after dlclose") == "after dlclose: loaded");
+  }
+  SECTION("lib-default") {
+    DifferentialResult d = same({fixture("diff_unload"), "lib-default"});
+    const std::string& o = d.plain.out;
+    CHECK(line(o, "RTLD_DEFAULT from dlopen'ed lib") == "RTLD_DEFAULT from dlopen'ed lib: 7");
+    CHECK(line(o, "pin2 after its dlclose") ==
+          "pin2 after its dlclose (pincaller holds it): loaded");
+    CHECK(line(o, "pincaller after dlclose") == "pincaller after dlclose: not loaded");
+    // A dependency, not NODELETE: it goes with its user. A wrapper as caller would pin it.
+    CHECK(line(o, "pin2 after pincaller's dlclose") == "pin2 after pincaller's dlclose: not loaded");
+  }
+  SECTION("all") {
+    DifferentialResult d = same({fixture("diff_unload"), "all"});
+    CHECK(line(d.plain.out, "pin2 after pincaller's dlclose") ==
+          "pin2 after pincaller's dlclose: not loaded");
+  }
+}
+
+TEST_CASE("versioned dlsym references (GLIBC_2.2.5 and GLIBC_2.34)", "[differential]") {
+  // The fixtures really carry the two reference versions.
+  ProcessResult old_syms = run({"readelf", "--dyn-syms", "-W", fixture("diff_symver_old")});
+  ProcessResult new_syms = run({"readelf", "--dyn-syms", "-W", fixture("diff_symver_new")});
+  REQUIRE(old_syms.exit_code == 0);
+  REQUIRE(new_syms.exit_code == 0);
+  INFO("diff_symver_old:\n" << old_syms.out << "\ndiff_symver_new:\n" << new_syms.out);
+  CHECK(old_syms.out.find(" UND dlsym@GLIBC_2.2.5") != std::string::npos);
+  CHECK(old_syms.out.find("dlsym@GLIBC_2.34") == std::string::npos);
+  CHECK(new_syms.out.find(" UND dlsym@GLIBC_2.34") != std::string::npos);
+  CHECK(new_syms.out.find("dlsym@GLIBC_2.2.5") == std::string::npos);
+
+  for (const char* which : {"old", "new"}) {
+    SECTION(which) {
+      std::string prog = fixture(std::string("diff_symver_") + which);
+      DifferentialResult d = same({prog});
+      const std::string& o = d.plain.out;
+      std::string marker = std::string("diff_symver_marker_") + which;
+      CHECK(line(o, "RTLD_DEFAULT") == "RTLD_DEFAULT " + marker + ": " +
+                                           (which[0] == 'o' ? "1" : "2") + " in diff_symver_" +
+                                           which);
+      CHECK(line(o, "RTLD_NEXT who") == "RTLD_NEXT who -> next_a");
+      CHECK(line(o, "missing: dlerror") ==
+            "missing: dlerror=" + prog + ": undefined symbol: diff_symver_missing");
+      CHECK(line(o, "RTLD_NEXT puts") == "RTLD_NEXT puts in libc.so.6");
+    }
+  }
+}
+
+TEST_CASE("nested dlopen from a constructor", "[differential]") {
+  DifferentialResult d = same({fixture("diff_nested")});
+  const std::string& o = d.plain.out;
+  const std::string inner = fixture("diff_inner/libdiff_inner.so");
+  CHECK(line(o, "outer ctor: inner") == "outer ctor: inner ok");
+  CHECK(line(o, "inner ctor default") ==
+        "inner ctor default: dlerror=" + inner + ": undefined symbol: diff_outer_value");
+  CHECK(line(o, "inner ctor next") ==
+        "inner ctor next: dlerror=" + inner + ": undefined symbol: diff_inner_value");
+  CHECK(line(o, "inner ctor: RTLD_DEFAULT puts") == "inner ctor: RTLD_DEFAULT puts in libc.so.6");
+  CHECK(line(o, "outer ctor: inner value") == "outer ctor: inner value 11");
+  CHECK(line(o, "main: outer ok") == "main: outer ok");
+  CHECK(line(o, "main: outer value") == "main: outer value 10");
+  CHECK(line(o, "main: inner loaded") == "main: inner loaded: loaded");
+  // Order: the inner constructor ran inside the outer constructor.
+  CHECK(o.find("outer ctor: start") < o.find("inner ctor: RTLD_DEFAULT diff_outer_value"));
+  CHECK(o.find("inner ctor: RTLD_DEFAULT puts") < o.find("outer ctor: inner ok"));
+}
+
+TEST_CASE("dl* calls made before the recorder's constructor ran", "[differential]") {
+  DifferentialResult d = same({fixture("diff_early")});
+  const std::string& o = d.plain.out;
+  CHECK(line(o, "early ctor: dlopen plugin") == "early ctor: dlopen plugin ok");
+  CHECK(line(o, "early ctor: plugin says") == "early ctor: plugin says diff_plugin");
+  CHECK(line(o, "early ctor missing") == "early ctor missing: dlerror=" +
+                                             fixture("libdiff_early.so") +
+                                             ": undefined symbol: diff_early_missing");
+  CHECK(line(o, "early ctor: RTLD_NEXT puts") == "early ctor: RTLD_NEXT puts in libc.so.6");
+  CHECK(line(o, "main: early value") == "main: early value 8");
+  CHECK(line(o, "main: plugin symbol") == "main: plugin symbol in global scope: no");
+}
+
+TEST_CASE("the recording fixture and the unwinder fixture behave identically", "[differential]") {
+  DifferentialResult r = same({fixture("diff_record")});
+  CHECK(line(r.plain.out, "dlsym handle diff_recdep_value").find("libdiff_recdep.so+0x") !=
+        std::string::npos);
+  RunOptions stacks;
+  stacks.env["DLTRACE_STACK_DEPTH"] = "32";
+  DifferentialResult u = same({fixture("diff_unwind")}, stacks);
+  CHECK(line(u.plain.out, "caught") == "caught boom");
+}
+
+TEST_CASE("stress: every differential program five times", "[differential][stress]") {
+  for (int round = 0; round < 5; ++round)
+    for (const auto& argv : differential_invocations()) {
+      INFO("round " << round);
+      same(argv);
+    }
+}
+
+// The comparisons above must be able to fail: under a naive interposer (one that calls the real
+// function itself, so glibc sees it as the caller) each caller-sensitive program's output changes.
+TEST_CASE("the differential programs detect a caller-changing interposer",
+          "[differential][mutation]") {
+  settle_fixtures();
+  const std::string naive = fixture("libdiff_naive_preload.so");
+  std::vector<std::vector<std::string>> sensitive = {
+      {fixture("diff_next")},
+      {fixture("diff_runpath"), "runpath-bare"},
+      {fixture("diff_runpath"), "rpath-bare"},
+      {fixture("diff_runpath"), "runpath-origin"},
+      {fixture("diff_runpath"), "rpath-origin"},
+      {fixture("diff_dlerror"), "default-missing"},
+      {fixture("diff_dlmopen")},
+      {fixture("diff_unload"), "lib-default"},
+      {fixture("diff_symver_old")},
+      {fixture("diff_symver_new")},
+      {fixture("diff_nested")},
+      {fixture("diff_early")},
+  };
+  for (const auto& argv : sensitive) {
+    ProcessResult plain = run(argv);
+    RunOptions opts;
+    opts.env["LD_PRELOAD"] = naive;
+    ProcessResult naive_run = run(argv, opts);
+    INFO("command: " << join(argv) << "\nUNTRACED: " << describe(plain)
+                     << "\nNAIVE: " << describe(naive_run));
+    CHECK(plain.out != naive_run.out);
+  }
+}
