@@ -438,3 +438,35 @@ TEST_CASE("object_at picks the object mapped at that address at that time", "[tr
   CHECK(r->object_at(0x200100, 35) == nullptr);
   CHECK(r->object_at(0x210000, 30) == nullptr);
 }
+
+TEST_CASE("a header that claims a huge ring over a short file is read in bounded time", "[trace][reader]") {
+  ScratchDir dir;
+  std::string path = dir.file("liar.trace");
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, path, format::kMinBufferSize) == "");
+  for (int i = 0; i < 20; ++i) {
+    format::EventSlot e = make_event(w.reserve_seq());
+    w.commit(e);
+  }
+  format::FileHeader h = *w.header();
+  w.close();
+  auto bytes = read_file(path);
+  h.file_size = 1ull << 50;
+  h.slot_count = (h.file_size - h.ring_offset) / format::kSlotSize;
+  h.next_seq = (1ull << 60) + 1;
+  std::memcpy(bytes.data(), &h, sizeof h);
+
+  std::string error;
+  auto r = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+  INFO(error);
+  REQUIRE(r);
+  CHECK(r->recovery().truncated);
+  CHECK(r->last_seq() == 1ull << 60);
+  CHECK(r->recovery().dropped_events == (1ull << 60) - 20);
+  auto events = all_events(*r);
+  REQUIRE(events.size() == 20);
+  CHECK(events.front().seq == 1);
+  CHECK(events.back().seq == 20);
+  CHECK(r->event(20));
+  CHECK_FALSE(r->event(1ull << 60));
+}

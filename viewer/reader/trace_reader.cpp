@@ -113,7 +113,7 @@ class TraceReaderImpl final : public TraceReader {
   std::vector<uint32_t> by_start_;    // indexes into objects_
   std::vector<uint64_t> max_end_;     // max map_end over by_start_[0..i]
 
-  // Ring window: events stored in slots readable in this file.
+  // Slots [0, slots_present_) are in the file.
   uint64_t slots_present_ = 0;
   // Valid slots whose seq is older than the last lap (their successor never committed), in seq
   // order; they come before the in-window events.
@@ -348,10 +348,7 @@ void TraceReaderImpl::parse_entry(CatalogType type, uint32_t id, const unsigned 
 
 // ---- ring ----
 
-bool TraceReaderImpl::slot_present(uint64_t index) const {
-  uint64_t off = header_.ring_offset + index * format::kSlotSize;
-  return index < header_.slot_count && off <= size_ && size_ - off >= format::kSlotSize;
-}
+bool TraceReaderImpl::slot_present(uint64_t index) const { return index < slots_present_; }
 
 TraceReaderImpl::SlotState TraceReaderImpl::read_slot(uint64_t index, EventSlot* out) const {
   std::memcpy(out, data_ + header_.ring_offset + index * format::kSlotSize, sizeof *out);
@@ -376,8 +373,10 @@ void TraceReaderImpl::load_ring() {
   uint64_t readable = 0;
   std::vector<std::pair<uint64_t, uint64_t>> stale;  // (seq, slot)
   const uint64_t window_start = last_seq_ >= n ? last_seq_ - n + 1 : 1;
-  for (uint64_t i = 0; i < n; ++i) {
-    if (!slot_present(i)) break;
+  slots_present_ = size_ > header_.ring_offset
+                       ? std::min<uint64_t>(n, (size_ - header_.ring_offset) / format::kSlotSize)
+                       : 0;
+  for (uint64_t i = 0; i < slots_present_; ++i) {
     EventSlot slot;
     switch (read_slot(i, &slot)) {
       case SlotState::kEmpty:
@@ -408,11 +407,20 @@ void TraceReaderImpl::for_each_event(const std::function<bool(const EventSlot&)>
   EventSlot slot;
   for (uint64_t index : stale_slots_)
     if (read_slot(index, &slot) == SlotState::kValid && !fn(slot)) return;
+  // The last lap, seqs [window_start, last_seq], occupies slots i0, i0 + 1, ... wrapping at n.
+  // Only the first `present` slots are in the file (it may be truncated, and n may be a lie),
+  // so walk slot ranges, never the seq range itself.
   const uint64_t window_start = last_seq_ >= n ? last_seq_ - n + 1 : 1;
-  for (uint64_t seq = window_start; seq <= last_seq_ && seq != 0; ++seq) {
-    uint64_t index = (seq - 1) % n;
-    if (!slot_present(index)) continue;
-    if (read_slot(index, &slot) == SlotState::kValid && slot.seq == seq && !fn(slot)) return;
+  const uint64_t length = last_seq_ - window_start + 1;
+  const uint64_t i0 = (window_start - 1) % n;
+  const uint64_t first_end = std::min({n, i0 + length, slots_present_});
+  for (uint64_t i = i0; i < first_end; ++i)
+    if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (i - i0) && !fn(slot)) return;
+  if (i0 + length > n) {
+    const uint64_t second_end = std::min(i0 + length - n, slots_present_);
+    for (uint64_t i = 0; i < second_end; ++i)
+      if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (n - i0) + i && !fn(slot))
+        return;
   }
 }
 
