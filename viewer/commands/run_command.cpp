@@ -1,0 +1,276 @@
+// `dltrace run -- CMD [ARGS...]`: runs CMD with libdltrace.so preloaded and exits like CMD.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include <fmt/format.h>
+#include "commands/command.h"
+
+namespace dltrace::viewer {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct RunOptions {
+  std::string output;
+  std::string config;
+  bool live = false;
+  std::string stack_depth;
+  std::string buffer_size;
+  std::vector<std::string> command;
+};
+
+volatile sig_atomic_t g_child = 0;
+
+// Forward SIGINT/SIGTERM sent with kill(); a terminal's Ctrl-C already reached the child, which
+// shares our process group, so forwarding it too would deliver it twice.
+void forward_signal(int sig, siginfo_t* info, void*) {
+  if (g_child > 0 && info != nullptr && info->si_code <= 0) kill(g_child, sig);
+}
+
+// <dir of /proc/self/exe>/../lib/libdltrace.so: the build tree and the install prefix both
+// have bin/ and lib/ side by side. Never search elsewhere, so we never trace with a stale copy.
+absl::StatusOr<std::string> find_preload() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return TraceError(fmt::format("cannot find our own executable: {}", ec.message()));
+  const fs::path lib = exe.parent_path().parent_path() / "lib" / "libdltrace.so";
+  if (::access(lib.c_str(), R_OK) != 0) {
+    return TraceError(fmt::format("the recorder {} is missing; build the dltrace_preload target (or install dltrace) so that lib/libdltrace.so sits next to bin/dltrace", lib.string()));
+  }
+  return fs::weakly_canonical(lib, ec).string();
+}
+
+bool valid_size(std::string_view s) {
+  if (s.empty()) return false;
+  size_t digits = 0;
+  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
+  if (digits == 0) return false;
+  const std::string_view rest = s.substr(digits);
+  return rest.empty() || (rest.size() == 1 && std::strchr("kKmMgG", rest[0]) != nullptr);
+}
+
+// Trace files the recorder may have created for `pattern` (DLTRACE_OUTPUT syntax): the directory
+// to look in and a regex for names (%p, %e, and the ".N" suffix added when a name exists).
+struct OutputPattern {
+  fs::path dir;
+  std::regex name;
+};
+
+// `pid`: match only the files of that process (%p must then be exactly that pid).
+std::optional<OutputPattern> output_pattern(std::string pattern, std::optional<pid_t> pid = {}) {
+  if (pattern.empty()) pattern = "./dltrace.%e.%p.trace";
+  if (pattern.back() == '/') pattern += "dltrace.%e.%p.trace";
+  const fs::path p(pattern);
+  const std::string dir = p.parent_path().string();
+  if (dir.find('%') != std::string::npos) return std::nullopt;
+  std::string base = p.filename().string();
+  std::string suffix;
+  if (base.size() > 6 && base.ends_with(".trace")) {
+    suffix = ".trace";
+    base.resize(base.size() - 6);
+  }
+  std::string re;
+  auto literal = [&re](std::string_view s) {
+    for (char c : s) {
+      if (std::strchr(".^$|()[]{}*+?\\", c)) re += '\\';
+      re += c;
+    }
+  };
+  for (size_t i = 0; i < base.size(); ++i) {
+    if (base[i] == '%' && i + 1 < base.size() && base[i + 1] == 'p') {
+      re += pid ? std::to_string(*pid) : std::string("[0-9]+");
+      ++i;
+    } else if (base[i] == '%' && i + 1 < base.size() && base[i + 1] == 'e') {
+      re += ".+";
+      ++i;
+    } else {
+      literal(std::string_view(&base[i], 1));
+    }
+  }
+  re += "(\\.[0-9]+)?";
+  literal(suffix);
+  return OutputPattern{dir.empty() ? fs::path(".") : fs::path(dir), std::regex(re)};
+}
+
+std::set<std::string> matching_files(const OutputPattern& p) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(p.dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, p.name)) out.insert((p.dir / name).lexically_normal().string());
+  }
+  return out;
+}
+
+// Names the trace files the run created: the traced process's own first (the last one it
+// wrote, after any exec, is the one to look at), then a count of its children's.
+void report_traces(const std::string& output, const std::set<std::string>& before, pid_t pid,
+                   const char* program, int exit_code) {
+  const auto all = output_pattern(output);
+  const auto mine = output_pattern(output, pid);
+  if (!all || !mine) return;
+  std::vector<std::string> own, children;
+  for (const auto& f : matching_files(*all)) {
+    if (before.contains(f)) continue;
+    const std::string name = fs::path(f).filename().string();
+    (std::regex_match(name, mine->name) ? own : children).push_back(f);
+  }
+  if (own.empty() && children.empty()) {
+    if (exit_code == 126 || exit_code == 127) return;  // exec failed; already reported
+    std::fprintf(stderr,
+                 "dltrace: no trace file was written (is %s statically linked or setuid, or did "
+                 "it clear LD_PRELOAD?)\n",
+                 program);
+    return;
+  }
+  auto mtime = [](const std::string& f) {
+    std::error_code ec;
+    return fs::last_write_time(f, ec);
+  };
+  std::ranges::sort(own, {}, mtime);
+  for (const auto& f : own) std::fprintf(stderr, "dltrace: trace written to %s\n", f.c_str());
+  constexpr size_t kListed = 5;
+  for (size_t i = 0; i < children.size() && i < kListed; ++i) {
+    std::fprintf(stderr, "dltrace: trace of a child process written to %s\n", children[i].c_str());
+  }
+  if (children.size() > kListed) {
+    std::fprintf(stderr, "dltrace: ... and %zu more trace files of child processes\n",
+                 children.size() - kListed);
+  }
+  const std::string& best = own.empty() ? children.front() : own.back();
+  std::fprintf(stderr, "dltrace: view it with: dltrace show %s\n", best.c_str());
+}
+
+void set_env(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
+
+absl::Status run_command(const RunOptions& o, int* exit_code) {
+  if (o.command.empty()) return UsageError("no command given: dltrace run -- CMD [ARGS...]");
+  if (!o.buffer_size.empty() && !valid_size(o.buffer_size)) {
+    return UsageError(fmt::format("--buffer-size '{}': expected a number with an optional K, M or G suffix", o.buffer_size));
+  }
+  auto preload = find_preload();
+  if (!preload.ok()) return preload.status();
+
+  // The environment is set in our own process before fork; we exec nothing else.
+  const char* existing = std::getenv("LD_PRELOAD");
+  set_env("LD_PRELOAD", existing && *existing ? fmt::format("{}:{}", *preload, existing) : *preload);
+  if (!o.output.empty()) {
+    if (o.output.back() == '/') {  // a directory: create it, as the user clearly wants one
+      std::error_code ec;
+      fs::create_directories(o.output, ec);
+    }
+    set_env("DLTRACE_OUTPUT", o.output);
+  }
+  if (!o.config.empty()) {
+    std::error_code ec;
+    const fs::path config = fs::absolute(o.config, ec);
+    if (!fs::exists(config, ec)) {
+      std::fprintf(stderr, "dltrace: warning: config %s does not exist\n", config.c_str());
+    }
+    set_env("DLTRACE_CONFIG", config.string());
+  }
+  if (o.live) set_env("DLTRACE_LIVE", "1");
+  if (!o.stack_depth.empty()) set_env("DLTRACE_STACK_DEPTH", o.stack_depth);
+  if (!o.buffer_size.empty()) set_env("DLTRACE_BUFFER_SIZE", o.buffer_size);
+
+  const char* out_env = std::getenv("DLTRACE_OUTPUT");
+  const auto pattern = output_pattern(out_env ? out_env : "");
+  const auto before = pattern ? matching_files(*pattern) : std::set<std::string>{};
+
+  std::vector<char*> argv;
+  for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return TraceError(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    ::execvp(argv[0], argv.data());
+    const int err = errno;
+    std::fprintf(stderr, "dltrace: cannot run %s: %s\n", argv[0], std::strerror(err));
+    ::_exit(err == ENOENT ? 127 : 126);  // like a shell
+  }
+  g_child = pid;
+  struct sigaction sa {};
+  sa.sa_sigaction = forward_signal;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return TraceError(fmt::format("waitpid: {}", std::strerror(errno)));
+  }
+  g_child = 0;
+
+  const char* quiet = std::getenv("DLTRACE_QUIET");
+  const bool verbose = !(quiet && std::string_view(quiet) == "1");
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* abbrev = sigabbrev_np(sig);
+    std::fprintf(stderr, "dltrace: %s was killed by signal %d (SIG%s)%s\n", argv[0], sig,
+                 abbrev ? abbrev : "?", WCOREDUMP(status) ? ", core dumped" : "");
+    *exit_code = 128 + sig;
+  } else {
+    *exit_code = WEXITSTATUS(status);
+  }
+
+  if (verbose) report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void register_run_command(CLI::App& app, CommandResult& result) {
+  auto opts = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "Run a program with the recorder (lib/libdltrace.so next to this dltrace) preloaded.\n"
+      "Every dlopen/dlmopen/dlsym/dlvsym/dlclose of the program and of its children is\n"
+      "recorded; each process writes its own trace file (default ./dltrace.<exe>.<pid>.trace).\n"
+      "dltrace exits with the program's exit status (128+N if it was killed by signal N) and\n"
+      "then names the trace file(s) written.\n\n"
+      "Example:\n"
+      "  dltrace run -- python3 app.py\n"
+      "  dltrace show dltrace.python3.1234.trace");
+  cmd->add_option("-o,--output", opts->output,
+                  "trace file (DLTRACE_OUTPUT): %p = pid, %e = executable name, a trailing '/' "
+                  "means a directory");
+  cmd->add_option("-c,--config", opts->config, "flag-override config file (DLTRACE_CONFIG)");
+  cmd->add_flag("--live", opts->live, "also print one line per event to stderr as it happens");
+  cmd->add_option("--stack-depth", opts->stack_depth,
+                  "native frames captured per event, 0 disables stacks (default 32)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--buffer-size", opts->buffer_size,
+                  "trace buffer size with optional K/M/G suffix (default 64M)");
+  cmd->add_option("command", opts->command, "the program and its arguments (after --)")
+      ->required();
+  cmd->positionals_at_end();
+  cmd->callback([opts, &result] {
+    int code = kExitOk;
+    const absl::Status status = run_command(*opts, &code);
+    result.set(status);
+    if (status.ok()) result.exit_code = code;
+  });
+}
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,165 @@
+#include "model/trace_model.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include "util/status.h"
+
+namespace dltrace::viewer {
+
+absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path) {
+  std::string error;
+  auto reader = TraceReader::open(path, &error);
+  if (!reader) {
+    return TraceError(fmt::format("{}: {}", path, error.empty() ? "cannot read the trace" : error));
+  }
+  return reader;
+}
+
+std::string_view call_name(uint16_t call) {
+  switch (static_cast<format::CallKind>(call)) {
+    case format::CallKind::kDlopen: return "dlopen";
+    case format::CallKind::kDlmopen: return "dlmopen";
+    case format::CallKind::kDlsym: return "dlsym";
+    case format::CallKind::kDlvsym: return "dlvsym";
+    case format::CallKind::kDlclose: return "dlclose";
+  }
+  return "unknown";
+}
+
+std::string_view cause_name(format::ObjectCause cause) {
+  switch (cause) {
+    case format::ObjectCause::kStartup: return "startup";
+    case format::ObjectCause::kNeeded: return "needed";
+    case format::ObjectCause::kDlopen: return "dlopen";
+    case format::ObjectCause::kPreload: return "preload";
+  }
+  return "unknown";
+}
+
+std::string_view end_name(format::EndKind end) {
+  switch (end) {
+    case format::EndKind::kExit: return "exit";
+    case format::EndKind::kSignal: return "signal";
+    case format::EndKind::kRunning: break;
+  }
+  return "unknown";
+}
+
+std::string_view basename_of(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+std::string object_name(const ObjectRecord& o) {
+  if (!o.path.empty()) return std::string(basename_of(o.path));
+  if (!o.soname.empty()) return o.soname;
+  if (o.flags & format::kObjectVdso) return "[vdso]";
+  return fmt::format("#{}", o.id);
+}
+
+std::vector<std::string> recovery_sentences(const TraceReader& reader) {
+  const Recovery& r = reader.recovery();
+  std::vector<std::string> out;
+  // The reader writes one note per problem; prefer its wording (it knows the details) and only
+  // fall back to the counters when it wrote none.
+  if (!r.notes.empty()) {
+    for (std::string note : r.notes) {
+      if (!note.empty()) {
+        if (note[0] >= 'a' && note[0] <= 'z') note[0] = static_cast<char>(note[0] - 'a' + 'A');
+        if (note.back() != '.') note += '.';
+        out.push_back(std::move(note));
+      }
+    }
+    return out;
+  }
+  if (r.truncated) {
+    out.push_back("The file is truncated: it is shorter than its header says; events and "
+                  "catalog entries past the end were lost.");
+  }
+  if (r.torn_events) {
+    out.push_back(fmt::format("{} event(s) were torn (started but never committed, or failing "
+                              "their checksum) and were skipped.", r.torn_events));
+  }
+  if (r.dropped_events) {
+    out.push_back(fmt::format("{} of {} event(s) are not readable (overwritten when the ring "
+                              "buffer wrapped, or torn); raise --buffer-size to keep them.",
+                              r.dropped_events, reader.last_seq()));
+  }
+  if (r.corrupt_catalog) {
+    out.push_back(fmt::format("{} byte(s) of the catalog (strings, objects, stacks) did not "
+                              "check out and were skipped.", r.corrupt_catalog));
+  }
+  if (r.catalog_dropped) {
+    out.push_back(fmt::format("{} catalog entries did not fit in the buffer and were not "
+                              "recorded; names or stacks may be missing.", r.catalog_dropped));
+  }
+  return out;
+}
+
+TraceModel::TraceModel(const TraceReader& reader) : reader_(reader) {
+  const format::FileHeader& h = reader.header();
+  if (h.clock_kind == format::kClockTsc) {
+    tsc_ = true;
+    if (h.tsc_latest > h.tsc_base && h.tsc_latest_ns > h.tsc_base_ns) {
+      ns_per_tick_ = static_cast<long double>(h.tsc_latest_ns - h.tsc_base_ns) /
+                     static_cast<long double>(h.tsc_latest - h.tsc_base);
+    } else if (h.tsc_hz_estimate != 0) {
+      ns_per_tick_ = 1e9L / static_cast<long double>(h.tsc_hz_estimate);
+    }
+  }
+  for (const auto& o : reader.objects()) {
+    if (o.opened_by != 0) new_objects_[o.opened_by].push_back(o.id);
+    if (o.unload_seq) unloaded_by_[*o.unload_seq].push_back(o.id);
+    by_load_.push_back(&o);
+  }
+  std::ranges::stable_sort(by_load_, {}, &ObjectRecord::load_seq);
+}
+
+std::span<const uint32_t> TraceModel::new_objects(uint64_t seq) const {
+  auto it = new_objects_.find(seq);
+  if (it == new_objects_.end()) return {};
+  return it->second;
+}
+
+std::span<const uint32_t> TraceModel::unloaded_by(uint64_t seq) const {
+  auto it = unloaded_by_.find(seq);
+  if (it == unloaded_by_.end()) return {};
+  return it->second;
+}
+
+uint64_t TraceModel::to_ns(uint64_t value, bool absolute) const {
+  if (!tsc_) return value;
+  const format::FileHeader& h = reader_.header();
+  if (!absolute) return static_cast<uint64_t>(static_cast<long double>(value) * ns_per_tick_);
+  const long double delta = (static_cast<long double>(value) - static_cast<long double>(h.tsc_base)) *
+                            ns_per_tick_;
+  const long double ns = static_cast<long double>(h.tsc_base_ns) + delta;
+  return ns <= 0 ? 0 : static_cast<uint64_t>(ns);
+}
+
+std::string_view TraceModel::path_of(const ObjectRecord& o) const {
+  if (o.path.empty() && !(o.flags & format::kObjectVdso)) return reader_.process().exe;
+  return o.path;
+}
+
+std::string TraceModel::name_of(const ObjectRecord& o) const {
+  const std::string_view path = path_of(o);
+  return path.empty() ? object_name(o) : std::string(basename_of(path));
+}
+
+double TraceModel::relative_ms(uint64_t time_ns) const {
+  const uint64_t start = reader_.process().start_monotonic_ns;
+  const double delta = time_ns >= start ? static_cast<double>(time_ns - start)
+                                        : -static_cast<double>(start - time_ns);
+  return delta / 1e6;
+}
+
+const ObjectRecord* TraceModel::object_for(uint64_t address, uint64_t seq, uint32_t hint) const {
+  if (hint != format::kNoId) {
+    if (const ObjectRecord* o = reader_.object(hint)) return o;
+  }
+  return address ? reader_.object_at(address, seq) : nullptr;
+}
+
+}  // namespace dltrace::viewer

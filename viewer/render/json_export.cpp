@@ -1,0 +1,383 @@
+#include "render/json_export.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "dltrace/flags.h"
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+namespace {
+
+constexpr uint64_t kForever = std::numeric_limits<uint64_t>::max();
+
+class Exporter {
+ public:
+  Exporter(const TraceReader& reader, const JsonExportOptions& options, JsonWriter& w)
+      : reader_(reader), model_(reader), options_(options), w_(w), symbolizer_(reader.process().exe) {}
+
+  absl::Status run() {
+    if (options_.flavor == JsonFlavor::kJson) {
+      write_json();
+    } else {
+      write_jsonl();
+    }
+    return w_.finish();
+  }
+
+ private:
+  // ---- top level ----
+  void write_json() {
+    w_.begin_object();
+    w_.key("format").value("dltrace-json");
+    w_.key("version").value(1);
+    w_.key("time_base").value("CLOCK_MONOTONIC");
+    w_.key("process");
+    w_.begin_object();
+    write_process_fields();
+    w_.end_object();
+    w_.key("dropped_events").value(reader_.recovery().dropped_events);
+    w_.key("last_seq").value(reader_.last_seq());
+    w_.key("recovery");
+    write_recovery();
+    w_.key("objects");
+    w_.begin_array();
+    for (const auto& o : reader_.objects()) write_object(o, false);
+    w_.end_array();
+    w_.key("events");
+    w_.begin_array();
+    reader_.for_each_event([this](const format::EventSlot& e) {
+      write_event(e, false);
+      return true;
+    });
+    w_.end_array();
+    w_.end_object();
+    w_.end_line();
+  }
+
+  void write_jsonl() {
+    w_.begin_object();
+    w_.key("type").value("process");
+    w_.key("format").value("dltrace-jsonl");
+    w_.key("version").value(1);
+    w_.key("time_base").value("CLOCK_MONOTONIC");
+    write_process_fields();
+    w_.key("dropped_events").value(reader_.recovery().dropped_events);
+    w_.key("last_seq").value(reader_.last_seq());
+    w_.key("recovery");
+    write_recovery();
+    w_.end_object();
+    w_.end_line();
+    // Objects go out just before the first event at or after their load_seq.
+    const auto& objects = model_.objects_by_load();
+    size_t next = 0;
+    reader_.for_each_event([&](const format::EventSlot& e) {
+      while (next < objects.size() && objects[next]->load_seq <= e.seq) {
+        write_object(*objects[next++], true);
+        w_.end_line();
+      }
+      write_event(e, true);
+      w_.end_line();
+      return true;
+    });
+    while (next < objects.size()) {
+      write_object(*objects[next++], true);
+      w_.end_line();
+    }
+  }
+
+  void write_process_fields() {
+    const ProcessInfo& p = reader_.process();
+    w_.key("pid").value(p.pid);
+    w_.key("ppid").value(p.ppid);
+    w_.key("exe").value(p.exe);
+    w_.key("cwd").value(p.cwd);
+    w_.key("argv");
+    w_.begin_array();
+    for (const auto& a : p.argv) w_.value(a);
+    w_.end_array();
+    w_.key("end").value(end_name(p.end));
+    w_.key("exit_status");
+    if (p.end == format::EndKind::kExit) w_.value(p.end_code); else w_.null();
+    w_.key("signal");
+    if (p.end == format::EndKind::kSignal) w_.value(p.end_code); else w_.null();
+    w_.key("start_realtime_ns").value(p.start_realtime_ns);
+    w_.key("start_monotonic_ns").value(p.start_monotonic_ns);
+    w_.key("end_monotonic_ns");
+    if (p.end != format::EndKind::kRunning) w_.value(p.end_monotonic_ns); else w_.null();
+    w_.key("config");
+    if (p.config.empty()) w_.null(); else w_.value(p.config);
+    w_.key("stack_depth").value(p.stack_depth);
+    w_.key("caller_emulated").value((p.recorder_flags & format::kRecorderCallerEmulated) != 0);
+  }
+
+  void write_recovery() {
+    const Recovery& r = reader_.recovery();
+    w_.begin_object();
+    w_.key("clean").value(r.clean());
+    w_.key("truncated").value(r.truncated);
+    w_.key("torn_events").value(r.torn_events);
+    w_.key("dropped_events").value(r.dropped_events);
+    w_.key("corrupt_catalog_bytes").value(r.corrupt_catalog);
+    w_.key("catalog_dropped").value(r.catalog_dropped);
+    w_.key("notes");
+    w_.begin_array();
+    for (const auto& s : recovery_sentences(reader_)) w_.value(s);
+    w_.end_array();
+    w_.end_object();
+  }
+
+  // ---- objects ----
+  void write_object(const ObjectRecord& o, bool typed) {
+    w_.begin_object();
+    if (typed) w_.key("type").value("object");
+    w_.key("id").value(o.id);
+    w_.key("path").value(o.path);
+    w_.key("soname");
+    if (o.soname.empty()) w_.null(); else w_.value(o.soname);
+    w_.key("base").hex(o.base);
+    w_.key("build_id");
+    if (o.build_id.empty()) w_.null(); else w_.value(o.build_id);
+    w_.key("namespace").value(o.lmid);
+    w_.key("cause").value(cause_name(o.cause));
+    w_.key("parent");
+    optional_id(o.parent);
+    w_.key("opened_by");
+    if (o.opened_by != 0) w_.value(o.opened_by); else w_.null();
+    w_.key("global").value(is_global(o));
+    w_.key("load_seq").value(o.load_seq);
+    w_.key("unload_seq");
+    if (o.unload_seq) w_.value(*o.unload_seq); else w_.null();
+    // Extras.
+    w_.key("promote_seq");
+    if (o.promote_seq) w_.value(*o.promote_seq); else w_.null();
+    w_.key("global_at_load").value(o.global_at_load());
+    w_.key("handle").hex(o.link_map);
+    w_.key("map_start").hex(o.map_start);
+    w_.key("map_end").hex(o.map_end);
+    w_.key("flags");
+    w_.begin_array();
+    if (o.flags & format::kObjectRecorder) w_.value("recorder");
+    if (o.flags & format::kObjectDiscovered) w_.value("discovered");
+    if (o.flags & format::kObjectVdso) w_.value("vdso");
+    w_.end_array();
+    w_.end_object();
+  }
+
+  // ---- events ----
+  void write_event(const format::EventSlot& e, bool typed) {
+    const bool open = is_open_call(e.call);
+    const bool sym = is_sym_call(e.call);
+    const bool close = is_close_call(e.call);
+    w_.begin_object();
+    if (typed) w_.key("type").value("event");
+    w_.key("seq").value(e.seq);
+    w_.key("time_ns").value(model_.time_ns(e));
+    w_.key("tid").value(e.tid);
+    w_.key("call").value(call_name(e.call));
+    w_.key("duration_ns").value(model_.duration_ns(e));
+
+    w_.key("file");
+    if (open) optional_string(e.name); else w_.null();
+    w_.key("namespace");
+    if (open) w_.value(e.lmid); else w_.null();
+    if (open) {
+      w_.key("flags").value(e.flags);
+      w_.key("flags_text").value(flags_text(e.flags));
+      w_.key("effective_flags").value(e.effective_flags);
+      w_.key("effective_flags_text").value(flags_text(e.effective_flags));
+    } else {
+      for (const char* k : {"flags", "flags_text", "effective_flags", "effective_flags_text"}) {
+        w_.key(k).null();
+      }
+    }
+    w_.key("override");
+    if (open && ((e.bits & format::kEventOverridden) || e.override_line != 0)) {
+      w_.begin_object();
+      w_.key("config");
+      if (reader_.process().config.empty()) w_.null(); else w_.value(reader_.process().config);
+      w_.key("line").value(e.override_line);
+      w_.key("rules");
+      w_.begin_array();
+      for (const auto& r : reader_.overrides_for(e.seq)) {
+        w_.begin_object();
+        w_.key("line").value(r.line);
+        w_.key("flags_before").value(r.flags_before);
+        w_.key("flags_after").value(r.flags_after);
+        w_.end_object();
+      }
+      w_.end_array();
+      w_.end_object();
+    } else {
+      w_.null();
+    }
+
+    w_.key("handle");
+    if (e.handle != 0) w_.hex(e.handle); else w_.null();
+    w_.key("object");
+    optional_id(e.object);
+    w_.key("new_objects");
+    if (open) {
+      w_.begin_array();
+      for (uint32_t id : model_.new_objects(e.seq)) w_.value(id);
+      w_.end_array();
+    } else {
+      w_.null();
+    }
+    w_.key("symbol");
+    if (sym) optional_string(e.name); else w_.null();
+    w_.key("version");
+    if (e.call == static_cast<uint16_t>(format::CallKind::kDlvsym)) optional_string(e.version);
+    else w_.null();
+    w_.key("address");
+    if (sym && e.address != 0) w_.hex(e.address); else w_.null();
+    w_.key("ok").value((e.bits & format::kEventOk) != 0);
+    w_.key("error");
+    optional_string(e.error);
+
+    w_.key("caller");
+    write_caller(e);
+    w_.key("stack");
+    if (options_.stacks && e.stack != format::kNoId) w_.raw(stack_json(e.stack, e.seq));
+    else w_.null();
+    w_.key("python_stack");
+    if (options_.stacks && e.py_stack != format::kNoId) w_.raw(py_stack_json(e.py_stack));
+    else w_.null();
+
+    // Extras.
+    w_.key("parent_seq");
+    if (e.parent_seq != 0) w_.value(e.parent_seq); else w_.null();
+    w_.key("nested").value((e.bits & format::kEventNested) != 0);
+    w_.key("caller_emulated").value((e.bits & format::kEventCallerEmulated) != 0);
+    if (sym || close) {
+      w_.key("handle_object");
+      optional_id(e.handle_object);
+      if (sym && e.handle == 0) w_.key("handle_name").value("RTLD_DEFAULT");
+      if (sym && e.handle == static_cast<uint64_t>(-1)) w_.key("handle_name").value("RTLD_NEXT");
+    }
+    if (open) w_.key("already_loaded").value((e.bits & format::kEventNoLoad) != 0);
+    if (close) {
+      w_.key("result").value(e.result);
+      w_.key("unloaded").value((e.bits & format::kEventUnloaded) != 0);
+    }
+    w_.end_object();
+  }
+
+  void write_caller(const format::EventSlot& e) {
+    if (e.caller_ip == 0) {
+      w_.null();
+      return;
+    }
+    const ObjectRecord* o = model_.object_for(e.caller_ip - 1, e.seq, e.caller_object);
+    w_.begin_object();
+    w_.key("object");
+    if (o) w_.value(o->id); else w_.null();
+    w_.key("offset");
+    if (o) w_.hex(e.caller_ip - o->base); else w_.null();
+    w_.key("function");
+    const SymbolInfo* info = (o && options_.symbolize) ? &symbolizer_.lookup(*o, e.caller_ip)
+                                                       : nullptr;
+    if (info && !info->function.empty()) w_.value(info->function); else w_.null();
+    w_.key("ip").hex(e.caller_ip);
+    w_.end_object();
+  }
+
+  // ---- cached fragments ----
+  const std::string& flags_text(int flags) {
+    auto [it, inserted] = flag_texts_.try_emplace(flags);
+    if (inserted) it->second = flags_to_string(flags);
+    return it->second;
+  }
+
+  // A stack's JSON depends on which objects were mapped at its ips, so a cached rendering is
+  // reused only until one of them unloads or, for an unresolved ip, until the next load.
+  const std::string& stack_json(uint32_t id, uint64_t seq) {
+    CachedStack& c = stacks_[id];
+    if (!c.json.empty() && seq < c.valid_until) return c.json;
+    c.valid_until = kForever;
+    JsonWriter f;
+    f.begin_array();
+    for (uint64_t ip : reader_.stack(id)) {
+      const ObjectRecord* o = ip ? reader_.object_at(ip - 1, seq) : nullptr;
+      f.begin_object();
+      f.key("ip").hex(ip);
+      f.key("object");
+      if (o) f.value(o->id); else f.null();
+      f.key("offset");
+      if (o) f.hex(ip - o->base); else f.null();
+      const SymbolInfo* info = (o && options_.symbolize) ? &symbolizer_.lookup(*o, ip) : nullptr;
+      f.key("function");
+      if (info && !info->function.empty()) f.value(info->function); else f.null();
+      f.key("file");
+      if (info && !info->file.empty()) f.value(info->file); else f.null();
+      f.key("line");
+      if (info && info->line > 0) f.value(info->line); else f.null();
+      f.end_object();
+      if (o) {
+        if (o->unload_seq) c.valid_until = std::min(c.valid_until, *o->unload_seq);
+      } else {
+        c.valid_until = std::min(c.valid_until, next_load_after(seq));
+      }
+    }
+    f.end_array();
+    c.json = f.str();
+    return c.json;
+  }
+
+  const std::string& py_stack_json(uint32_t id) {
+    auto [it, inserted] = py_stacks_.try_emplace(id);
+    if (!inserted) return it->second;
+    JsonWriter f;
+    f.begin_array();
+    for (const format::PyFrame& fr : reader_.py_stack(id)) {
+      f.begin_object();
+      f.key("file").value(reader_.string(fr.file));
+      f.key("line").value(fr.line);
+      f.key("function").value(reader_.string(fr.function));
+      f.end_object();
+    }
+    f.end_array();
+    it->second = f.str();
+    return it->second;
+  }
+
+  uint64_t next_load_after(uint64_t seq) const {
+    const auto& by_load = model_.objects_by_load();
+    auto it = std::ranges::upper_bound(by_load, seq, {}, &ObjectRecord::load_seq);
+    return it == by_load.end() ? kForever : (*it)->load_seq;
+  }
+
+  // ---- small helpers ----
+  void optional_id(uint32_t id) {
+    if (id != format::kNoId) w_.value(id); else w_.null();
+  }
+  void optional_string(uint32_t id) {
+    if (id != format::kNoId && reader_.has_string(id)) w_.value(reader_.string(id));
+    else w_.null();
+  }
+
+  struct CachedStack {
+    std::string json;
+    uint64_t valid_until = 0;
+  };
+
+  const TraceReader& reader_;
+  TraceModel model_;
+  const JsonExportOptions& options_;
+  JsonWriter& w_;
+  Symbolizer symbolizer_;
+  absl::flat_hash_map<int, std::string> flag_texts_;
+  absl::flat_hash_map<uint32_t, CachedStack> stacks_;
+  absl::flat_hash_map<uint32_t, std::string> py_stacks_;
+};
+
+}  // namespace
+
+absl::Status write_json_export(const TraceReader& reader, const JsonExportOptions& options,
+                               JsonWriter& out) {
+  return Exporter(reader, options, out).run();
+}
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,28 @@
+// The machine-readable export (`dltrace export --format json|jsonl`), exactly the schema of
+// /work/shared/spec/interface.md plus a few documented extra fields. Streams: events are
+// rendered one at a time from the reader; stacks are rendered once per stack id and reused.
+#pragma once
+
+#include "absl/status/status.h"
+#include "analysis/symbolizer.h"
+#include "dltrace/reader.h"
+#include "render/json_writer.h"
+
+namespace dltrace::viewer {
+
+enum class JsonFlavor {
+  kJson,   // one JSON object
+  kJsonl,  // JSON Lines: a process line, then object and event lines in seq order
+};
+
+struct JsonExportOptions {
+  JsonFlavor flavor = JsonFlavor::kJson;
+  bool stacks = true;     // native and Python stacks of every event
+  bool symbolize = true;  // function/file/line via debug info (else only object + offset)
+};
+
+// Writes the export of `reader` to `out` and finishes it (flush, write errors).
+absl::Status write_json_export(const TraceReader& reader, const JsonExportOptions& options,
+                               JsonWriter& out);
+
+}  // namespace dltrace::viewer
