@@ -284,14 +284,12 @@ struct Locate {
 // Slow path: finds the object and scans it while dl_iterate_phdr's lock keeps it mapped.
 int locate_callback(dl_phdr_info* info, size_t, void* data) {
   auto& l = *static_cast<Locate*>(data);
-  if (!l.found) {
-    for (int i = 0; i < info->dlpi_phnum && !l.found; ++i) {
-      const ElfW(Phdr)& p = info->dlpi_phdr[i];
-      uintptr_t start = info->dlpi_addr + p.p_vaddr;
-      l.found = p.p_type == PT_LOAD && l.ip >= start && l.ip - start < p.p_memsz;
-    }
-    if (!l.found) return 0;
+  for (int i = 0; i < info->dlpi_phnum && !l.found; ++i) {
+    const ElfW(Phdr)& p = info->dlpi_phdr[i];
+    uintptr_t start = info->dlpi_addr + p.p_vaddr;
+    l.found = p.p_type == PT_LOAD && l.ip >= start && l.ip - start < p.p_memsz;
   }
+  if (!l.found) return 0;
   const uintptr_t key = info->dlpi_addr + 1;
   if (!cache_get(key, l.generation, l.gadget)) {
     l.gadget = find_gadget(*info);

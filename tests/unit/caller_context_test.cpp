@@ -164,6 +164,27 @@ TEST_CASE("CallerContext without a known caller calls directly", "[caller_contex
   CHECK(heap_ctx.dlsym(RTLD_DEFAULT, "malloc") == dlsym(RTLD_DEFAULT, "malloc"));
 }
 
+TEST_CASE("CallerContext construction leaves dlerror alone", "[caller_context]") {
+  settle_fixtures();
+  REQUIRE(dlsym(RTLD_DEFAULT, "no_such_symbol_armed") == nullptr);
+  void* h = dlopen(fixture("libcaller_fx_next.so").c_str(), RTLD_NOW | RTLD_NOLOAD);  // no error
+  REQUIRE(dlsym(RTLD_DEFAULT, "no_such_symbol_armed") == nullptr);
+  // Once for a new object (gadget search), once cached.
+  void* ver = dlopen(fixture("libcaller_fx_ver_sysv.so").c_str(), RTLD_NOW | RTLD_LOCAL);
+  REQUIRE(ver != nullptr);
+  void* ip = dlsym(ver, "fx_plain");
+  REQUIRE(ip != nullptr);
+  REQUIRE(dlsym(RTLD_DEFAULT, "no_such_symbol_armed") == nullptr);
+  CallerContext first(ip);
+  CallerContext second(first.caller_ip());
+  CHECK(first.gadget() == second.gadget());
+  const char* err = dlerror();
+  REQUIRE(err != nullptr);
+  CHECK(std::strstr(err, "no_such_symbol_armed") != nullptr);
+  if (h) dlclose(h);
+  dlclose(ver);
+}
+
 TEST_CASE("CallerContext gadget cache follows unloads", "[caller_context]") {
   settle_fixtures();
   for (int round = 0; round < 3; ++round) {
