@@ -1,1 +1,522 @@
-// placeholder
+// Recorder state and lifecycle: lazy idempotent init from the environment, the primary's
+// call_begin/call_end, fork, end of process, fatal signals, the dltrace_* C API, and the
+// secondary instance that lives in each dlmopen namespace.
+#include "recorder.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+
+#include "live_printer.h"
+#include "object_table.h"
+#include "python_stack.h"
+#include "real_functions.h"
+#include "stack_capture.h"
+#include "thread_state.h"
+#include "trace_writer.h"
+
+namespace dltrace::preload {
+
+constinit thread_local ThreadState t_state{};
+
+uint32_t current_tid() {
+  uint32_t tid = t_state.tid;
+  if (__builtin_expect(tid == 0, 0)) t_state.tid = tid = static_cast<uint32_t>(gettid());
+  return tid;
+}
+
+uint64_t now_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+using format::CallKind;
+using format::kNoId;
+
+enum State : int { kUninit, kInitializing, kActive, kOff, kSecondary };
+
+constinit std::atomic<int> g_state{kUninit};
+constinit TraceWriter g_writer;
+constinit std::atomic<uint32_t> g_stack_depth{32};
+constinit bool g_live = false;
+constinit bool g_quiet = false;
+constinit pid_t g_pid = 0;
+constinit char g_pattern[4096];
+constinit uint64_t g_buffer_size = 64ull << 20;
+constinit const char* g_config_path = nullptr;
+constinit std::atomic<const PrimaryApi*> g_attached{nullptr};  // secondary: the primary's API
+constinit char g_self_real[4096];                               // realpath of this library
+
+void message(const char* text) {
+  const size_t n = strlen(text);
+  ssize_t r = write(STDERR_FILENO, text, n);
+  (void)r;
+}
+
+void fail(const char* what) {
+  char line[4608];
+  snprintf(line, sizeof(line), "dltrace: %s; not recording\n", what);
+  message(line);
+}
+
+bool env_flag(const char* name) {
+  const char* v = getenv(name);
+  return v != nullptr && v[0] == '1' && v[1] == '\0';
+}
+
+// "64M", "1G", "262144", "512K"; also accepts a trailing "B"/"iB".
+bool parse_size(const char* text, uint64_t* out) {
+  if (text == nullptr || *text < '0' || *text > '9') return false;
+  uint64_t v = 0;
+  const char* p = text;
+  while (*p >= '0' && *p <= '9') {
+    if (v > (UINT64_MAX - 9) / 10) return false;
+    v = v * 10 + static_cast<uint64_t>(*p++ - '0');
+  }
+  unsigned shift = 0;
+  switch (*p) {
+    case 'k': case 'K': shift = 10; ++p; break;
+    case 'm': case 'M': shift = 20; ++p; break;
+    case 'g': case 'G': shift = 30; ++p; break;
+    default: break;
+  }
+  if (shift != 0 && p[0] == 'i' && p[1] == 'B') p += 2;
+  else if (p[0] == 'B') ++p;
+  if (*p != '\0') return false;
+  if (shift != 0 && v > (UINT64_MAX >> shift)) return false;
+  *out = v << shift;
+  return true;
+}
+
+bool parse_uint(const char* text, uint32_t* out) {
+  if (text == nullptr || *text == '\0') return false;
+  uint64_t v = 0;
+  for (const char* p = text; *p; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(*p - '0');
+    if (v > 1000000) return false;
+  }
+  *out = static_cast<uint32_t>(v);
+  return true;
+}
+
+// In a dlmopen namespace the first object dl_iterate_phdr reports is this library itself (in the
+// base namespace it is the executable).
+bool first_object_is_self() {
+  struct Ctx {
+    bool self;
+  } ctx{false};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) {
+        const auto self = reinterpret_cast<uint64_t>(&first_object_is_self);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const auto& ph = info->dlpi_phdr[i];
+          if (ph.p_type != PT_LOAD) continue;
+          const uint64_t start = info->dlpi_addr + ph.p_vaddr;
+          if (self >= start && self < start + ph.p_memsz) static_cast<Ctx*>(arg)->self = true;
+        }
+        return 1;
+      },
+      &ctx);
+  return ctx.self;
+}
+
+// ---- process info ----
+constinit char g_cmdline[65536];
+constinit const char* g_argv[2048];
+constinit char g_cwd[4096];
+
+void write_process_info() {
+  int argc = 0;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t total = 0, n;
+    while (total < static_cast<ssize_t>(sizeof(g_cmdline)) - 1 &&
+           (n = read(fd, g_cmdline + total, sizeof(g_cmdline) - 1 - total)) > 0)
+      total += n;
+    close(fd);
+    g_cmdline[total] = '\0';
+    for (ssize_t i = 0; i < total && argc < 2048;) {
+      g_argv[argc++] = g_cmdline + i;
+      i += static_cast<ssize_t>(strlen(g_cmdline + i)) + 1;
+    }
+  }
+  if (getcwd(g_cwd, sizeof(g_cwd)) == nullptr) g_cwd[0] = '\0';
+  g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv);
+}
+
+// ---- end of process ----
+void report_end() {
+  if (g_quiet) return;
+  format::FileHeader* h = g_writer.header();
+  if (h == nullptr) return;
+  const auto events = __atomic_load_n(&h->next_seq, __ATOMIC_RELAXED) - 1;
+  char line[4400];
+  snprintf(line, sizeof(line), "dltrace: %llu events written to %s\n",
+           static_cast<unsigned long long>(events), g_writer.path());
+  message(line);
+}
+
+void on_process_exit(int status, void*) {
+  if (g_state.load(std::memory_order_acquire) != kActive || getpid() != g_pid) return;
+  g_writer.set_end(format::EndKind::kExit, status);
+  report_end();
+}
+
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTERM, SIGINT, SIGHUP};
+constinit struct sigaction g_old_actions[65];
+
+void on_fatal_signal(int sig, siginfo_t* info, void*) {
+  const int saved_errno = errno;
+  if (g_state.load(std::memory_order_acquire) == kActive && getpid() == g_pid)
+    g_writer.set_end(format::EndKind::kSignal, sig);
+  sigaction(sig, &g_old_actions[sig], nullptr);
+  const bool fault = (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && info != nullptr &&
+                     info->si_code > 0;
+  // A hardware fault re-executes the faulting instruction on return, under the old disposition;
+  // anything sent (kill, raise, abort) is sent again.
+  if (!fault) raise(sig);
+  errno = saved_errno;
+}
+
+void install_signal_handlers() {
+  for (int sig : kFatalSignals) {
+    struct sigaction old;
+    if (sigaction(sig, nullptr, &old) != 0) continue;
+    // Only where nobody else handles the signal: never displace the program's own handlers.
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL) continue;
+    if ((old.sa_flags & SA_SIGINFO)) continue;
+    g_old_actions[sig] = old;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
+    sigaction(sig, &sa, nullptr);
+  }
+}
+
+// ---- fork ----
+void after_fork_child() {
+  t_state.tid = 0;
+  if (g_state.load(std::memory_order_relaxed) != kActive) return;
+  g_writer.abandon_after_fork();
+  g_pid = getpid();
+  char error[512];
+  if (!g_writer.open(g_pattern, g_buffer_size, g_stack_depth.load(std::memory_order_relaxed), error,
+                     sizeof(error))) {
+    g_state.store(kOff, std::memory_order_release);
+    fail(error);
+    return;
+  }
+  if (g_config_path) g_writer.set_config_path(g_config_path);
+  write_process_info();
+  objects::rewrite_after_fork();
+}
+
+// ---- the primary's API ----
+bool api_begin(CallState* cs);
+void api_end(CallState* cs);
+uint32_t api_intern(const char* text) { return g_writer.intern_string(text); }
+
+constexpr PrimaryApi kApi = {kPrimaryApiVersion, sizeof(PrimaryApi), api_begin, api_end, api_intern};
+
+void sync_internal_loads() {
+  objects::Attribution a;
+  a.mode = objects::Mode::kInternal;
+  objects::sync(a, 0);
+}
+
+void init() {
+  int expected = kUninit;
+  if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;
+  if (first_object_is_self()) {
+    // A second instance inside a dlmopen namespace: no file of its own; the primary attaches us.
+    g_state.store(kSecondary, std::memory_order_release);
+    return;
+  }
+  g_quiet = env_flag("DLTRACE_QUIET");
+  g_live = env_flag("DLTRACE_LIVE");
+  if (getauxval(AT_SECURE) != 0) {
+    g_state.store(kOff, std::memory_order_release);
+    fail("secure-execution mode (setuid/setgid program)");
+    return;
+  }
+  char what[4400];
+  const char* size_text = getenv("DLTRACE_BUFFER_SIZE");
+  if (size_text != nullptr && *size_text != '\0' && !parse_size(size_text, &g_buffer_size)) {
+    snprintf(what, sizeof(what), "invalid DLTRACE_BUFFER_SIZE '%.200s' (expected a size such as 64M)", size_text);
+    g_state.store(kOff, std::memory_order_release);
+    fail(what);
+    return;
+  }
+  uint32_t depth = 32;
+  const char* depth_text = getenv("DLTRACE_STACK_DEPTH");
+  if (depth_text != nullptr && *depth_text != '\0' && !parse_uint(depth_text, &depth)) {
+    snprintf(what, sizeof(what), "invalid DLTRACE_STACK_DEPTH '%.200s' (expected a number of frames)", depth_text);
+    g_state.store(kOff, std::memory_order_release);
+    fail(what);
+    return;
+  }
+  if (depth > stack::kMaxDepth) depth = stack::kMaxDepth;
+  const char* output = getenv("DLTRACE_OUTPUT");
+  snprintf(g_pattern, sizeof(g_pattern), "%s", output && *output ? output : "./dltrace.%e.%p.trace");
+  g_config_path = load_overrides_from_env();
+  g_pid = getpid();
+  if (!g_writer.open(g_pattern, g_buffer_size, depth, what, sizeof(what))) {
+    g_state.store(kOff, std::memory_order_release);
+    fail(what);
+    return;
+  }
+  if (g_config_path) g_writer.set_config_path(g_config_path);
+  g_stack_depth.store(depth, std::memory_order_relaxed);
+  objects::set_writer(&g_writer);
+  objects::Attribution startup;
+  startup.mode = objects::Mode::kStartup;
+  objects::sync(startup, 0);
+  if (const char* self = objects::recorder_path()) {
+    if (realpath(self, g_self_real) == nullptr) snprintf(g_self_real, sizeof(g_self_real), "%s", self);
+  }
+  if (depth > 0 && stack::load_unwinder()) sync_internal_loads();
+  write_process_info();
+  static bool registered = false;
+  if (!registered) {
+    registered = true;
+    pthread_atfork(nullptr, nullptr, after_fork_child);
+    on_exit(on_process_exit, nullptr);
+    install_signal_handlers();
+  }
+  g_state.store(kActive, std::memory_order_release);
+}
+
+__attribute__((constructor)) void recorder_constructor() { init(); }
+
+bool api_begin(CallState* cs) {
+  ThreadState& ts = t_state;
+  format::EventSlot& s = cs->slot;
+  const auto kind = static_cast<CallKind>(s.call);
+  const bool opens = kind == CallKind::kDlopen || kind == CallKind::kDlmopen;
+  const bool rare = opens || kind == CallKind::kDlclose;
+  // vfork / posix_spawn / raw clone children skip the atfork handler: never write into the
+  // parent's file from them.
+  if (rare && getpid() != g_pid) return false;
+  s.seq = g_writer.reserve_seq();
+  s.tid = current_tid();
+  const uint32_t depth = ts.depth;
+  const NestFrame* enclosing = nullptr;
+  if (depth > 0) {
+    enclosing = &ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1];
+    s.bits |= format::kEventNested;
+    s.parent_seq = enclosing->seq;
+  }
+  cs->nest_index = depth;
+  bool known = false;
+  s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
+  if (rare || !known) {
+    if (objects::changed()) {
+      // Loaded since the last look: by the enclosing dlopen (we run in its constructor), or
+      // without any traced call.
+      objects::Attribution a;
+      if (enclosing != nullptr && enclosing->is_open) {
+        a.mode = objects::Mode::kCall;
+        a.seq = enclosing->seq;
+        a.caller_object = enclosing->caller_object;
+        a.global = enclosing->global != 0;
+      } else {
+        a.mode = objects::Mode::kDiscovered;
+        a.seq = s.seq;
+      }
+      objects::sync(a, s.seq);
+      s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
+    }
+  }
+  if (opens) {
+    if (apply_overrides(cs->name, s.flags, cs->caller, &cs->overrides)) {
+      s.effective_flags = cs->overrides.flags;
+      if (s.effective_flags != s.flags) s.bits |= format::kEventOverridden;
+      for (uint32_t i = 0; i < cs->overrides.count && i < 8; ++i) {
+        const AppliedOverride& o = cs->overrides.applied[i];
+        g_writer.add_override({s.seq, o.line, o.flags_before, o.flags_after, 0});
+        s.override_line = o.line;
+      }
+    } else {
+      cs->overrides.count = 0;
+      cs->overrides.flags = s.flags;
+      s.effective_flags = s.flags;
+    }
+  } else {
+    s.handle = reinterpret_cast<uint64_t>(cs->handle_in);
+    if (cs->handle_in != RTLD_DEFAULT && cs->handle_in != RTLD_NEXT)
+      s.handle_object = objects::object_of_handle(cs->handle_in);
+  }
+  s.name = cs->name ? g_writer.intern_string(cs->name) : kNoId;
+  s.version = cs->version ? g_writer.intern_string(cs->version) : kNoId;
+  const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
+  s.stack = stack_depth ? stack::capture(g_writer, cs->caller, stack_depth) : kNoId;
+  s.py_stack = capture_python_stack(g_writer);
+  if (depth < kMaxNesting)
+    ts.frames[depth] = {s.seq, s.caller_object, static_cast<uint8_t>((s.effective_flags & RTLD_GLOBAL) != 0),
+                        static_cast<uint8_t>(opens)};
+  ts.depth = depth + 1;
+  s.time_ns = now_ns();
+  return true;
+}
+
+void api_end(CallState* cs) {
+  t_state.depth = cs->nest_index;
+  format::EventSlot& s = cs->slot;
+  switch (static_cast<CallKind>(s.call)) {
+    case CallKind::kDlopen:
+    case CallKind::kDlmopen: {
+      const void* handle = reinterpret_cast<const void*>(s.handle);
+      objects::SyncResult r;
+      if (objects::changed()) {
+        objects::Attribution a;
+        a.mode = objects::Mode::kCall;
+        a.seq = s.seq;
+        a.caller_object = s.caller_object;
+        a.global = (s.effective_flags & RTLD_GLOBAL) != 0;
+        a.opened = handle;
+        r = objects::sync(a, s.seq);
+      }
+      if (handle != nullptr) {
+        s.object = objects::object_of_handle(handle);
+        int64_t lmid = 0;
+        bool global = false;
+        if (objects::handle_info(handle, &lmid, &global)) s.lmid = lmid;
+        if (!r.opened_new) {
+          s.bits |= format::kEventNoLoad;
+          if ((s.effective_flags & RTLD_GLOBAL) && !global) objects::promote(handle, s.seq);
+        }
+      }
+      break;
+    }
+    case CallKind::kDlsym:
+    case CallKind::kDlvsym: {
+      if (s.address != 0) {
+        bool found = false;
+        s.object = objects::object_at(s.address, &found);
+        if (!found && objects::changed()) {
+          objects::Attribution a;
+          a.mode = objects::Mode::kDiscovered;
+          a.seq = s.seq;
+          objects::sync(a, s.seq);
+          s.object = objects::object_at(s.address);
+        }
+      }
+      break;
+    }
+    case CallKind::kDlclose: {
+      if (objects::changed()) {
+        objects::Attribution a;
+        a.mode = objects::Mode::kDiscovered;
+        a.seq = s.seq;
+        if (objects::sync(a, s.seq).removed > 0) s.bits |= format::kEventUnloaded;
+      }
+      s.object = s.handle_object;
+      break;
+    }
+  }
+  g_writer.commit(s);
+  if (g_live) print_live_event(s, cs->name, cs->version, cs->error_text[0] ? cs->error_text : nullptr);
+}
+
+}  // namespace
+
+const PrimaryApi* primary_api() { return &kApi; }
+
+const PrimaryApi* active_api() {
+  int s = g_state.load(std::memory_order_acquire);
+  if (__builtin_expect(s == kActive, 1)) return &kApi;
+  if (s == kUninit) {
+    init();
+    s = g_state.load(std::memory_order_acquire);
+    if (s == kActive) return &kApi;
+  }
+  if (s == kSecondary) return g_attached.load(std::memory_order_acquire);
+  return nullptr;
+}
+
+bool is_secondary_instance() {
+  active_api();
+  return g_state.load(std::memory_order_acquire) == kSecondary;
+}
+
+void attach_to_primary(const PrimaryApi* api) {
+  if (g_state.load(std::memory_order_acquire) != kSecondary) return;
+  if (api == nullptr || api->version != kPrimaryApiVersion || api->size < sizeof(PrimaryApi)) return;
+  g_attached.store(api, std::memory_order_release);
+}
+
+long prepare_new_namespace(void** instance_handle) {
+  *instance_handle = nullptr;
+  if (g_state.load(std::memory_order_acquire) != kActive || g_self_real[0] == '\0') return -1;
+  const RealFunctions& real = real_functions();
+  if (real.dlmopen == nullptr || real.dlinfo == nullptr || real.dlsym == nullptr) return -1;
+  InternalGuard guard;
+  void* h = real.dlmopen(LM_ID_NEWLM, g_self_real, RTLD_NOW | RTLD_LOCAL);
+  if (h == nullptr) return -1;
+  Lmid_t lmid = 0;
+  using AttachFn = int (*)(const void*);
+  auto attach = reinterpret_cast<AttachFn>(real.dlsym(h, "dltrace_attach_namespace"));
+  if (attach == nullptr || real.dlinfo(h, RTLD_DI_LMID, &lmid) != 0 || attach(&kApi) != 0) {
+    real.dlclose(h);
+    return -1;
+  }
+  *instance_handle = h;
+  return lmid;
+}
+
+void release_new_namespace(void* instance_handle) {
+  if (instance_handle == nullptr) return;
+  InternalGuard guard;
+  real_functions().dlclose(instance_handle);
+}
+
+}  // namespace dltrace::preload
+
+// ---- exported C API ----
+using namespace dltrace::preload;
+
+extern "C" __attribute__((visibility("default"))) int dltrace_set_stack_depth(unsigned depth) {
+  if (active_api() != primary_api()) return -1;
+  if (depth > stack::kMaxDepth) depth = stack::kMaxDepth;
+  if (depth > 0) {
+    // Program loads first (so that they are not mistaken for ours), then ours.
+    if (objects::changed()) {
+      objects::Attribution a;
+      a.mode = objects::Mode::kDiscovered;
+      a.seq = __atomic_load_n(&g_writer.header()->next_seq, __ATOMIC_RELAXED);  // the next event
+      objects::sync(a, a.seq);
+    }
+    if (!stack::load_unwinder()) return -1;
+    if (objects::changed()) sync_internal_loads();
+  }
+  g_stack_depth.store(depth, std::memory_order_relaxed);
+  return 0;
+}
+
+extern "C" __attribute__((visibility("default"))) const char* dltrace_trace_path(void) {
+  if (active_api() != primary_api()) return nullptr;
+  return g_writer.path();
+}
+
+extern "C" __attribute__((visibility("default"))) int dltrace_attach_namespace(const void* primary) {
+  if (!is_secondary_instance()) return -1;
+  attach_to_primary(static_cast<const PrimaryApi*>(primary));
+  return g_attached.load() == primary ? 0 : -1;
+}

@@ -1,0 +1,72 @@
+#include "live_printer.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "dltrace/flags.h"
+
+namespace dltrace::preload {
+namespace {
+const char* call_name(uint16_t call) {
+  switch (static_cast<format::CallKind>(call)) {
+    case format::CallKind::kDlopen: return "dlopen";
+    case format::CallKind::kDlmopen: return "dlmopen";
+    case format::CallKind::kDlsym: return "dlsym";
+    case format::CallKind::kDlvsym: return "dlvsym";
+    case format::CallKind::kDlclose: return "dlclose";
+  }
+  return "?";
+}
+
+const char* handle_text(uint64_t h, char* buf, size_t size) {
+  if (h == 0) return "RTLD_DEFAULT";
+  if (h == static_cast<uint64_t>(-1)) return "RTLD_NEXT";
+  snprintf(buf, size, "%#llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+}  // namespace
+
+void print_live_event(const format::EventSlot& s, const char* name, const char* version,
+                      const char* error) {
+  char line[1536];
+  char hbuf[32];
+  int n = snprintf(line, sizeof(line), "dltrace: [%u] #%llu %s", s.tid,
+                   static_cast<unsigned long long>(s.seq), call_name(s.call));
+  const auto put = [&](const char* fmt, auto... args) {
+    if (n >= 0 && static_cast<size_t>(n) < sizeof(line)) n += snprintf(line + n, sizeof(line) - n, fmt, args...);
+  };
+  const double ms = static_cast<double>(s.duration_ns) / 1e6;
+  switch (static_cast<format::CallKind>(s.call)) {
+    case format::CallKind::kDlopen:
+    case format::CallKind::kDlmopen: {
+      if (s.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) put("(ns %lld,", static_cast<long long>(s.lmid));
+      else put("(");
+      // flags_to_string allocates; live mode is a debugging aid, not the hot path.
+      const std::string flags = flags_to_string(s.effective_flags);
+      put("\"%s\", %s) = %#llx", name ? name : "NULL", flags.c_str(), static_cast<unsigned long long>(s.handle));
+      if (s.bits & format::kEventNoLoad) put(" (already loaded)");
+      break;
+    }
+    case format::CallKind::kDlsym:
+    case format::CallKind::kDlvsym:
+      put("(%s, \"%s\"", handle_text(s.handle, hbuf, sizeof(hbuf)), name ? name : "");
+      if (version) put(", \"%s\"", version);
+      put(") = %#llx", static_cast<unsigned long long>(s.address));
+      break;
+    case format::CallKind::kDlclose:
+      put("(%s) = %d", handle_text(s.handle, hbuf, sizeof(hbuf)), s.result);
+      if (s.bits & format::kEventUnloaded) put(" (unloaded)");
+      break;
+  }
+  if (error) put(" error: %s", error);
+  put(" [%.3f ms]\n", ms);
+  if (n < 0) return;
+  size_t len = static_cast<size_t>(n) < sizeof(line) ? static_cast<size_t>(n) : sizeof(line) - 1;
+  if (line[len - 1] != '\n') line[len - 1] = '\n';
+  ssize_t r = write(STDERR_FILENO, line, len);
+  (void)r;
+}
+
+}  // namespace dltrace::preload

@@ -1,0 +1,602 @@
+#include "object_table.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "elf_info.h"
+#include "trace_writer.h"
+
+namespace dltrace::preload::objects {
+namespace {
+
+using format::kNoId;
+
+constexpr uint32_t kMaxObjects = 4096;  // live at once, all namespaces
+
+struct Obj {
+  const link_map* lm;
+  const char* lname;  // l_name at discovery: identity together with lm and base
+  const char* path;   // what was written as the path
+  elf::Image image;
+  int64_t lmid;
+  uint32_t id;        // writer id; kNoId for the recorder's own loads
+  uint32_t parent;    // writer id of the parent
+  uint32_t cause;
+  uint32_t flags;
+  int32_t parent_idx;  // during attribution: index of the parent in g_objs, -1 none
+  bool used, internal, global, seen, written;
+};
+
+struct Cur {
+  const link_map* lm;
+  const char* name;
+  elf::Image image;
+  int64_t lmid;
+};
+
+// Everything here is constant-initialised: wrappers can run before any dynamic initialiser.
+constinit Obj g_objs[kMaxObjects];
+constinit uint32_t g_high;  // slots [0, g_high) have been used at some point
+constinit Cur g_cur[kMaxObjects];
+constinit uint32_t g_ncur;
+constinit Cur g_other[kMaxObjects];  // objects of namespaces other than 0
+constinit uint32_t g_nother;
+constinit uint32_t g_new[kMaxObjects];  // g_objs indices of objects found by this sync, in list order
+constinit uint32_t g_nnew;
+
+constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+// dlpi_adds/dlpi_subs at the last sync; ~0 = never synced.
+constinit std::atomic<unsigned long long> g_adds{~0ull}, g_subs{~0ull};
+constinit TraceWriter* g_writer;
+constinit char g_exe_path[4096];
+constinit const char* g_self_path;
+
+// ---- lock-free snapshot (seqlock over static arrays) ----
+struct RangeE {
+  uint64_t start, end;
+  uint32_t id, pad;
+};
+struct HandleE {
+  uint64_t lm;
+  int64_t lmid;
+  uint32_t id;
+  uint32_t global;
+};
+constinit RangeE g_ranges[kMaxObjects];
+constinit HandleE g_handles[kMaxObjects];
+constinit uint32_t g_nranges, g_nhandles;
+constinit std::atomic<uint64_t> g_snap_seq{0};
+constinit RangeE g_scratch_r[kMaxObjects];
+constinit HandleE g_scratch_h[kMaxObjects];
+
+template <class T>
+T rd(const T& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+
+void publish() {
+  uint32_t nr = 0, nh = 0;
+  for (uint32_t i = 0; i < g_high; ++i) {
+    const Obj& o = g_objs[i];
+    if (!o.used) continue;
+    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.id, 0};
+    g_scratch_h[nh++] = {reinterpret_cast<uint64_t>(o.lm), o.lmid, o.id, o.global ? 1u : 0u};
+  }
+  std::sort(g_scratch_r, g_scratch_r + nr, [](const RangeE& a, const RangeE& b) { return a.start < b.start; });
+  std::sort(g_scratch_h, g_scratch_h + nh, [](const HandleE& a, const HandleE& b) { return a.lm < b.lm; });
+  // Drop overlaps (ld.so's proxy entries in other namespaces share its mapping): first wins.
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < nr; ++i) {
+    if (k > 0 && g_scratch_r[i].start < g_scratch_r[k - 1].end) continue;
+    g_scratch_r[k++] = g_scratch_r[i];
+  }
+  nr = k;
+  const uint64_t s = g_snap_seq.load(std::memory_order_relaxed);
+  g_snap_seq.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  for (uint32_t i = 0; i < nr; ++i) {
+    __atomic_store_n(&g_ranges[i].start, g_scratch_r[i].start, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ranges[i].end, g_scratch_r[i].end, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ranges[i].id, g_scratch_r[i].id, __ATOMIC_RELAXED);
+  }
+  for (uint32_t i = 0; i < nh; ++i) {
+    __atomic_store_n(&g_handles[i].lm, g_scratch_h[i].lm, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_handles[i].lmid, g_scratch_h[i].lmid, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_handles[i].id, g_scratch_h[i].id, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_handles[i].global, g_scratch_h[i].global, __ATOMIC_RELAXED);
+  }
+  __atomic_store_n(&g_nranges, nr, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_nhandles, nh, __ATOMIC_RELAXED);
+  g_snap_seq.store(s + 2, std::memory_order_release);
+}
+
+// Runs `fn` under the seqlock's read protocol. Gives up (returns false) after many retries, which
+// can only happen if a signal handler interrupted a publish() on this very thread.
+template <class Fn>
+bool read_snapshot(Fn&& fn) {
+  for (int attempt = 0; attempt < 10000; ++attempt) {
+    const uint64_t s = g_snap_seq.load(std::memory_order_acquire);
+    if (s & 1) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    fn();
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (g_snap_seq.load(std::memory_order_relaxed) == s) return true;
+  }
+  return false;
+}
+
+// ---- collecting what the loader has ----
+void collect_other_namespaces() {
+  g_nother = 0;
+  // _r_debug is the first r_debug_extended (glibc >= 2.35); hide that from the optimiser.
+  r_debug* base = &_r_debug;
+  asm("" : "+r"(base));
+  auto* r = reinterpret_cast<r_debug_extended*>(base);
+  if (r->base.r_version < 2) return;
+  int64_t ns = 1;
+  for (r_debug_extended* x = r->r_next; x != nullptr; x = x->r_next, ++ns) {
+    for (const link_map* l = x->base.r_map; l != nullptr && g_nother < kMaxObjects; l = l->l_next) {
+      Cur c{l, l->l_name, {}, ns};
+      if (!elf::from_link_map(l, &c.image)) {
+        c.image.base = l->l_addr;
+        c.image.dynamic = l->l_ld;
+      }
+      g_other[g_nother++] = c;
+    }
+  }
+}
+
+struct CollectState {
+  const link_map* walk;
+  bool first;
+};
+
+int collect_cb(dl_phdr_info* info, size_t, void* arg) {
+  auto* st = static_cast<CollectState*>(arg);
+  if (st->first) {
+    st->first = false;
+    g_adds.store(info->dlpi_adds, std::memory_order_relaxed);
+    g_subs.store(info->dlpi_subs, std::memory_order_relaxed);
+    // dl_iterate_phdr holds dl_load_write_lock: the other namespaces' lists are stable now.
+    collect_other_namespaces();
+  }
+  if (g_ncur >= kMaxObjects) return 1;
+  // dl_iterate_phdr walks namespace 0's list in order: walk the link_maps alongside to pair them.
+  const link_map* lm = nullptr;
+  for (int pass = 0; pass < 2 && lm == nullptr; ++pass) {
+    for (const link_map* l = st->walk; l != nullptr; l = l->l_next) {
+      if (l->l_name == info->dlpi_name && l->l_addr == info->dlpi_addr) {
+        lm = l;
+        st->walk = l->l_next;
+        break;
+      }
+    }
+    if (lm == nullptr) st->walk = _r_debug.r_map;
+  }
+  g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
+  return 0;
+}
+
+void collect() {
+  g_ncur = 0;
+  CollectState st{_r_debug.r_map, true};
+  dl_iterate_phdr(collect_cb, &st);
+  for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) g_cur[g_ncur++] = g_other[i];
+}
+
+int find(const Cur& c) {
+  for (uint32_t i = 0; i < g_high; ++i) {
+    const Obj& o = g_objs[i];
+    if (o.used && o.lm == c.lm && o.lname == c.name && o.image.base == c.image.base && o.lmid == c.lmid)
+      return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int alloc_slot() {
+  for (uint32_t i = 0; i < g_high; ++i)
+    if (!g_objs[i].used) return static_cast<int>(i);
+  if (g_high < kMaxObjects) return static_cast<int>(g_high++);
+  return -1;
+}
+
+bool names_match(const char* needed, const Obj& o) {
+  const char* so = elf::soname(o.image);
+  if (so != nullptr && strcmp(so, needed) == 0) return true;
+  return strcmp(elf::basename(o.lname), elf::basename(needed)) == 0;
+}
+
+// BFS over DT_NEEDED from the objects already in `queue` (g_objs indices) through the new
+// objects that have no parent yet (candidate = parent_idx == -2).
+constinit uint32_t g_queue[kMaxObjects];
+struct NeededCtx {
+  uint32_t node;
+  uint32_t* tail;
+};
+void bfs_visit(const char* needed, void* arg) {
+  auto* ctx = static_cast<NeededCtx*>(arg);
+  const Obj& node = g_objs[ctx->node];
+  for (uint32_t k = 0; k < g_nnew; ++k) {
+    Obj& o = g_objs[g_new[k]];
+    if (o.parent_idx != -2 || o.lmid != node.lmid) continue;
+    if (!names_match(needed, o)) continue;
+    o.parent_idx = static_cast<int32_t>(ctx->node);
+    g_queue[(*ctx->tail)++] = g_new[k];
+    return;
+  }
+}
+void bfs(uint32_t head, uint32_t tail) {
+  while (head < tail) {
+    NeededCtx ctx{g_queue[head++], &tail};
+    elf::for_each_needed(g_objs[ctx.node].image, bfs_visit, &ctx);
+  }
+}
+
+bool in_preload_list(const char* list, const char* name) {
+  if (list == nullptr) return false;
+  const char* base = elf::basename(name);
+  const size_t blen = strlen(base);
+  for (const char* p = list; *p;) {
+    while (*p == ':' || *p == ' ' || *p == '\t' || *p == '\n') ++p;
+    const char* start = p;
+    while (*p && *p != ':' && *p != ' ' && *p != '\t' && *p != '\n') ++p;
+    if (p == start) continue;
+    const char* slash = start;
+    for (const char* q = start; q < p; ++q)
+      if (*q == '/') slash = q + 1;
+    if (static_cast<size_t>(p - slash) == blen && memcmp(slash, base, blen) == 0) return true;
+  }
+  return false;
+}
+
+constinit char g_etc_preload[4096];
+const char* etc_preload() {
+  static bool loaded = false;
+  if (!loaded) {
+    loaded = true;
+    int fd = open("/etc/ld.so.preload", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t n = read(fd, g_etc_preload, sizeof(g_etc_preload) - 1);
+      g_etc_preload[n > 0 ? n : 0] = '\0';
+      close(fd);
+    }
+  }
+  return g_etc_preload;
+}
+
+bool contains_self(const elf::Image& im) {
+  const auto self = reinterpret_cast<uint64_t>(&collect_cb);
+  return self >= im.map_start && self < im.map_end;
+}
+
+void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
+  format::ObjectLoadEntry e{};
+  e.path = g_writer->intern_string(o.path);
+  const char* so = elf::soname(o.image);
+  e.soname = so ? g_writer->intern_string(so) : kNoId;
+  e.cause = o.cause;
+  e.flags = o.flags;
+  e.parent = o.parent;
+  e.build_id_len = elf::build_id(o.image, e.build_id, sizeof(e.build_id));
+  e.opened_by = opened_by;
+  e.load_seq = load_seq;
+  e.lmid = o.lmid;
+  e.base = o.image.base;
+  e.map_start = o.image.map_start;
+  e.map_end = o.image.map_end;
+  e.link_map = reinterpret_cast<uint64_t>(o.lm);
+  o.id = g_writer->add_object(e);
+  o.written = true;
+}
+
+// Decides cause/parent/flags of the objects in g_new and writes them, parents first.
+bool attribute(const Attribution& a) {
+  bool opened_new = false;
+  using format::ObjectCause;
+  if (a.mode == Mode::kInternal) {
+    for (uint32_t k = 0; k < g_nnew; ++k) {
+      Obj& o = g_objs[g_new[k]];
+      o.internal = true;
+      o.id = kNoId;
+    }
+    return false;
+  }
+  for (uint32_t k = 0; k < g_nnew; ++k) {
+    Obj& o = g_objs[g_new[k]];
+    o.parent_idx = -2;  // unassigned
+    o.parent = kNoId;
+    o.flags = 0;
+    o.cause = static_cast<uint32_t>(ObjectCause::kNeeded);
+    if (g_self_path != nullptr && o.lmid != 0 && strcmp(o.lname, g_self_path) == 0) o.flags |= format::kObjectRecorder;
+  }
+  uint32_t tail = 0;
+  uint64_t opened_by = 0;
+  if (a.mode == Mode::kStartup) {
+    const auto vdso = static_cast<uint64_t>(getauxval(AT_SYSINFO_EHDR));
+    const char* env_preload = getenv("LD_PRELOAD");
+    for (uint32_t k = 0; k < g_nnew; ++k) {
+      Obj& o = g_objs[g_new[k]];
+      o.global = o.lmid == 0;
+      if (k == 0 && o.lmid == 0 && (o.lname == nullptr || o.lname[0] == '\0')) {
+        ssize_t n = readlink("/proc/self/exe", g_exe_path, sizeof(g_exe_path) - 1);
+        g_exe_path[n > 0 ? n : 0] = '\0';
+        o.path = g_exe_path;
+        o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
+        o.parent_idx = -1;
+        g_queue[tail++] = g_new[k];
+      } else if (vdso != 0 && o.image.map_start <= vdso && vdso < o.image.map_end) {
+        o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
+        o.flags |= format::kObjectVdso;
+        o.parent_idx = -1;
+      } else if (o.image.base == _r_debug.r_ldbase && o.lmid == 0) {
+        o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
+        o.parent_idx = -1;
+      } else if (contains_self(o.image)) {
+        o.cause = static_cast<uint32_t>(ObjectCause::kPreload);
+        o.flags |= format::kObjectRecorder;
+        o.parent_idx = -1;
+        g_queue[tail++] = g_new[k];
+      } else if (in_preload_list(env_preload, o.lname) || in_preload_list(etc_preload(), o.lname)) {
+        o.cause = static_cast<uint32_t>(ObjectCause::kPreload);
+        o.parent_idx = -1;
+        g_queue[tail++] = g_new[k];
+      }
+    }
+    bfs(0, tail);
+  } else if (a.mode == Mode::kCall) {
+    opened_by = a.seq;
+    int root = -1;
+    for (uint32_t k = 0; k < g_nnew && root < 0; ++k)
+      if (a.opened != nullptr && g_objs[g_new[k]].lm == a.opened) root = static_cast<int>(k);
+    opened_new = root >= 0;
+    if (root < 0 && a.opened == nullptr && g_nnew > 0) root = 0;
+    if (root >= 0) {
+      Obj& o = g_objs[g_new[root]];
+      o.cause = static_cast<uint32_t>(ObjectCause::kDlopen);
+      o.parent = a.caller_object;
+      o.parent_idx = -1;
+      g_queue[tail++] = g_new[root];
+      bfs(0, tail);
+      for (uint32_t i = 0; i < tail; ++i) g_objs[g_queue[i]].global = a.global;
+    }
+  }
+  // Whatever is left was loaded without a traced call we can tie it to: discovered roots.
+  for (uint32_t k = 0; k < g_nnew; ++k) {
+    Obj& o = g_objs[g_new[k]];
+    if (o.parent_idx != -2) continue;
+    o.cause = static_cast<uint32_t>(ObjectCause::kDlopen);
+    o.flags |= format::kObjectDiscovered;
+    o.parent_idx = -1;
+    o.global = false;
+    const uint32_t head = tail;
+    g_queue[tail++] = g_new[k];
+    bfs(head, tail);
+    for (uint32_t i = head; i < tail; ++i) g_objs[g_queue[i]].flags |= format::kObjectDiscovered;
+  }
+  // g_queue is in BFS order: parents come before their children.
+  for (uint32_t i = 0; i < tail; ++i) {
+    Obj& o = g_objs[g_queue[i]];
+    if (o.global) o.flags |= format::kObjectGlobal;
+    if (o.parent_idx >= 0) o.parent = g_objs[o.parent_idx].id;
+    const bool discovered = (o.flags & format::kObjectDiscovered) != 0;
+    write_object(o, discovered ? 0 : opened_by, a.seq);
+  }
+  // Objects the BFS never queued (startup vDSO / ld.so): write them too.
+  for (uint32_t k = 0; k < g_nnew; ++k) {
+    Obj& o = g_objs[g_new[k]];
+    if (o.written) continue;
+    if (o.global) o.flags |= format::kObjectGlobal;
+    write_object(o, opened_by, a.seq);
+  }
+  return opened_new;
+}
+
+}  // namespace
+
+void set_writer(TraceWriter* writer) { g_writer = writer; }
+
+bool changed() {
+  struct Counts {
+    unsigned long long adds, subs;
+  } c{0, 0};
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) {
+        auto* cc = static_cast<Counts*>(arg);
+        cc->adds = info->dlpi_adds;
+        cc->subs = info->dlpi_subs;
+        return 1;  // the counters are global: the first object is enough
+      },
+      &c);
+  return c.adds != g_adds.load(std::memory_order_relaxed) || c.subs != g_subs.load(std::memory_order_relaxed);
+}
+
+SyncResult sync(const Attribution& a, uint64_t unload_seq) {
+  SyncResult res;
+  pthread_mutex_lock(&g_lock);
+  collect();
+  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
+  g_nnew = 0;
+  for (uint32_t i = 0; i < g_ncur; ++i) {
+    const Cur& c = g_cur[i];
+    const int idx = find(c);
+    if (idx >= 0) {
+      g_objs[idx].seen = true;
+      continue;
+    }
+    const int slot = alloc_slot();
+    if (slot < 0) continue;  // table full: the object stays unknown
+    Obj& o = g_objs[slot];
+    o = Obj{};
+    o.lm = c.lm;
+    o.lname = c.name;
+    o.path = c.name;
+    o.image = c.image;
+    o.lmid = c.lmid;
+    o.id = kNoId;
+    o.parent = kNoId;
+    o.used = true;
+    o.seen = true;
+    g_new[g_nnew++] = static_cast<uint32_t>(slot);
+    if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
+  }
+  for (uint32_t i = 0; i < g_high; ++i) {
+    Obj& o = g_objs[i];
+    if (!o.used || o.seen) continue;
+    if (!o.internal && o.id != kNoId) {
+      g_writer->object_unloaded(o.id, unload_seq);
+      ++res.removed;
+    }
+    o.used = false;
+  }
+  if (g_nnew > 0) {
+    res.opened_new = attribute(a);
+    if (a.mode != Mode::kInternal) res.added = g_nnew;
+  }
+  if (g_nnew > 0 || res.removed > 0 || g_snap_seq.load(std::memory_order_relaxed) == 0) publish();
+  pthread_mutex_unlock(&g_lock);
+  return res;
+}
+
+uint32_t object_at(uint64_t address, bool* found) {
+  uint32_t id = kNoId;
+  bool hit = false;
+  read_snapshot([&] {
+    id = kNoId;
+    hit = false;
+    uint32_t lo = 0, hi = rd(g_nranges);
+    if (hi > kMaxObjects) hi = kMaxObjects;
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi) / 2;
+      if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0 && address < rd(g_ranges[lo - 1].end)) {
+      hit = true;
+      id = rd(g_ranges[lo - 1].id);
+    }
+  });
+  if (found) *found = hit;
+  return id;
+}
+
+namespace {
+bool find_handle(const void* handle, HandleE* out) {
+  bool hit = false;
+  const auto key = reinterpret_cast<uint64_t>(handle);
+  read_snapshot([&] {
+    hit = false;
+    uint32_t lo = 0, hi = rd(g_nhandles);
+    if (hi > kMaxObjects) hi = kMaxObjects;
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi) / 2;
+      const uint64_t v = rd(g_handles[mid].lm);
+      if (v == key) {
+        out->lm = v;
+        out->lmid = rd(g_handles[mid].lmid);
+        out->id = rd(g_handles[mid].id);
+        out->global = rd(g_handles[mid].global);
+        hit = true;
+        return;
+      }
+      if (v < key) lo = mid + 1;
+      else hi = mid;
+    }
+  });
+  return hit;
+}
+}  // namespace
+
+uint32_t object_of_handle(const void* handle) {
+  HandleE h;
+  return find_handle(handle, &h) ? h.id : kNoId;
+}
+
+bool handle_info(const void* handle, int64_t* lmid, bool* global) {
+  HandleE h;
+  if (!find_handle(handle, &h)) return false;
+  *lmid = h.lmid;
+  *global = h.global != 0;
+  return true;
+}
+
+namespace {
+struct PromoteCtx {
+  uint32_t node;
+  uint32_t* tail;
+};
+void promote_visit(const char* needed, void* arg) {
+  auto* ctx = static_cast<PromoteCtx*>(arg);
+  const Obj& node = g_objs[ctx->node];
+  for (uint32_t i = 0; i < g_high; ++i) {
+    Obj& o = g_objs[i];
+    if (!o.used || o.internal || o.lmid != node.lmid || o.seen) continue;
+    if (!names_match(needed, o)) continue;
+    o.seen = true;
+    g_queue[(*ctx->tail)++] = i;
+    return;
+  }
+}
+}  // namespace
+
+void promote(const void* handle, uint64_t seq) {
+  pthread_mutex_lock(&g_lock);
+  int start = -1;
+  for (uint32_t i = 0; i < g_high; ++i) {
+    g_objs[i].seen = false;
+    if (g_objs[i].used && g_objs[i].lm == handle) start = static_cast<int>(i);
+  }
+  bool any = false;
+  if (start >= 0 && !g_objs[start].global) {
+    uint32_t head = 0, tail = 0;
+    g_queue[tail++] = static_cast<uint32_t>(start);
+    g_objs[start].seen = true;
+    while (head < tail) {
+      PromoteCtx ctx{g_queue[head++], &tail};
+      elf::for_each_needed(g_objs[ctx.node].image, promote_visit, &ctx);
+    }
+    for (uint32_t i = 0; i < tail; ++i) {
+      Obj& o = g_objs[g_queue[i]];
+      if (o.global) continue;
+      o.global = true;
+      any = true;
+      if (o.id != kNoId) g_writer->object_promoted(o.id, seq);
+    }
+  }
+  if (any) publish();
+  pthread_mutex_unlock(&g_lock);
+}
+
+void rewrite_after_fork() {
+  pthread_mutex_init(&g_lock, nullptr);
+  static uint32_t order[kMaxObjects];
+  static uint32_t old_ids[kMaxObjects];
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < g_high; ++i)
+    if (g_objs[i].used && !g_objs[i].internal && g_objs[i].id != kNoId) order[n++] = i;
+  std::sort(order, order + n, [](uint32_t a, uint32_t b) { return g_objs[a].id < g_objs[b].id; });
+  for (uint32_t k = 0; k < n; ++k) old_ids[k] = g_objs[order[k]].id;
+  for (uint32_t k = 0; k < n; ++k) {
+    Obj& o = g_objs[order[k]];
+    if (o.parent != kNoId) {
+      // Parents were written earlier (smaller old id): their new id is already set.
+      const uint32_t* pos = std::lower_bound(old_ids, old_ids + k, o.parent);
+      o.parent = (pos != old_ids + k && *pos == o.parent) ? g_objs[order[pos - old_ids]].id : kNoId;
+    }
+    write_object(o, 0, 0);
+  }
+  publish();
+}
+
+const char* recorder_path() { return g_self_path; }
+const char* executable_path() { return g_exe_path; }
+
+}  // namespace dltrace::preload::objects

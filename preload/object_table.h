@@ -1,0 +1,72 @@
+// The in-process table of loaded objects and its synchronisation with the loader.
+//
+// sync() diffs what the loader has (dl_iterate_phdr for namespace 0, the r_debug_extended chain
+// for other namespaces) against the table, writes new objects with their cause/parent (BFS over
+// DT_NEEDED) and marks unloaded ones. It is only needed when dlpi_adds/dlpi_subs moved, which
+// changed() checks in ~25 ns. Lookups (address -> object, handle -> object) are lock-free: a
+// seqlock-protected sorted snapshot in static storage. The table lock is never held across a
+// real dl* call, and nothing here touches dlerror state (no dladdr: it takes dl_load_lock).
+#pragma once
+
+#include <cstdint>
+
+#include "dltrace/format.h"
+
+namespace dltrace::preload {
+
+class TraceWriter;
+
+namespace objects {
+
+enum class Mode : uint8_t {
+  kStartup,     // objects present when recording starts
+  kCall,        // brought in by the dlopen/dlmopen `seq`
+  kDiscovered,  // loaded without a traced call (libc internals), found at event `seq`
+  kInternal,    // the recorder's own loads (libunwind): kept out of the trace
+};
+
+struct Attribution {
+  Mode mode = Mode::kDiscovered;
+  uint64_t seq = 0;                       // load_seq (and opened_by for kCall)
+  uint32_t caller_object = format::kNoId; // parent of the opened object
+  bool global = false;                    // effective RTLD_GLOBAL
+  const void* opened = nullptr;           // link_map of the opened object, if known
+};
+
+struct SyncResult {
+  uint32_t added = 0;
+  uint32_t removed = 0;
+  bool opened_new = false;  // Attribution::opened was among the new objects
+};
+
+// Binds the table to the writer and records our own object (for kObjectRecorder).
+void set_writer(TraceWriter* writer);
+
+// True when anything was loaded or unloaded since the last sync (any namespace).
+bool changed();
+
+// Brings the table up to date; new objects are written with `a`, unloaded ones are marked with
+// `unload_seq`.
+SyncResult sync(const Attribution& a, uint64_t unload_seq);
+
+// Lock-free lookups. object_at returns kNoId when unknown; *found tells whether the address lies
+// in any known mapping (including the recorder's own, which have no id).
+uint32_t object_at(uint64_t address, bool* found = nullptr);
+uint32_t object_of_handle(const void* handle);
+// Namespace and global flag of a handle's object; false if unknown.
+bool handle_info(const void* handle, int64_t* lmid, bool* global);
+
+// RTLD_GLOBAL dlopen of an already-loaded local object: it and its DT_NEEDED closure join the
+// global scope.
+void promote(const void* handle, uint64_t seq);
+
+// After fork, in the child, with a freshly opened writer: re-write every live object
+// (cause/parent kept, opened_by/load_seq 0) under new ids. Also resets the lock.
+void rewrite_after_fork();
+
+// Path (l_name) of this library and of the executable; valid after the first sync.
+const char* recorder_path();
+const char* executable_path();
+
+}  // namespace objects
+}  // namespace dltrace::preload

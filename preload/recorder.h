@@ -1,0 +1,64 @@
+// The recorder: process-wide state (init from the environment, fork, exec, end of process) and
+// the two halves of every traced call. The interposers (interposers.cpp) make the real call
+// themselves, caller-preserving, between call_begin() and call_end(); everything that needs the
+// trace file happens here. A second instance of this library loaded into a dlmopen namespace
+// has no trace file: it forwards its calls to the primary through PrimaryApi.
+#pragma once
+
+#include <cstdint>
+
+#include "dltrace/format.h"
+#include "overrides.h"
+
+namespace dltrace::preload {
+
+// One traced call. Filled by the interposer and by the primary; plain data so that it can cross
+// from a secondary instance to the primary (the layout is part of PrimaryApi's version).
+struct CallState {
+  format::EventSlot slot;    // the event being built (seq, time, flags, handle, ...)
+  const void* caller;        // return address in the original caller
+  const char* name;          // file / symbol as passed by the program (may be nullptr)
+  const char* version;       // dlvsym version
+  const void* handle_in;     // dlsym/dlvsym/dlclose handle argument
+  uint64_t t0;               // CLOCK_MONOTONIC at call start
+  OverrideResult overrides;  // dlopen/dlmopen: applied rules; overrides.flags = effective flags
+  uint32_t nest_index;       // this call's depth on the thread (for pop)
+  uint32_t reserved;
+  char error_text[512];      // copy of the dlerror() text for DLTRACE_LIVE (may be truncated)
+};
+
+// Versioned table of the primary's recording functions, handed to a secondary instance by
+// dltrace_attach_namespace().
+inline constexpr uint32_t kPrimaryApiVersion = 1;
+struct PrimaryApi {
+  uint32_t version;
+  uint32_t size;
+  // false: not recording (pass the call through untraced).
+  bool (*begin)(CallState* cs);
+  void (*end)(CallState* cs);
+  uint32_t (*intern)(const char* text);
+};
+
+// The API the interposers should use in this instance, or nullptr when not recording. Initialises
+// the recorder lazily (a dependency's constructor may call dlopen before ours ran); if another
+// thread is initialising right now, returns nullptr instead of waiting.
+const PrimaryApi* active_api();
+
+// The primary's own API (also what a secondary receives).
+const PrimaryApi* primary_api();
+
+// Monotonic clock in ns (vDSO, no syscall).
+uint64_t now_ns();
+
+// dlmopen(LM_ID_NEWLM): load this library first into a new namespace so that it interposes
+// there too, and attach it. Returns the new namespace id, or -1 (then the caller falls back to a
+// plain LM_ID_NEWLM call). Must be called before the program's real call (touches dlerror).
+long prepare_new_namespace(void** instance_handle);
+// Undo prepare_new_namespace() after the program's dlmopen failed.
+void release_new_namespace(void* instance_handle);
+
+// Secondary instance: whether this instance lives outside the base namespace.
+bool is_secondary_instance();
+void attach_to_primary(const PrimaryApi* api);
+
+}  // namespace dltrace::preload
