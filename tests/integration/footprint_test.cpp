@@ -1,0 +1,97 @@
+// The preload's footprint on the traced process: what libdltrace.so needs and exports, and that
+// it does not change which unwinder (libgcc_s vs libunwind) the program sees.
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "harness.h"
+
+using namespace dltrace::test;
+
+namespace {
+std::string describe(const ProcessResult& r) {
+  std::ostringstream s;
+  s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
+    << r.out << "--- stderr:\n" << r.err;
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("libdltrace.so needs only libc and the loader", "[footprint]") {
+  ProcessResult d = run({"readelf", "-d", "-W", preload_path()});
+  REQUIRE(d.exit_code == 0);
+  INFO(d.out);
+  std::regex needed_re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  std::set<std::string> needed;
+  for (std::sregex_iterator it(d.out.begin(), d.out.end(), needed_re), end; it != end; ++it)
+    needed.insert((*it)[1]);
+  CHECK(needed.count("libc.so.6") == 1);
+  for (const auto& n : needed) {
+    INFO("NEEDED " << n);
+    CHECK((n == "libc.so.6" || n == "ld-linux-x86-64.so.2" || n == "libdl.so.2"));
+  }
+  CHECK(d.out.find("(TEXTREL)") == std::string::npos);
+  CHECK(std::regex_search(d.out, std::regex(R"(\(FLAGS\).*TEXTREL)")) == false);
+}
+
+TEST_CASE("libdltrace.so exports the five interposers unversioned and dltrace_* only",
+          "[footprint]") {
+  ProcessResult nm = run({"nm", "-D", "--defined-only", preload_path()});
+  REQUIRE(nm.exit_code == 0);
+  INFO(nm.out);
+  std::set<std::string> names;
+  std::istringstream in(nm.out);
+  std::string l;
+  while (std::getline(in, l)) {
+    std::istringstream f(l);
+    std::string addr, type, name;
+    f >> addr >> type >> name;
+    if (name.empty()) continue;
+    names.insert(name);
+    INFO("export " << name << " (" << type << ")");
+    std::string bare = name.substr(0, name.find('@'));
+    bool interposer = bare == "dlopen" || bare == "dlmopen" || bare == "dlsym" ||
+                      bare == "dlvsym" || bare == "dlclose";
+    CHECK((interposer || bare.rfind("dltrace_", 0) == 0));
+  }
+  // Present, and unversioned (a versioned definition would not interpose on every reference).
+  for (const char* f : {"dlopen", "dlmopen", "dlsym", "dlvsym", "dlclose"}) {
+    INFO("interposer " << f);
+    CHECK(names.count(f) == 1);
+  }
+  ProcessResult vd = run({"readelf", "-V", "-W", preload_path()});
+  INFO(vd.out);
+  CHECK(vd.out.find("Version definition section") == std::string::npos);
+}
+
+TEST_CASE("the recorder leaves libgcc_s's unwinder in charge and libunwind out of scope",
+          "[footprint][differential]") {
+  std::string dir = temp_dir("footprint");
+  RunOptions opts;
+  opts.env["DLTRACE_STACK_DEPTH"] = "32";
+  // Same output with and without the preload (and the untraced output is the expected one).
+  DifferentialResult d = run_differential({fixture("diff_unwind")}, opts);
+  INFO("UNTRACED: " << describe(d.plain));
+  INFO("TRACED: " << describe(d.traced));
+  REQUIRE(d.plain.exit_code == 0);
+  REQUIRE(d.same());
+  const std::string& o = d.plain.out;
+  CHECK(o.find("RTLD_DEFAULT _Unwind_Backtrace: libgcc_s.so.1\n") != std::string::npos);
+  CHECK(o.find("RTLD_DEFAULT _Unwind_RaiseException: libgcc_s.so.1\n") != std::string::npos);
+  CHECK(o.find("RTLD_DEFAULT backtrace: libc.so.6\n") != std::string::npos);
+  CHECK(o.find("RTLD_DEFAULT unw_backtrace: (null)\n") != std::string::npos);
+  CHECK(o.find("self handle unw_backtrace: (null)\n") != std::string::npos);
+  CHECK(o.find("caught boom\n") != std::string::npos);
+
+  // Whether the recorder did load libunwind (privately) in this run: informational — the point
+  // of the test is that, if it did, nothing of it is visible.
+  std::string maps_file = dir + "/maps.txt";
+  ProcessResult r = run_traced({fixture("diff_unwind"), maps_file}, dir + "/u.trace", opts);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == d.plain.out);
+  ProcessResult cat = run({"cat", maps_file});
+  WARN("traced process with DLTRACE_STACK_DEPTH=32: " << cat.out);
+}
