@@ -1,0 +1,130 @@
+// `dltrace show`: the event log of a synthetic trace, and never crashing on a damaged one.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <random>
+#include <string>
+
+#include "commands/show_command.h"
+#include "render/json_export.h"
+#include "viewer_test_trace.h"
+
+using namespace dltrace;
+
+namespace {
+
+std::string show_text(const TraceReader& reader, const viewer::ShowOptions& options = {}) {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  CHECK(viewer::show_trace(reader, options, f).ok());
+  std::string out;
+  std::rewind(f);
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("show prints one decoded line per event", "[viewer][show]") {
+  test::ScratchDir dir;
+  const std::string path = dir.file("v.trace");
+  REQUIRE(test::write_viewer_trace(path) == "");
+  std::string error;
+  auto reader = TraceReader::open(path, &error);
+  REQUIRE(reader);
+  viewer::ShowOptions options;
+  options.stacks = true;
+  const std::string out = show_text(*reader, options);
+  INFO(out);
+  CHECK(out.find("end: exited with status 0") != std::string::npos);
+  CHECK(out.find("argv: host --x") != std::string::npos);
+  CHECK(out.find("dlopen(\"libplugin.so\", RTLD_NOW|RTLD_LOCAL => RTLD_NOW|RTLD_GLOBAL "
+                 "[override dl.toml:3]) = 0x5000 /opt/plugins/libplugin.so new: libplugin.so "
+                 "libdep.so") != std::string::npos);
+  CHECK(out.find("    dlsym(RTLD_DEFAULT, \"helper\")") != std::string::npos);  // nested: indented
+  CHECK(out.find("dlsym(0x5000 libplugin.so, \"plugin_init\") = 0x7f0000101234 libdep.so+0x1234") !=
+        std::string::npos);
+  CHECK(out.find("dlvsym(RTLD_DEFAULT, \"missing\"@\"V1\") = NULL") != std::string::npos);
+  CHECK(out.find("error: /usr/bin/host: undefined symbol: missing, version V1") !=
+        std::string::npos);
+  CHECK(out.find("dlclose(0x5000 libplugin.so) = 0 unloaded: libplugin.so, libdep.so") !=
+        std::string::npos);
+  CHECK(out.find("py app.py:3 <module>") != std::string::npos);
+  CHECK(out.find("host+0x1234") != std::string::npos);  // unsymbolized frame: object+offset
+
+  viewer::ShowOptions failed;
+  failed.failed = true;
+  const std::string only_failed = show_text(*reader, failed);
+  CHECK(only_failed.find("dlvsym") != std::string::npos);
+  CHECK(only_failed.find("dlclose(") == std::string::npos);
+
+  viewer::ShowOptions calls;
+  calls.calls = {"dlclose"};
+  calls.seq_range = "2-5";
+  const std::string only_close = show_text(*reader, calls);
+  CHECK(only_close.find("dlclose(") != std::string::npos);
+  CHECK(only_close.find("dlopen(") == std::string::npos);
+
+  viewer::ShowOptions bad;
+  bad.calls = {"dlopenx"};
+  std::FILE* sink = std::tmpfile();
+  const absl::Status st = viewer::show_trace(*reader, bad, sink);
+  std::fclose(sink);
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);  // exit code 2
+}
+
+TEST_CASE("show reports a process without a clean end and a truncated file", "[viewer][show]") {
+  test::ScratchDir dir;
+  const std::string path = dir.file("k.trace");
+  REQUIRE(test::write_viewer_trace(path, false) == "");
+  auto bytes = test::read_file(path);
+  std::string error;
+  {
+    auto reader = TraceReader::open(path, &error);
+    REQUIRE(reader);
+    CHECK(show_text(*reader).find("no clean end recorded: the process was killed or is still "
+                                  "running") != std::string::npos);
+  }
+  // Cut the file inside the ring: the header and catalog survive, events past the cut do not.
+  const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());
+  const size_t cut = size_t(h.ring_offset + 2 * format::kSlotSize + 40);
+  auto reader = TraceReader::open_bytes(bytes.data(), cut, &error);
+  INFO(error);
+  REQUIRE(reader);
+  const std::string out = show_text(*reader);
+  INFO(out);
+  CHECK(out.find("recovery: ") != std::string::npos);
+  CHECK(out.find("truncated") != std::string::npos);
+}
+
+TEST_CASE("show and export survive garbled traces", "[viewer][show][export]") {
+  test::ScratchDir dir;
+  const std::string path = dir.file("g.trace");
+  REQUIRE(test::write_viewer_trace(path) == "");
+  const auto original = test::read_file(path);
+  const auto& h = *reinterpret_cast<const format::FileHeader*>(original.data());
+  const size_t used = size_t(h.ring_offset + 8 * format::kSlotSize);
+  std::mt19937 rng(1234);
+  int opened = 0;
+  for (int round = 0; round < 300; ++round) {
+    auto bytes = original;
+    // Garble a few bytes in the header counters, the catalog or the ring.
+    for (int k = 0; k < 4; ++k) {
+      size_t at = (round % 3 == 0) ? 64 + rng() % 112 : rng() % used;
+      if (at >= h.catalog_offset + h.catalog_size && at < h.ring_offset) at = h.ring_offset;
+      bytes[at] = static_cast<unsigned char>(rng());
+    }
+    std::string error;
+    auto reader = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+    if (!reader) continue;
+    ++opened;
+    viewer::ShowOptions options;
+    options.stacks = true;
+    (void)show_text(*reader, options);
+    viewer::JsonWriter w;
+    CHECK(viewer::write_json_export(*reader, {}, w).ok());
+  }
+  CHECK(opened > 0);
+}
