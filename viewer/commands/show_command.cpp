@@ -15,19 +15,12 @@
 
 #include "analysis/symbolizer.h"
 #include "commands/command.h"
+#include "commands/show_command.h"
 #include "dltrace/flags.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
 namespace {
-
-struct ShowOptions {
-  std::string trace;
-  bool stacks = false;
-  std::string seq_range;  // "A-B", "A-", "-B" or "A"
-  std::vector<std::string> calls;
-  bool failed = false;
-};
 
 struct Filter {
   uint64_t first = 0;
@@ -90,8 +83,9 @@ std::string signal_text(int sig) {
 
 class ShowPrinter {
  public:
-  ShowPrinter(const TraceReader& reader, bool stacks)
-      : reader_(reader), model_(reader), stacks_(stacks), symbolizer_(reader.process().exe) {}
+  ShowPrinter(const TraceReader& reader, bool stacks, std::FILE* out)
+      : out_(out),
+        reader_(reader), model_(reader), stacks_(stacks), symbolizer_(reader.process().exe) {}
 
   void header() {
     const ProcessInfo& p = reader_.process();
@@ -148,7 +142,7 @@ class ShowPrinter {
   }
 
   void flush() {
-    std::fwrite(buf_.data(), 1, buf_.size(), stdout);
+    std::fwrite(buf_.data(), 1, buf_.size(), out_);
     buf_.clear();
   }
 
@@ -276,6 +270,7 @@ class ShowPrinter {
     }
   }
 
+  std::FILE* out_;
   const TraceReader& reader_;
   TraceModel model_;
   bool stacks_;
@@ -285,23 +280,28 @@ class ShowPrinter {
 };
 
 absl::Status run_show(const ShowOptions& o) {
-  auto filter = make_filter(o);
-  if (!filter.ok()) return filter.status();
+  if (auto filter = make_filter(o); !filter.ok()) return filter.status();  // usage errors first
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  ShowPrinter printer(**reader, o.stacks);
+  return show_trace(**reader, o, stdout);
+}
+
+}  // namespace
+
+absl::Status show_trace(const TraceReader& reader, const ShowOptions& o, std::FILE* out) {
+  auto filter = make_filter(o);
+  if (!filter.ok()) return filter.status();
+  ShowPrinter printer(reader, o.stacks, out);
   printer.header();
   const Filter& f = *filter;
-  (*reader)->for_each_event([&](const format::EventSlot& e) {
+  reader.for_each_event([&](const format::EventSlot& e) {
     if (f.accepts(e)) printer.event(e);
     return true;
   });
   printer.flush();
-  if (std::fflush(stdout) != 0) return TraceError("cannot write to stdout");
+  if (std::fflush(out) != 0 || std::ferror(out)) return TraceError("cannot write the output");
   return absl::OkStatus();
 }
-
-}  // namespace
 
 void register_show_command(CLI::App& app, CommandResult& result) {
   auto opts = std::make_shared<ShowOptions>();
