@@ -70,7 +70,7 @@ void* traced_open(bool is_mopen, Lmid_t lmid, const char* file, int flags, const
   void* instance = nullptr;
   Lmid_t target = lmid;
   if (is_mopen && lmid == LM_ID_NEWLM && api == primary_api()) {
-    const long ns = prepare_new_namespace(&instance);
+    const long ns = prepare_new_namespace(&cs, &instance);
     if (ns >= 0) target = ns;
   }
   void* r = is_mopen ? ctx.dlmopen(target, file, eff) : ctx.dlopen(file, eff);

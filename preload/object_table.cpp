@@ -28,6 +28,7 @@ struct Obj {
   const char* path;   // what was written as the path
   elf::Image image;
   int64_t lmid;
+  uint64_t load_seq;  // event that brought it in (0 at start-up)
   uint32_t id;        // writer id; kNoId for the recorder's own loads
   uint32_t parent;    // writer id of the parent
   uint32_t cause;
@@ -63,11 +64,13 @@ constinit const char* g_self_path;
 // ---- lock-free snapshot (seqlock over static arrays) ----
 struct RangeE {
   uint64_t start, end;
+  int64_t lmid;
   uint32_t id, pad;
 };
 struct HandleE {
   uint64_t lm;
   int64_t lmid;
+  uint64_t load_seq;
   uint32_t id;
   uint32_t global;
 };
@@ -86,8 +89,8 @@ void publish() {
   for (uint32_t i = 0; i < g_high; ++i) {
     const Obj& o = g_objs[i];
     if (!o.used) continue;
-    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.id, 0};
-    g_scratch_h[nh++] = {reinterpret_cast<uint64_t>(o.lm), o.lmid, o.id, o.global ? 1u : 0u};
+    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.lmid, o.id, 0};
+    g_scratch_h[nh++] = {reinterpret_cast<uint64_t>(o.lm), o.lmid, o.load_seq, o.id, o.global ? 1u : 0u};
   }
   std::sort(g_scratch_r, g_scratch_r + nr, [](const RangeE& a, const RangeE& b) { return a.start < b.start; });
   std::sort(g_scratch_h, g_scratch_h + nh, [](const HandleE& a, const HandleE& b) { return a.lm < b.lm; });
@@ -105,10 +108,12 @@ void publish() {
     __atomic_store_n(&g_ranges[i].start, g_scratch_r[i].start, __ATOMIC_RELAXED);
     __atomic_store_n(&g_ranges[i].end, g_scratch_r[i].end, __ATOMIC_RELAXED);
     __atomic_store_n(&g_ranges[i].id, g_scratch_r[i].id, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ranges[i].lmid, g_scratch_r[i].lmid, __ATOMIC_RELAXED);
   }
   for (uint32_t i = 0; i < nh; ++i) {
     __atomic_store_n(&g_handles[i].lm, g_scratch_h[i].lm, __ATOMIC_RELAXED);
     __atomic_store_n(&g_handles[i].lmid, g_scratch_h[i].lmid, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_handles[i].load_seq, g_scratch_h[i].load_seq, __ATOMIC_RELAXED);
     __atomic_store_n(&g_handles[i].id, g_scratch_h[i].id, __ATOMIC_RELAXED);
     __atomic_store_n(&g_handles[i].global, g_scratch_h[i].global, __ATOMIC_RELAXED);
   }
@@ -234,7 +239,7 @@ void bfs_visit(const char* needed, void* arg) {
     return;
   }
 }
-void bfs(uint32_t head, uint32_t tail) {
+void bfs(uint32_t head, uint32_t& tail) {
   while (head < tail) {
     NeededCtx ctx{g_queue[head++], &tail};
     elf::for_each_needed(g_objs[ctx.node].image, bfs_visit, &ctx);
@@ -295,6 +300,7 @@ void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
   e.map_end = o.image.map_end;
   e.link_map = reinterpret_cast<uint64_t>(o.lm);
   o.id = g_writer->add_object(e);
+  o.load_seq = load_seq;
   o.written = true;
 }
 
@@ -466,8 +472,9 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
   return res;
 }
 
-uint32_t object_at(uint64_t address, bool* found) {
+uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   uint32_t id = kNoId;
+  int64_t ns = 0;
   bool hit = false;
   read_snapshot([&] {
     id = kNoId;
@@ -482,9 +489,11 @@ uint32_t object_at(uint64_t address, bool* found) {
     if (lo > 0 && address < rd(g_ranges[lo - 1].end)) {
       hit = true;
       id = rd(g_ranges[lo - 1].id);
+      ns = rd(g_ranges[lo - 1].lmid);
     }
   });
   if (found) *found = hit;
+  if (lmid) *lmid = ns;
   return id;
 }
 
@@ -502,6 +511,7 @@ bool find_handle(const void* handle, HandleE* out) {
       if (v == key) {
         out->lm = v;
         out->lmid = rd(g_handles[mid].lmid);
+        out->load_seq = rd(g_handles[mid].load_seq);
         out->id = rd(g_handles[mid].id);
         out->global = rd(g_handles[mid].global);
         hit = true;
@@ -520,11 +530,12 @@ uint32_t object_of_handle(const void* handle) {
   return find_handle(handle, &h) ? h.id : kNoId;
 }
 
-bool handle_info(const void* handle, int64_t* lmid, bool* global) {
+bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq) {
   HandleE h;
   if (!find_handle(handle, &h)) return false;
   *lmid = h.lmid;
   *global = h.global != 0;
+  *load_seq = h.load_seq;
   return true;
 }
 

@@ -50,11 +50,11 @@ bool changed();
 SyncResult sync(const Attribution& a, uint64_t unload_seq);
 
 // Lock-free lookups. object_at returns kNoId when unknown; *found tells whether the address lies
-// in any known mapping (including the recorder's own, which have no id).
-uint32_t object_at(uint64_t address, bool* found = nullptr);
+// in any known mapping (including the recorder's own, which have no id); *lmid its namespace.
+uint32_t object_at(uint64_t address, bool* found = nullptr, int64_t* lmid = nullptr);
 uint32_t object_of_handle(const void* handle);
-// Namespace and global flag of a handle's object; false if unknown.
-bool handle_info(const void* handle, int64_t* lmid, bool* global);
+// Namespace, global flag and load seq of a handle's object; false if unknown.
+bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq);
 
 // RTLD_GLOBAL dlopen of an already-loaded local object: it and its DT_NEEDED closure join the
 // global scope.

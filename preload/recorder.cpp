@@ -393,15 +393,23 @@ void api_end(CallState* cs) {
         a.opened = handle;
         r = objects::sync(a, s.seq);
       }
+      (void)r;
       if (handle != nullptr) {
         s.object = objects::object_of_handle(handle);
         int64_t lmid = 0;
         bool global = false;
-        if (objects::handle_info(handle, &lmid, &global)) s.lmid = lmid;
-        if (!r.opened_new) {
-          s.bits |= format::kEventNoLoad;
-          if ((s.effective_flags & RTLD_GLOBAL) && !global) objects::promote(handle, s.seq);
+        uint64_t load_seq = 0;
+        if (objects::handle_info(handle, &lmid, &global, &load_seq)) {
+          s.lmid = lmid;
+          // Brought in by this call (possibly attributed early by a nested call) or not.
+          if (load_seq != s.seq) {
+            s.bits |= format::kEventNoLoad;
+            if ((s.effective_flags & RTLD_GLOBAL) && !global) objects::promote(handle, s.seq);
+          }
         }
+      } else if (s.call == static_cast<uint16_t>(CallKind::kDlopen)) {
+        // Failed dlopen: the namespace it was made in is the caller's.
+        objects::object_at(reinterpret_cast<uint64_t>(cs->caller), nullptr, &s.lmid);
       }
       break;
     }
@@ -462,7 +470,7 @@ void attach_to_primary(const PrimaryApi* api) {
   g_attached.store(api, std::memory_order_release);
 }
 
-long prepare_new_namespace(void** instance_handle) {
+long prepare_new_namespace(const CallState* cs, void** instance_handle) {
   *instance_handle = nullptr;
   if (g_state.load(std::memory_order_acquire) != kActive || g_self_real[0] == '\0') return -1;
   const RealFunctions& real = real_functions();
@@ -478,6 +486,14 @@ long prepare_new_namespace(void** instance_handle) {
     return -1;
   }
   *instance_handle = h;
+  // Attribute our instance (and the libc it brings into the namespace) to this dlmopen now, so
+  // that the program's library is recognised as the opened object afterwards.
+  objects::Attribution a;
+  a.mode = objects::Mode::kCall;
+  a.seq = cs->slot.seq;
+  a.caller_object = cs->slot.caller_object;
+  a.opened = h;
+  objects::sync(a, cs->slot.seq);
   return lmid;
 }
 

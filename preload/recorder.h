@@ -53,7 +53,7 @@ uint64_t now_ns();
 // dlmopen(LM_ID_NEWLM): load this library first into a new namespace so that it interposes
 // there too, and attach it. Returns the new namespace id, or -1 (then the caller falls back to a
 // plain LM_ID_NEWLM call). Must be called before the program's real call (touches dlerror).
-long prepare_new_namespace(void** instance_handle);
+long prepare_new_namespace(const CallState* cs, void** instance_handle);
 // Undo prepare_new_namespace() after the program's dlmopen failed.
 void release_new_namespace(void* instance_handle);
 
