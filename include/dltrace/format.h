@@ -57,13 +57,21 @@ inline uint32_t checksum(const void* data, size_t size, uint32_t seed = 0) {
     c = detail::mix64(c, detail::load64(p + 16));
     d = detail::mix64(d, detail::load64(p + 24));
   }
-  // 0..31 bytes left: whole words into the first lanes, the rest (zero-padded) into d.
-  uint64_t w[4] = {0, 0, 0, 0};
-  std::memcpy(w, p, size);
-  if (size > 0) a = detail::mix64(a, w[0]);
-  if (size > 8) b = detail::mix64(b, w[1]);
-  if (size > 16) c = detail::mix64(c, w[2]);
-  if (size > 24) d = detail::mix64(d, w[3]);
+  // 0..31 bytes left: whole words into lanes a, b, c; the last 0..7 bytes into d, read with
+  // fixed-size loads (a variable-length memcpy would be a libc call on the interning path).
+  if (size >= 8) a = detail::mix64(a, detail::load64(p)), p += 8, size -= 8;
+  if (size >= 8) b = detail::mix64(b, detail::load64(p)), p += 8, size -= 8;
+  if (size >= 8) c = detail::mix64(c, detail::load64(p)), p += 8, size -= 8;
+  uint64_t last = 0;
+  if (size >= 4) {
+    uint32_t lo, hi;  // two overlapping 4-byte loads cover 4..7 bytes
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + size - 4, 4);
+    last = lo | (uint64_t{hi} << 32);
+  } else if (size > 0) {
+    last = p[0] | (uint64_t{p[size / 2]} << 8) | (uint64_t{p[size - 1]} << 16);
+  }
+  d = detail::mix64(d, last);
   uint64_t h = a ^ ((b << 16) | (b >> 48)) ^ ((c << 32) | (c >> 32)) ^ ((d << 48) | (d >> 16));
   h ^= h >> 33;
   h *= 0xFF51AFD7ED558CCDull;

@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -252,28 +253,41 @@ TEST_CASE("set_end records how the process ended", "[trace][writer]") {
   CHECK(r->process().end_code == 11);
 }
 
-// Run with: unit_tests "[.bench]"
+// A measurement, not run by ctest: unit_tests "[.bench]". The minimum over many short windows
+// keeps preemption on a loaded machine out of the number.
 TEST_CASE("cost of interning a seen string and committing one event", "[.bench]") {
   ScratchDir dir;
   preload::TraceWriter w;
   REQUIRE(open_writer(w, dir.file("bench.trace"), 64 << 20) == "");
   const char* names[4] = {"PyInit__ctypes", "sqlite3_open_v2", "EVP_CIPHER_CTX_new", "zlibVersion"};
   for (auto* n : names) w.intern_string(n);
-  const int iterations = 5000000;
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < iterations; ++i) {
-    format::EventSlot e{};
+  auto best_ns = [](auto&& body) {
+    double best = 1e9;
+    for (int window = 0; window < 2000; ++window) {
+      auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < 1000; ++i) body(i);
+      std::chrono::duration<double, std::nano> d = std::chrono::steady_clock::now() - start;
+      best = std::min(best, d.count() / 1000);
+    }
+    return best;
+  };
+  format::EventSlot proto = make_event(0);
+  volatile uint32_t sink = 0;
+  double intern = best_ns([&](int i) { sink = sink + w.intern_string(names[i & 3]); });
+  double commit = best_ns([&](int i) {
+    format::EventSlot e = proto;
+    e.seq = w.reserve_seq();
+    e.result = i;
+    w.commit(e);
+  });
+  double both = best_ns([&](int i) {
+    format::EventSlot e = proto;
     e.seq = w.reserve_seq();
     e.name = w.intern_string(names[i & 3]);
     w.commit(e);
-  }
-  double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() / iterations;
-  WARN("reserve_seq + intern_string + commit: " << ns << " ns");
-  start = std::chrono::steady_clock::now();
-  volatile uint32_t sink = 0;
-  for (int i = 0; i < iterations; ++i) sink = sink + w.intern_string(names[i & 3]);
-  double intern_ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start).count() / iterations;
-  WARN("intern_string alone: " << intern_ns << " ns");
-  CHECK(ns < 200);
+  });
+  WARN("intern_string (seen): " << intern << " ns; reserve_seq + commit: " << commit
+                                << " ns; reserve + intern + commit: " << both << " ns");
+  CHECK(both < 1000);  // an order of magnitude off means something is badly wrong
   w.close();
 }
