@@ -22,7 +22,7 @@ OUT=$(mktemp -d "${TMPDIR:-/tmp}/dltrace-demo.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 step "1. A plugin host: the plugin is RTLD_LOCAL, so RTLD_DEFAULT cannot see its symbols"
 show "$DLTRACE" run -o "$OUT/plugin.trace" -- "$HOST"
@@ -31,15 +31,34 @@ show "$DLTRACE" run -o "$OUT/plugin.trace" -- "$HOST"
 step "The event log"
 show "$DLTRACE" show "$OUT/plugin.trace"
 
-if "$DLTRACE" explain --help >/dev/null 2>&1; then
+# Later subcommands, shown when this build has them.
+has() { "$DLTRACE" --help 2>/dev/null | grep -q "^  $1 "; }
+if has explain; then
   step "Why the RTLD_DEFAULT lookup failed"
   show "$DLTRACE" explain "$OUT/plugin.trace"
 fi
+if has tree; then
+  step "Load order"
+  show "$DLTRACE" tree "$OUT/plugin.trace"
+fi
 
 step "Machine-readable: JSON export (first lines)"
-printf '$ %s | head -n 40\n' "$DLTRACE export --format json $OUT/plugin.trace"
+printf '$ %s | python3 -m json.tool | head -n 60\n' "$DLTRACE export --format json $OUT/plugin.trace"
 "$DLTRACE" export --format json "$OUT/plugin.trace" >"$OUT/plugin.json"
-head -n 40 "$OUT/plugin.json"
+python3 -m json.tool "$OUT/plugin.json" >"$OUT/plugin.pretty.json"
+head -n 30 "$OUT/plugin.pretty.json"
+echo "  ... ($(wc -l <"$OUT/plugin.pretty.json") lines in all)"
+
+step "The failed lookup, from the JSON export"
+python3 - "$OUT/plugin.json" <<'PY'
+import json, sys
+trace = json.load(open(sys.argv[1]))
+failed = [e for e in trace["events"] if not e["ok"]]
+assert failed, "expected a failed dlsym in the trace"
+keep = ("seq", "call", "handle", "symbol", "ok", "error", "caller")
+for e in failed:
+    print(json.dumps({k: e.get(k) for k in keep}, indent=2))
+PY
 
 step "2. Python: import json and ctypes, load libm"
 show "$DLTRACE" run -o "$OUT/python.trace" -- /usr/bin/python3 -c \
