@@ -274,6 +274,8 @@ bool Glob::compile(std::string_view pattern, std::string* why) {
   pattern_ = std::string(pattern);
   has_slash_ = pattern.find('/') != std::string_view::npos;
   literal_ = true;
+  min_len_ = 0;
+  has_first_ = has_last_ = false;
   prefix_.clear();
   suffix_.clear();
   size_t first_wild = std::string_view::npos, last_wild_end = 0;
@@ -307,13 +309,21 @@ bool Glob::compile(std::string_view pattern, std::string* why) {
       i = j;
     }
   }
-  if (literal_) return true;
-  prefix_ = std::string(pattern.substr(0, first_wild));
-  suffix_ = std::string(pattern.substr(last_wild_end));
+  if (!literal_) {
+    prefix_ = std::string(pattern.substr(0, first_wild));
+    suffix_ = std::string(pattern.substr(last_wild_end));
+  } else {
+    prefix_ = suffix_ = pattern_;
+  }
+  min_len_ = literal_ ? pattern_.size() : prefix_.size() + suffix_.size();
+  has_first_ = !prefix_.empty();
+  has_last_ = !suffix_.empty();
+  first_ = has_first_ ? prefix_.front() : 0;
+  last_ = has_last_ ? suffix_.back() : 0;
   return true;
 }
 
-bool Glob::matches(std::string_view text) const {
+bool Glob::matches_slow(std::string_view text) const {
   if (literal_) return text == pattern_;
   if (text.size() < prefix_.size() + suffix_.size()) return false;
   if (text.compare(0, prefix_.size(), prefix_) != 0) return false;

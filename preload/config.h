@@ -29,18 +29,29 @@ class Glob {
   Glob() = default;
   // Returns false and sets *why for a malformed pattern (unterminated '[', trailing '\').
   bool compile(std::string_view pattern, std::string* why);
-  bool matches(std::string_view text) const;
+  // Inline length/first/last-character rejection first: most rules fail there, without a call.
+  bool matches(std::string_view text) const {
+    if (text.size() < min_len_ || (literal_ && text.size() != min_len_)) return false;
+    if (min_len_ != 0 && ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
+      return false;
+    return matches_slow(text);
+  }
 
   const std::string& pattern() const { return pattern_; }
   bool has_slash() const { return has_slash_; }  // matches full paths instead of basenames
   bool literal() const { return literal_; }
 
  private:
+  bool matches_slow(std::string_view text) const;
+
   std::string pattern_;
   std::string prefix_;  // literal text before the first wildcard
   std::string suffix_;  // literal text after the last wildcard
   bool has_slash_ = false;
   bool literal_ = true;
+  size_t min_len_ = 0;  // literal: the exact length; glob: prefix + suffix
+  bool has_first_ = false, has_last_ = false;
+  char first_ = 0, last_ = 0;
 };
 
 // Glob matching without compilation (tests, the viewer).

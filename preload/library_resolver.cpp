@@ -4,6 +4,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -283,7 +284,70 @@ int find_exe(dl_phdr_info* info, size_t, void*) {
   return 1;  // the first object is the executable
 }
 
+// ---- the per-(caller, name) cache ----
+struct CacheEntry {
+  bool valid;
+  bool found;
+  const ElfW(Dyn)* caller;
+  uint64_t generation;
+  char name[256];
+  ResolvedLibrary lib;
+};
+constexpr size_t kCacheEntries = 64;  // direct-mapped by name hash
+CacheEntry g_entries[kCacheEntries];
+pthread_mutex_t g_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int read_generation(dl_phdr_info* info, size_t size, void* data) {
+  if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+    *static_cast<uint64_t*>(data) = info->dlpi_adds * 0x9E3779B97F4A7C15ull + info->dlpi_subs;
+  return 1;
+}
+
+// Changes whenever an object is loaded or unloaded (the search result may change with them).
+uint64_t load_generation() {
+  uint64_t g = 0;
+  dl_iterate_phdr(read_generation, &g);
+  return g;
+}
+
+void copy_result(ResolvedLibrary* dst, const ResolvedLibrary& src) {
+  copy(dst->path, sizeof dst->path, src.path);
+  copy(dst->soname, sizeof dst->soname, src.soname);
+}
+
 }  // namespace
+
+bool resolve_library_cached(const char* name, const CallerObject* caller_object,
+                            ResolvedLibrary* out) {
+  if (name == nullptr || (name[0] != '/' && strchr(name, '/') != nullptr) ||
+      strlen(name) >= sizeof(CacheEntry::name))
+    return resolve_library(name, caller_object, out);
+  const ElfW(Dyn)* caller = caller_object != nullptr ? caller_object->dynamic : nullptr;
+  uint64_t h = 1469598103934665603ull ^ reinterpret_cast<uintptr_t>(caller);
+  for (const char* p = name; *p != '\0'; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
+  CacheEntry& e = g_entries[h % kCacheEntries];
+  const uint64_t generation = load_generation();
+  pthread_mutex_lock(&g_cache_mu);
+  if (e.valid && e.generation == generation && e.caller == caller && strcmp(e.name, name) == 0) {
+    bool found = e.found;
+    copy_result(out, e.lib);
+    pthread_mutex_unlock(&g_cache_mu);
+    return found;
+  }
+  pthread_mutex_unlock(&g_cache_mu);
+  // The search runs unlocked: it takes the loader's lock (dl_iterate_phdr), which a thread
+  // inside a constructor already holds while it may be waiting for ours.
+  bool found = resolve_library(name, caller_object, out);
+  pthread_mutex_lock(&g_cache_mu);
+  e.valid = true;
+  e.found = found;
+  e.caller = caller;
+  e.generation = generation;
+  copy(e.name, sizeof e.name, name);
+  copy_result(&e.lib, *out);
+  pthread_mutex_unlock(&g_cache_mu);
+  return found;
+}
 
 void resolver_init() {
   ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
@@ -316,7 +380,36 @@ bool read_soname(const char* path, char* soname, size_t cap) {
   return ok && soname[0] != '\0';
 }
 
-bool resolve_library(const char* name, const link_map* caller, ResolvedLibrary* out) {
+struct CallerSearch {
+  ElfW(Addr) ip;
+  CallerObject* out;
+  bool found;
+};
+
+static int find_containing(dl_phdr_info* info, size_t, void* data) {
+  auto* s = static_cast<CallerSearch*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    ElfW(Addr) start = info->dlpi_addr + ph.p_vaddr;
+    if (s->ip >= start && s->ip < start + ph.p_memsz) {
+      s->out->path = info->dlpi_name != nullptr && info->dlpi_name[0] != '\0' ? info->dlpi_name : g_exe;
+      s->out->base = info->dlpi_addr;
+      s->out->dynamic = dynamic_of(info);
+      s->found = true;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+bool find_caller(const void* ip, CallerObject* out) {
+  CallerSearch s{reinterpret_cast<ElfW(Addr)>(ip), out, false};
+  if (ip != nullptr) dl_iterate_phdr(find_containing, &s);
+  return s.found;
+}
+
+bool resolve_library(const char* name, const CallerObject* caller, ResolvedLibrary* out) {
   out->path[0] = '\0';
   out->soname[0] = '\0';
   if (name == nullptr || *name == '\0') return false;
@@ -349,10 +442,10 @@ bool resolve_library(const char* name, const link_map* caller, ResolvedLibrary* 
   DynInfo cd;
   char origin[PATH_MAX];
   copy(origin, sizeof origin, g_exe_dir);
-  if (caller != nullptr) {
-    cd = read_dynamic(caller->l_ld, caller->l_addr);
-    if (caller->l_name != nullptr && caller->l_name[0] != '\0')
-      dirname_into(origin, sizeof origin, caller->l_name);
+  if (caller != nullptr && caller->dynamic != nullptr) {
+    cd = read_dynamic(caller->dynamic, caller->base);
+    if (caller->path != nullptr && caller->path[0] != '\0')
+      dirname_into(origin, sizeof origin, caller->path);
   } else if (g_exe_dyn != nullptr) {
     cd = read_dynamic(g_exe_dyn, g_exe_base);
   }

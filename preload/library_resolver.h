@@ -15,6 +15,17 @@
 
 namespace dltrace::preload {
 
+// The object that made a dlopen call: what the search needs of it.
+struct CallerObject {
+  const char* path = nullptr;  // its file ("" for the executable is replaced by its real path)
+  ElfW(Addr) base = 0;
+  const ElfW(Dyn)* dynamic = nullptr;
+};
+
+// The loaded object whose PT_LOAD segments contain `ip`. dl_iterate_phdr, not dladdr: dladdr
+// also looks for the nearest symbol, a linear walk over the object's whole symbol table.
+bool find_caller(const void* ip, CallerObject* out);
+
 struct ResolvedLibrary {
   char path[PATH_MAX];  // absolute (or as loaded) path of the file, "" if not found
   char soname[256];     // its DT_SONAME, "" if none
@@ -29,7 +40,13 @@ const char* executable_path();
 
 // Resolves `name` as dlopen would when called from the object `caller` (may be null).
 // Returns false when no file was found. No allocation.
-bool resolve_library(const char* name, const link_map* caller, ResolvedLibrary* out);
+bool resolve_library(const char* name, const CallerObject* caller, ResolvedLibrary* out);
+
+// The same, remembering the answer per (caller, name) until an object is loaded or unloaded, so
+// that repeated dlopens of a name cost a table lookup instead of file I/O. A file replaced on disk
+// without any load/unload in between is not noticed. Names with a relative path (which depend on
+// the cwd) are never cached. Thread-safe; no lock is held across the search.
+bool resolve_library_cached(const char* name, const CallerObject* caller, ResolvedLibrary* out);
 
 // DT_SONAME of an ELF file on disk; false if unreadable, not a 64-bit x86-64 ELF, or none.
 bool read_soname(const char* path, char* soname, size_t cap);

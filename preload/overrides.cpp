@@ -47,14 +47,10 @@ class CallFacts {
   std::string_view caller() {
     if (!caller_done_) {
       caller_done_ = true;
-      Dl_info info;
-      void* extra = nullptr;
-      // dladdr1 leaves dlerror state alone (dlinfo would not).
-      if (caller_ip_ != nullptr &&
-          dladdr1(caller_ip_, &info, &extra, RTLD_DL_LINKMAP) != 0 && extra != nullptr) {
-        caller_map_ = static_cast<const link_map*>(extra);
-        const char* name = caller_map_->l_name;
-        caller_ = (name != nullptr && name[0] != '\0') ? name : executable_path();
+      // dl_iterate_phdr leaves dlerror state alone (dlinfo would not).
+      if (find_caller(caller_ip_, &caller_object_)) {
+        has_caller_ = true;
+        caller_ = caller_object_.path;
       }
     }
     return caller_;
@@ -64,7 +60,7 @@ class CallFacts {
     if (!resolved_done_) {
       resolved_done_ = true;
       caller();  // the search depends on the caller's RPATH/RUNPATH and $ORIGIN
-      resolve_library(file_, caller_map_, &resolved_);
+      resolve_library_cached(file_, has_caller_ ? &caller_object_ : nullptr, &resolved_);
     }
     return resolved_;
   }
@@ -74,7 +70,8 @@ class CallFacts {
   const void* caller_ip_;
   bool caller_done_ = false;
   bool resolved_done_ = false;
-  const link_map* caller_map_ = nullptr;
+  bool has_caller_ = false;
+  CallerObject caller_object_;
   std::string_view caller_;
   ResolvedLibrary resolved_;
 };
@@ -108,15 +105,45 @@ bool apply_overrides(const char* file, int flags, const void* caller_ip, Overrid
   if (__builtin_expect(state == nullptr, 1)) return false;  // no config: this branch is all
   if (file == nullptr) return false;                        // dlopen(NULL): the program itself
 
+  // Every string is measured once per call, not once per rule.
+  const std::string_view name = file;
+  const std::string_view name_base = config::basename_of(name);
+  const bool name_has_slash = name.size() != name_base.size();
   CallFacts facts(file, caller_ip);
+  std::string_view caller, caller_base, res, res_base, soname;
+  bool caller_done = false, res_done = false;
+  // Which resolved texts add something the name in the call did not already give.
+  bool try_res = false, try_res_base = false, try_soname = false;
   bool any = false;
   for (const auto& rule : state->config.rules) {
-    if (rule.has_caller && !config::match_caller(rule, facts.caller())) continue;
-    // The name in the call first: it needs no file system access.
-    bool hit = config::match_name(rule, file);
+    if (rule.has_caller) {
+      if (!caller_done) {
+        caller_done = true;
+        caller = facts.caller();
+        caller_base = config::basename_of(caller);
+      }
+      if (caller.empty() || !rule.caller.matches(rule.caller.has_slash() ? caller : caller_base))
+        continue;
+    }
+    const config::Glob& g = rule.match;
+    // The name in the call first: it needs no file system access. A pattern with '/' can only
+    // match a text with '/'.
+    bool hit = g.has_slash() ? name_has_slash && g.matches(name) : g.matches(name_base);
     if (!hit) {
-      const ResolvedLibrary& r = facts.resolved();
-      hit = config::match_resolved(rule, r.path, r.soname);
+      if (!res_done) {
+        res_done = true;
+        const ResolvedLibrary& r = facts.resolved();
+        res = r.path;
+        res_base = config::basename_of(res);
+        soname = r.soname;
+        try_res = !res.empty() && res != name;
+        try_res_base = !res_base.empty() && res_base != name_base;
+        try_soname = !soname.empty() && soname != name_base && soname != res_base;
+      }
+      if (g.has_slash())
+        hit = try_res && g.matches(res);
+      else
+        hit = (try_res_base && g.matches(res_base)) || (try_soname && g.matches(soname));
     }
     if (!hit) continue;
     any = true;
