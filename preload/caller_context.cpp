@@ -240,10 +240,11 @@ bool cache_get(uintptr_t key, unsigned long long gen, uintptr_t& gadget) {
     Entry& e = g_cache[(slot_of(key) + i) % kEntries];
     uint32_t s1 = e.seq.load(std::memory_order_acquire);
     if (s1 & 1) continue;
-    uintptr_t k = e.key.load(std::memory_order_relaxed);
-    uintptr_t g = e.gadget.load(std::memory_order_relaxed);
-    unsigned long long n = e.generation.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // Acquire loads keep the re-check of seq after them and, paired with the writer's release
+    // stores, make a torn read visible as a changed seq (no fences: TSan does not model them).
+    uintptr_t k = e.key.load(std::memory_order_acquire);
+    uintptr_t g = e.gadget.load(std::memory_order_acquire);
+    unsigned long long n = e.generation.load(std::memory_order_acquire);
     if (e.seq.load(std::memory_order_relaxed) != s1) continue;
     if (k == key && n == gen) {
       gadget = g;
@@ -267,10 +268,9 @@ void cache_put(uintptr_t key, unsigned long long gen, uintptr_t gadget) {
   Entry& e = g_cache[victim];
   uint32_t s = e.seq.load(std::memory_order_relaxed);
   if ((s & 1) || !e.seq.compare_exchange_strong(s, s + 1, std::memory_order_acquire)) return;
-  std::atomic_thread_fence(std::memory_order_release);
-  e.key.store(key, std::memory_order_relaxed);
-  e.gadget.store(gadget, std::memory_order_relaxed);
-  e.generation.store(gen, std::memory_order_relaxed);
+  e.key.store(key, std::memory_order_release);
+  e.gadget.store(gadget, std::memory_order_release);
+  e.generation.store(gen, std::memory_order_release);
   e.seq.store(s + 2, std::memory_order_release);
 }
 
