@@ -49,7 +49,9 @@ inline bool take_error(const PrimaryApi* api, CallState& cs) {
   return true;
 }
 
-inline void finish_duration(CallState& cs) { cs.slot.duration_ns = now_ns() - cs.slot.time_ns; }
+inline void finish_duration(const PrimaryApi* api, CallState& cs) {
+  cs.slot.duration_ns = api->clock() - cs.slot.time_ns;
+}
 
 void* traced_open(bool is_mopen, Lmid_t lmid, const char* file, int flags, const void* caller) {
   CallerContext ctx(caller);
@@ -74,7 +76,7 @@ void* traced_open(bool is_mopen, Lmid_t lmid, const char* file, int flags, const
     if (ns >= 0) target = ns;
   }
   void* r = is_mopen ? ctx.dlmopen(target, file, eff) : ctx.dlopen(file, eff);
-  finish_duration(cs);
+  finish_duration(api, cs);
   if (r == nullptr) {
     if (take_error(api, cs)) {
       if (instance != nullptr) {
@@ -115,7 +117,7 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
   if (!special) {
     const RealFunctions& real = real_functions();
     r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
-    finish_duration(cs);
+    finish_duration(api, cs);
     if (r == nullptr && take_error(api, cs)) {
       r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
     }
@@ -123,7 +125,7 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
     CallerContext ctx(caller);
     if (!ctx.preserved()) cs.slot.bits |= format::kEventCallerEmulated;
     r = version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
-    finish_duration(cs);
+    finish_duration(api, cs);
     if (r == nullptr && take_error(api, cs)) {
       r = version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
     }
@@ -144,7 +146,7 @@ int traced_close(void* handle, const void* caller) {
   cs.handle_in = handle;
   if (!api->begin(&cs)) return real.dlclose(handle);
   int r = real.dlclose(handle);
-  finish_duration(cs);
+  finish_duration(api, cs);
   if (r != 0 && take_error(api, cs)) r = real.dlclose(handle);  // re-arm: fails the same way
   cs.slot.result = r;
   if (r == 0) cs.slot.bits |= format::kEventOk;

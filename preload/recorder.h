@@ -37,6 +37,9 @@ struct PrimaryApi {
   bool (*begin)(CallState* cs);
   void (*end)(CallState* cs);
   uint32_t (*intern)(const char* text);
+  // The event clock (TSC ticks or CLOCK_MONOTONIC ns, see FileHeader::clock_kind): durations
+  // measured by a secondary instance must use the primary's clock.
+  uint64_t (*clock)();
 };
 
 // The API the interposers should use in this instance, or nullptr when not recording. Initialises
@@ -49,6 +52,8 @@ const PrimaryApi* primary_api();
 
 // Monotonic clock in ns (vDSO, no syscall).
 uint64_t now_ns();
+// The event clock of this instance's trace (see PrimaryApi::clock).
+uint64_t event_clock();
 
 // dlmopen(LM_ID_NEWLM): load this library first into a new namespace so that it interposes
 // there too, and attach it. Returns the new namespace id, or -1 (then the caller falls back to a
