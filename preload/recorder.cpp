@@ -293,7 +293,10 @@ void refresh_clock() {
   const uint64_t tsc = __builtin_ia32_rdtsc();
   if (tsc <= __atomic_load_n(&h->tsc_latest, __ATOMIC_RELAXED)) return;
   const uint64_t dns = ns - h->tsc_base_ns;
-  if (dns > 0) __atomic_store_n(&h->tsc_hz_estimate, (tsc - h->tsc_base) * 1000000000ull / dns, __ATOMIC_RELAXED);
+  if (dns > 0) {
+    const auto hz = static_cast<unsigned __int128>(tsc - h->tsc_base) * 1000000000u / dns;  // no overflow
+    __atomic_store_n(&h->tsc_hz_estimate, static_cast<uint64_t>(hz), __ATOMIC_RELAXED);
+  }
   __atomic_store_n(&h->tsc_latest_ns, ns, __ATOMIC_RELAXED);
   __atomic_store_n(&h->tsc_latest, tsc, __ATOMIC_RELEASE);
 }
@@ -369,6 +372,9 @@ void init() {
 
 __attribute__((constructor)) void recorder_constructor() { init(); }
 
+// The seq the next event will get (for objects found outside any event's own seq).
+uint64_t next_seq() { return __atomic_load_n(&g_writer.header()->next_seq, __ATOMIC_RELAXED); }
+
 bool api_begin(CallState* cs) {
   ThreadState& ts = t_state;
   format::EventSlot& s = cs->slot;
@@ -378,7 +384,10 @@ bool api_begin(CallState* cs) {
   // vfork / posix_spawn / raw clone children skip the atfork handler: never write into the
   // parent's file from them.
   if (rare && getpid() != g_pid) return false;
-  s.seq = g_writer.reserve_seq();
+  // dlopen/dlmopen/dlclose reserve their seq now (nested calls and loaded objects refer to it).
+  // dlsym/dlvsym reserve it just before the commit: with many threads, a seq held across the
+  // call would often be committed after the ring wrapped past it.
+  if (rare) s.seq = g_writer.reserve_seq();
   s.tid = current_tid();
   const uint32_t depth = ts.depth;
   const NestFrame* enclosing = nullptr;
@@ -395,16 +404,16 @@ bool api_begin(CallState* cs) {
       // Loaded since the last look: by the enclosing dlopen (we run in its constructor), or
       // without any traced call.
       objects::Attribution a;
-      if (enclosing != nullptr && enclosing->is_open) {
+      if (enclosing != nullptr && enclosing->is_open && enclosing->seq != 0) {
         a.mode = objects::Mode::kCall;
         a.seq = enclosing->seq;
         a.caller_object = enclosing->caller_object;
         a.global = enclosing->global != 0;
       } else {
         a.mode = objects::Mode::kDiscovered;
-        a.seq = s.seq;
+        a.seq = rare ? s.seq : next_seq();
       }
-      objects::sync(a, s.seq);
+      objects::sync(a, rare ? s.seq : next_seq());
       s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
     }
   }
@@ -479,6 +488,7 @@ void api_end(CallState* cs) {
     }
     case CallKind::kDlsym:
     case CallKind::kDlvsym: {
+      s.seq = g_writer.reserve_seq();
       if (s.address != 0) {
         bool found = false;
         s.object = objects::object_at(s.address, &found);
