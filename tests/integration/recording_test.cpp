@@ -146,6 +146,7 @@ TEST_CASE("recording of a known call sequence", "[recording]") {
     CHECK(is_null(*o, "opened_by"));
   }
   CHECK(str(libc, "soname") == "libc.so.6");
+  CHECK(num(libc, "parent") == exe_id);  // "needed": the object whose DT_NEEDED brought it in
 
   // The events, in order.
   const json& ev = j["events"];
