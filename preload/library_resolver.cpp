@@ -353,7 +353,8 @@ void resolver_init() {
   ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
   g_exe[n > 0 ? n : 0] = '\0';
   dirname_into(g_exe_dir, sizeof g_exe_dir, g_exe);
-  const char* llp = getenv("LD_LIBRARY_PATH");
+  // ld.so ignores LD_LIBRARY_PATH in secure-execution (setuid) mode.
+  const char* llp = getauxval(AT_SECURE) != 0 ? nullptr : getenv("LD_LIBRARY_PATH");
   if (llp != nullptr && *llp != '\0') g_ld_library_path = strdup(llp);
   dl_iterate_phdr(find_exe, nullptr);
   int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -161,6 +162,17 @@ TEST_CASE("overrides: the rule matches bare names, relative and absolute paths, 
         {"open:libz.so.1:NOW"});
     CHECK(has_line(o.plain.out, "open libz.so.1: ok"));
     CHECK(has_line(o.traced.out, "open libz.so.1: null: (no error)"));
+  }
+  SECTION("a bare name resolved through LD_LIBRARY_PATH") {
+    std::string dir = temp_dir("overrides-ldlp");
+    std::filesystem::create_directories(dir + "/ldlp");
+    std::filesystem::copy_file(ov_dir() + "/libapi.so", dir + "/ldlp/libldlp.so");
+    RunOptions opts;
+    opts.env["LD_LIBRARY_PATH"] = dir + "/ldlp";
+    Outcome o = run_with_config("[[override]]\nmatch = \"*/ldlp/libldlp.so\"\nadd = [\"RTLD_NOLOAD\"]\n",
+                                {"open:libldlp.so:NOW"}, opts);
+    CHECK(has_line(o.plain.out, "open libldlp.so: ok"));
+    CHECK(has_line(o.traced.out, "open libldlp.so: null: (no error)"));
   }
   SECTION("a rule that matches nothing changes nothing") {
     Outcome o = run_with_config("[[override]]\nmatch = \"libnothing*.so\"\nadd = [\"RTLD_GLOBAL\"]\n",
