@@ -472,11 +472,39 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
   return res;
 }
 
+namespace {
+// Per-thread memo of the last lookups, valid while the snapshot generation is unchanged: a dlsym
+// event looks up its caller and its result, usually the same two objects again and again.
+struct RangeMemo {
+  uint64_t gen, start, end;
+  int64_t lmid;
+  uint32_t id;
+  uint32_t hit;
+};
+struct LookupMemo {
+  RangeMemo range[2];
+  uint64_t handle_gen, handle;
+  uint32_t handle_id;
+  uint32_t next;  // range entry to replace next
+};
+constinit thread_local LookupMemo t_memo{};
+}  // namespace
+
 uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
+  const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
+  LookupMemo& memo = t_memo;
+  for (const RangeMemo& m : memo.range) {
+    if (m.gen == gen && gen != 0 && address >= m.start && address < m.end) {
+      if (found) *found = m.hit != 0;
+      if (lmid) *lmid = m.lmid;
+      return m.id;
+    }
+  }
   uint32_t id = kNoId;
   int64_t ns = 0;
   bool hit = false;
-  read_snapshot([&] {
+  uint64_t lo_addr = 0, hi_addr = 0;
+  const bool ok = read_snapshot([&] {
     id = kNoId;
     hit = false;
     uint32_t lo = 0, hi = rd(g_nranges);
@@ -490,8 +518,15 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
       hit = true;
       id = rd(g_ranges[lo - 1].id);
       ns = rd(g_ranges[lo - 1].lmid);
+      lo_addr = rd(g_ranges[lo - 1].start);
+      hi_addr = rd(g_ranges[lo - 1].end);
     }
   });
+  if (ok && hit && (gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen) {
+    RangeMemo& m = memo.range[memo.next];
+    memo.next ^= 1;
+    m = {gen, lo_addr, hi_addr, ns, id, 1};
+  }
   if (found) *found = hit;
   if (lmid) *lmid = ns;
   return id;
@@ -526,8 +561,18 @@ bool find_handle(const void* handle, HandleE* out) {
 }  // namespace
 
 uint32_t object_of_handle(const void* handle) {
+  const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
+  LookupMemo& memo = t_memo;
+  const auto key = reinterpret_cast<uint64_t>(handle);
+  if (memo.handle_gen == gen && gen != 0 && memo.handle == key) return memo.handle_id;
   HandleE h;
-  return find_handle(handle, &h) ? h.id : kNoId;
+  const uint32_t id = find_handle(handle, &h) ? h.id : kNoId;
+  if ((gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen) {
+    memo.handle_gen = gen;
+    memo.handle = key;
+    memo.handle_id = id;
+  }
+  return id;
 }
 
 bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq) {
