@@ -65,6 +65,7 @@ std::vector<std::vector<std::string>> differential_invocations() {
       {fixture("diff_early")},
       {fixture("diff_record")},
       {fixture("diff_unwind")},
+      {fixture("diff_noret")},
   };
   for (const char* s : {"runpath-bare", "rpath-bare", "runpath-origin", "rpath-origin",
                         "runpath-lazy-global", "exe-bare", "exe-origin", "lib-then-exe-origin"})
@@ -365,6 +366,17 @@ TEST_CASE("dl* calls made before the recorder's constructor ran", "[differential
   CHECK(line(o, "main: plugin symbol") == "main: plugin symbol in global scope: no");
 }
 
+TEST_CASE("a caller without a clean ret gadget or unwind tables", "[differential]") {
+  DifferentialResult d = same({fixture("diff_noret")});
+  const std::string& o = d.plain.out;
+  CHECK(line(o, "noret bare dlopen") == "noret bare dlopen: ok");
+  CHECK(line(o, "noret origin dlopen") == "noret origin dlopen: ok");
+  CHECK(line(o, "noret RTLD_NEXT who") == "noret RTLD_NEXT who -> next_a");
+  CHECK(line(o, "noret default") == "noret default: dlerror=" + fixture("libdiff_noret.so") +
+                                         ": undefined symbol: diff_noret_missing");
+  CHECK(line(o, "noret dlvsym RTLD_NEXT") == "noret dlvsym RTLD_NEXT puts in libc.so.6");
+}
+
 TEST_CASE("the recording fixture and the unwinder fixture behave identically", "[differential]") {
   DifferentialResult r = same({fixture("diff_record")});
   CHECK(line(r.plain.out, "dlsym handle diff_recdep_value").find("libdiff_recdep.so+0x") !=
@@ -403,6 +415,7 @@ TEST_CASE("the differential programs detect a caller-changing interposer",
       {fixture("diff_symver_new")},
       {fixture("diff_nested")},
       {fixture("diff_early")},
+      {fixture("diff_noret")},
   };
   for (const auto& argv : sensitive) {
     ProcessResult plain = run(argv);
