@@ -150,3 +150,51 @@ TEST_CASE("a small ring wraps: dropped_events is exact, objects survive", "[runt
       break;
     }
 }
+
+TEST_CASE("a small ring wraps inside one long dlopen: the newest events are kept",
+          "[runtime][threads]") {
+  // Deterministic form of the late-commit case above: the outer dlopen reserves seq 1 when it
+  // starts and commits when it returns, after its library's constructor made 10001 calls. With a
+  // 1M buffer (a few thousand slots) seq 1 is far older than the ring's window, so committing it
+  // must not overwrite the newer event that now lives in its slot.
+  settle_fixtures();
+  std::string dir = temp_dir("ctor-wrap");
+  std::string trace_path = dir + "/ctor.trace";
+  RunOptions opts;
+  opts.env["DLTRACE_BUFFER_SIZE"] = "1M";
+  opts.env["DLTRACE_STACK_DEPTH"] = "0";
+  ProcessResult p = run_traced({fixture("rt_ctor_wrap")}, trace_path, opts);
+  INFO("stderr: " << p.err);
+  REQUIRE(p.exit_code == 0);
+  const uint64_t calls = 1 + 10001 + 1;
+  REQUIRE(p.out == "calls " + std::to_string(calls) + "\n");
+
+  std::string error;
+  auto reader = dltrace::TraceReader::open(trace_path, &error);
+  INFO("reader: " << error);
+  REQUIRE(reader != nullptr);
+  const uint64_t slots = reader->header().slot_count;
+  REQUIRE(slots < calls);
+  CHECK(reader->last_seq() == calls);
+
+  json t = export_json(trace_path);
+  std::set<uint64_t> seqs;
+  for (const auto& e : t["events"]) seqs.insert(e["seq"].get<uint64_t>());
+  REQUIRE_FALSE(seqs.empty());
+  INFO("slot_count " << slots << ", events present " << seqs.size() << ", oldest seq present "
+                     << *seqs.begin() << ", newest " << *seqs.rbegin());
+  CHECK(seqs.size() == t["events"].size());
+  CHECK(*seqs.rbegin() == calls);
+  CHECK(*seqs.begin() > calls - slots);  // seq 1 (the outer dlopen) is outside the window
+  CHECK(t["dropped_events"].get<uint64_t>() == calls - seqs.size());
+  // The object the overwritten dlopen loaded is still fully described.
+  bool found = false;
+  for (const auto& o : t["objects"])
+    if (o["path"].is_string() &&
+        o["path"].get<std::string>().find("librt_ctor_many.so") != std::string::npos) {
+      found = true;
+      CHECK(o["opened_by"] == 1);
+      CHECK(o["cause"] == "dlopen");
+    }
+  CHECK(found);
+}
