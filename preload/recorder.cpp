@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdio>
 
+#include "caller_context.h"
 #include "live_printer.h"
 #include "object_table.h"
 #include "python_stack.h"
@@ -350,6 +351,8 @@ void init() {
   }
   if (g_config_path) g_writer.set_config_path(g_config_path);
   start_clock();
+  if (!trampoline_available())
+    __atomic_fetch_or(&g_writer.header()->recorder_flags, format::kRecorderCallerEmulated, __ATOMIC_RELAXED);
   g_stack_depth.store(depth, std::memory_order_relaxed);
   objects::set_writer(&g_writer);
   objects::Attribution startup;
