@@ -6,6 +6,7 @@
 #include <link.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -22,10 +23,10 @@ struct State {
   std::string path;
 };
 
-// Written once by load_overrides_from_env() before any override can apply; never freed (a
-// dlopen may run during exit).
-State* g_state = nullptr;
-bool g_loaded = false;
+// Published once by load_overrides_from_env() (release) and read by every dlopen wrapper
+// (acquire: a plain load on x86-64); never freed, since a dlopen may run during exit.
+std::atomic<const State*> g_state{nullptr};
+std::atomic<bool> g_loaded{false};
 
 void print_error(const std::string& text) {
   std::string line = "dltrace: " + text + "\n";
@@ -79,8 +80,10 @@ class CallFacts {
 }  // namespace
 
 const char* load_overrides_from_env() {
-  if (g_loaded) return g_state != nullptr ? g_state->path.c_str() : nullptr;
-  g_loaded = true;
+  if (g_loaded.exchange(true)) {
+    const State* s = g_state.load(std::memory_order_acquire);
+    return s != nullptr ? s->path.c_str() : nullptr;
+  }
   const char* path = getenv("DLTRACE_CONFIG");
   if (path == nullptr || *path == '\0') return nullptr;
   auto* state = new (std::nothrow) State;
@@ -94,14 +97,14 @@ const char* load_overrides_from_env() {
   }
   state->path = path;
   resolver_init();
-  g_state = state;
+  g_state.store(state, std::memory_order_release);
   return state->path.c_str();
 }
 
 bool apply_overrides(const char* file, int flags, const void* caller_ip, OverrideResult* out) {
   out->flags = flags;
   out->count = 0;
-  const State* state = g_state;
+  const State* state = g_state.load(std::memory_order_acquire);
   if (__builtin_expect(state == nullptr, 1)) return false;  // no config: this branch is all
   if (file == nullptr) return false;                        // dlopen(NULL): the program itself
 
