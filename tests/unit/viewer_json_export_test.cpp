@@ -30,7 +30,7 @@ std::string export_text(const TraceReader& reader, viewer::JsonFlavor flavor) {
   viewer::JsonExportOptions options;
   options.flavor = flavor;
   REQUIRE(viewer::write_json_export(reader, options, w).ok());
-  return w.str();
+  return std::string(w.str());
 }
 
 const char* const kEventKeys[] = {

@@ -1,5 +1,7 @@
 #include "render/json_writer.h"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -36,14 +38,27 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return len;
 }
 
-}  // namespace
+// 1 for the bytes that cannot be copied verbatim: controls, '"', '\\' and non-ASCII (checked).
+constexpr auto kSpecial = [] {
+  std::array<unsigned char, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = 1;
+  t['\\'] = 1;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = 1;
+  return t;
+}();
 
-void JsonWriter::append_string(std::string& out, std::string_view s) {
-  out += '"';
-  size_t run = 0;  // start of the pending run of bytes that need no escaping
+// Writes `s` quoted and escaped at dst, which has room for 6 * s.size() + 2 bytes; returns the end.
+char* escape_into(char* dst, std::string_view s) {
+  *dst++ = '"';
+  size_t run = 0;  // start of the pending run of bytes copied verbatim
+  auto flush_run = [&](size_t end) {
+    std::memcpy(dst, s.data() + run, end - run);
+    dst += end - run;
+  };
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (!kSpecial[c]) {
       ++i;
       continue;
     }
@@ -53,61 +68,85 @@ void JsonWriter::append_string(std::string& out, std::string_view s) {
         continue;
       }
     }
-    out.append(s.data() + run, i - run);
+    flush_run(i);
+    *dst++ = '\\';
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"': *dst++ = '"'; break;
+      case '\\': *dst++ = '\\'; break;
+      case '\b': *dst++ = 'b'; break;
+      case '\f': *dst++ = 'f'; break;
+      case '\n': *dst++ = 'n'; break;
+      case '\r': *dst++ = 'r'; break;
+      case '\t': *dst++ = 't'; break;
       default:
         if (c < 0x20) {
-          const char esc[6] = {'\\', 'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 15]};
-          out.append(esc, 6);
+          const char esc[5] = {'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 15]};
+          std::memcpy(dst, esc, 5);
+          dst += 5;
         } else {
-          out += kReplacement;  // a byte that does not start a valid UTF-8 sequence
+          --dst;  // no backslash: a byte that does not start a valid UTF-8 sequence
+          std::memcpy(dst, kReplacement.data(), kReplacement.size());
+          dst += kReplacement.size();
         }
     }
     ++i;
     run = i;
   }
-  out.append(s.data() + run, s.size() - run);
-  out += '"';
+  flush_run(s.size());
+  *dst++ = '"';
+  return dst;
+}
+
+}  // namespace
+
+JsonWriter::JsonWriter(std::FILE* out) : out_(out) {
+  buf_.resize(out_ ? kFlushAt + 64 * 1024 : 256);
+}
+
+void JsonWriter::grow(size_t n) {
+  buf_.resize(std::max(buf_.size() * 2, pos_ + n));
+}
+
+void JsonWriter::put_string(std::string_view s) {
+  char* end = escape_into(room(6 * s.size() + 2), s);
+  pos_ = static_cast<size_t>(end - buf_.data());
+}
+
+void JsonWriter::append_string(std::string& out, std::string_view s) {
+  const size_t old = out.size();
+  out.resize(old + 6 * s.size() + 2);
+  char* end = escape_into(out.data() + old, s);
+  out.resize(static_cast<size_t>(end - out.data()));
 }
 
 void JsonWriter::hex(uint64_t v) {
-  separate();
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = kHexDigits[v & 15];
+  char* p = room(24);
+  if (need_comma_) *p++ = ',';
+  const int digits = v ? (64 - __builtin_clzll(v) + 3) / 4 : 1;
+  std::memcpy(p, "\"0x", 3);
+  p += 3;
+  for (int i = digits - 1; i >= 0; --i) {
+    p[i] = kHexDigits[v & 15];
     v >>= 4;
-  } while (v != 0);
-  char out[24] = {'"', '0', 'x'};
-  int k = 3;
-  while (n > 0) out[k++] = tmp[--n];
-  out[k++] = '"';
-  buf_.append(out, static_cast<size_t>(k));
+  }
+  p += digits;
+  *p++ = '"';
+  pos_ = static_cast<size_t>(p - buf_.data());
   closed();
 }
 
 void JsonWriter::maybe_flush() {
-  if (out_ == nullptr || buf_.size() < kFlushAt) return;
-  if (!write_failed_ && std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) {
-    write_failed_ = true;
-  }
-  buf_.clear();
+  if (out_ == nullptr || pos_ < kFlushAt) return;
+  if (!write_failed_ && std::fwrite(buf_.data(), 1, pos_, out_) != pos_) write_failed_ = true;
+  pos_ = 0;
 }
 
 absl::Status JsonWriter::finish() {
   if (out_ == nullptr) return absl::OkStatus();
-  if (!write_failed_ && !buf_.empty() &&
-      std::fwrite(buf_.data(), 1, buf_.size(), out_) != buf_.size()) {
+  if (!write_failed_ && pos_ != 0 && std::fwrite(buf_.data(), 1, pos_, out_) != pos_) {
     write_failed_ = true;
   }
-  buf_.clear();
+  pos_ = 0;
   if (std::fflush(out_) != 0) write_failed_ = true;
   if (write_failed_) {
     return absl::DataLossError(std::string("cannot write the output: ") + std::strerror(errno));
