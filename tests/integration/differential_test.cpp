@@ -66,6 +66,8 @@ std::vector<std::vector<std::string>> differential_invocations() {
       {fixture("diff_record")},
       {fixture("diff_unwind")},
       {fixture("diff_noret")},
+      {fixture("diff_next_nopie")},
+      {fixture("diff_churn")},
   };
   for (const char* s : {"runpath-bare", "rpath-bare", "runpath-origin", "rpath-origin",
                         "runpath-lazy-global", "exe-bare", "exe-origin", "lib-then-exe-origin"})
@@ -377,6 +379,25 @@ TEST_CASE("a caller without a clean ret gadget or unwind tables", "[differential
   CHECK(line(o, "noret dlvsym RTLD_NEXT") == "noret dlvsym RTLD_NEXT puts in libc.so.6");
 }
 
+TEST_CASE("RTLD_NEXT chain from a non-PIE executable", "[differential]") {
+  DifferentialResult d = same({fixture("diff_next_nopie")});
+  const std::string& o = d.plain.out;
+  CHECK(line(o, "exe: RTLD_NEXT") == "exe: RTLD_NEXT who -> next_a");
+  CHECK(line(o, "a: ") == "a: RTLD_NEXT who -> next_b");
+  CHECK(line(o, "b: ") == "b: RTLD_NEXT who -> next_c");
+  CHECK(line(o, "d: ") == "d: RTLD_NEXT who -> next_e");
+}
+
+TEST_CASE("caller-sensitive calls from libraries loaded and unloaded by 4 threads at once",
+          "[differential]") {
+  DifferentialResult d = same({fixture("diff_churn")});
+  const std::string& o = d.plain.out;
+  for (int i = 0; i < 4; ++i)
+    CHECK(line(o, "thread " + std::to_string(i) + ":") ==
+          "thread " + std::to_string(i) + ": 300 good, 0 bad, 300 closed");
+  CHECK(line(o, "after churn") == "after churn: d not loaded, ns not loaded");
+}
+
 TEST_CASE("the recording fixture and the unwinder fixture behave identically", "[differential]") {
   DifferentialResult r = same({fixture("diff_record")});
   CHECK(line(r.plain.out, "dlsym handle diff_recdep_value").find("libdiff_recdep.so+0x") !=
@@ -416,6 +437,7 @@ TEST_CASE("the differential programs detect a caller-changing interposer",
       {fixture("diff_nested")},
       {fixture("diff_early")},
       {fixture("diff_noret")},
+      {fixture("diff_churn")},
   };
   for (const auto& argv : sensitive) {
     ProcessResult plain = run(argv);
