@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ constexpr uint64_t kMinCatalog = 64 * 1024;
 constexpr uint64_t kTableCapacity = 1u << 16;  // entries per intern table (power of two)
 constexpr uint32_t kMaxProbes = 64;            // past this the table counts as full
 constexpr uint32_t kMaxStackDepth = 4096;
+constexpr uint64_t kBackingChunk = 256 * 1024;  // bytes backed per extension (multiple of kPage)
 
 // ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
 template <typename T>
@@ -234,8 +236,18 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     return false;
   };
 
-  // A sparse file would SIGBUS the process at the first write to a page the disk cannot hold.
-  if (int err = posix_fallocate(fd, 0, off_t(file_size)); err != 0) return fail("cannot reserve", err);
+  // Sparse at full size (so the mapping is valid), then back the first chunks: a write through
+  // the mapping only ever lands on a page that was zero-written first (see ensure_backed).
+  if (ftruncate(fd, off_t(file_size)) != 0) return fail("cannot reserve", errno);
+  fd_ = fd;
+  const uint64_t first_catalog = catalog_size < kBackingChunk ? catalog_size : kBackingChunk;
+  const uint64_t first_ring = ring_size < kBackingChunk ? ring_size : kBackingChunk;
+  if (!back_range(0, format::kHeaderSize + first_catalog) ||
+      !back_range(format::kHeaderSize + catalog_size, first_ring)) {
+    fd_ = -1;
+    return fail("cannot reserve", errno);
+  }
+  fd_ = -1;
   void* map = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) return fail("cannot map", errno);
   strings_ = static_cast<InternTable*>(map_table());
@@ -249,7 +261,11 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     unmap_table(py_stacks_);
     return fail("cannot allocate intern tables for", err);
   }
-  ::close(fd);  // the mapping keeps the file
+  fd_ = fd;  // kept for backing further chunks
+  backed_catalog_ = first_catalog;
+  backed_ring_ = first_ring;
+  extending_ = 0;
+  backing_failed_ = 0;
 
   auto* h = static_cast<FileHeader*>(map);
   memcpy(h->magic, format::kMagic, sizeof h->magic);
@@ -284,6 +300,10 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
 void TraceWriter::close() {
   if (header_) munmap(header_, mapping_size_);
   header_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  backed_catalog_ = backed_ring_ = 0;
+  extending_ = backing_failed_ = 0;
   unmap_table(strings_);
   unmap_table(stacks_);
   unmap_table(py_stacks_);
@@ -297,6 +317,66 @@ void TraceWriter::close() {
 // private copies: dropping both leaves the parent's trace untouched.
 void TraceWriter::abandon_after_fork() { close(); }
 
+// ---- backing the file ahead of the writers ----
+
+namespace {
+// Zeros to write from: .bss, so it costs address space, not memory.
+char g_zeros[1 << 16];
+}  // namespace
+
+bool TraceWriter::back_range(uint64_t file_offset, uint64_t length) {
+  while (length > 0) {
+    const size_t n = length < sizeof g_zeros ? size_t(length) : sizeof g_zeros;
+    const ssize_t w = pwrite(fd_, g_zeros, n, off_t(file_offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;
+      return false;
+    }
+    file_offset += uint64_t(w);
+    length -= uint64_t(w);
+  }
+  return true;
+}
+
+// Makes [0, needed_end) of a region backed, extending by at least one chunk. Returns false when
+// the disk is full: the caller drops its record (events then count as dropped, entries as
+// catalog_dropped) instead of faulting on an unbacked page.
+bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
+                                uint64_t region_size) {
+  for (unsigned spins = 0;; ++spins) {
+    if (__atomic_load_n(backed, __ATOMIC_ACQUIRE) >= needed_end) return true;
+    if (__atomic_load_n(&backing_failed_, __ATOMIC_ACQUIRE)) return false;
+    int idle = 0;
+    if (__atomic_compare_exchange_n(&extending_, &idle, 1, false, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      const uint64_t have = __atomic_load_n(backed, __ATOMIC_ACQUIRE);
+      if (have < needed_end) {
+        uint64_t want = round_up(needed_end > have + kBackingChunk ? needed_end : have + kBackingChunk,
+                                 kBackingChunk);
+        if (want > region_size) want = region_size;
+        if (back_range(region_offset + have, want - have)) {
+          __atomic_store_n(backed, want, __ATOMIC_RELEASE);
+        } else {
+          // The one line the user gets: the process runs on, the trace keeps what it has.
+          char line[sizeof path_ + 128];
+          Text t(line, sizeof line);
+          t.add("dltrace: cannot extend ").add(path_).add(": ").add(error_text(errno));
+          t.add("; later events are not recorded\n");
+          ssize_t ignored = write(2, line, t.len);
+          (void)ignored;
+          __atomic_store_n(&backing_failed_, 1, __ATOMIC_RELEASE);
+          __atomic_fetch_or(&header_->recorder_flags, uint32_t{format::kRecorderBackingFailed},
+                            __ATOMIC_RELAXED);
+        }
+      }
+      __atomic_store_n(&extending_, 0, __ATOMIC_RELEASE);
+      continue;
+    }
+    if (spins > 64) sched_yield();  // another thread is writing the next chunk (~100 us)
+  }
+}
+
 // ---- catalog ----
 
 uint64_t TraceWriter::reserve_catalog(uint64_t total) {
@@ -305,7 +385,8 @@ uint64_t TraceWriter::reserve_catalog(uint64_t total) {
     return kNoOffset;
   }
   uint64_t off = fetch_add(&header_->catalog_used, total);
-  if (off > catalog_size_ - total) {
+  if (off > catalog_size_ - total ||
+      !ensure_backed(&backed_catalog_, off + total, header_->catalog_offset, catalog_size_)) {
     fetch_add(&header_->catalog_dropped, uint64_t{1});
     return kNoOffset;
   }
@@ -316,7 +397,7 @@ void TraceWriter::commit_catalog(uint64_t off, format::CatalogType type, uint32_
   auto* e = reinterpret_cast<CatalogEntryHeader*>(catalog_ + off);
   e->size = uint32_t(total);
   e->id = id;
-  // Padding bytes are still the zeros posix_fallocate gave: the catalog is never reused.
+  // Padding bytes are still the zeros the backing wrote: the catalog is never reused.
   e->checksum = format::checksum(catalog_ + off + sizeof *e, total - sizeof *e);
   store_release(&e->tag, format::catalog_tag(type));
 }
@@ -508,14 +589,29 @@ void TraceWriter::commit(format::EventSlot& slot) {
   const uint32_t sum = format::checksum(&words[2], format::kSlotSize - 16);
   words[1] = (words[1] & ~uint64_t{0xFFFFFFFF}) | sum;  // checksum is the low half of word 1
   slot.checksum = sum;
-  auto* dst = reinterpret_cast<uint64_t*>(ring_ + ((seq - 1) & slot_mask_));
-  // seq = 0 first: a reader (or a crash) between here and the final store sees "not committed".
-#if defined(__SANITIZE_THREAD__)
-  __atomic_exchange_n(&dst[0], uint64_t{0}, __ATOMIC_ACQ_REL);  // TSan does not model fences
-#else
-  store_relaxed(&dst[0], uint64_t{0});
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-#endif
+  const uint64_t index = (seq - 1) & slot_mask_;
+  if (__builtin_expect(index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0) &&
+      !ensure_backed(&backed_ring_, (index + 1) * format::kSlotSize, header_->ring_offset,
+                     (slot_mask_ + 1) * format::kSlotSize))
+    return;  // disk full: the event is lost, and counted as dropped
+  auto* dst = reinterpret_cast<uint64_t*>(ring_ + index);
+  // Claim the slot by swapping its seq for kSlotBusy: a reader (or a crash) between here and the
+  // final store sees "not committed". A late commit of an old seq (reserved long ago, e.g. around
+  // a long dlopen) must not overwrite a newer event that already lapped it: the ring keeps the
+  // newest events, and the old one counts as dropped.
+  uint64_t current = __atomic_load_n(&dst[0], __ATOMIC_ACQUIRE);
+  for (unsigned spins = 0;;) {
+    if (current == format::kSlotBusy) {  // another writer is mid-commit in this slot
+      if (++spins > 10000) return;
+      if (spins > 64) sched_yield();
+      current = __atomic_load_n(&dst[0], __ATOMIC_ACQUIRE);
+      continue;
+    }
+    if (current > seq) return;
+    if (__atomic_compare_exchange_n(&dst[0], &current, format::kSlotBusy, true, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+      break;
+  }
   for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
   store_release(&dst[0], seq);
 }

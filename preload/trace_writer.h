@@ -73,7 +73,19 @@ class TraceWriter {
   uint32_t intern(InternTable* table, format::CatalogType type, uint32_t* counter, const void* head,
                   size_t head_size, const void* body, size_t body_size, uint32_t hash);
 
+  // The file is sized sparse and backed (zero-written) chunk by chunk ahead of the writers:
+  // posix_fallocate's unwritten extents cost ~0.1 ms per first-touched page on ext4, while a
+  // mapped page of a hole would SIGBUS on a full disk. Nothing is written past the backed frontier.
+  bool ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
+                     uint64_t region_size);
+  bool back_range(uint64_t file_offset, uint64_t length);
+
   format::FileHeader* header_ = nullptr;
+  int fd_ = -1;                // kept open to back the file as it fills
+  uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start
+  uint64_t backed_ring_ = 0;     // ring bytes backed, from the ring's start
+  int extending_ = 0;            // one thread backs at a time
+  int backing_failed_ = 0;       // the disk is full: later events and entries are dropped
   unsigned char* catalog_ = nullptr;
   format::EventSlot* ring_ = nullptr;
   uint64_t slot_mask_ = 0;  // slot_count - 1 (slot_count is a power of two)

@@ -11,8 +11,9 @@
 //   stacks and process info. Entries are reserved with one fetch_add on catalog_used and
 //   committed by a release-store of their tag, written last.
 // * The ring holds fixed 128-byte EventSlots. An event reserves seq = fetch_add(next_seq) and
-//   lives in slot (seq - 1) % slot_count; it writes seq = 0, the payload, the checksum, then
-//   release-stores seq. When the ring wraps, the oldest events are overwritten; the number of
+//   lives in slot (seq - 1) % slot_count; it claims the slot by swapping its seq for kSlotBusy
+//   (unless a newer event already holds it: the ring keeps the newest), writes the payload and
+//   checksum, then release-stores seq. When the ring wraps, the oldest events are overwritten; the number of
 //   dropped events is next_seq - 1 minus the events that are readable.
 //
 // Every seq names exactly one event; objects' load/unload seqs refer to those events.
@@ -29,6 +30,8 @@ inline constexpr uint32_t kVersion = 1;
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSlotSize = 128;
 inline constexpr uint32_t kNoId = 0xFFFFFFFFu;  // "none" for every id field
+// EventSlot.seq while a writer owns the slot (never a valid seq: readers treat it as torn).
+inline constexpr uint64_t kSlotBusy = ~uint64_t{0};
 
 // ---- checksum ----
 // Four independent multiply-xorshift lanes over 8-byte words, then a final avalanche. It must
@@ -136,6 +139,7 @@ enum ClockKind : uint32_t {
 enum RecorderFlags : uint32_t {
   kRecorderCallerEmulated = 1u << 0,  // no return-address trampoline (e.g. shadow stack)
   kRecorderPythonStacks = 1u << 1,
+  kRecorderBackingFailed = 1u << 2,  // the disk filled up: later records were dropped
 };
 
 // ---- catalog ----
@@ -255,7 +259,7 @@ enum EventBits : uint16_t {
 };
 
 struct EventSlot {
-  uint64_t seq;       // commit marker: 0 while being written, release-stored last
+  uint64_t seq;       // commit marker: 0 (never written) or kSlotBusy while being written
   uint32_t checksum;  // checksum() of bytes [16, 128)
   uint16_t call;      // CallKind
   uint16_t bits;      // EventBits

@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 namespace dltrace {
 namespace {
@@ -54,6 +56,12 @@ class TraceReaderImpl final : public TraceReader {
       : data_(data), size_(size), mapping_(std::move(mapping)) {}
 
   bool load(std::string* error);
+  // The file's data extents (SEEK_DATA/SEEK_HOLE). The recorder backs its file chunk by chunk,
+  // and touching a hole can fault (SIGBUS on a full tmpfs), so readers stay inside the data.
+  void set_data_ranges(std::vector<std::pair<uint64_t, uint64_t>> ranges) {
+    data_ranges_ = std::move(ranges);
+    have_data_ranges_ = true;
+  }
 
   const FileHeader& header() const override { return header_; }
   const ProcessInfo& process() const override { return process_; }
@@ -115,6 +123,15 @@ class TraceReaderImpl final : public TraceReader {
 
   // Slots [0, slots_present_) are in the file.
   uint64_t slots_present_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> data_ranges_;  // [begin, end), sorted
+  bool have_data_ranges_ = false;
+  // End of the data that runs contiguously from `offset` (offset itself when it is in a hole).
+  uint64_t contiguous_data_end(uint64_t offset) const {
+    if (!have_data_ranges_) return size_;
+    for (const auto& [begin, end] : data_ranges_)
+      if (offset >= begin && offset < end) return end;
+    return offset;
+  }
   // Valid slots whose seq is older than the last lap (their successor never committed), in seq
   // order; they come before the in-window events.
   std::vector<uint64_t> stale_slots_;
@@ -201,6 +218,7 @@ void TraceReaderImpl::load_catalog() {
   uint64_t end = std::min(h.catalog_used, h.catalog_size);
   // Bytes of the catalog actually present in a truncated file.
   uint64_t present = size_ > h.catalog_offset ? std::min<uint64_t>(size_ - h.catalog_offset, end) : 0;
+  present = std::min<uint64_t>(present, contiguous_data_end(h.catalog_offset) - std::min<uint64_t>(h.catalog_offset, size_));
   const unsigned char* cat = data_ + h.catalog_offset;
   uint64_t pos = 0, corrupt_run = 0;
   bool run_is_zero = true;  // a run of zeros is space reserved but never written, not damage
@@ -376,6 +394,10 @@ void TraceReaderImpl::load_ring() {
   slots_present_ = size_ > header_.ring_offset
                        ? std::min<uint64_t>(n, (size_ - header_.ring_offset) / format::kSlotSize)
                        : 0;
+  // The ring is backed contiguously from its start; what lies past that was never written.
+  if (size_ > header_.ring_offset)
+    slots_present_ = std::min<uint64_t>(
+        slots_present_, (contiguous_data_end(header_.ring_offset) - header_.ring_offset) / format::kSlotSize);
   for (uint64_t i = 0; i < slots_present_; ++i) {
     EventSlot slot;
     switch (read_slot(i, &slot)) {
@@ -393,6 +415,8 @@ void TraceReaderImpl::load_ring() {
   std::sort(stale.begin(), stale.end());
   for (auto& s : stale) stale_slots_.push_back(s.second);
   recovery_.dropped_events = last_seq_ - readable;
+  if (header_.recorder_flags & format::kRecorderBackingFailed)
+    note("the disk filled up while recording: events and entries after that point were not written");
   if (recovery_.torn_events)
     note(std::to_string(recovery_.torn_events) +
          " event slots were torn (written when the process stopped, or corrupt) and were skipped");
@@ -524,10 +548,27 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, std::str
     }
     mapping->data = p;
   }
+  std::vector<std::pair<uint64_t, uint64_t>> data;
+  bool holes_known = true;
+  for (off_t pos = 0; pos < st.st_size;) {
+    off_t begin = lseek(fd, pos, SEEK_DATA);
+    if (begin < 0) {
+      holes_known = errno == ENXIO;  // ENXIO: only a hole remains; anything else: no hole support
+      break;
+    }
+    off_t end = lseek(fd, begin, SEEK_HOLE);
+    if (end < 0) {
+      holes_known = false;
+      break;
+    }
+    data.emplace_back(uint64_t(begin), uint64_t(end));
+    pos = end;
+  }
   ::close(fd);
   const auto* bytes = static_cast<const unsigned char*>(mapping->data);
   size_t size = mapping->size;
   auto reader = std::make_unique<TraceReaderImpl>(bytes, size, std::move(mapping));
+  if (holes_known) reader->set_data_ranges(std::move(data));
   if (!reader->load(error)) return nullptr;
   return reader;
 }
