@@ -198,7 +198,10 @@ void on_process_exit(int status, void*) {
   report_end();
 }
 
-constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE, SIGTERM, SIGINT, SIGHUP};
+// Crash signals only. SIGINT/SIGTERM/SIGHUP are deliberately left alone: programs inspect their
+// inherited disposition (CPython installs its KeyboardInterrupt handler only when SIGINT is still
+// SIG_DFL; shells and daemons do the same), so a handler there would change what they do.
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
 constinit struct sigaction g_old_actions[65];
 
 void on_fatal_signal(int sig, siginfo_t* info, void*) {
