@@ -614,6 +614,15 @@ void TraceWriter::commit(format::EventSlot& slot) {
   }
   for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
   store_release(&dst[0], seq);
+  prefetch_slot((index + 1) & slot_mask_);
+}
+
+// The next slot is one ring lap cold: fetch it for writing now, off the next commit's path.
+void TraceWriter::prefetch_slot(uint64_t index) const {
+  if (index * format::kSlotSize < __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED)) {
+    __builtin_prefetch(ring_ + index, 1, 3);
+    __builtin_prefetch(reinterpret_cast<const char*>(ring_ + index) + 64, 1, 3);
+  }
 }
 
 void TraceWriter::set_end(format::EndKind kind, int32_t code) {

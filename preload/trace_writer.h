@@ -79,6 +79,7 @@ class TraceWriter {
   bool ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                      uint64_t region_size);
   bool back_range(uint64_t file_offset, uint64_t length);
+  void prefetch_slot(uint64_t index) const;
 
   format::FileHeader* header_ = nullptr;
   int fd_ = -1;                // kept open to back the file as it fills
