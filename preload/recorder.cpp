@@ -185,6 +185,9 @@ void report_end() {
   format::FileHeader* h = g_writer.header();
   if (h == nullptr) return;
   const auto events = __atomic_load_n(&h->next_seq, __ATOMIC_RELAXED) - 1;
+  // A process that made no dl* call (a shell in a wrapper script, a short helper) would only add
+  // noise: its trace still holds the object table.
+  if (events == 0) return;
   char line[4400];
   snprintf(line, sizeof(line), "dltrace: %llu events written to %s\n",
            static_cast<unsigned long long>(events), g_writer.path());

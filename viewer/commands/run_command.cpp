@@ -146,7 +146,7 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
     return fs::last_write_time(f, ec);
   };
   std::ranges::sort(own, {}, mtime);
-  for (const auto& f : own) std::fprintf(stderr, "dltrace: trace written to %s\n", f.c_str());
+  // The recorder in CMD already said "N events written to FILE": only the hint is added here.
   constexpr size_t kListed = 5;
   for (size_t i = 0; i < children.size() && i < kListed; ++i) {
     std::fprintf(stderr, "dltrace: trace of a child process written to %s\n", children[i].c_str());
@@ -181,10 +181,9 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   }
   if (!o.config.empty()) {
     std::error_code ec;
+    // Absolute, because CMD may chdir. A missing or bad file is reported by the recorder itself,
+    // in the one `dltrace:` line every traced process gives for it.
     const fs::path config = fs::absolute(o.config, ec);
-    if (!fs::exists(config, ec)) {
-      std::fprintf(stderr, "dltrace: warning: config %s does not exist\n", config.c_str());
-    }
     set_env("DLTRACE_CONFIG", config.string());
   }
   if (o.live) set_env("DLTRACE_LIVE", "1");
