@@ -25,17 +25,6 @@ using namespace dltrace::test;
 
 namespace {
 
-int count_events(const json& trace, const std::string& call, const std::string& key,
-                 const std::string& needle) {
-  int n = 0;
-  for (const auto& e : trace["events"]) {
-    if (e.value("call", "") != call) continue;
-    if (!e.contains(key) || !e[key].is_string()) continue;
-    if (e[key].get<std::string>().find(needle) != std::string::npos) ++n;
-  }
-  return n;
-}
-
 void require_unique_seqs(const json& trace) {
   std::set<uint64_t> seqs;
   for (const auto& e : trace["events"]) {

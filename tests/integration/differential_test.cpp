@@ -16,13 +16,6 @@ using namespace dltrace::test;
 
 namespace {
 
-std::string describe(const ProcessResult& r) {
-  std::ostringstream s;
-  s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
-    << r.out << "--- stderr:\n" << r.err;
-  return s.str();
-}
-
 std::string join(const std::vector<std::string>& argv) {
   std::string s;
   for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;

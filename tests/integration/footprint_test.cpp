@@ -12,12 +12,6 @@
 using namespace dltrace::test;
 
 namespace {
-std::string describe(const ProcessResult& r) {
-  std::ostringstream s;
-  s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
-    << r.out << "--- stderr:\n" << r.err;
-  return s.str();
-}
 }  // namespace
 
 TEST_CASE("libdltrace.so needs only libc and the loader", "[footprint]") {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include <catch2/catch.hpp>
@@ -171,6 +172,36 @@ nlohmann::json export_json(const std::string& trace_path) {
   nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   REQUIRE_FALSE(j.is_discarded());
   return j;
+}
+
+std::string describe(const ProcessResult& r) {
+  std::ostringstream s;
+  s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
+    << r.out << "--- stderr:\n" << r.err;
+  return s.str();
+}
+
+int count_events(const nlohmann::json& trace, const std::string& call, const std::string& key,
+                 const std::string& needle) {
+  int n = 0;
+  for (const auto& e : trace["events"]) {
+    if (e.value("call", "") != call) continue;
+    if (!e.contains(key) || !e[key].is_string()) continue;
+    if (e[key].get<std::string>().find(needle) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+const nlohmann::json* find_object(const nlohmann::json& trace, const std::string& basename) {
+  for (const auto& o : trace["objects"]) {
+    if (!o["path"].is_string()) continue;
+    std::string p = o["path"].get<std::string>();
+    if (p == basename || (p.size() > basename.size() &&
+                          p.compare(p.size() - basename.size() - 1, std::string::npos,
+                                    "/" + basename) == 0))
+      return &o;
+  }
+  return nullptr;
 }
 
 void settle_fixtures() {

@@ -49,6 +49,16 @@ std::vector<std::string> traces_in(const std::string& dir);
 // `dltrace export --format json TRACE`, parsed. Fails the current test if it does not parse.
 nlohmann::json export_json(const std::string& trace_path);
 
+// "exit=N signal=S" and both outputs, for INFO().
+std::string describe(const ProcessResult& r);
+
+// Events of `call` whose string field `key` contains `needle`, in an exported trace.
+int count_events(const nlohmann::json& trace, const std::string& call, const std::string& key,
+                 const std::string& needle);
+
+// The object whose path is `basename` or ends in "/basename", or nullptr.
+const nlohmann::json* find_object(const nlohmann::json& trace, const std::string& basename);
+
 // glibc on these VMs can misidentify callers right after a library is written (design doc §9):
 // fsync each fixture file and drop it from the page cache before the first run.
 void settle_fixtures();

@@ -19,17 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int count_events(const json& trace, const std::string& call, const std::string& key,
-                 const std::string& needle) {
-  int n = 0;
-  for (const auto& e : trace["events"]) {
-    if (e.value("call", "") != call) continue;
-    if (!e.contains(key) || !e[key].is_string()) continue;
-    if (e[key].get<std::string>().find(needle) != std::string::npos) ++n;
-  }
-  return n;
-}
-
 // Events mentioning `needle` in their file or symbol, whatever the call.
 int count_mentions(const json& trace, const std::string& needle) {
   int n = 0;
@@ -39,18 +28,6 @@ int count_mentions(const json& trace, const std::string& needle) {
           e[key].get<std::string>().find(needle) != std::string::npos)
         ++n;
   return n;
-}
-
-const json* find_object(const json& trace, const std::string& basename) {
-  for (const auto& o : trace["objects"]) {
-    if (!o["path"].is_string()) continue;
-    std::string p = o["path"].get<std::string>();
-    if (p == basename || (p.size() > basename.size() &&
-                          p.compare(p.size() - basename.size() - 1, std::string::npos,
-                                    "/" + basename) == 0))
-      return &o;
-  }
-  return nullptr;
 }
 
 // The integer after `prefix` on the first line that starts with it, or -1.

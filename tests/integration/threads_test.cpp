@@ -18,18 +18,6 @@ constexpr int kThreads = 8;
 constexpr int kCallsPerThread = 20000;
 constexpr uint64_t kProgramCalls = 2 + uint64_t{kThreads} * kCallsPerThread;  // 2 dlopen + dlsyms
 
-const json* find_object(const json& trace, const std::string& basename) {
-  for (const auto& o : trace["objects"]) {
-    if (!o["path"].is_string()) continue;
-    std::string p = o["path"].get<std::string>();
-    if (p == basename || (p.size() > basename.size() &&
-                          p.compare(p.size() - basename.size() - 1, std::string::npos,
-                                    "/" + basename) == 0))
-      return &o;
-  }
-  return nullptr;
-}
-
 struct Run {
   std::string trace_path;
   json trace;

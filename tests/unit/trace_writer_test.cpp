@@ -26,6 +26,21 @@ std::string open_pattern(preload::TraceWriter& w, const std::string& pattern, ui
   return path;
 }
 
+// A tmpfs of `size` mounted at `path` for the test's lifetime (we run as root in CI). Where
+// mounting is not allowed, the full-disk tests are skipped with a warning.
+struct SmallTmpfs {
+  std::string path;
+  bool mounted = false;
+  SmallTmpfs(std::string where, const char* size) : path(std::move(where)) {
+    REQUIRE(mkdir(path.c_str(), 0755) == 0);
+    mounted = mount("tmpfs", path.c_str(), "tmpfs", 0, (std::string("size=") + size).c_str()) == 0;
+    if (!mounted) WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
+  }
+  ~SmallTmpfs() {
+    if (mounted) umount2(path.c_str(), MNT_DETACH);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("DLTRACE_OUTPUT patterns expand %p, %e and a trailing '/'", "[trace][writer]") {
@@ -95,16 +110,9 @@ TEST_CASE("a file that cannot be created gives one sentence and leaves nothing",
 
 TEST_CASE("a full disk fails cleanly with ENOSPC and removes the file", "[trace][writer]") {
   ScratchDir dir;
-  std::string mnt = dir.file("small");
-  REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
-  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") != 0) {
-    WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
-    return;
-  }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  SmallTmpfs small(dir.file("small"), "256k");
+  if (!small.mounted) return;
+  const std::string& mnt = small.path;
   preload::TraceWriter w;
   std::string path = mnt + "/x.trace";
   CHECK(open_pattern(w, path, 1 << 20) ==
@@ -297,16 +305,9 @@ TEST_CASE("cost of interning a seen string and committing one event", "[.bench]"
 
 TEST_CASE("a disk that fills up while recording drops later events, never faults", "[trace][writer]") {
   ScratchDir dir;
-  std::string mnt = dir.file("filling");
-  REQUIRE(mkdir(mnt.c_str(), 0755) == 0);
-  if (mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m") != 0) {
-    WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
-    return;
-  }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  SmallTmpfs small(dir.file("filling"), "1m");
+  if (!small.mounted) return;
+  const std::string& mnt = small.path;
   preload::TraceWriter w;
   const std::string path = mnt + "/x.trace";
   // 64 MiB does not fit in 1 MiB, but the first chunks do: recording starts.
