@@ -1,4 +1,5 @@
 #include "live_printer.h"
+#include "stderr_line.h"
 
 #include <unistd.h>
 
@@ -65,8 +66,7 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
   if (n < 0) return;
   size_t len = static_cast<size_t>(n) < sizeof(line) ? static_cast<size_t>(n) : sizeof(line) - 1;
   if (line[len - 1] != '\n') line[len - 1] = '\n';
-  ssize_t r = write(STDERR_FILENO, line, len);
-  (void)r;
+  write_stderr(line, len);
 }
 
 }  // namespace dltrace::preload

@@ -2,6 +2,7 @@
 // call_begin/call_end, fork, end of process, fatal signals, the dltrace_* C API, and the
 // secondary instance that lives in each dlmopen namespace.
 #include "recorder.h"
+#include "stderr_line.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -78,11 +79,7 @@ constinit const char* g_config_path = nullptr;
 constinit std::atomic<const PrimaryApi*> g_attached{nullptr};  // secondary: the primary's API
 constinit char g_self_real[4096];                               // realpath of this library
 
-void message(const char* text) {
-  const size_t n = strlen(text);
-  ssize_t r = write(STDERR_FILENO, text, n);
-  (void)r;
-}
+void message(const char* text) { write_stderr(text, strlen(text)); }
 
 void fail(const char* what) {
   char line[4608];

@@ -2,6 +2,8 @@
 // no locks, no dl* calls) and include/dltrace/format.h for the layout.
 #include "trace_writer.h"
 
+#include "stderr_line.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -363,8 +365,7 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
           Text t(line, sizeof line);
           t.add("dltrace: cannot extend ").add(path_).add(": ").add(error_text(errno));
           t.add("; later events are not recorded\n");
-          ssize_t ignored = write(2, line, t.len);
-          (void)ignored;
+          write_stderr(line, t.len);
           __atomic_store_n(&backing_failed_, 1, __ATOMIC_RELEASE);
           __atomic_fetch_or(&header_->recorder_flags, uint32_t{format::kRecorderBackingFailed},
                             __ATOMIC_RELAXED);
