@@ -26,6 +26,8 @@ struct CommandResult {
   X(run)                    \
   X(show)                   \
   X(export)                 \
+  X(stats)                  \
+  X(tree)                   \
   X(config)
 
 #define DLTRACE_DECLARE_COMMAND(name) \

@@ -1,0 +1,408 @@
+// `dltrace stats TRACE [--top N] [--json]`: counts per call and per thread, the most looked-up
+// symbols, the slowest loads (total and self time), dropped events and how complete the trace is.
+//
+// One pass over the events with bounded memory: per-call, per-thread and per-symbol aggregates,
+// a per-thread stack of the calls still open (for self time) and the N slowest loads.
+#include "commands/stats_command.h"
+
+#include <algorithm>
+#include <array>
+#include <csignal>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "absl/container/flat_hash_map.h"
+#include "commands/command.h"
+#include "model/trace_model.h"
+#include "render/duration_text.h"
+#include "render/json_writer.h"
+
+namespace dltrace::viewer {
+namespace {
+
+constexpr size_t kCalls = 6;  // CallKind 1..5; slot 0 counts unknown calls
+constexpr size_t kMaxOpenDepth = 64;  // a damaged trace must not grow the per-thread stack
+
+struct Count {
+  uint64_t total = 0;
+  uint64_t failed = 0;
+  void add(bool ok) {
+    ++total;
+    if (!ok) ++failed;
+  }
+};
+
+struct ThreadStats {
+  uint32_t tid = 0;
+  Count all;
+  std::array<uint64_t, kCalls> calls{};
+};
+
+struct SymbolStats {
+  std::string symbol;
+  std::string version;  // dlvsym only
+  Count lookups;
+};
+
+// One dlopen/dlmopen call, once its nested calls are all known.
+struct Load {
+  uint64_t seq = 0;
+  uint16_t call = 0;
+  uint32_t tid = 0;
+  std::optional<std::string> file;  // nullopt: dlopen(NULL)
+  uint64_t duration_ns = 0;
+  uint64_t self_ns = 0;
+  bool ok = false;
+  size_t new_objects = 0;
+  std::string error;
+};
+
+// A traced call still open on a thread: its seq and the time of its direct children so far.
+struct Open {
+  uint64_t seq;
+  uint64_t duration_ns;
+  uint64_t children_ns;
+  format::EventSlot event;  // kept only for open calls (finalized into a Load)
+};
+
+size_t call_index(uint16_t call) { return call >= 1 && call < kCalls ? call : 0; }
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("signal {} (SIG{})", sig, abbrev) : fmt::format("signal {}", sig);
+}
+
+class StatsCollector {
+ public:
+  StatsCollector(const TraceReader& reader, size_t top) : reader_(reader), model_(reader), top_(top) {}
+
+  void event(const format::EventSlot& e) {
+    const bool ok = (e.bits & format::kEventOk) != 0;
+    ++readable_;
+    if (!ok) ++failed_;
+    calls_[call_index(e.call)].add(ok);
+
+    ThreadStats& t = threads_[e.tid];
+    t.tid = e.tid;
+    t.all.add(ok);
+    ++t.calls[call_index(e.call)];
+
+    if (is_sym_call(e.call)) symbol(e, ok);
+    nesting(e);
+  }
+
+  // Closes the calls still open at the end of the trace.
+  void finish() {
+    for (auto& [tid, stack] : open_) {
+      while (!stack.empty()) pop(stack);
+    }
+    open_.clear();
+    std::ranges::sort(slowest_, [](const Load& a, const Load& b) {
+      return a.duration_ns != b.duration_ns ? a.duration_ns > b.duration_ns : a.seq < b.seq;
+    });
+  }
+
+  void print_text(std::FILE* out) const;
+  void print_json(JsonWriter& w) const;
+
+ private:
+  void symbol(const format::EventSlot& e, bool ok) {
+    std::string key(reader_.has_string(e.name) ? reader_.string(e.name) : "?");
+    const bool versioned = e.call == static_cast<uint16_t>(format::CallKind::kDlvsym);
+    std::string version;
+    if (versioned) {
+      version = reader_.has_string(e.version) ? reader_.string(e.version) : "?";
+      key += '@';
+      key += version;
+    }
+    auto [it, fresh] = symbols_.try_emplace(std::move(key));
+    if (fresh) {
+      it->second.symbol = reader_.has_string(e.name) ? reader_.string(e.name) : "?";
+      it->second.version = std::move(version);
+    }
+    it->second.lookups.add(ok);
+  }
+
+  // parent_seq names the enclosing traced call on the same thread, and a parent's seq comes
+  // before its children's: a per-thread stack of open calls finds it, and a call is complete
+  // (all its children seen) once an event on its thread is not nested in it.
+  void nesting(const format::EventSlot& e) {
+    auto& stack = open_[e.tid];
+    while (!stack.empty() && stack.back().seq != e.parent_seq) pop(stack);
+    const uint64_t duration = model_.duration_ns(e);
+    if (!stack.empty()) stack.back().children_ns += duration;
+    if (stack.size() >= kMaxOpenDepth) pop(stack);
+    stack.push_back(Open{e.seq, duration, 0, e});
+  }
+
+  void pop(std::vector<Open>& stack) {
+    const Open done = stack.back();
+    stack.pop_back();
+    if (is_open_call(done.event.call)) loaded(done);
+  }
+
+  void loaded(const Open& o) {
+    const format::EventSlot& e = o.event;
+    Load load;
+    load.seq = e.seq;
+    load.call = e.call;
+    load.tid = e.tid;
+    load.duration_ns = o.duration_ns;
+    load.self_ns = o.duration_ns - std::min(o.duration_ns, o.children_ns);
+    if (top_ == 0) return;
+    // Keep the N slowest (ties: the earlier call) without holding every load.
+    if (slowest_.size() >= top_) {
+      auto fastest = std::ranges::min_element(slowest_, [](const Load& a, const Load& b) {
+        return a.duration_ns != b.duration_ns ? a.duration_ns < b.duration_ns : a.seq > b.seq;
+      });
+      if (fastest->duration_ns >= load.duration_ns) return;
+      slowest_.erase(fastest);
+    }
+    if (reader_.has_string(e.name)) load.file = std::string(reader_.string(e.name));
+    load.ok = (e.bits & format::kEventOk) != 0;
+    load.new_objects = model_.new_objects(e.seq).size();
+    if (reader_.has_string(e.error)) load.error = reader_.string(e.error);
+    slowest_.push_back(std::move(load));
+  }
+
+  std::vector<const SymbolStats*> top_symbols() const {
+    std::vector<const SymbolStats*> out;
+    out.reserve(symbols_.size());
+    for (const auto& [key, s] : symbols_) out.push_back(&s);
+    auto by_count = [](const SymbolStats* a, const SymbolStats* b) {
+      if (a->lookups.total != b->lookups.total) return a->lookups.total > b->lookups.total;
+      if (a->symbol != b->symbol) return a->symbol < b->symbol;
+      return a->version < b->version;
+    };
+    const size_t n = std::min(top_, out.size());
+    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), out.end(), by_count);
+    out.resize(n);
+    return out;
+  }
+
+  std::vector<const ThreadStats*> thread_list() const {
+    std::vector<const ThreadStats*> out;
+    for (const auto& [tid, t] : threads_) out.push_back(&t);
+    std::ranges::sort(out, {}, &ThreadStats::tid);
+    return out;
+  }
+
+  // "clean exit with status 0", "killed by signal 9 (SIGKILL)", "no clean end recorded ...".
+  std::string end_text() const {
+    const ProcessInfo& p = reader_.process();
+    switch (p.end) {
+      case format::EndKind::kExit: return fmt::format("clean exit with status {}", p.end_code);
+      case format::EndKind::kSignal: return fmt::format("killed by {}", signal_text(p.end_code));
+      case format::EndKind::kRunning: break;
+    }
+    return "no clean end recorded (the process was killed by SIGKILL, or is still running)";
+  }
+
+  const TraceReader& reader_;
+  TraceModel model_;
+  size_t top_;
+  uint64_t readable_ = 0;
+  uint64_t failed_ = 0;
+  std::array<Count, kCalls> calls_{};
+  absl::flat_hash_map<uint32_t, ThreadStats> threads_;
+  absl::flat_hash_map<std::string, SymbolStats> symbols_;
+  absl::flat_hash_map<uint32_t, std::vector<Open>> open_;
+  std::vector<Load> slowest_;
+};
+
+void StatsCollector::print_text(std::FILE* out) const {
+  fmt::memory_buffer b;
+  auto put = [&b]<typename... Args>(fmt::format_string<Args...> f, Args&&... args) {
+    fmt::format_to(std::back_inserter(b), f, std::forward<Args>(args)...);
+  };
+  const ProcessInfo& p = reader_.process();
+  const Recovery& r = reader_.recovery();
+  put("process {}: {}\n", p.pid, p.exe.empty() ? "?" : p.exe);
+  put("  end:       {}\n", end_text());
+  if (r.clean()) {
+    put("  trace:     complete (not truncated, nothing damaged)\n");
+  } else {
+    put("  trace:     truncated or damaged; what was recovered is counted below\n");
+    for (const auto& s : recovery_sentences(reader_)) put("             {}\n", s);
+  }
+  put("  events:    {} recorded, {} readable, {} dropped\n", reader_.last_seq(), readable_,
+      r.dropped_events);
+  put("  failed:    {} call(s)\n", failed_);
+
+  put("\ncalls\n  {:<8} {:>10} {:>10}\n", "call", "total", "failed");
+  for (uint16_t k = 1; k < kCalls; ++k) {
+    put("  {:<8} {:>10} {:>10}\n", call_name(k), calls_[k].total, calls_[k].failed);
+  }
+  if (calls_[0].total) put("  {:<8} {:>10} {:>10}\n", "unknown", calls_[0].total, calls_[0].failed);
+
+  put("\nthreads\n  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "tid", "calls", "failed",
+      "dlopen", "dlmopen", "dlsym", "dlvsym", "dlclose");
+  for (const ThreadStats* t : thread_list()) {
+    put("  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", t->tid, t->all.total, t->all.failed,
+        t->calls[1], t->calls[2], t->calls[3], t->calls[4], t->calls[5]);
+  }
+
+  const auto symbols = top_symbols();
+  put("\ntop {} symbol(s) looked up (of {})\n", symbols.size(), symbols_.size());
+  if (!symbols.empty()) {
+    put("  {:>8} {:>8}  {}\n", "lookups", "failed", "symbol");
+    for (const SymbolStats* s : symbols) {
+      put("  {:>8} {:>8}  {}{}{}\n", s->lookups.total, s->lookups.failed, s->symbol,
+          s->version.empty() ? "" : "@", s->version);
+    }
+  }
+
+  put("\nslowest {} load(s) (duration includes constructors; self excludes nested traced calls)\n",
+      slowest_.size());
+  if (!slowest_.empty()) {
+    put("  {:>12} {:>12} {:>8}  {}\n", "duration", "self", "seq", "call");
+    for (const Load& l : slowest_) {
+      put("  {:>12} {:>12} {:>8}  {}({})", duration_text(l.duration_ns), duration_text(l.self_ns),
+          l.seq, call_name(l.call), l.file ? fmt::format("\"{}\"", *l.file) : "NULL");
+      if (!l.ok) {
+        put(" failed{}{}", l.error.empty() ? "" : ": ", l.error);
+      } else if (l.new_objects) {
+        put(" +{} object(s)", l.new_objects);
+      }
+      put("\n");
+    }
+  }
+  std::fwrite(b.data(), 1, b.size(), out);
+}
+
+void StatsCollector::print_json(JsonWriter& w) const {
+  const ProcessInfo& p = reader_.process();
+  const Recovery& r = reader_.recovery();
+  w.begin_object();
+  w.key("format").value("dltrace-stats");
+  w.key("version").value(1);
+  w.key("process").begin_object();
+  w.key("pid").value(p.pid);
+  w.key("exe").value(p.exe);
+  w.key("end").value(end_name(p.end));
+  w.key("exit_status");
+  if (p.end == format::EndKind::kExit) w.value(p.end_code); else w.null();
+  w.key("signal");
+  if (p.end == format::EndKind::kSignal) w.value(p.end_code); else w.null();
+  w.end_object();
+  w.key("completeness").begin_object();
+  w.key("summary").value(end_text());
+  w.key("complete").value(r.clean() && p.end != format::EndKind::kRunning);
+  w.key("truncated").value(r.truncated);
+  w.key("damaged").value(!r.clean());
+  w.key("notes").begin_array();
+  for (const auto& s : recovery_sentences(reader_)) w.value(s);
+  w.end_array();
+  w.end_object();
+  w.key("events").begin_object();
+  w.key("recorded").value(reader_.last_seq());
+  w.key("readable").value(readable_);
+  w.key("dropped").value(r.dropped_events);
+  w.end_object();
+  w.key("failed_calls").value(failed_);
+  w.key("calls").begin_object();
+  for (uint16_t k = 1; k < kCalls; ++k) {
+    w.key(call_name(k)).begin_object();
+    w.key("total").value(calls_[k].total);
+    w.key("failed").value(calls_[k].failed);
+    w.end_object();
+  }
+  w.end_object();
+  w.key("threads").begin_array();
+  for (const ThreadStats* t : thread_list()) {
+    w.begin_object();
+    w.key("tid").value(t->tid);
+    w.key("total").value(t->all.total);
+    w.key("failed").value(t->all.failed);
+    for (uint16_t k = 1; k < kCalls; ++k) w.key(call_name(k)).value(t->calls[k]);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("top_symbols").begin_array();
+  for (const SymbolStats* s : top_symbols()) {
+    w.begin_object();
+    w.key("symbol").value(s->symbol);
+    w.key("version");
+    if (s->version.empty()) w.null(); else w.value(s->version);
+    w.key("lookups").value(s->lookups.total);
+    w.key("failed").value(s->lookups.failed);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("slowest_loads").begin_array();
+  for (const Load& l : slowest_) {
+    w.begin_object();
+    w.key("seq").value(l.seq);
+    w.key("call").value(call_name(l.call));
+    w.key("tid").value(l.tid);
+    w.key("file");
+    if (l.file) w.value(*l.file); else w.null();
+    w.key("duration_ns").value(l.duration_ns);
+    w.key("self_ns").value(l.self_ns);
+    w.key("ok").value(l.ok);
+    w.key("new_objects").value(l.new_objects);
+    w.key("error");
+    if (l.error.empty()) w.null(); else w.value(l.error);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  w.end_line();
+}
+
+absl::Status run_stats(const StatsOptions& o) {
+  auto reader = open_trace(o.trace);
+  if (!reader.ok()) return reader.status();
+  return stats_trace(**reader, o, stdout);
+}
+
+}  // namespace
+
+absl::Status stats_trace(const TraceReader& reader, const StatsOptions& options, std::FILE* out) {
+  StatsCollector stats(reader, options.top);
+  reader.for_each_event([&](const format::EventSlot& e) {
+    stats.event(e);
+    return true;
+  });
+  stats.finish();
+  if (options.json) {
+    JsonWriter w(out);
+    stats.print_json(w);
+    DLTRACE_RETURN_IF_ERROR(w.finish());
+  } else {
+    stats.print_text(out);
+  }
+  if (std::fflush(out) != 0 || std::ferror(out)) return TraceError("cannot write the output");
+  return absl::OkStatus();
+}
+
+void register_stats_command(CLI::App& app, CommandResult& result) {
+  auto opts = std::make_shared<StatsOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "stats",
+      "Summary of a trace: how the process ended and whether the trace is complete (clean exit,\n"
+      "killed by a signal, no clean end recorded, truncated or damaged), events recorded /\n"
+      "readable / dropped, calls per kind and per thread (total and failed), the symbols looked\n"
+      "up most often (dlsym/dlvsym, with failures) and the slowest dlopen/dlmopen calls.\n"
+      "A load's duration includes the constructors it ran; its self time subtracts the traced\n"
+      "calls nested in it (e.g. a constructor's own dlopen), so a slow plugin that only looks\n"
+      "slow because it loads another one shows a small self time.\n\n"
+      "Example:\n"
+      "  dltrace run -o app.trace -- python3 app.py\n"
+      "  dltrace stats app.trace --top 5\n"
+      "  dltrace stats app.trace --json | jq '.slowest_loads[0]'");
+  cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
+  cmd->add_option("--top,-n", opts->top, "rows in the top-symbols and slowest-loads tables")
+      ->capture_default_str();
+  cmd->add_flag("--json", opts->json, "one JSON object instead of text (format \"dltrace-stats\")");
+  cmd->callback([opts, &result] { result.set(run_stats(*opts)); });
+}
+
+}  // namespace dltrace::viewer
