@@ -34,7 +34,16 @@ struct PyApi {
   void (*err_fetch)(void**, void**, void**);
   void (*err_restore)(void*, void*, void*);
   bool in_executable;  // found in the main program: it can never be unloaded
+  bool borrowed;       // 3.7/3.8 layout readers: frames and code are borrowed references
 };
+
+// 3.7 and 3.8 have no frame accessors (PyThreadState_GetFrame, PyFrame_GetCode and
+// PyFrame_GetBack are 3.9+) but a public, fixed layout: PyThreadState {prev, next, interp,
+// frame, ...} and PyFrameObject {PyObject_VAR_HEAD, f_back, f_code, ...} (three words of
+// header without Py_TRACE_REFS). The pointers read are borrowed, valid while we hold the GIL.
+void* legacy_get_frame(void* tstate) { return static_cast<void**>(tstate)[3]; }
+void* legacy_frame_back(void* frame) { return static_cast<void**>(frame)[3]; }
+void* legacy_frame_code(void* frame) { return static_cast<void**>(frame)[4]; }
 
 // Published API: two slots so a re-probe never writes the one readers may be using.
 PyApi g_slots[2];
@@ -78,12 +87,23 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
   if (!find(o, "PyThreadState_GetUnchecked", &api->current_tstate) &&
       !find(o, "_PyThreadState_UncheckedGet", &api->current_tstate))
     return false;
+  if (!find(o, "PyThreadState_GetFrame", &api->get_frame)) {
+    // Before 3.9: only the 3.7/3.8 layout is known, and not with Py_TRACE_REFS (debug builds).
+    const char* (*version)() = nullptr;
+    void* trace_refs = lookup_in_object(o, "_Py_PrintReferences", nullptr);
+    if (!find(o, "Py_GetVersion", &version) || trace_refs != nullptr) return false;
+    const char* v = version();
+    if (v == nullptr || (strncmp(v, "3.7.", 4) != 0 && strncmp(v, "3.8.", 4) != 0)) return false;
+    api->get_frame = legacy_get_frame;
+    api->frame_code = legacy_frame_code;
+    api->frame_back = legacy_frame_back;
+    api->borrowed = true;
+  } else if (!find(o, "PyFrame_GetCode", &api->frame_code) || !find(o, "PyFrame_GetBack", &api->frame_back)) {
+    return false;
+  }
   bool ok = find(o, "PyGILState_GetThisThreadState", &api->this_thread_state) &&
             find(o, "PyGILState_Check", &api->gil_check) &&
-            find(o, "PyThreadState_GetFrame", &api->get_frame) &&
-            find(o, "PyFrame_GetCode", &api->frame_code) &&
             find(o, "PyFrame_GetLineNumber", &api->frame_line) &&
-            find(o, "PyFrame_GetBack", &api->frame_back) &&
             find(o, "PyObject_GetAttrString", &api->get_attr) &&
             find(o, "PyUnicode_AsUTF8AndSize", &api->utf8) && find(o, "Py_DecRef", &api->dec_ref) &&
             find(o, "PyErr_Clear", &api->err_clear);
@@ -196,13 +216,13 @@ uint32_t capture_python_stack(TraceWriter& writer) {
     if (void* code = py.frame_code(frame)) {
       f.file = intern_attr(py, writer, code, "co_filename");
       f.function = intern_attr(py, writer, code, "co_name");
-      py.dec_ref(code);
+      if (!py.borrowed) py.dec_ref(code);
     }
     void* back = py.frame_back(frame);
-    py.dec_ref(frame);
+    if (!py.borrowed) py.dec_ref(frame);
     frame = back;
   }
-  if (frame != nullptr) py.dec_ref(frame);
+  if (frame != nullptr && !py.borrowed) py.dec_ref(frame);
 
   py.err_clear();  // anything our calls raised
   if (py.err_set_raised != nullptr)

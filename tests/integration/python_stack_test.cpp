@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -235,4 +236,46 @@ TEST_CASE("a process without Python records no Python stacks", "[python]") {
   }
   CHECK(events >= 9);
   CHECK((recorder_flags(trace) & dltrace::format::kRecorderPythonStacks) == 0);
+}
+
+// Other CPython versions (3.7/3.8 through the fixed frame layout, 3.9+ through the accessors):
+// DLTRACE_TEST_EXTRA_PYTHONS=/path/to/python3.8:/path/to/python3.13 (full paths to interpreters,
+// not pyenv shims). Skipped when unset.
+TEST_CASE("other CPython versions: same stacks for the fixture script", "[python]") {
+  const char* extra = getenv("DLTRACE_TEST_EXTRA_PYTHONS");
+  if (extra == nullptr || *extra == '\0') return;
+  settle_fixtures();
+  std::stringstream list(extra);
+  std::string python;
+  while (std::getline(list, python, ':')) {
+    if (python.empty()) continue;
+    INFO("interpreter " << python);
+    DifferentialResult d = run_differential({python, dir() + "/main.py"});
+    INFO("untraced:\n" << describe(d.plain) << "\ntraced:\n" << describe(d.traced));
+    REQUIRE(d.plain.exit_code == 0);
+    CHECK(d.same());
+    const json j = export_json(d.trace_path);
+    const json* e = dlopen_of(j, "/_json.");
+    REQUIRE(e != nullptr);
+    std::vector<std::string> frames = fixture_frames(*e);
+    REQUIRE(frames.size() >= 3);
+    CHECK(frames[0] == expected("pystack_pkg/inner.py", "inner-import", "<module>"));
+    CHECK(frames[1] == expected("pystack_pkg/outer.py", "outer-import", "<module>"));
+    e = dlopen_of(j, "libm.so.6");
+    REQUIRE(e != nullptr);
+    frames = fixture_frames(*e);
+    REQUIRE(!frames.empty());
+    CHECK(frames[0] == expected("main.py", "ctypes-load", "load_libm"));
+    e = dlopen_of(j, "libresolv.so.2");
+    REQUIRE(e != nullptr);
+    frames = fixture_frames(*e);
+    REQUIRE(!frames.empty());
+    CHECK(frames[0] == expected("main.py", "thread-load", "thread_body"));
+    for (const char* name : {"libanl.so.1", "libBrokenLocale.so.1"}) {
+      e = dlopen_of(j, name);
+      REQUIRE(e != nullptr);
+      CHECK(((*e)["python_stack"].is_null() || (*e)["python_stack"].empty()));
+    }
+    CHECK((recorder_flags(d.trace_path) & dltrace::format::kRecorderPythonStacks) != 0);
+  }
 }
