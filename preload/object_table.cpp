@@ -410,6 +410,8 @@ bool attribute(const Attribution& a) {
 
 void set_writer(TraceWriter* writer) { g_writer = writer; }
 
+uint64_t generation() { return g_snap_seq.load(std::memory_order_acquire); }
+
 bool changed() {
   struct Counts {
     unsigned long long adds, subs;

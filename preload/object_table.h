@@ -45,6 +45,10 @@ void set_writer(TraceWriter* writer);
 // True when anything was loaded or unloaded since the last sync (any namespace).
 bool changed();
 
+// Moves whenever sync() published a change to the table: a free check for "anything new since",
+// unlike changed(), which asks the loader.
+uint64_t generation();
+
 // Brings the table up to date; new objects are written with `a`, unloaded ones are marked with
 // `unload_seq`.
 SyncResult sync(const Attribution& a, uint64_t unload_seq);
