@@ -1,11 +1,14 @@
 // `dltrace run -- CMD [ARGS...]`: runs CMD with libdltrace.so preloaded and exits like CMD.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +25,7 @@
 
 #include <fmt/format.h>
 #include "commands/command.h"
+#include "dltrace/format.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -122,8 +126,35 @@ std::set<std::string> matching_files(const OutputPattern& p) {
 
 // Names the trace files the run created: the traced process's own first (the last one it
 // wrote, after any exec, is the one to look at), then a count of its children's.
+// The recorder cannot see every end: SIGKILL, SIGTERM and SIGINT (it leaves their handlers to
+// the program), _exit. The launcher knows how its child ended: write that into the header of the
+// child's last trace when the recorder left it open. The reader treats end_kind as the commit,
+// so it is written last.
+void record_end(const std::string& trace, pid_t pid, int wait_status) {
+  const int fd = ::open(trace.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return;
+  format::FileHeader h{};
+  if (::pread(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
+      std::memcmp(h.magic, format::kMagic, sizeof h.magic) == 0 && h.pid == pid &&
+      h.end_kind == static_cast<uint32_t>(format::EndKind::kRunning)) {
+    const bool signaled = WIFSIGNALED(wait_status);
+    const int32_t code = signaled ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
+    const uint32_t kind = static_cast<uint32_t>(signaled ? format::EndKind::kSignal : format::EndKind::kExit);
+    timespec now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &now);  // one clock for the whole system: the child's too
+    const uint64_t end_ns = uint64_t(now.tv_sec) * 1000000000u + uint64_t(now.tv_nsec);
+    if (::pwrite(fd, &code, sizeof code, offsetof(format::FileHeader, end_code)) == sizeof code &&
+        ::pwrite(fd, &end_ns, sizeof end_ns, offsetof(format::FileHeader, end_monotonic_ns)) ==
+            sizeof end_ns) {
+      ssize_t ignored = ::pwrite(fd, &kind, sizeof kind, offsetof(format::FileHeader, end_kind));
+      (void)ignored;
+    }
+  }
+  ::close(fd);
+}
+
 void report_traces(const std::string& output, const std::set<std::string>& before, pid_t pid,
-                   const char* program, int exit_code) {
+                   const char* program, int exit_code, int wait_status, bool verbose) {
   const auto all = output_pattern(output);
   const auto mine = output_pattern(output, pid);
   if (!all || !mine) return;
@@ -134,7 +165,7 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
     (std::regex_match(name, mine->name) ? own : children).push_back(f);
   }
   if (own.empty() && children.empty()) {
-    if (exit_code == 126 || exit_code == 127) return;  // exec failed; already reported
+    if (!verbose || exit_code == 126 || exit_code == 127) return;  // exec failed; already reported
     std::fprintf(stderr,
                  "dltrace: no trace file was written (is %s statically linked or setuid, or did "
                  "it clear LD_PRELOAD?)\n",
@@ -146,6 +177,8 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
     return fs::last_write_time(f, ec);
   };
   std::ranges::sort(own, {}, mtime);
+  if (!own.empty()) record_end(own.back(), pid, wait_status);
+  if (!verbose) return;
   // The recorder in CMD already said "N events written to FILE": only the hint is added here.
   constexpr size_t kListed = 5;
   for (size_t i = 0; i < children.size() && i < kListed; ++i) {
@@ -233,7 +266,7 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
     *exit_code = WEXITSTATUS(status);
   }
 
-  if (verbose) report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code);
+  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, status, verbose);
   return absl::OkStatus();
 }
 
