@@ -14,7 +14,7 @@ TEST_CASE("dltrace run records a child killed by SIGTERM or SIGKILL", "[runtime]
     DYNAMIC_SECTION("SIG" << sig) {
       const std::string trace = (std::filesystem::path(temp_dir("run-end")) / "child.trace").string();
       RunOptions quiet;
-      quiet.env["DLTRACE_QUIET"] = "1";
+      quiet.env.emplace("DLTRACE_QUIET", "1");
       const std::string command = sig == "TERM" ? "kill -TERM $$" : "kill -KILL $$";
       ProcessResult r = run({viewer_path(), "run", "-o", trace, "--", "/bin/sh", "-c", command}, quiet);
       INFO(describe(r));
