@@ -14,15 +14,7 @@ using namespace dltrace;
 namespace {
 
 std::string show_text(const TraceReader& reader, const viewer::ShowOptions& options = {}) {
-  std::FILE* f = std::tmpfile();
-  REQUIRE(f);
-  CHECK(viewer::show_trace(reader, options, f).ok());
-  std::string out;
-  std::rewind(f);
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-  std::fclose(f);
-  return out;
+  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::show_trace(reader, options, f).ok()); });
 }
 
 }  // namespace

@@ -14,23 +14,12 @@
 #include "viewer_test_trace.h"
 
 using namespace dltrace;
+using test::has;
 
 namespace {
 
 std::string stats_text(const TraceReader& reader, const viewer::StatsOptions& options = {}) {
-  std::FILE* f = std::tmpfile();
-  REQUIRE(f);
-  CHECK(viewer::stats_trace(reader, options, f).ok());
-  std::string out;
-  std::rewind(f);
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
+  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::stats_trace(reader, options, f).ok()); });
 }
 
 // A host dlopens libouter.so (1000 ns), whose constructor dlopens libinner.so (600 ns) and

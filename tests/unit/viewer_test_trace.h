@@ -5,11 +5,32 @@
 
 #include <dlfcn.h>
 
+#include <cstdio>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 #include "trace_test_support.h"
 
 namespace dltrace::test {
+
+// What a renderer wrote to a FILE*: `render(f)` writes into a temporary file, read back whole.
+template <typename Render>
+std::string rendered_text(Render&& render) {
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f);
+  render(f);
+  std::string out;
+  std::rewind(f);
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
+  std::fclose(f);
+  return out;
+}
+
+inline bool has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
 
 struct ViewerTrace {
   static constexpr uint64_t kLibBase = 0x7f0000000000;

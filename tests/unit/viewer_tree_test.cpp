@@ -11,24 +11,13 @@
 #include "viewer_test_trace.h"
 
 using namespace dltrace;
+using test::has;
 
 namespace {
 
 std::string tree_text(const TraceReader& reader, const viewer::TreeOptions& options = {},
                       bool color = false) {
-  std::FILE* f = std::tmpfile();
-  REQUIRE(f);
-  CHECK(viewer::tree_trace(reader, options, color, f).ok());
-  std::string out;
-  std::rewind(f);
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, f)) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
-bool has(const std::string& text, const std::string& needle) {
-  return text.find(needle) != std::string::npos;
+  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::tree_trace(reader, options, color, f).ok()); });
 }
 
 // /usr/bin/app needs /opt/app/libcore.so (which needs libc) and libc; the recorder is preloaded.
