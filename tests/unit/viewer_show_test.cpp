@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
-#include <random>
 #include <string>
 
 #include "commands/show_command.h"
@@ -92,31 +91,12 @@ TEST_CASE("show reports a process without a clean end and a truncated file", "[v
 }
 
 TEST_CASE("show and export survive garbled traces", "[viewer][show][export]") {
-  test::ScratchDir dir;
-  const std::string path = dir.file("g.trace");
-  REQUIRE(test::write_viewer_trace(path) == "");
-  const auto original = test::read_file(path);
-  const auto& h = *reinterpret_cast<const format::FileHeader*>(original.data());
-  const size_t used = size_t(h.ring_offset + 8 * format::kSlotSize);
-  std::mt19937 rng(1234);
-  int opened = 0;
-  for (int round = 0; round < 300; ++round) {
-    auto bytes = original;
-    // Garble a few bytes in the header counters, the catalog or the ring.
-    for (int k = 0; k < 4; ++k) {
-      size_t at = (round % 3 == 0) ? 64 + rng() % 112 : rng() % used;
-      if (at >= h.catalog_offset + h.catalog_size && at < h.ring_offset) at = h.ring_offset;
-      bytes[at] = static_cast<unsigned char>(rng());
-    }
-    std::string error;
-    auto reader = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
-    if (!reader) continue;
-    ++opened;
+  const int opened = test::for_each_garbled_trace(1234, [](const TraceReader& reader) {
     viewer::ShowOptions options;
     options.stacks = true;
-    (void)show_text(*reader, options);
+    (void)show_text(reader, options);
     viewer::JsonWriter w;
-    CHECK(viewer::write_json_export(*reader, {}, w).ok());
-  }
+    CHECK(viewer::write_json_export(reader, {}, w).ok());
+  });
   CHECK(opened > 0);
 }

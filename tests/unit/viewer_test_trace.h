@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -135,6 +136,35 @@ inline std::string write_viewer_trace(const std::string& path, bool clean_end = 
 
   if (clean_end) w.set_end(format::EndKind::kExit, 0);
   return {};
+}
+
+// Writes the viewer trace, garbles a few bytes of it (header counters, catalog or ring) in 300
+// seeded rounds and calls `use(reader)` for every variant the reader accepts. Returns how many it
+// accepted, so a caller can check the garbling did not just make every variant unreadable.
+template <typename Use>
+int for_each_garbled_trace(uint32_t seed, Use&& use) {
+  ScratchDir dir;
+  const std::string path = dir.file("g.trace");
+  REQUIRE(write_viewer_trace(path) == "");
+  const auto original = read_file(path);
+  const auto& h = *reinterpret_cast<const format::FileHeader*>(original.data());
+  const size_t used = size_t(h.ring_offset + 8 * format::kSlotSize);
+  std::mt19937 rng(seed);
+  int opened = 0;
+  for (int round = 0; round < 300; ++round) {
+    auto bytes = original;
+    for (int k = 0; k < 4; ++k) {
+      size_t at = (round % 3 == 0) ? 64 + rng() % 112 : rng() % used;
+      if (at >= h.catalog_offset + h.catalog_size && at < h.ring_offset) at = h.ring_offset;
+      bytes[at] = static_cast<unsigned char>(rng());
+    }
+    std::string error;
+    auto reader = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+    if (!reader) continue;
+    ++opened;
+    use(*reader);
+  }
+  return opened;
 }
 
 }  // namespace dltrace::test
