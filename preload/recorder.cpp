@@ -170,7 +170,7 @@ void write_process_info() {
     }
   }
   if (getcwd(g_cwd, sizeof(g_cwd)) == nullptr) g_cwd[0] = '\0';
-  g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv);
+  g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv, getenv("LD_LIBRARY_PATH"));
 }
 
 void refresh_clock();

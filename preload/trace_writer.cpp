@@ -528,10 +528,13 @@ uint32_t TraceWriter::intern_py_stack(const format::PyFrame* frames, uint32_t de
 
 // ---- catalog records ----
 
-void TraceWriter::write_process(const char* exe, const char* cwd, int argc, const char* const* argv) {
+void TraceWriter::write_process(const char* exe, const char* cwd, int argc, const char* const* argv,
+                                const char* ld_library_path) {
   if (!header_) return;
   if (argc < 0 || !argv) argc = 0;
-  format::ProcessEntry entry{intern_string(exe), intern_string(cwd), uint32_t(argc), 0};
+  uint32_t llp = ld_library_path ? intern_string(ld_library_path) : format::kNoId;
+  format::ProcessEntry entry{intern_string(exe), intern_string(cwd), uint32_t(argc),
+                             llp == format::kNoId ? 0 : llp + 1};
   if (entry.exe != format::kNoId) store_release(&header_->exe, entry.exe);
   // argv ids are written straight into the reserved entry: no buffer of unknown size needed.
   uint64_t total = round_up(sizeof(CatalogEntryHeader) + sizeof entry + uint64_t(argc) * 4, 8);

@@ -42,7 +42,9 @@ class TraceWriter {
   uint32_t intern_py_stack(const format::PyFrame* frames, uint32_t depth);
 
   // Catalog records that are never overwritten.
-  void write_process(const char* exe, const char* cwd, int argc, const char* const* argv);
+  // `ld_library_path`: the environment's LD_LIBRARY_PATH (null if unset), for explaining searches.
+  void write_process(const char* exe, const char* cwd, int argc, const char* const* argv,
+                     const char* ld_library_path = nullptr);
   uint32_t add_object(const format::ObjectLoadEntry& entry);  // returns the object id
   void object_unloaded(uint32_t object_id, uint64_t seq);
   void object_promoted(uint32_t object_id, uint64_t seq);

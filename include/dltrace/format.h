@@ -180,7 +180,7 @@ struct ProcessEntry {
   uint32_t exe;   // string id
   uint32_t cwd;   // string id
   uint32_t argc;  // followed by uint32_t argv[argc] string ids
-  uint32_t reserved;
+  uint32_t ld_library_path;  // string id + 1 of LD_LIBRARY_PATH at start-up; 0 = unset
 };
 
 enum class ObjectCause : uint32_t {

@@ -33,6 +33,7 @@ struct ProcessInfo {
   uint32_t stack_depth = 0;
   uint32_t recorder_flags = 0;
   std::string config;  // override config path, empty if none
+  std::optional<std::string> ld_library_path;  // LD_LIBRARY_PATH at start-up, if set
 };
 
 struct ObjectRecord {

@@ -206,6 +206,8 @@ bool TraceReaderImpl::load(std::string* error) {
   if (have_process_entry_) {
     process_.cwd = std::string(string(process_entry_.cwd));
     for (uint32_t id : argv_ids_) process_.argv.emplace_back(string(id));
+    uint32_t llp = process_entry_.ld_library_path;
+    if (llp != 0 && has_string(llp - 1)) process_.ld_library_path = std::string(string(llp - 1));
   }
   process_.config = std::string(string(h.config));
   return true;
