@@ -1,8 +1,12 @@
 #include "render/json_export.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "dltrace/flags.h"
@@ -172,29 +176,33 @@ class Exporter {
     const bool sym = is_sym_call(e.call);
     const bool close = is_close_call(e.call);
     w_.begin_object();
-    if (typed) w_.key("type").value("event");
+    if (typed) w_.raw(R"("type":"event")");
     w_.key("seq").value(e.seq);
     w_.key("time_ns").value(model_.time_ns(e));
     w_.key("tid").value(e.tid);
-    w_.key("call").value(call_name(e.call));
+    w_.raw(call_member(e.call));
     w_.key("duration_ns").value(model_.duration_ns(e));
 
-    w_.key("file");
-    if (open) optional_string(e.name); else w_.null();
-    w_.key("namespace");
-    if (open) w_.value(e.lmid); else w_.null();
-    if (open) {
-      w_.key("flags").value(e.flags);
-      w_.key("flags_text").value(flags_text(e.flags));
-      w_.key("effective_flags").value(e.effective_flags);
-      w_.key("effective_flags_text").value(flags_text(e.effective_flags));
+    if (!open) {
+      // Most events: every open-only member is null, written as one run.
+      w_.raw(R"("file":null,"namespace":null,"flags":null,"flags_text":null,)"
+             R"("effective_flags":null,"effective_flags_text":null,"override":null)");
     } else {
-      for (const char* k : {"flags", "flags_text", "effective_flags", "effective_flags_text"}) {
-        w_.key(k).null();
-      }
+      w_.key("file");
+      optional_string(e.name);
+      w_.key("namespace").value(e.lmid);
+      w_.key("flags").value(e.flags);
+      w_.key("flags_text").raw(flags_json(e.flags));
+      w_.key("effective_flags").value(e.effective_flags);
+      w_.key("effective_flags_text").raw(flags_json(e.effective_flags));
+      w_.key("override");
+      write_override(e);
     }
-    w_.key("override");
-    if (open && ((e.bits & format::kEventOverridden) || e.override_line != 0)) {
+    write_event_rest(e, open, sym, close);
+  }
+
+  void write_override(const format::EventSlot& e) {
+    if ((e.bits & format::kEventOverridden) || e.override_line != 0) {
       w_.begin_object();
       w_.key("config");
       if (reader_.process().config.empty()) w_.null(); else w_.value(reader_.process().config);
@@ -213,7 +221,9 @@ class Exporter {
     } else {
       w_.null();
     }
+  }
 
+  void write_event_rest(const format::EventSlot& e, bool open, bool sym, bool close) {
     w_.key("handle");
     if (e.handle != 0) w_.hex(e.handle); else w_.null();
     w_.key("object");
@@ -271,24 +281,65 @@ class Exporter {
       return;
     }
     const ObjectRecord* o = model_.object_for(e.caller_ip - 1, e.seq, e.caller_object);
-    w_.begin_object();
-    w_.key("object");
-    if (o) w_.value(o->id); else w_.null();
-    w_.key("offset");
-    if (o) w_.hex(e.caller_ip - o->base); else w_.null();
-    w_.key("function");
+    // A caller's JSON depends only on its ip and object: call sites are few, so render each
+    // once (up to a bound, so that a damaged trace cannot grow the cache per event).
+    const std::pair<uint64_t, uint32_t> key{e.caller_ip, o ? o->id : format::kNoId};
+    if (auto it = callers_.find(key); it != callers_.end()) {
+      w_.raw(it->second);
+      return;
+    }
+    JsonWriter f;
+    f.begin_object();
+    f.key("object");
+    if (o) f.value(o->id); else f.null();
+    f.key("offset");
+    if (o) f.hex(e.caller_ip - o->base); else f.null();
+    f.key("function");
     const SymbolInfo* info = (o && options_.symbolize) ? &symbolizer_.lookup(*o, e.caller_ip)
                                                        : nullptr;
-    if (info && !info->function.empty()) w_.value(info->function); else w_.null();
-    w_.key("ip").hex(e.caller_ip);
-    w_.end_object();
+    if (info && !info->function.empty()) f.value(info->function); else f.null();
+    f.key("ip").hex(e.caller_ip);
+    f.end_object();
+    w_.raw(f.str());
+    if (callers_.size() < kMaxCachedCallers) callers_.emplace(key, f.str());
   }
 
   // ---- cached fragments ----
-  const std::string& flags_text(int flags) {
+  // `"call":"dlsym"`, the member every event has.
+  static std::string_view call_member(uint16_t call) {
+    static constexpr std::string_view kMembers[] = {
+        R"("call":"unknown")", R"("call":"dlopen")", R"("call":"dlmopen")",
+        R"("call":"dlsym")",   R"("call":"dlvsym")", R"("call":"dlclose")"};
+    static_assert(static_cast<int>(format::CallKind::kDlopen) == 1 &&
+                  static_cast<int>(format::CallKind::kDlmopen) == 2 &&
+                  static_cast<int>(format::CallKind::kDlsym) == 3 &&
+                  static_cast<int>(format::CallKind::kDlvsym) == 4 &&
+                  static_cast<int>(format::CallKind::kDlclose) == 5);
+    return kMembers[call < std::size(kMembers) ? call : 0];
+  }
+
+  // The flags' text as a JSON string.
+  const std::string& flags_json(int flags) {
     auto [it, inserted] = flag_texts_.try_emplace(flags);
-    if (inserted) it->second = flags_to_string(flags);
+    if (inserted) JsonWriter::append_string(it->second, flags_to_string(flags));
     return it->second;
+  }
+
+  // An interned string as JSON (quoted and escaped), or null if the trace does not have it.
+  // Strings repeat on every event (symbol names, file names, errors): each is escaped once.
+  std::string_view string_json(uint32_t id) {
+    std::string* slot;
+    if (id < kDenseStrings) {
+      if (id >= dense_strings_.size()) dense_strings_.resize(std::max<size_t>(id + 1, dense_strings_.size() * 2));
+      slot = &dense_strings_[id];
+    } else {
+      slot = &sparse_strings_[id];
+    }
+    if (slot->empty()) {  // a rendered value is never empty: at least "" or null
+      if (id != format::kNoId && reader_.has_string(id)) JsonWriter::append_string(*slot, reader_.string(id));
+      else *slot = "null";
+    }
+    return *slot;
   }
 
   // A stack's JSON depends on which objects were mapped at its ips, so a cached rendering is
@@ -354,8 +405,7 @@ class Exporter {
     if (id != format::kNoId) w_.value(id); else w_.null();
   }
   void optional_string(uint32_t id) {
-    if (id != format::kNoId && reader_.has_string(id)) w_.value(reader_.string(id));
-    else w_.null();
+    if (id == format::kNoId) w_.null(); else w_.raw(string_json(id));
   }
 
   struct CachedStack {
@@ -368,7 +418,12 @@ class Exporter {
   const JsonExportOptions& options_;
   JsonWriter& w_;
   Symbolizer symbolizer_;
-  absl::flat_hash_map<int, std::string> flag_texts_;
+  static constexpr size_t kMaxCachedCallers = 1 << 16;
+  static constexpr uint32_t kDenseStrings = 1 << 16;  // ids below: a vector; above: a map
+  absl::flat_hash_map<int, std::string> flag_texts_;  // JSON strings
+  absl::flat_hash_map<std::pair<uint64_t, uint32_t>, std::string> callers_;
+  std::vector<std::string> dense_strings_;
+  absl::flat_hash_map<uint32_t, std::string> sparse_strings_;
   absl::flat_hash_map<uint32_t, CachedStack> stacks_;
   absl::flat_hash_map<uint32_t, std::string> py_stacks_;
 };
