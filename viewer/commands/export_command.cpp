@@ -11,6 +11,7 @@
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/json_export.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -50,7 +51,8 @@ absl::Status run_export(const ExportOptions& o) {
     out = file.get();
   }
   JsonWriter writer(out);
-  DLTRACE_RETURN_IF_ERROR(write_json_export(**reader, json, writer));
+  const auto source = with_progress(**reader, out);  // none when it streams to the terminal
+  DLTRACE_RETURN_IF_ERROR(write_json_export(*source, json, writer));
   if (file && std::fclose(file.release()) != 0) {
     return TraceError(fmt::format("cannot write {}: {}", o.output, std::strerror(errno)));
   }

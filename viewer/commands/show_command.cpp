@@ -18,6 +18,7 @@
 #include "commands/show_command.h"
 #include "dltrace/flags.h"
 #include "model/trace_model.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -283,7 +284,8 @@ absl::Status run_show(const ShowOptions& o) {
   if (auto filter = make_filter(o); !filter.ok()) return filter.status();  // usage errors first
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  return show_trace(**reader, o, stdout);
+  const auto source = with_progress(**reader, stdout);  // the log streams to stdout
+  return show_trace(*source, o, stdout);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "model/trace_model.h"
 #include "render/duration_text.h"
 #include "render/json_writer.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -360,7 +361,8 @@ void StatsCollector::print_json(JsonWriter& w) const {
 absl::Status run_stats(const StatsOptions& o) {
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  return stats_trace(**reader, o, stdout);
+  const auto source = with_progress(**reader);  // prints at the end
+  return stats_trace(*source, o, stdout);
 }
 
 }  // namespace
