@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "analysis/python_imports.h"
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/duration_text.h"
@@ -110,10 +111,34 @@ class StatsCollector {
     });
   }
 
-  void print_text(std::FILE* out) const;
+  // Loads made by Python code, attributed to their statements (a second pass over the events).
+  void collect_python() { python_ = collect_python_loads(reader_, model_); }
+
+  void print_text(std::FILE* out);
   void print_json(JsonWriter& w) const;
 
  private:
+  // The slowest loads made by Python code, most time first (ties: the earlier call).
+  std::vector<const PyLoad*> slowest_python() const {
+    std::vector<const PyLoad*> out;
+    for (const PyLoad& l : python_.loads) out.push_back(&l);
+    std::ranges::stable_sort(out, [](const PyLoad* a, const PyLoad* b) {
+      return a->duration_ns > b->duration_ns;
+    });
+    out.resize(std::min(top_, out.size()));
+    return out;
+  }
+
+  // The module's file name: the resolved object's, else the requested one's.
+  std::string module_name(const PyLoad& l) const {
+    if (const ObjectRecord* o = l.object != format::kNoId ? reader_.object(l.object) : nullptr) {
+      return model_.name_of(*o);
+    }
+    return l.file.empty() ? std::string("NULL") : std::string(basename_of(l.file));
+  }
+
+  void python_text(fmt::memory_buffer& b);
+  void python_json(JsonWriter& w) const;
   void symbol(const format::EventSlot& e, bool ok) {
     std::string key(reader_.has_string(e.name) ? reader_.string(e.name) : "?");
     const bool versioned = e.call == static_cast<uint16_t>(format::CallKind::kDlvsym);
@@ -216,9 +241,53 @@ class StatsCollector {
   absl::flat_hash_map<std::string, SymbolStats> symbols_;
   absl::flat_hash_map<uint32_t, std::vector<Open>> open_;
   std::vector<Load> slowest_;
+  PythonLoads python_;
 };
 
-void StatsCollector::print_text(std::FILE* out) const {
+// The native-load complement of `python -X importtime`: time in dlopen (constructors included)
+// per top-level statement of the script, then the slowest single loads with the import that
+// caused each. Nothing for a process that ran no Python code.
+void StatsCollector::python_text(fmt::memory_buffer& b) {
+  if (python_.loads.empty()) return;
+  auto put = [&b]<typename... Args>(fmt::format_string<Args...> f, Args&&... args) {
+    fmt::format_to(std::back_inserter(b), f, std::forward<Args>(args)...);
+  };
+  SourceLines sources(reader_.process().cwd);
+  const size_t statements = std::min(top_, python_.top_level.size());
+  put("\nnative load time per top-level import: {} of {} statement(s), {} load(s) from Python\n"
+      "(dlopen time including constructors; nested loads count once, in the load around them)\n",
+      statements, python_.top_level.size(), python_.loads.size());
+  if (statements) {
+    put("  {:>12} {:>6} {:>8}  {}\n", "total", "loads", "objects", "statement");
+    for (size_t k = 0; k < statements; ++k) {
+      const TopLevelLoads& t = python_.top_level[k];
+      put("  {:>12} {:>6} {:>8}  {}", duration_text(t.total_ns), t.loads, t.objects,
+          py_line_text(t.line));
+      if (const auto source = sources.line(t.line.file, t.line.line)) put(": {}", *source);
+      if (t.failed) put(" ({} failed)", t.failed);
+      if (t.truncated) put(" (Python stack cut at {} frames)", kRecordedPythonFrames);
+      put("\n");
+    }
+  }
+  const auto slowest = slowest_python();
+  put("\nslowest {} load(s) from Python (of {}), with the import that caused each\n",
+      slowest.size(), python_.loads.size());
+  if (slowest.empty()) return;
+  put("  {:>12} {:>8}  {}\n", "duration", "seq", "module  <- statement");
+  for (const PyLoad* l : slowest) {
+    put("  {:>12} {:>8}  {}", duration_text(l->duration_ns), l->seq, module_name(*l));
+    if (!l->ok) put(" (failed)");
+    if (l->where.site) {
+      put("  <- {}{}", l->where.via_import ? "import at " : "", py_line_text(*l->where.site));
+    }
+    if (l->where.top && l->where.top != l->where.site) {
+      put(" <- {}", py_line_text(*l->where.top));
+    }
+    put("\n");
+  }
+}
+
+void StatsCollector::print_text(std::FILE* out) {
   fmt::memory_buffer b;
   auto put = [&b]<typename... Args>(fmt::format_string<Args...> f, Args&&... args) {
     fmt::format_to(std::back_inserter(b), f, std::forward<Args>(args)...);
@@ -275,6 +344,7 @@ void StatsCollector::print_text(std::FILE* out) const {
       put("\n");
     }
   }
+  python_text(b);
   std::fwrite(b.data(), 1, b.size(), out);
 }
 
@@ -354,8 +424,55 @@ void StatsCollector::print_json(JsonWriter& w) const {
     w.end_object();
   }
   w.end_array();
+  python_json(w);
   w.end_object();
   w.end_line();
+}
+
+void py_line_json(JsonWriter& w, const std::optional<PyLine>& line) {
+  if (!line) {
+    w.null();
+    return;
+  }
+  w.begin_object();
+  w.key("file").value(line->file);
+  w.key("line").value(line->line);
+  w.key("function").value(line->function);
+  w.end_object();
+}
+
+void StatsCollector::python_json(JsonWriter& w) const {
+  w.key("python_loads").value(python_.loads.size());
+  w.key("top_level_imports").begin_array();
+  for (const TopLevelLoads& t : python_.top_level) {
+    w.begin_object();
+    w.key("statement");
+    py_line_json(w, t.line);
+    w.key("total_ns").value(t.total_ns);
+    w.key("loads").value(t.loads);
+    w.key("objects").value(t.objects);
+    w.key("failed").value(t.failed);
+    w.key("truncated").value(t.truncated);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("slowest_python_loads").begin_array();
+  for (const PyLoad* l : slowest_python()) {
+    w.begin_object();
+    w.key("seq").value(l->seq);
+    w.key("file").value(l->file);
+    w.key("module").value(module_name(*l));
+    w.key("duration_ns").value(l->duration_ns);
+    w.key("ok").value(l->ok);
+    w.key("nested").value(l->nested);
+    w.key("via_import").value(l->where.via_import);
+    w.key("import");
+    py_line_json(w, l->where.site);
+    w.key("top_level");
+    py_line_json(w, l->where.top);
+    w.end_object();
+  }
+  w.end_array();
 }
 
 absl::Status run_stats(const StatsOptions& o) {
@@ -374,6 +491,7 @@ absl::Status stats_trace(const TraceReader& reader, const StatsOptions& options,
     return true;
   });
   stats.finish();
+  stats.collect_python();
   if (options.json) {
     JsonWriter w(out);
     stats.print_json(w);

@@ -1,0 +1,197 @@
+#include "analysis/python_imports.h"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+namespace {
+
+bool ends_with_path(std::string_view file, std::string_view tail) {
+  return file.size() > tail.size() && file.ends_with(tail) &&
+         file[file.size() - tail.size() - 1] == '/';
+}
+
+// importlib's bootstrap: frozen into the interpreter since 3.3 ("<frozen importlib._bootstrap>",
+// "<frozen importlib._bootstrap_external>"), or from source files in some builds.
+bool is_importlib_bootstrap(std::string_view file) {
+  return file.starts_with("<frozen importlib._bootstrap") ||
+         ends_with_path(file, "importlib/_bootstrap.py") ||
+         ends_with_path(file, "importlib/_bootstrap_external.py");
+}
+
+bool is_frozen(std::string_view file) { return file.starts_with("<frozen "); }
+
+PyLine line_of(const TraceReader& reader, const format::PyFrame& f) {
+  return PyLine{std::string(reader.has_string(f.file) ? reader.string(f.file) : "?"), f.line,
+                std::string(reader.has_string(f.function) ? reader.string(f.function) : "?")};
+}
+
+}  // namespace
+
+std::string py_line_text(const PyLine& line) {
+  std::string s = fmt::format("{}:{}", line.file, line.line);
+  if (line.function != "<module>" && !line.function.empty()) {
+    s.append(" in ");
+    s.append(line.function);
+  }
+  return s;
+}
+
+bool is_import_machinery(std::string_view file, std::string_view function) {
+  if (is_importlib_bootstrap(file)) return true;
+  // importlib.import_module(name): the caller named the module, not this frame.
+  if (ends_with_path(file, "importlib/__init__.py") && function == "import_module") return true;
+  // ctypes.CDLL / cdll.LoadLibrary: the user's CDLL(...) line is the one that loaded the
+  // library. ctypes' module body is not machinery: its own imports are real statements.
+  return ends_with_path(file, "ctypes/__init__.py") && function != "<module>";
+}
+
+bool is_stdlib_file(std::string_view file) {
+  // .../lib/pythonX.Y/<module> but not .../pythonX.Y/{site,dist}-packages/ (nor Debian's
+  // /usr/lib/python3/dist-packages, which has no minor version and is not the stdlib anyway).
+  for (size_t at = file.find("/python"); at != std::string_view::npos;
+       at = file.find("/python", at + 1)) {
+    const std::string_view before = file.substr(0, at);
+    if (!before.ends_with("/lib") && !before.ends_with("/lib64")) continue;
+    size_t i = at + 7;
+    size_t digits = 0;
+    while (i < file.size() && std::isdigit(static_cast<unsigned char>(file[i]))) ++i, ++digits;
+    if (digits == 0 || i >= file.size() || file[i] != '.') continue;
+    ++i;
+    size_t minor = 0;
+    while (i < file.size() && std::isdigit(static_cast<unsigned char>(file[i]))) ++i, ++minor;
+    if (minor == 0 || i >= file.size() || file[i] != '/') continue;
+    const std::string_view rest = file.substr(i + 1);
+    return !rest.starts_with("site-packages/") && !rest.starts_with("dist-packages/");
+  }
+  return false;
+}
+
+PyAttribution attribute_python_stack(const TraceReader& reader,
+                                     std::span<const format::PyFrame> stack) {
+  PyAttribution a;
+  if (stack.empty()) return a;
+  a.truncated = stack.size() >= kRecordedPythonFrames;
+  for (const format::PyFrame& f : stack) {
+    const std::string_view file = reader.string(f.file);
+    const std::string_view function = reader.string(f.function);
+    if (is_importlib_bootstrap(file)) a.via_import = true;
+    if (!is_import_machinery(file, function)) {
+      a.site = line_of(reader, f);
+      break;
+    }
+  }
+  const format::PyFrame* user = nullptr;
+  const format::PyFrame* unfrozen = nullptr;
+  for (auto it = stack.rbegin(); it != stack.rend() && !user; ++it) {
+    const std::string_view file = reader.string(it->file);
+    if (is_frozen(file) || is_import_machinery(file, reader.string(it->function))) continue;
+    if (!unfrozen) unfrozen = &*it;
+    if (!is_stdlib_file(file)) user = &*it;
+  }
+  if (const format::PyFrame* top = user ? user : unfrozen) {
+    a.top = line_of(reader, *top);
+  } else {
+    a.top = line_of(reader, stack.back());
+  }
+  if (!a.site) a.site = a.top;
+  if (a.truncated) {
+    for (auto it = stack.rbegin(); it != stack.rend(); ++it) {
+      const std::string_view file = reader.string(it->file);
+      if (reader.string(it->function) == "<module>" && !is_frozen(file)) {
+        a.anchor = std::string(file);
+        break;
+      }
+    }
+  }
+  return a;
+}
+
+void TopLevelResolver::add(const TraceReader& reader, std::span<const format::PyFrame> stack,
+                           const PyAttribution& attribution) {
+  if (attribution.truncated || !attribution.top) return;
+  for (const format::PyFrame& f : stack) {
+    if (reader.string(f.function) != "<module>") continue;
+    top_of_module_.try_emplace(std::string(reader.string(f.file)), *attribution.top);
+  }
+}
+
+bool TopLevelResolver::resolve(PyAttribution& attribution) const {
+  if (!attribution.truncated || attribution.anchor.empty()) return false;
+  auto it = top_of_module_.find(attribution.anchor);
+  if (it == top_of_module_.end()) return false;
+  attribution.top = it->second;
+  attribution.truncated = false;
+  return true;
+}
+
+PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model) {
+  PythonLoads out;
+  TopLevelResolver resolver;
+  reader.for_each_event([&](const format::EventSlot& e) {
+    if (!is_open_call(e.call) || e.py_stack == format::kNoId) return true;
+    const auto stack = reader.py_stack(e.py_stack);
+    if (stack.empty()) return true;
+    PyLoad l;
+    l.seq = e.seq;
+    l.file = reader.has_string(e.name) ? std::string(reader.string(e.name)) : std::string();
+    l.ok = (e.bits & format::kEventOk) != 0;
+    l.object = l.ok ? e.object : format::kNoId;
+    l.duration_ns = model.duration_ns(e);
+    l.nested = e.parent_seq != 0;
+    l.new_objects = model.new_objects(e.seq).size();
+    l.where = attribute_python_stack(reader, stack);
+    resolver.add(reader, stack, l.where);
+    out.loads.push_back(std::move(l));
+    return true;
+  });
+  for (PyLoad& l : out.loads) resolver.resolve(l.where);
+
+  absl::flat_hash_map<std::pair<std::string, int>, size_t> index;
+  for (const PyLoad& l : out.loads) {
+    if (!l.where.top) continue;
+    auto [it, fresh] = index.try_emplace(std::pair(l.where.top->file, l.where.top->line),
+                                         out.top_level.size());
+    if (fresh) out.top_level.push_back(TopLevelLoads{*l.where.top});
+    TopLevelLoads& t = out.top_level[it->second];
+    t.truncated |= l.where.truncated;
+    if (!l.nested) t.total_ns += l.duration_ns;
+    ++t.loads;
+    t.objects += l.new_objects;
+    if (!l.ok) ++t.failed;
+  }
+  std::ranges::stable_sort(out.top_level, [](const TopLevelLoads& a, const TopLevelLoads& b) {
+    return a.total_ns > b.total_ns;
+  });
+  return out;
+}
+
+std::optional<std::string> SourceLines::line(const std::string& file, int line) {
+  if (file.empty() || file.front() == '<' || line <= 0) return std::nullopt;
+  auto [it, fresh] = files_.try_emplace(file);
+  if (fresh) {
+    std::string path = file;
+    if (path.front() != '/' && !cwd_.empty()) path = fmt::format("{}/{}", cwd_, file);
+    std::ifstream in(path);
+    // Source files, not data: stop at a sane size so a stray path cannot cost much.
+    constexpr size_t kMaxLines = 200000;
+    for (std::string text; it->second.size() < kMaxLines && std::getline(in, text);) {
+      it->second.push_back(std::move(text));
+    }
+  }
+  const auto& lines = it->second;
+  if (static_cast<size_t>(line) > lines.size()) return std::nullopt;
+  std::string_view text = lines[static_cast<size_t>(line) - 1];
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  if (text.empty()) return std::nullopt;
+  return std::string(text);
+}
+
+}  // namespace dltrace::viewer
