@@ -86,6 +86,11 @@ class TraceReaderImpl final : public TraceReader {
   void load_catalog();
   void parse_entry(CatalogType type, uint32_t id, const unsigned char* p, uint64_t n);
   void load_ring();
+  // Drops ring slots [begin, end) from this process's memory once they are read (the reader's
+  // own file mapping only; the pages stay in the page cache): every pass over the ring would
+  // otherwise leave it all resident, 1.3 GB of RSS for 10M events. Called per kReleaseSlots.
+  void release_slots(uint64_t begin, uint64_t end) const;
+  static constexpr uint64_t kReleaseSlots = 8192;  // 1 MiB of slots
   void build_object_index();
   void note(std::string s) { recovery_.notes.push_back(std::move(s)); }
 
@@ -401,6 +406,7 @@ void TraceReaderImpl::load_ring() {
     slots_present_ = std::min<uint64_t>(
         slots_present_, (contiguous_data_end(header_.ring_offset) - header_.ring_offset) / format::kSlotSize);
   for (uint64_t i = 0; i < slots_present_; ++i) {
+    if (i % kReleaseSlots == 0 && i != 0) release_slots(i - kReleaseSlots, i);
     EventSlot slot;
     switch (read_slot(i, &slot)) {
       case SlotState::kEmpty:
@@ -440,14 +446,28 @@ void TraceReaderImpl::for_each_event(const std::function<bool(const EventSlot&)>
   const uint64_t length = last_seq_ - window_start + 1;
   const uint64_t i0 = (window_start - 1) % n;
   const uint64_t first_end = std::min({n, i0 + length, slots_present_});
-  for (uint64_t i = i0; i < first_end; ++i)
+  for (uint64_t i = i0; i < first_end; ++i) {
+    if (i % kReleaseSlots == 0 && i > i0) release_slots(i - kReleaseSlots, i);
     if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (i - i0) && !fn(slot)) return;
+  }
   if (i0 + length > n) {
     const uint64_t second_end = std::min(i0 + length - n, slots_present_);
-    for (uint64_t i = 0; i < second_end; ++i)
+    for (uint64_t i = 0; i < second_end; ++i) {
+      if (i % kReleaseSlots == 0 && i != 0) release_slots(i - kReleaseSlots, i);
       if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (n - i0) + i && !fn(slot))
         return;
+    }
   }
+}
+
+void TraceReaderImpl::release_slots(uint64_t begin, uint64_t end) const {
+  if (!mapping_) return;  // bytes the caller owns (open_bytes): not ours to drop
+  static const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  const uint64_t from = header_.ring_offset + begin * format::kSlotSize;
+  const uint64_t to = std::min<uint64_t>(header_.ring_offset + end * format::kSlotSize, size_);
+  const uint64_t lo = (from + page - 1) / page * page;
+  const uint64_t hi = to / page * page;
+  if (lo < hi) madvise(const_cast<unsigned char*>(data_) + lo, hi - lo, MADV_DONTNEED);
 }
 
 std::optional<EventSlot> TraceReaderImpl::event(uint64_t seq) const {
