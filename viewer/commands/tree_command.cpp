@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +33,8 @@ constexpr int kMaxPrintDepth = 256;  // a damaged trace must not recurse without
 // A dlopen/dlmopen that returned NULL: it loaded nothing, so only its event says it happened.
 struct FailedOpen {
   uint64_t seq = 0;
+  uint64_t repeats = 1;   // identical failures from the same caller object: one leaf
+  uint64_t last_seq = 0;  // seq of the last of them
   uint16_t call = 0;
   std::string file;
   int flags = 0;
@@ -42,6 +45,12 @@ struct FailedOpen {
   uint64_t duration_ns = 0;
   std::string error;
 };
+
+// What makes failures identical: caller object, call, name, error, flags, namespace.
+using FailedKey = std::tuple<uint32_t, uint16_t, uint32_t, uint32_t, int32_t, int32_t, int64_t>;
+FailedKey failed_key(const format::EventSlot& e) {
+  return {e.caller_object, e.call, e.name, e.error, e.flags, e.effective_flags, e.lmid};
+}
 
 struct Node {
   const ObjectRecord* object = nullptr;  // else: failed_open
@@ -102,6 +111,14 @@ class TreePrinter {
     // Failed dlopens: the only part that needs the events.
     reader_.for_each_event([&](const format::EventSlot& e) {
       if (!is_open_call(e.call) || (e.bits & format::kEventOk)) return true;
+      // The same failure from the same caller again (a probe in a loop) adds to one leaf, so
+      // the tree does not grow with the number of events.
+      if (auto it = failed_index_.find(failed_key(e)); it != failed_index_.end()) {
+        ++failed_[it->second].repeats;
+        failed_[it->second].last_seq = e.seq;
+        return true;
+      }
+      failed_index_.emplace(failed_key(e), failed_.size());
       FailedOpen f;
       f.seq = e.seq;
       f.call = e.call;
@@ -297,7 +314,12 @@ class TreePrinter {
     if (f.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) out(" ns {}", f.lmid);
     out(" failed");
     if (!f.error.empty()) out(": {}", f.error);
-    out("{} {}[seq {}]{}", style_.reset(), style_.dim(), f.seq, style_.reset());
+    if (f.repeats > 1) {
+      out("{} {}[seq {}, {} times, the last at seq {}]{}", style_.reset(), style_.dim(), f.seq,
+          f.repeats, f.last_seq, style_.reset());
+    } else {
+      out("{} {}[seq {}]{}", style_.reset(), style_.dim(), f.seq, style_.reset());
+    }
   }
 
   const TraceReader& reader_;
@@ -307,6 +329,7 @@ class TreePrinter {
   std::vector<Node> nodes_;
   std::vector<size_t> roots_;
   std::vector<FailedOpen> failed_;
+  absl::flat_hash_map<FailedKey, size_t> failed_index_;  // into failed_
   size_t hidden_system_ = 0;
   std::string buf_;
 };
