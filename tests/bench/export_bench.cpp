@@ -1,0 +1,128 @@
+// Throughput of `dltrace export --format json|jsonl`: the whole exporter (symbolizer, cached
+// stack fragments, JSON writer) over a 1,000,000-event synthetic trace (tests/scale/big_trace.h:
+// dlsym-heavy mix over 24 plugins, 256 distinct native stacks, one event in 8 with a Python
+// stack), written to a FILE* that discards it, through the same path the command uses. Reported as
+// items_per_second = events per second. Target: >= 2M events/s with stacks.
+//
+//   build/bench/export_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <benchmark/benchmark.h>
+
+#include "big_trace.h"
+#include "dltrace/reader.h"
+#include "render/json_export.h"
+#include "render/json_writer.h"
+
+namespace {
+
+constexpr uint64_t kEvents = 1'000'000;
+
+// One trace per stack depth, written on first use and removed at exit.
+class Traces {
+ public:
+  ~Traces() {
+    readers_.clear();
+    for (const auto& [depth, path] : paths_) unlink(path.c_str());
+    if (!dir_.empty()) rmdir(dir_.c_str());
+  }
+
+  const dltrace::TraceReader* get(uint32_t depth, std::string* error) {
+    if (auto it = readers_.find(depth); it != readers_.end()) return it->second.get();
+    if (dir_.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/dltrace-export-bench.XXXXXX";
+      if (!mkdtemp(templ.data())) {
+        *error = "mkdtemp failed";
+        return nullptr;
+      }
+      dir_ = templ;
+    }
+    const std::string path = dir_ + "/depth" + std::to_string(depth) + ".trace";
+    dltrace::test::BigTraceOptions options;
+    options.events = kEvents;
+    options.stack_depth = depth;
+    *error = dltrace::test::write_big_trace(path, options);
+    if (!error->empty()) return nullptr;
+    paths_[depth] = path;
+    auto reader = dltrace::TraceReader::open(path, error);
+    if (!reader) return nullptr;
+    struct stat st {};
+    stat(path.c_str(), &st);
+    sizes_[depth] = uint64_t(st.st_blocks) * 512;
+    return (readers_[depth] = std::move(reader)).get();
+  }
+  uint64_t bytes_on_disk(uint32_t depth) const { return sizes_.at(depth); }
+
+ private:
+  std::string dir_;
+  std::map<uint32_t, std::string> paths_;
+  std::map<uint32_t, uint64_t> sizes_;
+  std::map<uint32_t, std::unique_ptr<dltrace::TraceReader>> readers_;
+};
+
+Traces& traces() {
+  static Traces t;
+  return t;
+}
+
+// Args: stack depth recorded in the trace, whether the export includes stacks, json (0) / jsonl (1).
+void BM_Export(benchmark::State& state) {
+  const auto depth = static_cast<uint32_t>(state.range(0));
+  std::string error;
+  const dltrace::TraceReader* reader = traces().get(depth, &error);
+  if (!reader) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  dltrace::viewer::JsonExportOptions options;
+  options.stacks = state.range(1) != 0;
+  options.flavor = state.range(2) ? dltrace::viewer::JsonFlavor::kJsonl
+                                  : dltrace::viewer::JsonFlavor::kJson;
+  // A FILE* that counts and discards what it is given (like /dev/null, but measured).
+  uint64_t bytes = 0;
+  cookie_io_functions_t io{};
+  io.write = [](void* cookie, const char*, size_t n) -> ssize_t {
+    *static_cast<uint64_t*>(cookie) += n;
+    return ssize_t(n);
+  };
+  std::FILE* out = fopencookie(&bytes, "w", io);
+  if (!out) {
+    state.SkipWithError("fopencookie failed");
+    return;
+  }
+  for (auto _ : state) {
+    // What the command does: a writer on the output FILE*, a fresh exporter (and symbolizer).
+    dltrace::viewer::JsonWriter writer(out);
+    if (auto status = dltrace::viewer::write_json_export(*reader, options, writer); !status.ok()) {
+      state.SkipWithError(std::string(status.message()).c_str());
+      break;
+    }
+  }
+  std::fclose(out);
+  state.SetItemsProcessed(int64_t(state.iterations()) * int64_t(kEvents));
+  state.SetBytesProcessed(int64_t(bytes));
+  state.counters["trace_MB"] = double(traces().bytes_on_disk(depth)) / 1e6;
+  state.counters["json_bytes_per_event"] =
+      state.iterations() ? double(bytes) / double(state.iterations()) / double(kEvents) : 0;
+}
+
+BENCHMARK(BM_Export)
+    ->ArgNames({"depth", "stacks", "jsonl"})
+    ->Args({16, 1, 0})   // 16-frame stacks, exported
+    ->Args({32, 1, 0})   // the recorder's default depth
+    ->Args({16, 0, 0})   // --no-stacks
+    ->Args({0, 0, 0})    // a trace recorded without stacks
+    ->Args({16, 1, 1})   // jsonl
+    ->Unit(benchmark::kMillisecond);  // rates from CPU time: the machine is shared
+
+}  // namespace
+
+BENCHMARK_MAIN();
