@@ -65,24 +65,6 @@ struct Node {
   size_t visible_below = 0; // visible descendants
 };
 
-bool is_system_path(std::string_view path) {
-  for (std::string_view dir : {"/lib/", "/usr/lib/", "/lib64/", "/usr/lib64/", "/lib32/",
-                               "/usr/lib32/", "/libx32/", "/usr/libx32/"}) {
-    if (path.starts_with(dir)) return true;
-  }
-  const std::string_view base = basename_of(path);
-  return base.starts_with("ld-linux") || base.starts_with("linux-vdso") ||
-         base.starts_with("linux-gate") || base.starts_with("ld64.so");
-}
-
-struct Style {
-  bool on = false;
-  std::string_view dim() const { return on ? "\x1b[2m" : ""; }
-  std::string_view bold() const { return on ? "\x1b[1m" : ""; }
-  std::string_view red() const { return on ? "\x1b[31m" : ""; }
-  std::string_view reset() const { return on ? "\x1b[0m" : ""; }
-};
-
 class TreePrinter {
  public:
   TreePrinter(const TraceReader& reader, const TreeOptions& options, bool color)
@@ -96,8 +78,7 @@ class TreePrinter {
       n.object = o;
       n.order_seq = o->load_seq;
       n.order_rank = nodes_.size();
-      n.system = !is_main_program(*o) && o->cause != format::ObjectCause::kDlopen &&
-                 ((o->flags & format::kObjectVdso) || is_system_path(model_.path_of(*o)));
+      n.system = model_.is_system_object(*o);
       n.folded = !options_.all && (n.system || (o->flags & format::kObjectRecorder));
       node_of.try_emplace(o->id, nodes_.size());
       nodes_.push_back(std::move(n));
@@ -176,10 +157,7 @@ class TreePrinter {
     fmt::format_to(std::back_inserter(buf_), f, std::forward<Args>(args)...);
   }
 
-  bool is_main_program(const ObjectRecord& o) const {
-    return o.cause == format::ObjectCause::kStartup && !(o.flags & format::kObjectVdso) &&
-           (o.path.empty() || o.path == reader_.process().exe);
-  }
+  bool is_main_program(const ObjectRecord& o) const { return model_.is_main_program(o); }
 
   // Hangs `child` under `parent` unless that would close a cycle (a damaged trace).
   void attach(size_t child, size_t parent) {
@@ -325,7 +303,7 @@ class TreePrinter {
   const TraceReader& reader_;
   TraceModel model_;
   const TreeOptions& options_;
-  Style style_;
+  TerminalStyle style_;
   std::vector<Node> nodes_;
   std::vector<size_t> roots_;
   std::vector<FailedOpen> failed_;
@@ -341,16 +319,6 @@ absl::Status run_tree(const TreeOptions& o) {
 }
 
 }  // namespace
-
-bool use_color(ColorMode mode, bool output_is_terminal) {
-  switch (mode) {
-    case ColorMode::kAlways: return true;
-    case ColorMode::kNever: return false;
-    case ColorMode::kAuto: break;
-  }
-  const char* no_color = std::getenv("NO_COLOR");
-  return output_is_terminal && (no_color == nullptr || *no_color == '\0');
-}
 
 absl::Status tree_trace(const TraceReader& reader, const TreeOptions& options, bool color,
                         std::FILE* out) {

@@ -58,6 +58,16 @@ std::string object_name(const ObjectRecord& o) {
   return fmt::format("#{}", o.id);
 }
 
+bool is_system_path(std::string_view path) {
+  for (std::string_view dir : {"/lib/", "/usr/lib/", "/lib64/", "/usr/lib64/", "/lib32/",
+                               "/usr/lib32/", "/libx32/", "/usr/libx32/"}) {
+    if (path.starts_with(dir)) return true;
+  }
+  const std::string_view base = basename_of(path);
+  return base.starts_with("ld-linux") || base.starts_with("linux-vdso") ||
+         base.starts_with("linux-gate") || base.starts_with("ld64.so");
+}
+
 std::vector<std::string> recovery_sentences(const TraceReader& reader) {
   const Recovery& r = reader.recovery();
   std::vector<std::string> out;
@@ -146,6 +156,16 @@ std::string_view TraceModel::path_of(const ObjectRecord& o) const {
 std::string TraceModel::name_of(const ObjectRecord& o) const {
   const std::string_view path = path_of(o);
   return path.empty() ? object_name(o) : std::string(basename_of(path));
+}
+
+bool TraceModel::is_main_program(const ObjectRecord& o) const {
+  return o.cause == format::ObjectCause::kStartup && !(o.flags & format::kObjectVdso) &&
+         (o.path.empty() || o.path == reader_.process().exe);
+}
+
+bool TraceModel::is_system_object(const ObjectRecord& o) const {
+  return !is_main_program(o) && o.cause != format::ObjectCause::kDlopen &&
+         ((o.flags & format::kObjectVdso) || is_system_path(path_of(o)));
 }
 
 double TraceModel::relative_ms(uint64_t time_ns) const {

@@ -42,6 +42,10 @@ inline bool is_global(const ObjectRecord& o) { return o.global_at_load() || o.pr
 // Short human name of an object: basename of its path, else soname, else "[vdso]" / "#id".
 std::string object_name(const ObjectRecord& o);
 
+// A path in the system library directories (/lib, /usr/lib, ...) or of the dynamic loader /
+// vDSO: what tree and dot fold away unless --all.
+bool is_system_path(std::string_view path);
+
 // One sentence per thing the reader could not recover; empty for a clean trace.
 std::vector<std::string> recovery_sentences(const TraceReader& reader);
 
@@ -62,6 +66,10 @@ class TraceModel {
   std::string_view path_of(const ObjectRecord& o) const;
   // object_name(), but the main program is named after the executable.
   std::string name_of(const ObjectRecord& o) const;
+  // The executable itself (not the vDSO or the loader, also at start-up).
+  bool is_main_program(const ObjectRecord& o) const;
+  // A system library that nobody dlopen'ed by name (folded by tree and dot unless --all).
+  bool is_system_object(const ObjectRecord& o) const;
   // Event times in CLOCK_MONOTONIC ns, whatever clock the recorder stored them in (raw TSC
   // ticks are converted with the header's calibration points).
   uint64_t time_ns(const format::EventSlot& e) const { return to_ns(e.time_ns, true); }
