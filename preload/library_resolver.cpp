@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "dltrace/ld_so_cache.h"
+
 namespace dltrace::preload {
 namespace {
 
@@ -220,44 +222,8 @@ bool search_path_list(const char* list, const char* origin, const char* name,
   }
 }
 
-// /etc/ld.so.cache, "glibc-ld.so.cache1.1" (possibly after an old "ld.so-1.7.0" part).
 bool search_cache(const char* name, ResolvedLibrary* out) {
-  if (g_cache == nullptr) return false;
-  static constexpr char kNewMagic[] = "glibc-ld.so.cache1.1";
-  static constexpr size_t kHeader = 48, kEntry = 24;
-  const unsigned char* base = g_cache;
-  size_t size = g_cache_size;
-  if (size >= 16 && memcmp(base, "ld.so-1.7.0", 11) == 0) {
-    uint32_t nold;
-    memcpy(&nold, base + 12, 4);
-    size_t skip = 16 + static_cast<size_t>(nold) * 12;
-    skip = (skip + 7) & ~size_t{7};
-    if (skip >= size) return false;
-    base += skip;
-    size -= skip;
-  }
-  if (size < kHeader || memcmp(base, kNewMagic, 20) != 0) return false;
-  uint32_t nlibs;
-  memcpy(&nlibs, base + 20, 4);
-  if (nlibs > (size - kHeader) / kEntry) return false;
-  const char* hit = nullptr;
-  for (uint32_t i = 0; i < nlibs; ++i) {
-    const unsigned char* e = base + kHeader + size_t{i} * kEntry;
-    int32_t flags;
-    uint32_t key, value;
-    uint64_t hwcap;
-    memcpy(&flags, e, 4);
-    memcpy(&key, e + 4, 4);
-    memcpy(&value, e + 8, 4);
-    memcpy(&hwcap, e + 16, 8);
-    // libc6 x86-64 entries only; glibc-hwcaps/platform subdirectory variants are skipped.
-    if (flags != 0x0303 || hwcap != 0 || key >= size || value >= size) continue;
-    const char* k = reinterpret_cast<const char*>(base + key);
-    if (strncmp(k, name, size - key) != 0) continue;
-    hit = reinterpret_cast<const char*>(base + value);
-    if (strnlen(hit, size - value) == size - value) return false;
-    break;
-  }
+  const char* hit = find_in_ld_so_cache(g_cache, g_cache_size, name);
   return hit != nullptr && try_file(hit, out);
 }
 

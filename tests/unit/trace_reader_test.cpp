@@ -53,7 +53,7 @@ TEST_CASE("every record type survives a write/read round trip", "[trace][reader]
   REQUIRE(open_writer(w, path, 1 << 20, 16) == "");
 
   const char* argv[] = {"prog", "--flag", "arg with spaces"};
-  w.write_process("/usr/bin/prog", "/home/u", 3, argv);
+  w.write_process("/usr/bin/prog", "/home/u", 3, argv, "/opt/lib:$ORIGIN");
   w.set_config_path("/etc/dltrace.toml");
 
   format::ObjectLoadEntry exe{};
@@ -135,6 +135,7 @@ TEST_CASE("every record type survives a write/read round trip", "[trace][reader]
   CHECK(p.exe == "/usr/bin/prog");
   CHECK(p.cwd == "/home/u");
   CHECK(p.argv == std::vector<std::string>{"prog", "--flag", "arg with spaces"});
+  CHECK(p.ld_library_path == std::optional<std::string>("/opt/lib:$ORIGIN"));
   CHECK(p.end == format::EndKind::kExit);
   CHECK(p.end_code == 3);
   CHECK(p.end_monotonic_ns >= p.start_monotonic_ns);

@@ -124,6 +124,7 @@ void read_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, Elf_Data* versy
     s.type = type;
     s.bind = GELF_ST_BIND(sym.st_info);
     s.visibility = GELF_ST_VISIBILITY(sym.st_other);
+    s.section = sym.st_shndx;
     s.value = sym.st_value;
     s.size = sym.st_size;
     GElf_Versym index;

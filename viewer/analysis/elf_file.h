@@ -24,6 +24,7 @@ struct ElfSymbol {
   uint8_t type = 0;             // STT_*
   uint8_t bind = 0;             // STB_*
   uint8_t visibility = 0;       // STV_*
+  uint16_t section = 0;         // st_shndx (SHN_ABS for version-name symbols)
   uint64_t value = 0;
   uint64_t size = 0;
 

@@ -28,6 +28,7 @@ struct CommandResult {
   X(export)                 \
   X(stats)                  \
   X(tree)                   \
+  X(scopes)                 \
   X(config)
 
 #define DLTRACE_DECLARE_COMMAND(name) \
