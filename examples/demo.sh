@@ -34,8 +34,10 @@ show "$DLTRACE" show "$OUT/plugin.trace"
 # Later subcommands, shown when this build has them.
 has() { "$DLTRACE" --help 2>/dev/null | grep -q "^  $1 "; }
 if has explain; then
-  step "Why the RTLD_DEFAULT lookup failed"
-  show "$DLTRACE" explain "$OUT/plugin.trace"
+  step "Why the RTLD_DEFAULT lookup failed (explain exits 1: it found a problem)"
+  status=0
+  show "$DLTRACE" explain "$OUT/plugin.trace" || status=$?
+  [ "$status" = 1 ] || { echo "demo: explain should have found the failed lookup (exit $status)" >&2; exit 1; }
 fi
 if has tree; then
   step "Load order"

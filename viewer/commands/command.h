@@ -29,6 +29,7 @@ struct CommandResult {
   X(stats)                  \
   X(tree)                   \
   X(scopes)                 \
+  X(explain)                \
   X(config)
 
 #define DLTRACE_DECLARE_COMMAND(name) \

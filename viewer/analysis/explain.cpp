@@ -1,0 +1,163 @@
+#include "analysis/explain.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <tuple>
+
+#include "absl/container/flat_hash_map.h"
+#include "dltrace/flags.h"
+#include "fmt/format.h"
+
+namespace dltrace::viewer {
+namespace {
+
+// Merging identical failures keeps a loop of 10,000 failed dlopens to one finding.
+constexpr size_t kMaxDistinctFailures = 2000;
+
+std::string_view frame_file(std::string_view file) {
+  size_t slash = file.rfind('/');
+  return slash == std::string_view::npos ? file : file.substr(slash + 1);
+}
+
+}  // namespace
+
+ExplainContext::ExplainContext(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph)
+    : model_(model), elf_(elf), graph_(graph), symbolizer_(model.reader().process().exe) {}
+
+std::string ExplainContext::call_site(const format::EventSlot& e) {
+  const ObjectRecord* caller = reader().object(e.caller_object);
+  if (!caller || !e.caller_ip) return "an unknown caller";
+  std::string where = model_.name_of(*caller);
+  const SymbolInfo& info = symbolizer_.lookup(*caller, e.caller_ip);
+  if (info.function.empty())
+    return fmt::format("{}+{:#x}", where, e.caller_ip - caller->base);
+  std::string text = fmt::format("{}()", info.function);
+  if (!info.file.empty()) text += fmt::format(" at {}:{}", frame_file(info.file), info.line);
+  return fmt::format("{} in {}", text, where);
+}
+
+std::string ExplainContext::python_line(const format::EventSlot& e) const {
+  if (e.py_stack == format::kNoId) return {};
+  auto frames = reader().py_stack(e.py_stack);
+  if (frames.empty()) return {};
+  // Innermost first; skip importlib's frozen machinery to reach the user's import statement.
+  for (const auto& f : frames) {
+    std::string_view file = reader().string(f.file);
+    if (file.rfind("<frozen ", 0) == 0) continue;
+    return fmt::format("{}:{} in {}", file, f.line, reader().string(f.function));
+  }
+  const auto& f = frames.front();
+  return fmt::format("{}:{} in {}", reader().string(f.file), f.line, reader().string(f.function));
+}
+
+std::string ExplainContext::call_text(const format::EventSlot& e) const {
+  std::string name(reader().string(e.name));
+  switch (static_cast<format::CallKind>(e.call)) {
+    case format::CallKind::kDlopen:
+      return fmt::format("dlopen(\"{}\", {})", name, flags_to_string(e.flags));
+    case format::CallKind::kDlmopen:
+      return fmt::format("dlmopen({}, \"{}\", {})", e.lmid, name, flags_to_string(e.flags));
+    case format::CallKind::kDlsym:
+      return fmt::format("dlsym({}, \"{}\")", e.handle == 0 ? "RTLD_DEFAULT"
+                                            : e.handle == uint64_t(-1) ? "RTLD_NEXT"
+                                                                       : "handle",
+                         name);
+    case format::CallKind::kDlvsym:
+      return fmt::format("dlvsym(handle, \"{}\", \"{}\")", name, reader().string(e.version));
+    case format::CallKind::kDlclose:
+      return "dlclose(handle)";
+  }
+  return "an unknown call";
+}
+
+std::vector<std::string> ExplainContext::stack_lines(const format::EventSlot& e,
+                                                     size_t max_frames) {
+  std::vector<std::string> out;
+  if (e.stack == format::kNoId) return out;
+  for (uint64_t ip : reader().stack(e.stack)) {
+    if (out.size() >= max_frames) break;
+    const ObjectRecord* o = model_.object_for(ip, e.seq, format::kNoId);
+    if (!o) {
+      out.push_back(fmt::format("{:#x}", ip));
+      continue;
+    }
+    if (o->flags & format::kObjectRecorder) continue;
+    const SymbolInfo& info = symbolizer_.lookup(*o, ip);
+    std::string line = info.function.empty()
+                           ? fmt::format("{}+{:#x}", model_.name_of(*o), ip - o->base)
+                           : fmt::format("{} in {}", info.function, model_.name_of(*o));
+    if (!info.file.empty()) line += fmt::format(" ({}:{})", frame_file(info.file), info.line);
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+std::vector<const ObjectRecord*> ExplainContext::exporters(std::string_view symbol,
+                                                           std::string_view version,
+                                                           uint64_t seq) {
+  std::vector<const ObjectRecord*> out;
+  for (const ObjectRecord* o : model_.objects_by_load()) {
+    if (!o->alive_at(seq) || (o->flags & format::kObjectVdso)) continue;
+    const ElfFile* f = file_of(*o);
+    if (f && f->exported(symbol, version)) out.push_back(o);
+  }
+  return out;
+}
+
+const ObjectRecord* ExplainContext::object_by_path(std::string_view path, uint64_t seq) const {
+  namespace fs = std::filesystem;
+  const ObjectRecord* fallback = nullptr;
+  std::string wanted = fs::path(path).lexically_normal().string();
+  for (const ObjectRecord* o : model_.objects_by_load()) {
+    std::string_view p = model_.path_of(*o);
+    if (p != path && fs::path(p).lexically_normal().string() != wanted) continue;
+    if (o->alive_at(seq)) return o;
+    if (o->load_seq <= seq) fallback = o;
+  }
+  return fallback;
+}
+
+ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph) {
+  ExplainContext ctx(model, elf, graph);
+  ExplainResult result;
+  // (error text, call site object, caller ip) -> index of the finding it merged into.
+  absl::flat_hash_map<std::tuple<uint32_t, uint32_t, uint64_t>, size_t> seen_failures;
+  size_t dropped = 0;
+  model.reader().for_each_event([&](const format::EventSlot& e) {
+    if (!(e.bits & format::kEventOk) && !is_close_call(e.call)) {
+      auto key = std::make_tuple(e.error, e.caller_object, e.caller_ip);
+      if (auto it = seen_failures.find(key); it != seen_failures.end()) {
+        ++result.findings[it->second].repeats;
+        return true;
+      }
+      if (seen_failures.size() >= kMaxDistinctFailures) {
+        ++dropped;
+        return true;
+      }
+      size_t before = result.findings.size();
+      explain_failed_call(ctx, e, result.findings);
+      if (result.findings.size() > before) seen_failures.emplace(key, before);
+      return true;
+    }
+    explain_call(ctx, e, result.findings);
+    return true;
+  });
+  explain_objects(ctx, result.findings);
+  if (dropped) {
+    Finding f;
+    f.kind = "more-failures";
+    f.severity = Severity::kWarning;
+    f.title = fmt::format("{} more distinct failures were not analysed (the first {} were)", dropped,
+                          kMaxDistinctFailures);
+    result.findings.push_back(std::move(f));
+  }
+  std::stable_sort(result.findings.begin(), result.findings.end(),
+                   [](const Finding& a, const Finding& b) {
+                     return std::tie(a.severity, a.seq) < std::tie(b.severity, b.seq);
+                   });
+  for (const auto& f : result.findings)
+    if (f.severity != Severity::kInfo) ++result.problems;
+  return result;
+}
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,80 @@
+// `dltrace explain`: every failed dlopen/dlsym/dlvsym and every object of a trace turned into
+// findings with evidence and a fix. Kinds:
+//   undefined-symbol-local-scope  the symbol is defined by a loaded object that is not in the
+//                                 failing object's scopes (a group opened RTLD_LOCAL)
+//   symbol-not-exported           defined in the executable (or a library) but not exported
+//                                 (e.g. a static Lua without -Wl,--export-dynamic)
+//   undefined-symbol              defined nowhere that was loaded
+//   library-not-found             every path the loader tried, and copies found elsewhere
+//   version-not-found             the copy that was loaded, by whom, and copies that have it
+//   load-failed                   any other dlopen error (the text, the search that found it)
+//   duplicate-library             one library loaded twice (paths or namespaces)
+//   duplicate-symbol              one symbol defined by several objects of one scope
+//   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
+//   file-changed                  the file on disk is not the one that was loaded
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+
+#include "analysis/elf_file.h"
+#include "analysis/finding.h"
+#include "analysis/scope_graph.h"
+#include "analysis/symbolizer.h"
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+
+// Shared by the explain passes: the trace, its files, its scopes, and how to describe a call.
+class ExplainContext {
+ public:
+  ExplainContext(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph);
+
+  const TraceModel& model() const { return model_; }
+  const TraceReader& reader() const { return model_.reader(); }
+  ElfCache& elf() { return elf_; }
+  const ScopeGraph& graph() const { return graph_; }
+  const ElfFile* file_of(const ObjectRecord& o) { return elf_.for_object(o, model_.path_of(o)).file; }
+
+  // "main() at host.c:57 in ov_host" / "ov_host+0x1234": where the call was made.
+  std::string call_site(const format::EventSlot& e);
+  // The innermost Python frame "app.py:3 in <module>", "" when none.
+  std::string python_line(const format::EventSlot& e) const;
+  // `dlopen("libfoo.so", RTLD_NOW|RTLD_LOCAL)` as the call was written (requested flags).
+  std::string call_text(const format::EventSlot& e) const;
+  // A few symbolized native frames, "" when no stack was recorded.
+  std::vector<std::string> stack_lines(const format::EventSlot& e, size_t max_frames = 6);
+  // The alive objects at `seq` that export `symbol` (exactly `version` when given).
+  std::vector<const ObjectRecord*> exporters(std::string_view symbol, std::string_view version,
+                                             uint64_t seq);
+  // The trace object loaded from `path` (an l_name as glibc prints it), alive at `seq`.
+  const ObjectRecord* object_by_path(std::string_view path, uint64_t seq) const;
+  // True the first time `key` is seen: informational findings are reported once per key.
+  bool first_time(std::string key) { return noted_.insert(std::move(key)).second; }
+
+ private:
+  absl::flat_hash_set<std::string> noted_;
+  const TraceModel& model_;
+  ElfCache& elf_;
+  const ScopeGraph& graph_;
+  Symbolizer symbolizer_;
+};
+
+// Failed dlopen/dlmopen/dlsym/dlvsym events (explain_failures.cpp).
+void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
+void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).
+void explain_objects(ExplainContext& ctx, std::vector<Finding>& out);
+
+struct ExplainResult {
+  std::vector<Finding> findings;  // errors first, then warnings, then informational; by seq
+  size_t problems = 0;            // errors + warnings
+};
+
+// One pass over the events; identical failures (same error, same call site) are merged.
+ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph);
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,475 @@
+// Failed calls: why a dlopen/dlsym/dlvsym failed, from the exact dlerror text, the scopes at
+// that moment and the ELF files, and what to change.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "analysis/dlerror_text.h"
+#include "analysis/explain.h"
+#include "analysis/library_search.h"
+#include "dltrace/flags.h"
+#include "fmt/format.h"
+
+namespace dltrace::viewer {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string base_name(std::string_view path) { return std::string(basename_of(path)); }
+
+std::string override_rule(std::string_view match, std::string_view flag) {
+  return fmt::format("[[override]]\nmatch = \"{}\"\nadd = [\"{}\"]\n", match, flag);
+}
+
+// "-lfoo" for libfoo.so.1, else the file name.
+std::string link_flag(std::string_view soname) {
+  std::string_view name = basename_of(soname);
+  if (name.rfind("lib", 0) == 0) {
+    size_t so = name.find(".so");
+    if (so != std::string_view::npos && so > 3) return fmt::format("-l{}", name.substr(3, so - 3));
+  }
+  return std::string(name);
+}
+
+std::string names_of(ExplainContext& ctx, const std::vector<uint32_t>& ids, size_t max = 12) {
+  std::string out;
+  for (size_t i = 0; i < ids.size() && i < max; ++i) {
+    const ObjectRecord* o = ctx.reader().object(ids[i]);
+    if (!o) continue;
+    if (!out.empty()) out += ", ";
+    out += ctx.model().name_of(*o);
+  }
+  if (ids.size() > max) out += fmt::format(", ... ({} in all)", ids.size());
+  return out;
+}
+
+// A dynamic-list glob for a C API: "lua_pushinteger" -> "lua_*".
+std::string api_glob(std::string_view symbol) {
+  size_t underscore = symbol.find('_', 1);
+  if (underscore == std::string_view::npos || underscore > 12) return std::string(symbol);
+  return fmt::format("{}*", symbol.substr(0, underscore + 1));
+}
+
+void add_origin(ExplainContext& ctx, const format::EventSlot& e, Finding& f) {
+  f.evidence.push_back(fmt::format("the call: {} from {}", ctx.call_text(e), ctx.call_site(e)));
+  if (std::string py = ctx.python_line(e); !py.empty())
+    f.evidence.push_back(fmt::format("Python line: {}", py));
+  if (e.bits & format::kEventOverridden)
+    f.evidence.push_back(fmt::format("a dltrace override (line {}) changed its flags to {}",
+                                     e.override_line, flags_to_string(e.effective_flags)));
+}
+
+// The namespace a failed call's lookups ran in.
+int64_t namespace_of(ExplainContext& ctx, const format::EventSlot& e) {
+  if (e.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) return e.lmid;
+  if (const ObjectRecord* c = ctx.reader().object(e.caller_object)) return c->lmid;
+  return 0;
+}
+
+// The search list the failing lookup used: for a dlopen, the global scope then the new group
+// (the failing object and its DT_NEEDED closure); for dlsym, the handle's group.
+struct LookupScope {
+  std::vector<uint32_t> global;
+  std::vector<uint32_t> group;
+  std::string group_label;
+  bool self_in_group = false;  // the failing file heads the group but is not in the trace
+};
+
+// "the global scope (a, b), then its own group (x.so and its dependencies: c, d)".
+std::string scope_text(ExplainContext& ctx, const LookupScope& s) {
+  std::string text = fmt::format("the global scope ({})", names_of(ctx, s.global));
+  if (s.group_label.empty()) return text;
+  text += ", then " + s.group_label;
+  if (!s.group.empty()) text += ": " + names_of(ctx, s.group);
+  return text;
+}
+
+LookupScope scope_for_open(ExplainContext& ctx, const format::EventSlot& e, const ElfFile* failing,
+                           int64_t lmid) {
+  LookupScope s;
+  if (auto g = ctx.graph().global_list(lmid)) s.global = ctx.graph().lists()[*g].objects_at(e.seq);
+  if (failing) s.group = ctx.graph().closure_of_file(*failing, lmid, e.seq, nullptr);
+  s.group_label = failing ? fmt::format("its own group ({} and its dependencies)",
+                                        basename_of(failing->path))
+                          : std::string("its own group");
+  s.self_in_group = failing != nullptr;
+  return s;
+}
+
+bool in(const std::vector<uint32_t>& ids, uint32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+
+// The local search list `object` came in with (its dlopen group), if any.
+const SearchList* group_of(ExplainContext& ctx, const ObjectRecord& object) {
+  for (const auto& list : ctx.graph().lists()) {
+    if (list.kind == SearchList::Kind::kLocal && list.opened_by == object.opened_by &&
+        list.contains_at(object.id, object.load_seq))
+      return &list;
+  }
+  for (const auto& list : ctx.graph().lists())
+    if (list.kind == SearchList::Kind::kLocal && list.contains_at(object.id, UINT64_MAX)) return &list;
+  return nullptr;
+}
+
+// "needs SYM, defined only in D, which a group opened RTLD_LOCAL keeps out of sight".
+bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
+                               const std::string& symbol, const std::string& needer,
+                               const std::vector<const ObjectRecord*>& definers,
+                               const LookupScope& scope, Finding& f) {
+  const ObjectRecord* d = nullptr;
+  for (const ObjectRecord* o : definers)
+    if (!in(scope.global, o->id) && !in(scope.group, o->id)) {
+      d = o;
+      break;
+    }
+  if (!d) return false;
+  const TraceModel& m = ctx.model();
+  int64_t lmid = namespace_of(ctx, e);
+  f.fact("symbol", symbol);
+  f.fact("needed_by", needer);
+  f.fact("defined_in", std::string(m.path_of(*d)));
+  if (d->lmid != lmid) {
+    f.kind = "undefined-symbol-other-namespace";
+    f.title = fmt::format("{} needs {}, which is defined only in {} in another namespace ({})",
+                          base_name(needer), symbol, m.name_of(*d), d->lmid);
+    f.evidence.push_back(fmt::format("{} ({}) is in namespace {}, the lookup ran in namespace {}: "
+                                     "namespaces never share symbols",
+                                     m.name_of(*d), m.path_of(*d), d->lmid, lmid));
+    f.fixes.push_back({fmt::format("load {} in the same namespace (dlmopen it into namespace {}, or "
+                                   "link {} against it)",
+                                   m.name_of(*d), lmid, base_name(needer)),
+                       ""});
+    return true;
+  }
+  const SearchList* group = group_of(ctx, *d);
+  auto opener = group ? ctx.reader().event(group->opened_by) : std::nullopt;
+  const ObjectRecord* root = group ? ctx.reader().object(group->root) : nullptr;
+  f.kind = "undefined-symbol-local-scope";
+  f.title = fmt::format("{} needs {}, defined in {}, which was loaded RTLD_LOCAL{}",
+                        base_name(needer), symbol, m.name_of(*d),
+                        root && root != d ? fmt::format(" as a dependency of {}", m.name_of(*root))
+                                          : "");
+  f.evidence.push_back(fmt::format("{} is defined in {} ({}), loaded at #{}", symbol, m.name_of(*d),
+                                   m.path_of(*d), d->load_seq));
+  if (opener && root) {
+    f.fact("opened_by", std::to_string(opener->seq));
+    f.fact("scope_root", std::string(m.path_of(*root)));
+    f.evidence.push_back(fmt::format(
+        "{} came in with #{}: {} from {}, without RTLD_GLOBAL, so its group ({}) is searched only "
+        "by the group's own objects",
+        m.name_of(*d), opener->seq, ctx.call_text(*opener), ctx.call_site(*opener),
+        names_of(ctx, group->objects_at(opener->seq))));
+    if (std::string py = ctx.python_line(*opener); !py.empty())
+      f.evidence.push_back(fmt::format("that dlopen was made by Python at {}", py));
+    for (const auto& line : ctx.stack_lines(*opener)) f.evidence.push_back("    at " + line);
+  }
+  f.evidence.push_back(fmt::format("{}'s lookups searched {}; {} is in none of them",
+                                   base_name(needer), scope_text(ctx, scope), m.name_of(*d)));
+  if (d->soname.find("libpython") != std::string::npos || m.name_of(*d).find("libpython") == 0)
+    f.evidence.push_back(
+        "this is the embedded-interpreter situation: libpython's C API is in a local scope, so "
+        "extension modules (which do not link libpython) cannot see it");
+  if (opener && root) {
+    int fixed = (opener->flags & ~RTLD_LOCAL) | RTLD_GLOBAL;
+    std::string call = opener->call == static_cast<uint16_t>(format::CallKind::kDlmopen)
+                           ? fmt::format("dlmopen(..., \"{}\", {})",
+                                         ctx.reader().string(opener->name), flags_to_string(fixed))
+                           : fmt::format("dlopen(\"{}\", {})", ctx.reader().string(opener->name),
+                                         flags_to_string(fixed));
+    f.fixes.push_back({fmt::format("open {} with RTLD_GLOBAL at that call: {} in {}",
+                                   m.name_of(*root), call, ctx.call_site(*opener)),
+                       ""});
+    f.fixes.push_back({fmt::format("without rebuilding: run with this dltrace override rule "
+                                   "(dltrace run -c dltrace.toml, or DLTRACE_CONFIG=dltrace.toml "
+                                   "with the preload)"),
+                       override_rule(base_name(m.path_of(*root)), "RTLD_GLOBAL")});
+  }
+  std::string soname = d->soname.empty() ? m.name_of(*d) : d->soname;
+  if (soname.find("libpython") != std::string::npos) {
+    f.fixes.push_back({fmt::format("(linking {} against {} is not the fix: Python extension "
+                                   "modules must not link libpython; use 1 or 2)",
+                                   base_name(needer), soname),
+                       ""});
+  } else {
+    f.fixes.push_back({fmt::format("or link {} against {} ({} when linking it), so that its own "
+                                   "group brings the definition in",
+                                   base_name(needer), soname, link_flag(soname)),
+                       ""});
+  }
+  return true;
+}
+
+// Defined in the executable's (or a library's) .symtab but not exported.
+bool explain_not_exported(ExplainContext& ctx, const std::string& symbol, const std::string& needer,
+                          uint64_t seq, Finding& f) {
+  const TraceModel& m = ctx.model();
+  for (const ObjectRecord* o : m.objects_by_load()) {
+    if (!o->alive_at(seq) || (o->flags & format::kObjectVdso)) continue;
+    const ElfFile* file = ctx.file_of(*o);
+    if (!file) continue;
+    const ElfSymbol* s = file->static_definition(symbol);
+    if (!s || file->exported(symbol)) continue;
+    const bool exe = m.is_main_program(*o);
+    f.kind = "symbol-not-exported";
+    f.fact("symbol", symbol);
+    f.fact("needed_by", needer);
+    f.fact("defined_in", std::string(m.path_of(*o)));
+    f.title = fmt::format("{} needs {}, which {} {} defines but does not export", base_name(needer),
+                          symbol, exe ? "the executable" : "the library", m.name_of(*o));
+    f.evidence.push_back(fmt::format(
+        "{} is in {}'s static symbol table (.symtab, {} at {:#x}) but not in its dynamic symbol "
+        "table (.dynsym), the only one ld.so searches",
+        symbol, m.name_of(*o), s->type == 2 ? "function" : "object", s->value));
+    if (exe) {
+      f.evidence.push_back(
+          "the executable was linked without -Wl,--export-dynamic: a program that links a "
+          "library statically (e.g. Lua) must export its API for the modules it loads");
+      f.fixes.push_back({fmt::format("link {} with -Wl,--export-dynamic (gcc -rdynamic; CMake: "
+                                     "set_target_properties({} PROPERTIES ENABLE_EXPORTS ON))",
+                                     m.name_of(*o), m.name_of(*o)),
+                         ""});
+      f.fixes.push_back({fmt::format("or export only the API the modules use: "
+                                     "-Wl,--dynamic-list=api.list with api.list containing "
+                                     "{{ {}; }};",
+                                     api_glob(symbol)),
+                         ""});
+    } else {
+      f.evidence.push_back(fmt::format(
+          "{} hides it (hidden visibility, -fvisibility=hidden, or a version script's local: *)",
+          m.name_of(*o)));
+      f.fixes.push_back({fmt::format("export {} from {}: __attribute__((visibility(\"default\"))) "
+                                     "or list it under global: in its version script",
+                                     symbol, m.name_of(*o)),
+                         ""});
+    }
+    f.fixes.push_back({"a dltrace override cannot fix this: flags do not change what an object "
+                       "exports",
+                       ""});
+    return true;
+  }
+  return false;
+}
+
+void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
+                       Finding& f) {
+  const TraceModel& m = ctx.model();
+  const bool is_open = is_open_call(e.call);
+  int64_t lmid = namespace_of(ctx, e);
+  std::string needer = err.object;
+  LookupScope scope;
+  if (is_open) {
+    const ElfFile* failing = needer.empty() ? nullptr : ctx.elf().file(needer);
+    scope = scope_for_open(ctx, e, failing, lmid);
+  } else {
+    const ObjectRecord* h = ctx.reader().object(e.handle_object);
+    if (h && e.handle != 0 && e.handle != uint64_t(-1)) {
+      scope.group.push_back(h->id);
+      if (const ElfFile* hf = ctx.file_of(*h)) {
+        auto rest = ctx.graph().closure_of_file(*hf, h->lmid, e.seq, nullptr);
+        scope.group.insert(scope.group.end(), rest.begin(), rest.end());
+      }
+      scope.group_label = fmt::format("the handle's search list ({} and its dependencies)",
+                                      m.name_of(*h));
+      if (needer.empty()) needer = std::string(m.path_of(*h));
+    } else if (const ObjectRecord* c = ctx.reader().object(e.caller_object)) {
+      scope.global = ctx.graph().search_order(c->id, e.seq);
+      scope.group_label = "";
+      if (needer.empty()) needer = std::string(m.path_of(*c));
+    }
+  }
+  if (needer.empty()) needer = ctx.reader().process().exe;
+  f.fact("symbol", err.symbol);
+  if (!err.version.empty()) f.fact("version", err.version);
+
+  auto definers = ctx.exporters(err.symbol, err.version, e.seq);
+  if (explain_hidden_definition(ctx, e, err.symbol, needer, definers, scope, f)) {
+    if (!is_open && f.kind == "undefined-symbol-local-scope") {
+      f.title = fmt::format("{} found nothing: {} is defined in {}, which was loaded RTLD_LOCAL",
+                            ctx.call_text(e), err.symbol, m.name_of(*definers.front()));
+      f.fixes.insert(f.fixes.end() - 1,
+                     {fmt::format("or look it up where it is: dlsym() on a handle of {} "
+                                  "(dlopen(\"{}\", RTLD_NOW|RTLD_NOLOAD) returns one)",
+                                  m.name_of(*definers.front()), m.name_of(*definers.front())),
+                      ""});
+    }
+    return;
+  }
+  if (explain_not_exported(ctx, err.symbol, needer, e.seq, f)) return;
+  f.kind = "undefined-symbol";
+  f.title = fmt::format("{} needs {}{}, which no loaded object defines", base_name(needer),
+                        err.symbol, err.version.empty() ? "" : "@" + err.version);
+  if (!err.version.empty()) {
+    for (const ObjectRecord* o : ctx.model().objects_by_load()) {
+      if (!o->alive_at(e.seq)) continue;
+      const ElfFile* file = ctx.file_of(*o);
+      if (!file) continue;
+      for (const auto& s : file->dynamic_symbols)
+        if (s.name == err.symbol && s.exported())
+          f.evidence.push_back(fmt::format("{} defines {}@{} (another version)", m.name_of(*o),
+                                           s.name, s.version.empty() ? "<unversioned>" : s.version));
+    }
+  }
+  f.evidence.push_back(fmt::format("searched: {}", scope_text(ctx, scope)));
+  f.fixes.push_back({fmt::format("link {} against the library that defines {} (so that it is "
+                                 "loaded with it), or load that library RTLD_GLOBAL before it",
+                                 base_name(needer), err.symbol),
+                     ""});
+}
+
+void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
+                       Finding& f) {
+  const TraceModel& m = ctx.model();
+  std::string requested(ctx.reader().string(e.name));
+  std::string missing = err.object.empty() ? requested : err.object;
+  const bool dependency = !requested.empty() && missing != requested &&
+                          basename_of(requested) != basename_of(missing);
+  f.kind = "library-not-found";
+  f.fact("library", missing);
+  f.title = dependency ? fmt::format("{} was found, but its dependency {} was not",
+                                     base_name(requested), missing)
+                       : fmt::format("{} was not found", missing);
+  const ObjectRecord* caller = ctx.reader().object(e.caller_object);
+  LibrarySearch search = plan_search(missing, dependency ? nullptr : caller, m, ctx.elf());
+  f.evidence.push_back(fmt::format("the loader tried, in order ({}):",
+                                   dependency ? "as a DT_NEEDED entry, from the executable's point of view"
+                                   : caller   ? "as dlopen'ed from " + m.name_of(*caller)
+                                              : "as dlopen'ed"));
+  for (const auto& step : search.steps) {
+    if (step.candidate.empty()) {
+      f.evidence.push_back(fmt::format("  {}: no entry for {}", step.source, missing));
+    } else {
+      f.evidence.push_back(fmt::format("  {}  ({}){}", step.candidate, step.source,
+                                       step.exists ? " — exists now" : ""));
+    }
+  }
+  for (const auto& note : search.notes) f.evidence.push_back("note: " + note);
+  auto found = find_on_disk(basename_of(missing), m);
+  if (found.empty()) {
+    f.evidence.push_back(fmt::format("no file named {} was found near the program, its libraries "
+                                     "or in the system directories",
+                                     base_name(missing)));
+    f.fixes.push_back({fmt::format("install or build {}, then make it findable (below)", base_name(missing)), ""});
+  } else {
+    for (const auto& path : found) f.evidence.push_back(fmt::format("a file with that name exists: {}", path));
+    f.fact("candidate", found.front());
+    std::string dir = fs::path(found.front()).parent_path().string();
+    std::string owner = caller && !dependency ? m.name_of(*caller) : "the executable";
+    f.fixes.push_back({fmt::format("add {} to {}'s DT_RUNPATH when linking it "
+                                   "(-Wl,-rpath,{} or an $ORIGIN-relative path)",
+                                   dir, owner, dir),
+                       ""});
+    f.fixes.push_back({fmt::format("or run with LD_LIBRARY_PATH={}", dir), ""});
+    if (!dependency)
+      f.fixes.push_back({fmt::format("or dlopen the full path: dlopen(\"{}\", ...)", found.front()), ""});
+  }
+  f.fixes.push_back({"a dltrace override cannot fix this: rules change flags, not where files are "
+                     "searched",
+                     ""});
+}
+
+void explain_version(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
+                     Finding& f) {
+  const TraceModel& m = ctx.model();
+  f.kind = "version-not-found";
+  f.fact("version", err.version);
+  f.fact("provider", err.object);
+  f.fact("needed_by", err.needed_by);
+  f.title = fmt::format("{} needs version {} of {}, but the copy that was loaded ({}) does not "
+                        "have it",
+                        base_name(err.needed_by), err.version, base_name(err.object), err.object);
+  const ObjectRecord* loaded = ctx.object_by_path(err.object, e.seq);
+  if (loaded) {
+    std::string how;
+    if (loaded->cause == format::ObjectCause::kNeeded) {
+      const ObjectRecord* p = ctx.reader().object(loaded->parent);
+      how = fmt::format("as a DT_NEEDED dependency of {}", p ? m.name_of(*p) : "another object");
+    } else if (loaded->cause != format::ObjectCause::kDlopen) {
+      how = "at start-up";
+    }
+    if (loaded->opened_by) {
+      if (auto opener = ctx.reader().event(loaded->opened_by))
+        how += fmt::format("{}by #{}: {} from {}", how.empty() ? "" : ", pulled in ", opener->seq,
+                           ctx.call_text(*opener), ctx.call_site(*opener));
+    }
+    f.evidence.push_back(fmt::format("that copy was loaded {} {}",
+                                     loaded->load_seq ? fmt::format("at #{}", loaded->load_seq)
+                                                      : std::string("at start-up"),
+                                     how));
+  }
+  if (const ElfFile* have = ctx.elf().file(err.object)) {
+    std::string versions;
+    for (size_t i = 1; i < have->version_definitions.size(); ++i) {
+      if (!versions.empty()) versions += ", ";
+      versions += have->version_definitions[i];
+    }
+    f.evidence.push_back(fmt::format("that copy defines: {}",
+                                     versions.empty() ? std::string("no versions") : versions));
+  }
+  std::vector<std::string> names{base_name(err.object)};
+  if (loaded && !loaded->soname.empty() && loaded->soname != names.front()) names.push_back(loaded->soname);
+  std::string good;
+  for (const auto& name : names) {
+    for (const auto& path : find_on_disk(name, m)) {
+      if (fs::path(path).lexically_normal() == fs::path(err.object).lexically_normal()) continue;
+      const ElfFile* other = ctx.elf().file(path);
+      if (!other) continue;
+      bool has = other->defines_version(err.version);
+      f.evidence.push_back(fmt::format("another copy: {} {}", path,
+                                       has ? "has " + err.version : "does not have it either"));
+      if (has && good.empty()) good = path;
+    }
+  }
+  if (!good.empty()) {
+    f.fact("candidate", good);
+    std::string dir = fs::path(good).parent_path().string();
+    f.fixes.push_back({fmt::format("make {} the copy that is loaded: it must be found before {} "
+                                   "(whoever loads it first decides, and later loads reuse it by "
+                                   "soname) — e.g. LD_LIBRARY_PATH={} or an RPATH/RUNPATH to {}",
+                                   good, err.object, dir, dir),
+                       ""});
+  } else {
+    f.fixes.push_back({fmt::format("install a newer {} that defines {}", base_name(err.object), err.version), ""});
+  }
+  f.fixes.push_back({fmt::format("or rebuild {} against the {} that is actually deployed",
+                                 base_name(err.needed_by), base_name(err.object)),
+                     ""});
+}
+
+}  // namespace
+
+void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out) {
+  if (!is_open_call(e.call) && !is_sym_call(e.call)) return;
+  Finding f;
+  f.seq = e.seq;
+  f.severity = Severity::kError;
+  std::string error(ctx.reader().string(e.error));
+  f.fact("call", std::string(call_name(e.call)));
+  f.fact("error", error);
+  f.evidence.push_back(fmt::format("dlerror: {}", error.empty() ? "(not recorded)" : error));
+  add_origin(ctx, e, f);
+  DlerrorText err = parse_dlerror(error);
+  switch (err.kind) {
+    case DlerrorText::Kind::kUndefinedSymbol: explain_undefined(ctx, e, err, f); break;
+    case DlerrorText::Kind::kNotFound: explain_not_found(ctx, e, err, f); break;
+    case DlerrorText::Kind::kVersionNotFound: explain_version(ctx, e, err, f); break;
+    case DlerrorText::Kind::kOther:
+      f.kind = is_open_call(e.call) ? "load-failed" : "lookup-failed";
+      f.title = fmt::format("{} failed: {}", ctx.call_text(e), error.empty() ? "(no error text)" : error);
+      if (is_open_call(e.call)) {
+        LibrarySearch search = plan_search(ctx.reader().string(e.name),
+                                           ctx.reader().object(e.caller_object), ctx.model(), ctx.elf());
+        for (const auto& step : search.steps)
+          if (step.exists) {
+            f.evidence.push_back(fmt::format("the loader found {} ({}) and could not load it",
+                                             step.candidate, step.source));
+            break;
+          }
+      }
+      break;
+  }
+  out.push_back(std::move(f));
+}
+
+}  // namespace dltrace::viewer

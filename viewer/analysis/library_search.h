@@ -1,0 +1,42 @@
+// Where ld.so looked for a library name, step by step with the source of each directory, and
+// where files of that name exist elsewhere: the evidence for "library not found" and for "which
+// copy was loaded". Mirrors glibc 2.36's _dl_map_object for a dlopen from `caller`.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "analysis/elf_file.h"
+#include "dltrace/reader.h"
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+
+struct SearchStep {
+  std::string source;     // "RPATH of libhost.so", "LD_LIBRARY_PATH", "/etc/ld.so.cache", ...
+  std::string candidate;  // the file ld.so tried ("" for a cache miss)
+  bool exists = false;    // the file exists now
+};
+
+struct LibrarySearch {
+  bool direct_path = false;  // the name contains '/': no search, only that file
+  std::vector<SearchStep> steps;
+  std::vector<std::string> notes;  // e.g. "libhost.so has DT_RUNPATH, so its DT_RPATH is ignored"
+};
+
+// The search for `name` as dlopen'ed from `caller` (null: the executable).
+LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
+                          const TraceModel& model, ElfCache& elf);
+
+// Files on disk named `name` (or `name`.N...: other versions of the same library) under the
+// directories of the loaded objects, the executable's and the working directory's trees (two
+// levels deep), LD_LIBRARY_PATH and the default directories. Bounded: at most `max_entries`
+// directory entries are looked at. Paths are normalised and unique.
+std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& model,
+                                      size_t max_entries = 50000);
+
+// Expands $ORIGIN / ${ORIGIN} / $LIB / $PLATFORM in one RPATH/RUNPATH element.
+std::string expand_search_dir(std::string_view dir, std::string_view origin);
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,172 @@
+// `dltrace explain TRACE [--json] [--quiet-info]`: every failure of the trace with the evidence
+// and the fix; exit status 0 when no problems (errors or warnings) were found, 1 otherwise.
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "analysis/elf_file.h"
+#include "analysis/explain.h"
+#include "analysis/scope_graph.h"
+#include "commands/command.h"
+#include "commands/explain_command.h"
+#include "model/trace_model.h"
+#include "render/json_writer.h"
+#include "render/terminal_style.h"
+
+namespace dltrace::viewer {
+namespace {
+
+void print_text(const TraceReader& reader, const ExplainResult& result, const ExplainOptions& o,
+                std::FILE* out) {
+  TerminalStyle style{o.color};
+  size_t errors = 0, warnings = 0, infos = 0;
+  for (const auto& f : result.findings) {
+    if (f.severity == Severity::kError) ++errors;
+    if (f.severity == Severity::kWarning) ++warnings;
+    if (f.severity == Severity::kInfo) ++infos;
+  }
+  const ProcessInfo& p = reader.process();
+  fmt::print(out, "{}{} problem{}{} ({} error{}, {} warning{}), {} note{} — pid {}, {}\n",
+             style.bold(), result.problems, result.problems == 1 ? "" : "s", style.reset(), errors,
+             errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s", infos, infos == 1 ? "" : "s",
+             p.pid, p.exe.empty() ? std::string("unknown program") : p.exe);
+  for (const auto& sentence : recovery_sentences(reader))
+    fmt::print(out, "{}note: {}{}\n", style.yellow(), sentence, style.reset());
+  for (const auto& f : result.findings) {
+    if (f.severity == Severity::kInfo && o.no_info) continue;
+    std::string_view colour = f.severity == Severity::kError     ? style.red()
+                              : f.severity == Severity::kWarning ? style.yellow()
+                                                                 : style.dim();
+    fmt::print(out, "\n{}{}{} [{}]{}{}: {}{}{}\n", colour, severity_name(f.severity), style.reset(),
+               f.kind, f.seq ? fmt::format(" #{}", f.seq) : "",
+               f.repeats ? fmt::format(" (and {} more times)", f.repeats) : "", style.bold(),
+               f.title, style.reset());
+    for (const auto& line : f.evidence) fmt::print(out, "  {}\n", line);
+    if (f.fixes.empty()) continue;
+    fmt::print(out, "  {}fix{}:\n", style.bold(), f.fixes.size() > 1 ? " (any one)" : "");
+    int n = 0;
+    for (const auto& fix : f.fixes) {
+      fmt::print(out, "    {}. {}\n", ++n, fix.text);
+      if (fix.config.empty()) continue;
+      std::string_view rule = fix.config;
+      while (!rule.empty()) {
+        size_t nl = rule.find('\n');
+        fmt::print(out, "         {}\n", rule.substr(0, nl));
+        if (nl == std::string_view::npos) break;
+        rule.remove_prefix(nl + 1);
+      }
+    }
+  }
+  if (result.findings.empty()) fmt::print(out, "No failed calls, duplicates or interpositions.\n");
+}
+
+absl::Status print_json(const TraceReader& reader, const ExplainResult& result,
+                        const ExplainOptions& o, std::FILE* out) {
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("format").value("dltrace-explain");
+  w.key("version").value(1);
+  w.key("pid").value(reader.process().pid);
+  w.key("exe").value(reader.process().exe);
+  w.key("problems").value(result.problems);
+  w.key("recovery").begin_array();
+  for (const auto& sentence : recovery_sentences(reader)) w.value(sentence);
+  w.end_array();
+  w.key("findings").begin_array();
+  for (const auto& f : result.findings) {
+    if (f.severity == Severity::kInfo && o.no_info) continue;
+    w.begin_object();
+    w.key("kind").value(f.kind);
+    w.key("severity").value(severity_name(f.severity));
+    if (f.seq) {
+      w.key("seq").value(f.seq);
+    } else {
+      w.key("seq").null();
+    }
+    w.key("repeats").value(f.repeats);
+    w.key("title").value(f.title);
+    for (const auto& [key, value] : f.facts) w.key(std::string_view(key)).value(value);
+    w.key("evidence").begin_array();
+    for (const auto& line : f.evidence) w.value(line);
+    w.end_array();
+    w.key("fixes").begin_array();
+    for (const auto& fix : f.fixes) {
+      w.begin_object();
+      w.key("text").value(fix.text);
+      if (fix.config.empty()) {
+        w.key("config").null();
+      } else {
+        w.key("config").value(fix.config);
+      }
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  w.end_line();
+  return w.finish();
+}
+
+}  // namespace
+
+absl::StatusOr<size_t> explain_trace_to(const TraceReader& reader, const ExplainOptions& options,
+                                        std::FILE* out) {
+  TraceModel model(reader);
+  ElfCache elf;
+  ScopeGraph graph(model, elf);
+  ExplainResult result = explain_trace(model, elf, graph);
+  if (options.json) {
+    DLTRACE_RETURN_IF_ERROR(print_json(reader, result, options, out));
+  } else {
+    print_text(reader, result, options, out);
+  }
+  if (std::fflush(out) != 0 || std::ferror(out)) return TraceError("cannot write the output");
+  return result.problems;
+}
+
+void register_explain_command(CLI::App& app, CommandResult& result) {
+  auto opts = std::make_shared<ExplainOptions>();
+  auto color = std::make_shared<std::string>("auto");
+  CLI::App* cmd = app.add_subcommand(
+      "explain",
+      "Why each failed dlopen/dlsym/dlvsym failed, and how to fix it: the missing symbol or\n"
+      "library, where it does exist (loaded objects, files on disk), why it was not visible\n"
+      "(RTLD_LOCAL scope, not exported, another namespace, wrong copy loaded), and concrete\n"
+      "fixes — including the dltrace override rule that fixes it without a rebuild, when one\n"
+      "does. Also flags libraries loaded twice, symbols defined twice in one scope, dlsym\n"
+      "results from another object than expected, RTLD_DEEPBIND loads and overrides in effect.\n"
+      "Exit status: 0 no problems, 1 problems found (errors or warnings), 2 usage.\n\n"
+      "Examples:\n"
+      "  dltrace run -o app.trace -- ./host plugin.so\n"
+      "  dltrace explain app.trace\n"
+      "  dltrace explain app.trace --json | jq -r '.findings[0].fixes[] | select(.config) | .config'");
+  cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
+  cmd->add_flag("--json", opts->json, "one JSON object (format \"dltrace-explain\")");
+  cmd->add_flag("--no-info", opts->no_info, "leave out informational findings");
+  cmd->add_option("--color", *color, "auto|always|never (auto: on a terminal without NO_COLOR)")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  cmd->callback([opts, color, &result] {
+    auto reader = open_trace(opts->trace);
+    if (!reader.ok()) {
+      result.set(reader.status());
+      return;
+    }
+    ExplainOptions o = *opts;
+    o.color = !o.json && use_color(parse_color_mode(*color).value_or(ColorMode::kAuto),
+                                   isatty(STDOUT_FILENO) == 1);
+    auto problems = explain_trace_to(**reader, o, stdout);
+    if (!problems.ok()) {
+      result.set(problems.status());
+      return;
+    }
+    result.exit_code = *problems > 0 ? kExitTraceProblem : kExitOk;
+  });
+}
+
+}  // namespace dltrace::viewer
