@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include "commands/command.h"
 #include "model/trace_model.h"
+#include "render/chrome_export.h"
 #include "render/json_export.h"
 #include "util/progress.h"
 
@@ -30,10 +31,8 @@ absl::Status run_export(const ExportOptions& o) {
     json.flavor = JsonFlavor::kJson;
   } else if (o.format == "jsonl") {
     json.flavor = JsonFlavor::kJsonl;
-  } else if (o.format == "chrome") {
-    return UsageError("--format chrome is not supported yet; use --format json or jsonl");
-  } else {
-    return UsageError(fmt::format("unknown --format '{}'; use json or jsonl", o.format));
+  } else if (o.format != "chrome") {
+    return UsageError(fmt::format("unknown --format '{}'; use json, jsonl or chrome", o.format));
   }
   json.stacks = !o.no_stacks;
   json.symbolize = !o.no_symbols;
@@ -52,7 +51,11 @@ absl::Status run_export(const ExportOptions& o) {
   }
   JsonWriter writer(out);
   const auto source = with_progress(**reader, out);  // none when it streams to the terminal
-  DLTRACE_RETURN_IF_ERROR(write_json_export(*source, json, writer));
+  if (o.format == "chrome") {
+    DLTRACE_RETURN_IF_ERROR(write_chrome_export(*source, writer));
+  } else {
+    DLTRACE_RETURN_IF_ERROR(write_json_export(*source, json, writer));
+  }
   if (file && std::fclose(file.release()) != 0) {
     return TraceError(fmt::format("cannot write {}: {}", o.output, std::strerror(errno)));
   }
@@ -70,13 +73,17 @@ void register_export_command(CLI::App& app, CommandResult& result) {
       "  jsonl: one object per line: a {\"type\":\"process\"} line, then \"object\" and \"event\"\n"
       "         lines in sequence order (an object just before the first event at or after\n"
       "         its load_seq), for streaming very large traces.\n"
+      "  chrome: the Trace Event format that Perfetto (ui.perfetto.dev) and chrome://tracing\n"
+      "         open: a track per thread, dlopen/dlclose as spans (nested loads inside their\n"
+      "         parent), dlsym as instants; ts in microseconds since the process started.\n"
       "Addresses are \"0x...\" strings; NULL handles/addresses and fields that do not apply are\n"
       "null. time_ns is the raw CLOCK_MONOTONIC value at call start (process.start_monotonic_ns\n"
       "is the origin). seq, load_seq and unload_seq come from one counter.\n\n"
       "Example:\n"
       "  dltrace export --format json dltrace.python3.1234.trace -o trace.json\n"
       "  dltrace export --format jsonl dltrace.python3.1234.trace | grep '\"ok\":false'");
-  cmd->add_option("--format,-f", opts->format, "json | jsonl (chrome: not supported yet)")
+  cmd->add_option("--format,-f", opts->format,
+                  "json | jsonl | chrome (Trace Event format for Perfetto, chrome://tracing)")
       ->capture_default_str();
   cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
   cmd->add_option("-o,--output", opts->output, "write here instead of stdout");
