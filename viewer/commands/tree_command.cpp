@@ -23,6 +23,7 @@
 #include "dltrace/flags.h"
 #include "model/trace_model.h"
 #include "render/duration_text.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -315,7 +316,8 @@ class TreePrinter {
 absl::Status run_tree(const TreeOptions& o) {
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  return tree_trace(**reader, o, use_color(o.color, isatty(STDOUT_FILENO) == 1), stdout);
+  const auto source = with_progress(**reader);  // prints at the end
+  return tree_trace(*source, o, use_color(o.color, isatty(STDOUT_FILENO) == 1), stdout);
 }
 
 }  // namespace
