@@ -123,11 +123,15 @@ TEST_CASE("tree hangs needed and dlopen'ed objects under who loaded them", "[vie
       "    ├── /opt/app/plugins/libplug.so  dlopen(\"plugins/libplug.so\", RTLD_LAZY|RTLD_LOCAL → "
       "RTLD_LAZY|RTLD_GLOBAL [override dltrace.toml:4]) 2.500 ms incl. constructors (global) "
       "unloaded at seq 4\n"
+      "    │   │ caller libcore.so\n"
       "    │   ├── /opt/app/libhelper.so unloaded at seq 4\n"
-      "    │   └── /opt/app/plugins/libdeep.so  dlopen(\"libdeep.so\", RTLD_NOW|RTLD_LOCAL) "
+      // The requested name is left out when it is the resolved file's basename.
+      "    │   └── /opt/app/plugins/libdeep.so  dlopen(RTLD_NOW|RTLD_LOCAL) "
       "300.0 us incl. constructors (local)\n"
+      "    │         caller libplug.so\n"
       "    └── ✗ dlopen(\"libnope.so\", RTLD_NOW|RTLD_LOCAL) failed: libnope.so: cannot open "
       "shared object file: No such file or directory [seq 3]\n"
+      "          caller libcore.so\n"
       "3 system libraries hidden (--all to show)\n";
   CHECK(out == expected);
   CHECK_FALSE(has(out, "libdltrace.so"));  // the recorder is hidden
@@ -197,4 +201,44 @@ TEST_CASE("tree survives a truncated trace and says so", "[viewer][tree]") {
   // The failed dlopen's event is lost, the objects (from the catalog) are not.
   CHECK_FALSE(has(out, "libnope.so"));
   CHECK(has(out, "libdeep.so"));
+}
+
+TEST_CASE("tree folds identical failed dlopens into one line with a count", "[viewer][tree]") {
+  test::ScratchDir dir;
+  const std::string path = dir.file("f.trace");
+  {
+    preload::TraceWriter w;
+    REQUIRE(test::open_writer(w, path, 1 << 20, 8) == "");
+    const char* argv[] = {"app"};
+    w.write_process("/usr/bin/app", "/", 1, argv);
+    format::ObjectLoadEntry exe{};
+    exe.path = w.intern_string("/usr/bin/app");
+    exe.soname = format::kNoId;
+    exe.parent = format::kNoId;
+    const uint32_t app = w.add_object(exe);
+    auto fail = [&](const char* file, int flags) {
+      format::EventSlot e = test::make_event(w.reserve_seq(), w.intern_string(file));
+      e.call = uint16_t(format::CallKind::kDlopen);
+      e.flags = e.effective_flags = flags;
+      e.bits = 0;
+      e.handle = 0;
+      e.caller_object = app;
+      e.error = w.intern_string((std::string(file) + ": cannot open shared object file").c_str());
+      w.commit(e);
+    };
+    fail("libretry.so", RTLD_NOW);   // 1
+    fail("libretry.so", RTLD_NOW);   // 2
+    fail("libretry.so", RTLD_LAZY);  // 3: other flags, its own line
+    fail("libretry.so", RTLD_NOW);   // 4
+    w.set_end(format::EndKind::kExit, 0);
+  }
+  std::string error;
+  auto reader = TraceReader::open(path, &error);
+  REQUIRE(reader);
+  const std::string out = tree_text(*reader);
+  INFO(out);
+  CHECK(has(out, "├── ✗ dlopen(\"libretry.so\", RTLD_NOW|RTLD_LOCAL) failed: libretry.so: "
+                 "cannot open shared object file [seq 1, 3 times, the last at seq 4]\n"));
+  CHECK(has(out, "└── ✗ dlopen(\"libretry.so\", RTLD_LAZY|RTLD_LOCAL) failed: libretry.so: "
+                 "cannot open shared object file [seq 3]\n"));
 }
