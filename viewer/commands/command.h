@@ -28,6 +28,7 @@ struct CommandResult {
   X(export)                 \
   X(stats)                  \
   X(tree)                   \
+  X(dot)                    \
   X(scopes)                 \
   X(explain)                \
   X(config)
