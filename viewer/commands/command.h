@@ -29,6 +29,7 @@ struct CommandResult {
   X(stats)                  \
   X(tree)                   \
   X(dot)                    \
+  X(html)                   \
   X(scopes)                 \
   X(explain)                \
   X(config)

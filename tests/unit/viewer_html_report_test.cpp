@@ -1,0 +1,47 @@
+// `dltrace html` on a synthetic trace: the load graph inline as SVG, the events embedded as
+// JSON that cannot close its <script>, the placeholder sections, nothing fetched from a network.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "render/html_report.h"
+#include "viewer_graph_trace.h"
+
+using namespace dltrace;
+using test::has;
+
+TEST_CASE("html report: inline SVG graph, events as data, placeholders, no network",
+          "[viewer][html]") {
+  test::GraphFixture fx;
+  const std::string html = test::rendered_text(
+      [&](std::FILE* f) { CHECK(viewer::write_html_report(*fx.reader, {}, f).ok()); });
+  REQUIRE(has(html, "<!DOCTYPE html>"));
+  CHECK(has(html, "<svg"));
+  CHECK(has(html, "libplug.so"));
+  CHECK(has(html, "id=\"findings\""));
+  CHECK(has(html, "id=\"scope-graph\""));
+  CHECK_FALSE(has(html, "<script src"));
+  CHECK_FALSE(has(html, "<link"));
+  CHECK_FALSE(has(html, "url(http"));
+
+  const std::string open = "<script type=\"application/json\" id=\"events-data\">";
+  const size_t start = html.find(open);
+  REQUIRE(start != std::string::npos);
+  const size_t end = html.find("</script>", start);
+  REQUIRE(end != std::string::npos);
+  const std::string data = html.substr(start + open.size(), end - start - open.size());
+  CHECK_FALSE(has(data, "<"));  // nothing in the data can close its <script>
+  const auto rows = nlohmann::json::parse(data);
+  REQUIRE(rows.size() == 5);
+  CHECK(rows[0][0] == 1);
+  CHECK(rows[0][3] == "dlopen");
+  CHECK(rows[0][6].get<std::string>().find("libplug.so new: libplug.so libhelper.so libm.so.6") !=
+        std::string::npos);
+  CHECK(rows[1][4] == 1);  // libdeep's dlopen: nested, depth 1
+  CHECK(rows[2][5] == "\"libnope<x>.so\", RTLD_NOW|RTLD_LOCAL");  // '<' back after parsing
+  CHECK(rows[2][9] == 0);
+  CHECK(has(rows[2][8].get<std::string>(), "cannot open shared object file"));
+  CHECK(rows[4][9] == 1);
+}
