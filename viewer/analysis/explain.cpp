@@ -40,14 +40,22 @@ std::string ExplainContext::python_line(const format::EventSlot& e) const {
   if (e.py_stack == format::kNoId) return {};
   auto frames = reader().py_stack(e.py_stack);
   if (frames.empty()) return {};
-  // Innermost first; skip importlib's frozen machinery to reach the user's import statement.
+  // Innermost first; skip importlib's frozen machinery and ctypes' own code to reach the
+  // user's import statement or CDLL() call.
   for (const auto& f : frames) {
     std::string_view file = reader().string(f.file);
-    if (file.rfind("<frozen ", 0) == 0) continue;
+    if (file.rfind("<frozen ", 0) == 0 || file.find("/ctypes/") != std::string_view::npos) continue;
     return fmt::format("{}:{} in {}", file, f.line, reader().string(f.function));
   }
   const auto& f = frames.front();
   return fmt::format("{}:{} in {}", reader().string(f.file), f.line, reader().string(f.function));
+}
+
+bool ExplainContext::python_ctypes_load(const format::EventSlot& e) const {
+  if (e.py_stack == format::kNoId) return false;
+  for (const auto& f : reader().py_stack(e.py_stack))
+    if (reader().string(f.file).find("/ctypes/") != std::string_view::npos) return true;
+  return false;
 }
 
 std::string ExplainContext::call_text(const format::EventSlot& e) const {

@@ -42,6 +42,8 @@ class ExplainContext {
   std::string call_site(const format::EventSlot& e);
   // The innermost Python frame "app.py:3 in <module>", "" when none.
   std::string python_line(const format::EventSlot& e) const;
+  // Whether Python code made the call through ctypes (CDLL/LoadLibrary) rather than an import.
+  bool python_ctypes_load(const format::EventSlot& e) const;
   // `dlopen("libfoo.so", RTLD_NOW|RTLD_LOCAL)` as the call was written (requested flags).
   std::string call_text(const format::EventSlot& e) const;
   // A few symbolized native frames, "" when no stack was recorded.

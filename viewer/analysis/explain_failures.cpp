@@ -178,9 +178,21 @@ bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
                                          ctx.reader().string(opener->name), flags_to_string(fixed))
                            : fmt::format("dlopen(\"{}\", {})", ctx.reader().string(opener->name),
                                          flags_to_string(fixed));
-    f.fixes.push_back({fmt::format("open {} with RTLD_GLOBAL at that call: {} in {}",
-                                   m.name_of(*root), call, ctx.call_site(*opener)),
-                       ""});
+    if (std::string py = ctx.python_line(*opener); !py.empty()) {
+      // Python made the call: the fix is in Python, not in the interpreter's C code.
+      f.fixes.push_back(
+          {ctx.python_ctypes_load(*opener)
+               ? fmt::format("load it with ctypes.CDLL(\"{}\", mode=ctypes.RTLD_GLOBAL) at {}",
+                             ctx.reader().string(opener->name), py)
+               : fmt::format("import it with RTLD_GLOBAL: sys.setdlopenflags(sys.getdlopenflags() "
+                             "| os.RTLD_GLOBAL) before the import at {}",
+                             py),
+           ""});
+    } else {
+      f.fixes.push_back({fmt::format("open {} with RTLD_GLOBAL at that call: {} in {}",
+                                     m.name_of(*root), call, ctx.call_site(*opener)),
+                         ""});
+    }
     f.fixes.push_back({fmt::format("without rebuilding: run with this dltrace override rule "
                                    "(dltrace run -c dltrace.toml, or DLTRACE_CONFIG=dltrace.toml "
                                    "with the preload)"),
