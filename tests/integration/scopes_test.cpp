@@ -2,6 +2,8 @@
 // LD_DEBUG=scopes, and every dlopen'ed object's scopes, and the global scope's growth, must be
 // what ld.so said.
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
@@ -147,4 +149,35 @@ TEST_CASE("scopes --for prints the search order and names the groups", "[scopes]
   CHECK(unknown.err.find("no object named \"libnope.so\"") != std::string::npos);
   ProcessResult usage = run({viewer_path(), "scopes", "--at", "3", trace});
   CHECK(usage.exit_code == 2);
+}
+
+TEST_CASE("dot --graph scope draws the scopes and the failed lookup, and Graphviz renders it",
+          "[scopes][dot]") {
+  settle_fixtures();
+  const std::string dir = fixtures_dir() + "/overrides";
+  const std::string work = temp_dir("scopes-dot");
+  const std::string trace = work + "/run.trace";
+  ProcessResult r = run_traced(
+      {dir + "/ov_host", "open:libembed.so:NOW|LOCAL", "open:libplugin.so:NOW"}, trace);
+  REQUIRE(r.exit_code == 0);
+  ProcessResult dot = run({viewer_path(), "dot", "--graph", "scope", "-o", work + "/s.dot", trace});
+  INFO(dot.err);
+  REQUIRE(dot.exit_code == 0);
+  ProcessResult svg = run({"dot", "-Tsvg", work + "/s.dot", "-o", work + "/s.svg"});
+  INFO(svg.err);
+  REQUIRE(svg.exit_code == 0);
+  std::ifstream in(work + "/s.svg");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text.find("global scope, namespace 0") != std::string::npos);
+  CHECK(text.find("local scope of dlopen #1") != std::string::npos);
+  CHECK(text.find("libapi.so") != std::string::npos);
+  CHECK(text.find("libplugin.so") != std::string::npos);
+  CHECK(text.find("needs api_value (RTLD_LOCAL)") != std::string::npos);
+  // --focus keeps only the scopes holding that object.
+  ProcessResult focus = run({viewer_path(), "dot", "--graph", "scope", "--focus", "libapi.so", trace});
+  REQUIRE(focus.exit_code == 0);
+  CHECK(focus.out.find("global scope, namespace 0") == std::string::npos);
+  CHECK(focus.out.find("libapi.so") != std::string::npos);
+  ProcessResult none = run({viewer_path(), "dot", "--graph", "scope", "--focus", "libnope.so", trace});
+  CHECK(none.exit_code == 2);
 }

@@ -28,10 +28,10 @@ struct CommandResult {
   X(export)                 \
   X(stats)                  \
   X(tree)                   \
-  X(dot)                    \
-  X(html)                   \
   X(scopes)                 \
   X(explain)                \
+  X(dot)                    \
+  X(html)                   \
   X(config)
 
 #define DLTRACE_DECLARE_COMMAND(name) \

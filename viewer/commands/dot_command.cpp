@@ -1,5 +1,5 @@
 // `dltrace dot --graph load|scope TRACE [--all] [--focus NAME] [-o FILE]`: Graphviz DOT of the
-// load graph (render/dot_load_graph.h). The scope graph needs the symbol-scope analysis.
+// load graph (render/dot_load_graph.h) or the symbol-scope graph (render/dot_scope_graph.h).
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +12,7 @@
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/dot_load_graph.h"
+#include "render/dot_scope_graph.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -22,14 +23,6 @@ struct DotOptions {
   std::string output;  // "" or "-": stdout
   LoadGraphOptions load;
 };
-
-// HOOK for the scope graph: replace this with the DOT renderer of the symbol-scope analysis
-// (viewer/analysis/), e.g. `return scope_graph_dot(reader, options);`.
-absl::StatusOr<std::string> scope_graph_dot(const TraceReader& /*reader*/,
-                                            const DotOptions& /*options*/) {
-  return UsageError(
-      "--graph scope is not yet available (it needs the symbol-scope analysis); use --graph load");
-}
 
 absl::Status write_output(const std::string& text, const std::string& path) {
   if (path.empty() || path == "-") {
@@ -52,7 +45,8 @@ absl::Status run_dot(const DotOptions& o) {
   }
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  auto text = o.graph == "load" ? load_graph_dot(**reader, o.load) : scope_graph_dot(**reader, o);
+  auto text = o.graph == "load" ? load_graph_dot(**reader, o.load)
+                                : scope_graph_dot(**reader, ScopeGraphOptions{o.load.all, o.load.focus});
   if (!text.ok()) return text.status();
   return write_output(*text, o.output);
 }
@@ -68,7 +62,9 @@ void register_dot_command(CLI::App& app, CommandResult& result) {
       "(requested → effective, orange, when an override changed them), dashed edges for\n"
       "DT_NEEDED, failed dlopens as red nodes with the dlerror() text as tooltip. System\n"
       "libraries that were not dlopen'ed are folded into one node unless --all.\n"
-      "--graph scope (the symbol scopes) is not available yet.\n\n"
+      "--graph scope draws the symbol scopes: one cluster per namespace's global scope and\n"
+      "per dlopen group, objects in lookup order, and a red edge from each object whose\n"
+      "symbol lookup failed to the object that has the symbol out of its sight.\n\n"
       "Example:\n"
       "  dltrace dot app.trace | dot -Tsvg -o load.svg\n"
       "  dltrace dot --focus libplugin.so --all app.trace -o plugin.dot");
