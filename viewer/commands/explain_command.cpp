@@ -16,6 +16,7 @@
 #include "model/trace_model.h"
 #include "render/json_writer.h"
 #include "render/terminal_style.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -160,7 +161,8 @@ void register_explain_command(CLI::App& app, CommandResult& result) {
     ExplainOptions o = *opts;
     o.color = !o.json && use_color(parse_color_mode(*color).value_or(ColorMode::kAuto),
                                    isatty(STDOUT_FILENO) == 1);
-    auto problems = explain_trace_to(**reader, o, stdout);
+    const auto source = with_progress(**reader);  // prints at the end
+    auto problems = explain_trace_to(*source, o, stdout);
     if (!problems.ok()) {
       result.set(problems.status());
       return;

@@ -21,6 +21,7 @@
 #include "model/trace_model.h"
 #include "render/json_writer.h"
 #include "render/terminal_style.h"
+#include "util/progress.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -272,7 +273,8 @@ absl::Status run_scopes(ScopesOptions o, ColorMode color) {
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
   o.color = use_color(color, isatty(STDOUT_FILENO) == 1) && !o.json;
-  DLTRACE_RETURN_IF_ERROR(scopes_trace(**reader, o, stdout));
+  const auto source = with_progress(**reader);  // prints at the end
+  DLTRACE_RETURN_IF_ERROR(scopes_trace(*source, o, stdout));
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return TraceError("cannot write the output");
   return absl::OkStatus();
 }
