@@ -1,7 +1,7 @@
 // make_big_trace OUT EVENTS [STACK_DEPTH]: writes a synthetic trace of EVENTS readable events
 // (see big_trace.h), for the manual 10-million-event run documented in README.md:
-//   build/tests/scale/make_big_trace /tmp/10m.trace 10000000
-//   /usr/bin/time -v build/viewer/dltrace export --format json /tmp/10m.trace -o /dev/null
+//   build/bin/make_big_trace /tmp/10m.trace 10000000
+//   /usr/bin/time -v build/bin/dltrace export --format json /tmp/10m.trace -o /dev/null
 #include <cstdio>
 #include <cstdlib>
 #include <string>
