@@ -186,8 +186,8 @@ void report_end() {
   // noise: its trace still holds the object table.
   if (events == 0) return;
   char line[4400];
-  snprintf(line, sizeof(line), "dltrace: %llu events written to %s\n",
-           static_cast<unsigned long long>(events), g_writer.path());
+  snprintf(line, sizeof(line), "dltrace: %llu event%s written to %s\n",
+           static_cast<unsigned long long>(events), events == 1 ? "" : "s", g_writer.path());
   message(line);
 }
 

@@ -19,6 +19,38 @@ std::string_view frame_file(std::string_view file) {
   return slash == std::string_view::npos ? file : file.substr(slash + 1);
 }
 
+std::string fact_of(const Finding& f, std::string_view key) {
+  for (const auto& [k, v] : f.facts)
+    if (k == key) return v;
+  return {};
+}
+
+// Several loads broken by one RTLD_LOCAL group (an embedded interpreter's _json, _decimal,
+// ...) are one problem with one fix: the later ones become a line of the first.
+void merge_same_cause(std::vector<Finding>& findings) {
+  absl::flat_hash_map<std::string, size_t> first_by_cause;
+  std::vector<Finding> kept;
+  kept.reserve(findings.size());
+  for (Finding& f : findings) {
+    std::string cause = fact_of(f, "opened_by");
+    if (f.kind != "undefined-symbol-local-scope" || cause.empty()) {
+      kept.push_back(std::move(f));
+      continue;
+    }
+    auto [it, inserted] = first_by_cause.try_emplace(cause, kept.size());
+    if (inserted) {
+      kept.push_back(std::move(f));
+      continue;
+    }
+    Finding& first = kept[it->second];
+    first.evidence.push_back(fmt::format("the same cause also broke #{}: {} needing {}", f.seq,
+                                         basename_of(fact_of(f, "needed_by")),
+                                         fact_of(f, "symbol")));
+    first.repeats += 1 + f.repeats;
+  }
+  findings = std::move(kept);
+}
+
 }  // namespace
 
 ExplainContext::ExplainContext(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph)
@@ -150,6 +182,7 @@ ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeG
     explain_call(ctx, e, result.findings);
     return true;
   });
+  merge_same_cause(result.findings);
   explain_objects(ctx, result.findings);
   if (dropped) {
     Finding f;

@@ -200,10 +200,9 @@ bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
   }
   std::string soname = d->soname.empty() ? m.name_of(*d) : d->soname;
   if (soname.find("libpython") != std::string::npos) {
-    f.fixes.push_back({fmt::format("(linking {} against {} is not the fix: Python extension "
-                                   "modules must not link libpython; use 1 or 2)",
-                                   base_name(needer), soname),
-                       ""});
+    f.evidence.push_back(fmt::format("note: linking {} against {} is not the fix: Python "
+                                     "extension modules must not link libpython",
+                                     base_name(needer), soname));
   } else {
     f.fixes.push_back({fmt::format("or link {} against {} ({} when linking it), so that its own "
                                    "group brings the definition in",
@@ -242,10 +241,32 @@ bool explain_not_exported(ExplainContext& ctx, const std::string& symbol, const 
                                      "set_target_properties({} PROPERTIES ENABLE_EXPORTS ON))",
                                      m.name_of(*o), m.name_of(*o)),
                          ""});
+      // ld.so stops at the first missing symbol; the module may need more of the same API.
+      std::vector<std::string> hidden{symbol};
+      std::vector<std::string> globs{api_glob(symbol)};
+      if (const ElfFile* module = ctx.elf().file(needer)) {
+        for (const auto& u : module->dynamic_symbols) {
+          if (u.defined || u.name == symbol || !file->static_definition(u.name) ||
+              file->exported(u.name))
+            continue;
+          hidden.push_back(u.name);
+          std::string glob = api_glob(u.name);
+          if (std::find(globs.begin(), globs.end(), glob) == globs.end()) globs.push_back(glob);
+        }
+      }
+      if (hidden.size() > 1) {
+        std::string list;
+        for (size_t i = 0; i < hidden.size() && i < 8; ++i) list += (i ? ", " : "") + hidden[i];
+        if (hidden.size() > 8) list += fmt::format(", ... ({} in all)", hidden.size());
+        f.evidence.push_back(fmt::format("{} needs {} symbols the executable hides: {}",
+                                         base_name(needer), hidden.size(), list));
+      }
+      std::string entries;
+      for (const auto& g : globs) entries += g + "; ";
       f.fixes.push_back({fmt::format("or export only the API the modules use: "
                                      "-Wl,--dynamic-list=api.list with api.list containing "
-                                     "{{ {}; }};",
-                                     api_glob(symbol)),
+                                     "{{ {}}};",
+                                     entries),
                          ""});
     } else {
       f.evidence.push_back(fmt::format(
@@ -256,9 +277,8 @@ bool explain_not_exported(ExplainContext& ctx, const std::string& symbol, const 
                                      symbol, m.name_of(*o)),
                          ""});
     }
-    f.fixes.push_back({"a dltrace override cannot fix this: flags do not change what an object "
-                       "exports",
-                       ""});
+    f.evidence.push_back("note: a dltrace override cannot fix this: flags do not change what an "
+                         "object exports");
     return true;
   }
   return false;
@@ -376,9 +396,8 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
     if (!dependency)
       f.fixes.push_back({fmt::format("or dlopen the full path: dlopen(\"{}\", ...)", found.front()), ""});
   }
-  f.fixes.push_back({"a dltrace override cannot fix this: rules change flags, not where files are "
-                     "searched",
-                     ""});
+  f.evidence.push_back("note: a dltrace override cannot fix this: rules change flags, not where "
+                       "files are searched");
 }
 
 void explain_version(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,

@@ -53,15 +53,16 @@ const ObjectRecord* ScopeGraph::resolve_name(std::string_view name, int64_t lmid
                                              uint64_t seq) const {
   // ld.so matches a name against each object's l_name and the names it was loaded by (its
   // DT_SONAME among them); the first match in load order wins.
-  const ObjectRecord* basename_match = nullptr;
-  for (const ObjectRecord* o : model_.objects_by_load()) {
-    if (o->lmid != lmid || !o->alive_at(seq) || (o->flags & format::kObjectVdso)) continue;
-    std::string_view path = model_.path_of(*o);
-    if (o->soname == name || path == name) return o;
-    if (!basename_match && name.find('/') == std::string_view::npos && basename_of(path) == name)
-      basename_match = o;
-  }
-  return basename_match;
+  auto first_alive = [&](const auto& index) -> const ObjectRecord* {
+    auto it = index.find(std::string(name));
+    if (it == index.end()) return nullptr;
+    for (const ObjectRecord* o : it->second)
+      if (o->lmid == lmid && o->alive_at(seq)) return o;
+    return nullptr;
+  };
+  if (const ObjectRecord* o = first_alive(by_exact_name_)) return o;
+  if (name.find('/') != std::string_view::npos) return nullptr;
+  return first_alive(by_basename_);
 }
 
 std::vector<uint32_t> ScopeGraph::breadth_first(uint32_t root, uint64_t seq,
@@ -80,9 +81,10 @@ std::vector<uint32_t> ScopeGraph::breadth_first(uint32_t root, uint64_t seq,
       if (gaps && entry.check != FileCheck::kNoFile)
         gaps->push_back(fmt::format("the dependencies of {} are taken from the trace: {}",
                                     model_.name_of(*o), entry.problem));
-      for (const ObjectRecord* c : model_.objects_by_load()) {
-        if (c->parent == o->id && c->cause == format::ObjectCause::kNeeded && c->alive_at(seq) &&
-            seen.insert(c->id).second) {
+      auto children = needed_children_.find(o->id);
+      if (children == needed_children_.end()) continue;
+      for (const ObjectRecord* c : children->second) {
+        if (c->alive_at(seq) && seen.insert(c->id).second) {
           order.push_back(c->id);
           if (reasons) reasons->push_back("needed by " + model_.name_of(*o));
         }
@@ -130,6 +132,14 @@ std::vector<uint32_t> ScopeGraph::closure_of_file(const ElfFile& file, int64_t l
 void ScopeGraph::build() {
   const TraceReader& reader = model_.reader();
   const auto& by_load = model_.objects_by_load();
+  for (const ObjectRecord* o : by_load) {
+    if (o->flags & format::kObjectVdso) continue;
+    std::string path(model_.path_of(*o));
+    by_exact_name_[path].push_back(o);
+    if (!o->soname.empty() && o->soname != path) by_exact_name_[o->soname].push_back(o);
+    by_basename_[std::string(basename_of(path))].push_back(o);
+    if (o->cause == format::ObjectCause::kNeeded) needed_children_[o->parent].push_back(o);
+  }
 
   // Namespace 0's global scope: the executable, the preloads, then their DT_NEEDED closure.
   const ObjectRecord* main = nullptr;

@@ -90,6 +90,11 @@ class ScopeGraph {
   std::vector<SearchList> lists_;
   absl::flat_hash_map<int64_t, size_t> global_by_ns_;
   absl::flat_hash_map<uint32_t, std::vector<ScopeRef>> scopes_;
+  // Objects by the names ld.so matches (soname and path; basename), and DT_NEEDED children by
+  // parent, in load order: lookups stay cheap on traces with many objects.
+  absl::flat_hash_map<std::string, std::vector<const ObjectRecord*>> by_exact_name_;
+  absl::flat_hash_map<std::string, std::vector<const ObjectRecord*>> by_basename_;
+  absl::flat_hash_map<uint32_t, std::vector<const ObjectRecord*>> needed_children_;
 };
 
 }  // namespace dltrace::viewer
