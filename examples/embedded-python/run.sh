@@ -68,7 +68,7 @@ step "Why it failed (explain exits 1 when it finds problems)"
 show dltrace explain host.trace
 expect_status 1 "explain should report the failed loads"
 expect_output "libpython3"
-expect_output "undefined symbol: Py"
+grep -qE 'undefined symbol: _?Py' "$log" || fail "explain does not name the undefined Python C-API symbol"
 expect_output "RTLD_LOCAL"
 # The rule explain prints is the one in dltrace.toml.
 expect_output 'match = "libembed.so"'
