@@ -144,6 +144,18 @@ TEST_CASE("scopes --for prints the search order and names the groups", "[scopes]
   CHECK(host < embed);
   CHECK(embed < api);
 
+  // An object whose dlopen failed: the search list it had during that call.
+  ProcessResult failed_run = run_traced(
+      {dir + "/ov_host", "open:libembed.so:NOW|LOCAL", "open:libplugin.so:NOW"}, trace + "2");
+  REQUIRE(failed_run.exit_code == 0);
+  ProcessResult failed = run({viewer_path(), "scopes", "--for", "libplugin.so", trace + "2"});
+  INFO(failed.out << failed.err);
+  CHECK(failed.exit_code == 0);
+  CHECK(failed.out.find("never finished loading: dlopen #2 failed") != std::string::npos);
+  CHECK(failed.out.find("undefined symbol: api_value") != std::string::npos);
+  CHECK(failed.out.find(" scope 1: its own group") != std::string::npos);
+  CHECK(failed.out.find("libapi.so") == std::string::npos);  // which is the point
+
   ProcessResult unknown = run({viewer_path(), "scopes", "--for", "libnope.so", trace});
   CHECK(unknown.exit_code == 1);
   CHECK(unknown.err.find("no object named \"libnope.so\"") != std::string::npos);

@@ -44,7 +44,10 @@ void print_text(const TraceReader& reader, const ExplainResult& result, const Ex
                                                                  : style.dim();
     fmt::print(out, "\n{}{}{} [{}]{}{}: {}{}{}\n", colour, severity_name(f.severity), style.reset(),
                f.kind, f.seq ? fmt::format(" #{}", f.seq) : "",
-               f.repeats ? fmt::format(" (and {} more times)", f.repeats) : "", style.bold(),
+               f.repeats ? fmt::format(" (+{} more failed call{} with this cause)", f.repeats,
+                                       f.repeats == 1 ? "" : "s")
+                         : "",
+               style.bold(),
                f.title, style.reset());
     for (const auto& line : f.evidence) fmt::print(out, "  {}\n", line);
     if (f.fixes.empty()) continue;

@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "analysis/dlerror_text.h"
 #include "analysis/elf_file.h"
 #include "analysis/scope_graph.h"
 #include "commands/command.h"
@@ -181,8 +182,72 @@ class ScopesPrinter {
     return out;
   }
 
+  // An object whose dlopen failed is not in the trace, but the question "where did its lookups
+  // go?" is the natural one after the failure: the search list it had during that call.
+  bool print_failed_load() {
+    std::optional<format::EventSlot> failed;
+    std::string file;
+    reader_.for_each_event([&](const format::EventSlot& e) {
+      if (!is_open_call(e.call) || (e.bits & format::kEventOk)) return true;
+      DlerrorText err = parse_dlerror(reader_.string(e.error));
+      std::string_view requested = reader_.string(e.name);
+      for (std::string_view candidate : {std::string_view(err.object), requested}) {
+        if (candidate.empty()) continue;
+        if (candidate == options_.for_object || basename_of(candidate) == options_.for_object) {
+          failed = e;
+          file = std::string(err.kind == DlerrorText::Kind::kUndefinedSymbol ? err.object : candidate);
+          return false;
+        }
+      }
+      return true;
+    });
+    if (!failed) return false;
+    const ElfFile* elf = elf_.file(file);
+    if (!elf) {
+      fmt::print(out_, "{}: its dlopen #{} failed ({}); its file cannot be read, so its "
+                       "dependencies are unknown\n",
+                 options_.for_object, failed->seq, reader_.string(failed->error));
+      return true;
+    }
+    const ObjectRecord* caller = reader_.object(failed->caller_object);
+    int64_t lmid = failed->call == static_cast<uint16_t>(format::CallKind::kDlmopen)
+                       ? failed->lmid
+                       : caller ? caller->lmid : 0;
+    fmt::print(out_, "{}{}{} ({}) never finished loading: dlopen #{} failed:\n  {}\n",
+               style_.bold(), basename_of(file), style_.reset(), file, failed->seq,
+               reader_.string(failed->error));
+    fmt::print(out_, "during that call its undefined symbols were looked up in these objects, "
+                     "in this order:\n");
+    int index = 0;
+    if (auto g = graph_.global_list(lmid)) {
+      fmt::print(out_, " scope 0: {}\n", title(graph_.lists()[*g]));
+      for (uint32_t id : graph_.lists()[*g].objects_at(failed->seq)) {
+        const ObjectRecord* o = reader_.object(id);
+        if (o && o->alive_at(failed->seq))
+          fmt::print(out_, "  {:>3}. {}{}{}  {}{}{}\n", ++index, style_.bold(), model_.name_of(*o),
+                     style_.reset(), style_.dim(), model_.path_of(*o), style_.reset());
+      }
+    }
+    std::vector<std::string> unresolved;
+    auto group = graph_.closure_of_file(*elf, lmid, failed->seq, &unresolved);
+    fmt::print(out_, " scope 1: its own group (it and its dependencies)\n");
+    fmt::print(out_, "  {:>3}. {}{}{}  {}{}{}\n", ++index, style_.bold(), basename_of(file),
+               style_.reset(), style_.dim(), file, style_.reset());
+    for (uint32_t id : group) {
+      const ObjectRecord* o = reader_.object(id);
+      if (o)
+        fmt::print(out_, "  {:>3}. {}{}{}  {}{}{}\n", ++index, style_.bold(), model_.name_of(*o),
+                   style_.reset(), style_.dim(), model_.path_of(*o), style_.reset());
+    }
+    for (const auto& name : unresolved)
+      fmt::print(out_, "       {} (loaded for the call and unloaded with it)\n", name);
+    fmt::print(out_, "`dltrace explain` says why the symbol was not among them.\n");
+    return true;
+  }
+
   absl::Status print_for() {
     auto objects = matching(options_.for_object);
+    if (objects.empty() && !options_.json && print_failed_load()) return absl::OkStatus();
     if (objects.empty()) {
       return absl::NotFoundError(fmt::format(
           "no object named \"{}\" in the trace (give a basename, soname, path or #id; "
