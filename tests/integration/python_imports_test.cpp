@@ -5,14 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -23,7 +22,9 @@ namespace {
 
 const char* const kPython = "/usr/bin/python3";
 
-std::string dir() { return fixture("python_imports"); }
+std::string dir() {
+  return fixture("python_imports");
+}
 
 bool has_python() {
   if (access(kPython, X_OK) == 0) return true;
@@ -66,7 +67,8 @@ size_t depth_column(const std::string& line) {
 }
 
 // Index of the first line containing `needle`, or lines.size().
-size_t find_line(const std::vector<std::string>& lines, const std::string& needle, size_t from = 0) {
+size_t find_line(const std::vector<std::string>& lines, const std::string& needle,
+                 size_t from = 0) {
   for (size_t i = from; i < lines.size(); ++i)
     if (lines[i].find(needle) != std::string::npos) return i;
   return lines.size();
@@ -127,7 +129,8 @@ TEST_CASE("tree and stats attribute each extension module to the import that cau
 
   // The group line of a top-level statement of app.py, and how many loads it claims.
   auto group = [&](const std::string& marker) {
-    const std::string head = "python " + app + ":" + std::to_string(marker_line(app, marker)) + ": ";
+    const std::string head =
+        "python " + app + ":" + std::to_string(marker_line(app, marker)) + ": ";
     const size_t at = find_line(lines, head);
     REQUIRE(at < lines.size());
     return at;
@@ -139,7 +142,8 @@ TEST_CASE("tree and stats attribute each extension module to the import that cau
     std::vector<const json*> out;
     const int line = marker_line(app, marker);
     for (const json& e : j["events"]) {
-      if (e["call"] != "dlopen" || !e["python_stack"].is_array() || e["python_stack"].empty()) continue;
+      if (e["call"] != "dlopen" || !e["python_stack"].is_array() || e["python_stack"].empty())
+        continue;
       const json& stack = e["python_stack"];
       const json& top = stack.back();
       if (top["file"] == app && top["line"] == line) {
@@ -185,7 +189,8 @@ TEST_CASE("tree and stats attribute each extension module to the import that cau
     const auto loads = loads_at("json-import");
     REQUIRE(!loads.empty());
     CHECK(check_group("json-import", loads) >= 1);
-    CHECK(lines[group("json-import")].find(": import json  # MARK:json-import") != std::string::npos);
+    CHECK(lines[group("json-import")].find(": import json  # MARK:json-import") !=
+          std::string::npos);
     CHECK(tree.out.find("import at /usr/lib/python3") != std::string::npos);
   }
   SECTION("import numpy: every numpy extension module under the import line") {
@@ -207,7 +212,8 @@ TEST_CASE("tree and stats attribute each extension module to the import that cau
     check_group("local-call", loads);
     const size_t at = find_line(lines, "/_decimal.");
     REQUIRE(at + 1 < lines.size());
-    CHECK(lines[at + 1].find("import at " + app + ":" + std::to_string(marker_line(app, "local-import")) +
+    CHECK(lines[at + 1].find("import at " + app + ":" +
+                             std::to_string(marker_line(app, "local-import")) +
                              " in load_decimal") != std::string::npos);
   }
   SECTION("ctypes.CDLL: the CDLL line, not ctypes' own code") {

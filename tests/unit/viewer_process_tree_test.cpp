@@ -1,8 +1,7 @@
 // The process tree of several traces (model/process_tree): pid/ppid, fork, exec, start order.
 // How `dltrace tree T1 T2 ... | DIR` prints it: viewer_tree_processes_test.cpp.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
@@ -36,12 +35,12 @@ viewer::ProcessTree tree_of(const std::vector<ProcessInfo>& processes) {
 TEST_CASE("process tree: pid/ppid, fork, child, exec, start order", "[viewer][process]") {
   const std::vector<std::string> app = {"python3", "mp.py"};
   std::vector<ProcessInfo> ps = {
-      process(100, 1, 1000, "/usr/bin/python3.11", app),                         // 0 root
-      process(101, 100, 2000, "/usr/bin/python3.11", app),                       // 1 fork
-      process(102, 100, 3000, "/usr/bin/python3.11", {"python3", "-c", "x"}),    // 2 child
-      process(103, 100, 4000, "/usr/bin/true", {"true"}),                        // 3 exec of 4
-      process(103, 100, 3500, "/usr/bin/python3.11", app),                       // 4 fork
-      process(200, 999, 500, "/bin/sh", {"sh"}),                                 // 5 root
+      process(100, 1, 1000, "/usr/bin/python3.11", app),                       // 0 root
+      process(101, 100, 2000, "/usr/bin/python3.11", app),                     // 1 fork
+      process(102, 100, 3000, "/usr/bin/python3.11", {"python3", "-c", "x"}),  // 2 child
+      process(103, 100, 4000, "/usr/bin/true", {"true"}),                      // 3 exec of 4
+      process(103, 100, 3500, "/usr/bin/python3.11", app),                     // 4 fork
+      process(200, 999, 500, "/bin/sh", {"sh"}),                               // 5 root
   };
   const viewer::ProcessTree t = tree_of(ps);
   CHECK(t.roots == std::vector<size_t>{5, 0});
@@ -58,10 +57,10 @@ TEST_CASE("process tree: pid/ppid, fork, child, exec, start order", "[viewer][pr
 TEST_CASE("process tree: a child of an exec'ed process hangs under the image that ran it",
           "[viewer][process]") {
   std::vector<ProcessInfo> ps = {
-      process(10, 1, 100, "/bin/sh", {"sh", "run.sh"}),      // 0
-      process(10, 1, 200, "/usr/bin/python3.11", {"py"}),    // 1: sh exec'ed python
-      process(11, 10, 150, "/usr/bin/env", {"env"}),         // 2: started by sh
-      process(12, 10, 250, "/usr/bin/ls", {"ls"}),           // 3: started by python
+      process(10, 1, 100, "/bin/sh", {"sh", "run.sh"}),    // 0
+      process(10, 1, 200, "/usr/bin/python3.11", {"py"}),  // 1: sh exec'ed python
+      process(11, 10, 150, "/usr/bin/env", {"env"}),       // 2: started by sh
+      process(12, 10, 250, "/usr/bin/ls", {"ls"}),         // 3: started by python
   };
   const viewer::ProcessTree t = tree_of(ps);
   CHECK(t.roots == std::vector<size_t>{0});
@@ -72,8 +71,7 @@ TEST_CASE("process tree: a child of an exec'ed process hangs under the image tha
 TEST_CASE("process tree: pids that claim each other as parents make no cycle",
           "[viewer][process]") {
   std::vector<ProcessInfo> ps = {
-      process(300, 301, 10, "/a", {"a"}),
-      process(301, 300, 20, "/b", {"b"}),
+      process(300, 301, 10, "/a", {"a"}), process(301, 300, 20, "/b", {"b"}),
       process(302, 302, 30, "/c", {"c"}),  // its own parent
   };
   const viewer::ProcessTree t = tree_of(ps);

@@ -1,13 +1,11 @@
 // Import attribution: which Python line caused each load (analysis/python_imports), and how
 // stats shows it, on a synthetic trace with CPython 3.11-shaped stacks (viewer_python_trace.h).
 // The tree's side: viewer_tree_python_test.cpp.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 
-#include <nlohmann/json.hpp>
-
+#include <catch2/catch.hpp>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -138,14 +136,17 @@ TEST_CASE("python loads: a stack at the recorder's frame limit is marked truncat
   const auto frames = fx.reader->py_stack(e->py_stack);
   REQUIRE(!frames.empty());
   std::vector<format::PyFrame> deep;
-  while (deep.size() < viewer::kRecordedPythonFrames) deep.push_back(frames[deep.size() % frames.size()]);
+  while (deep.size() < viewer::kRecordedPythonFrames)
+    deep.push_back(frames[deep.size() % frames.size()]);
   CHECK(viewer::attribute_python_stack(*fx.reader, deep).truncated);
   CHECK_FALSE(viewer::attribute_python_stack(*fx.reader, frames).truncated);
   CHECK_FALSE(viewer::attribute_python_stack(*fx.reader, {}).site);
 }
 
-TEST_CASE("python loads: a cut stack gets its top-level statement from a complete stack through "
-          "a module frame they share", "[viewer][python]") {
+TEST_CASE(
+    "python loads: a cut stack gets its top-level statement from a complete stack through "
+    "a module frame they share",
+    "[viewer][python]") {
   PythonFixture fx;
   // numpy's _umath load (seq 2): importlib x4, overrides.py <module>, importlib,
   // numpy/__init__.py <module>, importlib, main.py:2.
@@ -183,9 +184,7 @@ TEST_CASE("python loads: a cut stack gets its top-level statement from a complet
 TEST_CASE("source lines: read once, trimmed; pseudo-files and missing lines give nothing",
           "[viewer][python]") {
   test::ScratchDir dir;
-  {
-    std::ofstream(dir.file("app.py")) << "import os\n    import numpy  # top\n\n";
-  }
+  { std::ofstream(dir.file("app.py")) << "import os\n    import numpy  # top\n\n"; }
   viewer::SourceLines lines(dir.path());
   CHECK(lines.line(dir.file("app.py"), 2) == "import numpy  # top");
   CHECK(lines.line("app.py", 1) == "import os");  // relative to the process's cwd
@@ -201,17 +200,20 @@ TEST_CASE("stats: native load time per top-level import, and the slowest loads f
   const std::string out = test::rendered_text(
       [&](std::FILE* f) { CHECK(viewer::stats_trace(*fx.reader, {}, f).ok()); });
   INFO(out);
-  CHECK(has(out, "native load time per top-level import: 6 of 6 statement(s), 8 load(s) from Python\n"));
-  CHECK(has(out, "         total  loads  objects  statement\n"
-                 "      3.000 ms      3        4  /app/main.py:2\n"
-                 "      300.0 us      1        1  /app/main.py:5\n"
-                 "      150.0 us      1        1  /app/main.py:1\n"
-                 "       40.0 us      1        1  /app/main.py:10 in body\n"
-                 "       20.0 us      1        0  /app/main.py:8 (1 failed)\n"
-                 "       12.0 us      1        1  /app/main.py:7\n"));
+  CHECK(has(out,
+            "native load time per top-level import: 6 of 6 statement(s), 8 load(s) from Python\n"));
+  CHECK(has(out,
+            "         total  loads  objects  statement\n"
+            "      3.000 ms      3        4  /app/main.py:2\n"
+            "      300.0 us      1        1  /app/main.py:5\n"
+            "      150.0 us      1        1  /app/main.py:1\n"
+            "       40.0 us      1        1  /app/main.py:10 in body\n"
+            "       20.0 us      1        0  /app/main.py:8 (1 failed)\n"
+            "       12.0 us      1        1  /app/main.py:7\n"));
   CHECK(has(out, "slowest 8 load(s) from Python (of 8), with the import that caused each\n"));
-  CHECK(has(out, "      2.000 ms        2  _umath.so  <- import at "
-                 "/usr/lib/python3/dist-packages/numpy/core/overrides.py:6 <- /app/main.py:2\n"));
+  CHECK(has(out,
+            "      2.000 ms        2  _umath.so  <- import at "
+            "/usr/lib/python3/dist-packages/numpy/core/overrides.py:6 <- /app/main.py:2\n"));
   CHECK(has(out, "       12.0 us        6  libm.so.6  <- /app/main.py:7\n"));
   CHECK(has(out, "       20.0 us        8  _broken.so (failed)  <- import at /app/main.py:8\n"));
   CHECK_FALSE(has(out, "libnative.so  <-"));  // no Python stack: not a load from Python
@@ -240,7 +242,8 @@ TEST_CASE("stats: native load time per top-level import, and the slowest loads f
   CHECK(slowest["top_level"]["line"] == 2);
 }
 
-TEST_CASE("stats: a process without Python code has no Python sections", "[viewer][python][stats]") {
+TEST_CASE("stats: a process without Python code has no Python sections",
+          "[viewer][python][stats]") {
   test::ScratchDir dir;
   const std::string path = dir.file("c.trace");
   {
@@ -257,8 +260,8 @@ TEST_CASE("stats: a process without Python code has no Python sections", "[viewe
   std::string error;
   auto reader = TraceReader::open(path, &error);
   REQUIRE(reader);
-  const std::string out = test::rendered_text(
-      [&](std::FILE* f) { CHECK(viewer::stats_trace(*reader, {}, f).ok()); });
+  const std::string out =
+      test::rendered_text([&](std::FILE* f) { CHECK(viewer::stats_trace(*reader, {}, f).ok()); });
   INFO(out);
   CHECK(has(out, "dlopen(\"libplugin.so\")"));
   CHECK_FALSE(has(out, "Python"));

@@ -80,31 +80,33 @@ inline std::string write_python_trace(const std::string& path) {
 
   // seq 1: import json -> json/decoder.py -> json/scanner.py imports _json.
   const uint64_t json_seq = w.reserve_seq();
-  const uint32_t json = object("/usr/lib/python3.11/lib-dynload/_json.so", C::kDlopen, exe, json_seq);
-  const auto json_stack = py_v(import_frames(
-      "/usr/lib/python3.11/json/scanner.py", 5, "<module>",
-      {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/usr/lib/python3.11/json/__init__.py", 106, "<module>"},
-       {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/app/main.py", 1, "<module>"}}));
+  const uint32_t json =
+      object("/usr/lib/python3.11/lib-dynload/_json.so", C::kDlopen, exe, json_seq);
+  const auto json_stack =
+      py_v(import_frames("/usr/lib/python3.11/json/scanner.py", 5, "<module>",
+                         {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/usr/lib/python3.11/json/__init__.py", 106, "<module>"},
+                          {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/app/main.py", 1, "<module>"}}));
   format::EventSlot json_open = open_event(json_seq, "/usr/lib/python3.11/lib-dynload/_json.so",
                                            150000, json_stack, exe, json);
   w.commit(json_open);
 
   // seq 2 (+ nested seq 3): import numpy -> numpy/core/overrides.py imports _umath.
   const uint64_t umath_seq = w.reserve_seq();
-  const uint32_t umath = object("/usr/lib/python3/dist-packages/numpy/core/_umath.so", C::kDlopen,
-                                exe, umath_seq);
+  const uint32_t umath =
+      object("/usr/lib/python3/dist-packages/numpy/core/_umath.so", C::kDlopen, exe, umath_seq);
   object("/usr/lib/x86_64-linux-gnu/libblas.so.3", C::kNeeded, umath, umath_seq);
-  const auto umath_stack = py_v(import_frames(
-      "/usr/lib/python3/dist-packages/numpy/core/overrides.py", 6, "<module>",
-      {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/usr/lib/python3/dist-packages/numpy/__init__.py", 141, "<module>"},
-       {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/app/main.py", 2, "<module>"}}));
+  const auto umath_stack =
+      py_v(import_frames("/usr/lib/python3/dist-packages/numpy/core/overrides.py", 6, "<module>",
+                         {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/usr/lib/python3/dist-packages/numpy/__init__.py", 141, "<module>"},
+                          {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/app/main.py", 2, "<module>"}}));
   const uint64_t gomp_seq = w.reserve_seq();
   const uint32_t gomp = object("/opt/lib/libgomp.so", C::kDlopen, umath, gomp_seq);
-  format::EventSlot gomp_open = open_event(gomp_seq, "libgomp.so", 500000, umath_stack, umath, gomp);
+  format::EventSlot gomp_open =
+      open_event(gomp_seq, "libgomp.so", 500000, umath_stack, umath, gomp);
   gomp_open.parent_seq = umath_seq;
   gomp_open.bits |= format::kEventNested;
   w.commit(gomp_open);
@@ -115,14 +117,14 @@ inline std::string write_python_trace(const std::string& path) {
 
   // seq 4: numpy/random/_pickle.py imports _pcg64, still under main.py:2.
   const uint64_t pcg_seq = w.reserve_seq();
-  const uint32_t pcg = object("/usr/lib/python3/dist-packages/numpy/random/_pcg64.so", C::kDlopen,
-                              exe, pcg_seq);
-  const auto pcg_stack = py_v(import_frames(
-      "/usr/lib/python3/dist-packages/numpy/random/_pickle.py", 3, "<module>",
-      {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/usr/lib/python3/dist-packages/numpy/__init__.py", 152, "<module>"},
-       {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
-       {"/app/main.py", 2, "<module>"}}));
+  const uint32_t pcg =
+      object("/usr/lib/python3/dist-packages/numpy/random/_pcg64.so", C::kDlopen, exe, pcg_seq);
+  const auto pcg_stack =
+      py_v(import_frames("/usr/lib/python3/dist-packages/numpy/random/_pickle.py", 3, "<module>",
+                         {{"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/usr/lib/python3/dist-packages/numpy/__init__.py", 152, "<module>"},
+                          {"<frozen importlib._bootstrap>", 1178, "_find_and_load"},
+                          {"/app/main.py", 2, "<module>"}}));
   format::EventSlot pcg_open =
       open_event(pcg_seq, "/usr/lib/python3/dist-packages/numpy/random/_pcg64.so", 1000000,
                  pcg_stack, exe, pcg);
@@ -130,7 +132,8 @@ inline std::string write_python_trace(const std::string& path) {
 
   // seq 5: `import _decimal` inside load_decimal(), called at main.py:5.
   const uint64_t dec_seq = w.reserve_seq();
-  const uint32_t dec = object("/usr/lib/python3.11/lib-dynload/_decimal.so", C::kDlopen, exe, dec_seq);
+  const uint32_t dec =
+      object("/usr/lib/python3.11/lib-dynload/_decimal.so", C::kDlopen, exe, dec_seq);
   const auto dec_stack =
       py_v(import_frames("/app/main.py", 4, "load_decimal", {{"/app/main.py", 5, "<module>"}}));
   format::EventSlot dec_open = open_event(dec_seq, "/usr/lib/python3.11/lib-dynload/_decimal.so",
@@ -159,8 +162,8 @@ inline std::string write_python_trace(const std::string& path) {
 
   // seq 8: an extension module that fails to load.
   const auto broken_stack = py_v(import_frames("/app/main.py", 8, "<module>", {}));
-  format::EventSlot broken = open_event(w.reserve_seq(), "/app/_broken.so", 20000, broken_stack,
-                                        exe, format::kNoId);
+  format::EventSlot broken =
+      open_event(w.reserve_seq(), "/app/_broken.so", 20000, broken_stack, exe, format::kNoId);
   broken.bits = 0;
   broken.handle = 0;
   broken.error = w.intern_string("/app/_broken.so: undefined symbol: PyFoo");

@@ -1,10 +1,9 @@
 // `dltrace tree T1 T2 ... | DIR`: the process tree of several traces, each process with its load
 // tree under it; a fork child's objects from before the fork folded unless --all.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
@@ -37,7 +36,8 @@ std::string write_process_trace(const std::string& path, int32_t pid, int32_t pp
     o.load_seq = seq;
     return w.add_object(o);
   };
-  const uint32_t exe = object("/usr/bin/python3.11", format::ObjectCause::kStartup, format::kNoId, 0);
+  const uint32_t exe =
+      object("/usr/bin/python3.11", format::ObjectCause::kStartup, format::kNoId, 0);
   if (inherited_module) {
     object("/usr/lib/python3.11/lib-dynload/_json.so", format::ObjectCause::kDlopen, exe, 0);
   }
@@ -82,9 +82,8 @@ TEST_CASE("tree of several traces: the process tree with each process's loads",
   }
   std::reverse(traces.begin(), traces.end());  // the order of the arguments does not matter
   auto render = [&](const viewer::TreeOptions& options) {
-    return test::rendered_text([&](std::FILE* f) {
-      CHECK(viewer::process_tree_trace(traces, options, false, f).ok());
-    });
+    return test::rendered_text(
+        [&](std::FILE* f) { CHECK(viewer::process_tree_trace(traces, options, false, f).ok()); });
   };
   const std::string out = render({});
   INFO(out);
@@ -95,7 +94,8 @@ TEST_CASE("tree of several traces: the process tree with each process's loads",
       "│         caller python3.11\n"
       "├── pid 101 (fork) python3 mp.py  [exit 0] dltrace.python3.11.101.trace\n"
       "│       /usr/bin/python3.11 [executable]\n"
-      "│       └── /opt/libforked.so  dlopen(RTLD_NOW|RTLD_LOCAL) 5.0 us incl. constructors (local)\n"
+      "│       └── /opt/libforked.so  dlopen(RTLD_NOW|RTLD_LOCAL) 5.0 us incl. constructors "
+      "(local)\n"
       "│             caller python3.11\n"
       "│       1 object loaded before the fork hidden (--all to show)\n"
       "└── pid 102 python3 -c import _json  [exit 0] dltrace.python3.11.102.trace\n"
@@ -106,7 +106,8 @@ TEST_CASE("tree of several traces: the process tree with each process's loads",
   all.all = true;
   const std::string everything = render(all);
   INFO(everything);
-  CHECK(has(everything, "│       ├── /usr/lib/python3.11/lib-dynload/_json.so [dlopen'ed before the fork]\n"));
+  CHECK(has(everything,
+            "│       ├── /usr/lib/python3.11/lib-dynload/_json.so [dlopen'ed before the fork]\n"));
   CHECK_FALSE(has(everything, "hidden"));
 }
 
@@ -118,6 +119,6 @@ TEST_CASE("tree of several traces: directories expand to their traces", "[viewer
   test::write_file(dir.file("notes.txt"), "x", 1);
   auto paths = viewer::expand_trace_paths({dir.path(), "/some/file.trace"});
   REQUIRE(paths.ok());
-  CHECK(*paths == std::vector<std::string>{dir.file("a.trace"), dir.file("b.trace"),
-                                           "/some/file.trace"});
+  CHECK(*paths ==
+        std::vector<std::string>{dir.file("a.trace"), dir.file("b.trace"), "/some/file.trace"});
 }

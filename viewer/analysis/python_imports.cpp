@@ -1,11 +1,11 @@
 #include "analysis/python_imports.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "model/trace_model.h"
 
@@ -25,7 +25,9 @@ bool is_importlib_bootstrap(std::string_view file) {
          ends_with_path(file, "importlib/_bootstrap_external.py");
 }
 
-bool is_frozen(std::string_view file) { return file.starts_with("<frozen "); }
+bool is_frozen(std::string_view file) {
+  return file.starts_with("<frozen ");
+}
 
 PyLine line_of(const TraceReader& reader, const format::PyFrame& f) {
   return PyLine{std::string(reader.has_string(f.file) ? reader.string(f.file) : "?"), f.line,
@@ -156,8 +158,8 @@ PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& mo
   absl::flat_hash_map<std::pair<std::string, int>, size_t> index;
   for (const PyLoad& l : out.loads) {
     if (!l.where.top) continue;
-    auto [it, fresh] = index.try_emplace(std::pair(l.where.top->file, l.where.top->line),
-                                         out.top_level.size());
+    auto [it, fresh] =
+        index.try_emplace(std::pair(l.where.top->file, l.where.top->line), out.top_level.size());
     if (fresh) out.top_level.push_back(TopLevelLoads{*l.where.top});
     TopLevelLoads& t = out.top_level[it->second];
     t.truncated |= l.where.truncated;
@@ -188,8 +190,10 @@ std::optional<std::string> SourceLines::line(const std::string& file, int line) 
   const auto& lines = it->second;
   if (static_cast<size_t>(line) > lines.size()) return std::nullopt;
   std::string_view text = lines[static_cast<size_t>(line) - 1];
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
   if (text.empty()) return std::nullopt;
   return std::string(text);
 }

@@ -77,11 +77,11 @@ bool is_stdlib_file(std::string_view file);
 // One dlopen/dlmopen made while Python code ran (its event carries a Python stack).
 struct PyLoad {
   uint64_t seq = 0;
-  std::string file;                   // the name passed to dlopen ("" for NULL)
-  uint32_t object = format::kNoId;    // the object opened (kNoId when the call failed)
-  uint64_t duration_ns = 0;           // including constructors
+  std::string file;                 // the name passed to dlopen ("" for NULL)
+  uint32_t object = format::kNoId;  // the object opened (kNoId when the call failed)
+  uint64_t duration_ns = 0;         // including constructors
   bool ok = false;
-  bool nested = false;                // inside another traced call: its time is counted there
+  bool nested = false;  // inside another traced call: its time is counted there
   size_t new_objects = 0;
   PyAttribution where;
 };
@@ -97,15 +97,16 @@ struct TopLevelLoads {
 };
 
 struct PythonLoads {
-  std::vector<PyLoad> loads;              // in seq order
-  std::vector<TopLevelLoads> top_level;   // most time first (ties: first seen first)
+  std::vector<PyLoad> loads;             // in seq order
+  std::vector<TopLevelLoads> top_level;  // most time first (ties: first seen first)
 };
 
 // One pass over the events.
 PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model);
 
 // Text of source lines, read once per file (relative names resolve against `cwd`): shown next to
-// file:line like a Python traceback does. Nothing for pseudo-files ("<string>") or unreadable files.
+// file:line like a Python traceback does. Nothing for pseudo-files ("<string>") or unreadable
+// files.
 class SourceLines {
  public:
   explicit SourceLines(std::string cwd = {}) : cwd_(std::move(cwd)) {}
