@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "render/dot_layout.h"
 #include "render/html_report.h"
 #include "viewer_graph_trace.h"
 
@@ -44,4 +45,17 @@ TEST_CASE("html report: inline SVG graph, events as data, placeholders, no netwo
   CHECK(rows[2][9] == 0);
   CHECK(has(rows[2][8].get<std::string>(), "cannot open shared object file"));
   CHECK(rows[4][9] == 1);
+}
+
+TEST_CASE("dot_to_svg lays out with the Graphviz library, up to a node limit", "[viewer][html]") {
+  const std::string dot = "digraph g { a -> b; b -> c; a [label=\"libα.so\"]; }";
+  auto svg = viewer::dot_to_svg(dot);
+  REQUIRE(svg.ok());
+  CHECK(svg->starts_with("<svg"));
+  CHECK(has(*svg, "libα.so"));
+  auto too_big = viewer::dot_to_svg(dot, 2);
+  REQUIRE_FALSE(too_big.ok());
+  CHECK(too_big.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(has(std::string(too_big.status().message()), "3 nodes"));
+  CHECK_FALSE(viewer::dot_to_svg("digraph {").ok());  // a syntax error is an error, not a crash
 }

@@ -6,11 +6,13 @@
 #include <memory>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "util/status.h"
 
 namespace dltrace::viewer {
 
-absl::StatusOr<std::string> dot_to_svg(std::string_view dot) {
+absl::StatusOr<std::string> dot_to_svg(std::string_view dot, int max_nodes) {
   // Graphviz prints warnings (e.g. about fonts) on stderr; only errors matter here.
   agseterr(AGERR);
   std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
@@ -18,6 +20,11 @@ absl::StatusOr<std::string> dot_to_svg(std::string_view dot) {
   const std::string text(dot);  // agmemread wants a NUL-terminated string
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(text.c_str()), &agclose);
   if (!graph) return TraceError("Graphviz could not parse the generated graph");
+  if (const int nodes = agnnodes(graph.get()); nodes > max_nodes) {
+    return absl::ResourceExhaustedError(
+        fmt::format("the graph has {} nodes, too many to lay out here (at most {})", nodes,
+                    max_nodes));
+  }
   if (gvLayout(gvc.get(), graph.get(), "dot") != 0) {
     return TraceError("Graphviz could not lay out the graph (is its dot plugin installed?)");
   }

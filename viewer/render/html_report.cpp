@@ -3,10 +3,15 @@
 #include <signal.h>
 #include <string.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <fmt/format.h>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "dltrace/flags.h"
 #include "model/trace_model.h"
@@ -119,7 +124,8 @@ class HtmlReport {
     if (svg.ok()) {
       put(*svg);
     } else {
-      put(fmt::format("<p class=\"note\">The load graph could not be drawn: {}</p>",
+      put(fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
+                      "it with <code>dltrace dot --focus NAME TRACE | dot -Tsvg</code>.</p>",
                       html_escape(std::string(svg.status().message()))));
     }
     put("</div></section>\n");
