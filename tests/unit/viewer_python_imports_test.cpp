@@ -201,9 +201,10 @@ TEST_CASE("stats: native load time per top-level import, and the slowest loads f
       [&](std::FILE* f) { CHECK(viewer::stats_trace(*fx.reader, {}, f).ok()); });
   INFO(out);
   CHECK(has(out,
-            "native load time per top-level import: 6 of 6 statement(s), 8 load(s) from Python\n"));
+            "native load time per top-level import: 6 of 6 statement(s), 8 dlopen call(s) from "
+                 "Python\n"));
   CHECK(has(out,
-            "         total  loads  objects  statement\n"
+            "         total  calls  objects  statement\n"
             "      3.000 ms      3        4  /app/main.py:2\n"
             "      300.0 us      1        1  /app/main.py:5\n"
             "      150.0 us      1        1  /app/main.py:1\n"

@@ -254,11 +254,13 @@ void StatsCollector::python_text(fmt::memory_buffer& b) {
   };
   SourceLines sources(reader_.process().cwd);
   const size_t statements = std::min(top_, python_.top_level.size());
-  put("\nnative load time per top-level import: {} of {} statement(s), {} load(s) from Python\n"
+  put("\nnative load time per top-level import: {} of {} statement(s), {} dlopen call(s) from "
+      "Python\n"
       "(dlopen time including constructors; nested loads count once, in the load around them)\n",
       statements, python_.top_level.size(), python_.loads.size());
   if (statements) {
-    put("  {:>12} {:>6} {:>8}  {}\n", "total", "loads", "objects", "statement");
+    // calls: every dlopen made for the statement, also of objects already loaded.
+    put("  {:>12} {:>6} {:>8}  {}\n", "total", "calls", "objects", "statement");
     for (size_t k = 0; k < statements; ++k) {
       const TopLevelLoads& t = python_.top_level[k];
       put("  {:>12} {:>6} {:>8}  {}", duration_text(t.total_ns), t.loads, t.objects,
