@@ -31,7 +31,8 @@ namespace {
 constexpr long kMaxGrowthKb = 16 * 1024;
 
 struct Result {
-  bool ok = false;
+  bool ok = false;       // exited normally
+  int exit_code = -1;
   long max_rss_kb = 0;
   uint64_t bytes = 0;
   uint64_t lines = 0;
@@ -85,7 +86,8 @@ Result run(const std::string& dltrace, const std::vector<std::string>& args,
   rusage usage{};
   if (wait4(pid, &status, 0, &usage) != pid) return r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  r.ok = WIFEXITED(status);
+  r.exit_code = r.ok ? WEXITSTATUS(status) : -1;
   r.max_rss_kb = usage.ru_maxrss;
   return r;
 }
@@ -96,6 +98,7 @@ struct Command {
   std::string needle;             // counted in the output
   // Checks the output of a run over `events` events; returns "" or what is wrong.
   std::string (*check)(const Result& r, uint64_t events);
+  int exit_code = 0;  // explain exits 1 when it found problems (the trace has failed calls)
 };
 
 std::string expect(bool ok, const std::string& what) { return ok ? std::string() : what; }
@@ -169,6 +172,21 @@ int main(int argc, char** argv) {
                        "tree has " + std::to_string(r.matches) + " failed-load leaves for " +
                            std::to_string(events / 100) + " failed calls");
        }},
+      {"scopes", {"scopes", "--color=never"}, "local scope of dlopen #", [](const Result& r, uint64_t) {
+         // One local scope per dlopen group (the plugins are opened once, then only get more
+         // references), whatever the number of events.
+         return expect(r.matches > 0 && r.matches < 100,
+                       "scopes printed " + std::to_string(r.matches) + " local scopes");
+       }},
+      {"explain", {"explain", "--color=never"}, "[library-not-found]", [](const Result& r, uint64_t) {
+         // 20 missing libraries, failing again and again: one finding per library and caller.
+         return expect(r.matches > 0 && r.matches <= 20 * 64,
+                       "explain printed " + std::to_string(r.matches) + " not-found findings");
+       }, 1},
+      {"explain --json", {"explain", "--json"}, "\"kind\":\"library-not-found\"", [](const Result& r, uint64_t) {
+         return expect(r.matches > 0 && r.matches <= 20 * 64,
+                       "explain --json has " + std::to_string(r.matches) + " not-found findings");
+       }, 1},
   };
 
   int failures = 0;
@@ -184,7 +202,7 @@ int main(int argc, char** argv) {
     std::printf("%-14s %9ld KB %9ld KB %7ld KB %8.2fs %8.2fs\n", c.name.c_str(), s.max_rss_kb,
                 l.max_rss_kb, growth, s.seconds, l.seconds);
     std::string problem;
-    if (!s.ok || !l.ok) {
+    if (!s.ok || !l.ok || s.exit_code != c.exit_code || l.exit_code != c.exit_code) {
       problem = "dltrace failed";
     } else if (std::string e = c.check(s, small); !e.empty()) {
       problem = e + " (small trace)";
