@@ -7,7 +7,8 @@
 #    traced (interposed) dlsym with a real handle / RTLD_DEFAULT / RTLD_NEXT, stacks off and at
 #    the default depth, and dlopen+dlclose of a small library: a table with the delta per call.
 # 2. Whole-process wall time, traced vs untraced, median of N runs each (interleaved):
-#    /usr/bin/python3 -c "import json, decimal, ssl, sqlite3, ctypes" and a dlopen+dlclose loop.
+#    /usr/bin/python3 -c "import json, decimal, ssl, sqlite3, ctypes", -c "import numpy" and a
+#    dlopen+dlclose loop; and the per-call cost of a dlsym made from Python code (Python stacks).
 # Each is compared with the project's targets. --smoke (used by ctest) only checks that
 # dl_bench runs under the preload, with --benchmark_min_time=0.01.
 set -euo pipefail
@@ -133,6 +134,29 @@ def compare(label, cmd, target):
 
 compare("python3 -c 'import json, decimal, ssl, sqlite3, ctypes'",
         ["/usr/bin/python3", "-c", "import json, decimal, ssl, sqlite3, ctypes"], 1.05)
+if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=True).returncode == 0:
+    compare("python3 -c 'import numpy'", ["/usr/bin/python3", "-c", "import numpy"], 1.05)
 if os.access(loop, os.X_OK):
     compare("rt_dlopen_loop 2000 (dlopen+dlsym+dlclose)", [loop, "2000"], 1.05)
+
+# Python stack capture: dlsym made from Python code (ctypes' CDLL[name] looks the name up each
+# time), timed inside the process; native stacks off, so the traced delta is the recorder plus
+# the Python stack. Compare with dl_bench's "stacks off" dlsym delta for the Python part alone.
+N = 200000
+code = ("import ctypes, time\n"
+        "lib = ctypes.CDLL('libm.so.6')\n"
+        "for _ in range(1000): lib['cos']\n"
+        "t = time.perf_counter()\n"
+        f"for _ in range({N}): lib['cos']\n"
+        f"print((time.perf_counter() - t) / {N} * 1e9)\n")
+def per_call(env):
+    out = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"python dlsym loop failed: {out.stderr}")
+    clear()
+    return float(out.stdout)
+plain = statistics.median(per_call(base) for _ in range(5))
+py_traced = statistics.median(per_call(dict(traced, DLTRACE_STACK_DEPTH="0", DLTRACE_BUFFER_SIZE="256M")) for _ in range(5))
+print(f"{'python ctypes lib[name] (one dlsym each)':<44} untraced {plain:8.0f} ns  traced {py_traced:8.0f} ns"
+      f"  delta {py_traced - plain:6.0f} ns per call (recorder + Python stack, native stacks off)")
 EOF
