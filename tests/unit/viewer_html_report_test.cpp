@@ -59,3 +59,27 @@ TEST_CASE("dot_to_svg lays out with the Graphviz library, up to a node limit", "
   CHECK(has(std::string(too_big.status().message()), "3 nodes"));
   CHECK_FALSE(viewer::dot_to_svg("digraph {").ok());  // a syntax error is an error, not a crash
 }
+
+TEST_CASE("html report: the explain findings first, then both graphs", "[viewer][html][explain]") {
+  test::GraphFixture fx;
+  const std::string html = test::rendered_text(
+      [&](std::FILE* f) { CHECK(viewer::write_html_report(*fx.reader, {}, f).ok()); });
+  const size_t findings = html.find("<section id=\"findings\">");
+  const size_t load = html.find("<section id=\"load-graph\">");
+  const size_t scope = html.find("<section id=\"scope-graph\">");
+  REQUIRE(findings != std::string::npos);
+  REQUIRE(load != std::string::npos);
+  REQUIRE(scope != std::string::npos);
+  CHECK(findings < load);
+  CHECK(load < scope);
+  // The failed dlopen of libnope<x>.so (an error text of no known shape) is a finding, escaped.
+  const std::string section = html.substr(findings, load - findings);
+  CHECK(has(section, "class=\"finding error\""));
+  CHECK(has(section, "<code>load-failed</code>"));
+  CHECK(has(section, "dlopen(&quot;libnope&lt;x&gt;.so&quot;, RTLD_NOW|RTLD_LOCAL) failed"));
+  CHECK_FALSE(has(section, "placeholder"));
+  // The scope graph is inline SVG too, with the global scope's cluster.
+  const std::string scopes = html.substr(scope, html.find("<section id=\"events\"") - scope);
+  CHECK(has(scopes, "<svg"));
+  CHECK(has(scopes, "global scope, namespace 0"));
+}

@@ -25,6 +25,13 @@ table.events td { padding: .15em .5em; border-bottom: 1px solid #f0f0f0; vertica
 table.events td.num { text-align: right; white-space: nowrap; }
 table.events tr.fail td { color: #b00020; }
 table.events tr.fail td.call { font-weight: bold; }
+.finding { border: 1px solid #ddd; border-left: 4px solid #999; border-radius: 4px; margin: .6em 0;
+  padding: .3em .8em; }
+.finding.error { border-left-color: #c53030; } .finding.warning { border-left-color: #d69e2e; }
+.finding summary { cursor: pointer; } .finding .severity { font-weight: bold; text-transform: uppercase;
+  font-size: .8em; } .finding.error .severity { color: #c53030; } .finding.warning .severity { color: #b7791f; }
+.finding .seq { color: #666; } .finding ul.evidence { margin: .3em 0; font-size: .95em; }
+pre.rule { background: #f7f7f7; border: 1px solid #e2e2e2; padding: .4em .6em; margin: .3em 0; }
 )CSS";
 
 // Rows: [seq, time_ms, tid, call, depth, arguments, result, duration_ms, error, ok].

@@ -14,10 +14,15 @@
 #include "absl/container/flat_hash_map.h"
 
 #include "dltrace/flags.h"
+#include "analysis/elf_file.h"
+#include "analysis/explain.h"
+#include "analysis/scope_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_layout.h"
 #include "render/dot_load_graph.h"
+#include "render/dot_scope_graph.h"
 #include "render/html_assets.h"
+#include "render/html_findings.h"
 #include "render/json_writer.h"
 #include "util/status.h"
 
@@ -50,18 +55,12 @@ class HtmlReport {
     put(fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                     "<title>{}</title>\n<style>{}</style></head><body>\n<h1>{}</h1>\n",
                     html_escape(title), html_assets::kStyle, html_escape(title)));
-    put("<nav><a href=\"#load-graph\">Load graph</a><a href=\"#findings\">Findings</a>"
+    put("<nav><a href=\"#findings\">Findings</a><a href=\"#load-graph\">Load graph</a>"
         "<a href=\"#scope-graph\">Scope graph</a><a href=\"#events\">Events</a></nav>\n");
     summary();
+    findings();
     load_graph();
-    // Placeholders: the symbol-scope analysis (explain, scopes) fills these in.
-    put("<section id=\"findings\"><h2>Findings</h2>\n<div id=\"findings-explain\">"
-        "<p class=\"placeholder\">The diagnosis of failed dlopen/dlsym calls (dltrace explain) "
-        "is not in this report yet. Filter the event table below with “failed only”.</p>"
-        "</div></section>\n");
-    put("<section id=\"scope-graph\"><h2>Scope graph</h2>\n<div id=\"scope-graph-svg\">"
-        "<p class=\"placeholder\">The symbol scope graph is not available yet.</p>"
-        "</div></section>\n");
+    scope_graph();
     events();
     put(fmt::format("<script>{}</script>\n</body></html>\n", html_assets::kScript));
     if (std::fflush(out_) != 0 || std::ferror(out_)) return TraceError("cannot write the report");
@@ -126,6 +125,37 @@ class HtmlReport {
     } else {
       put(fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
                       "it with <code>dltrace dot --focus NAME TRACE | dot -Tsvg</code>.</p>",
+                      html_escape(std::string(svg.status().message()))));
+    }
+    put("</div></section>\n");
+  }
+
+  // What `dltrace explain` says, first: the answers before the pictures.
+  void findings() {
+    TraceModel model(reader_);
+    ElfCache elf;
+    ScopeGraph graph(model, elf);
+    put("<section id=\"findings\"><h2>Findings</h2>\n<div id=\"findings-explain\">");
+    put(findings_html(explain_trace(model, elf, graph)));
+    put("</div></section>\n");
+  }
+
+  void scope_graph() {
+    put("<section id=\"scope-graph\"><h2>Scope graph</h2>\n<p>One box per search list: each "
+        "namespace's global scope and every dlopen group's local scope, objects in lookup order; "
+        "red: an object whose symbol lookup failed, pointing at the object that has the symbol.");
+    if (!options_.all) put(" System libraries are folded into one node per scope.");
+    put("</p>\n<div id=\"scope-graph-svg\" class=\"graph\">");
+    ScopeGraphOptions graph_options;
+    graph_options.all = options_.all;
+    auto dot = scope_graph_dot(reader_, graph_options);
+    absl::StatusOr<std::string> svg = dot.ok() ? dot_to_svg(*dot) : dot.status();
+    if (svg.ok()) {
+      put(*svg);
+    } else {
+      put(fmt::format("<p class=\"note\">The scope graph could not be drawn: {}. Draw part of "
+                      "it with <code>dltrace dot --graph scope --focus NAME TRACE | dot -Tsvg</code>."
+                      "</p>",
                       html_escape(std::string(svg.status().message()))));
     }
     put("</div></section>\n");

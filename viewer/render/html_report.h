@@ -1,7 +1,7 @@
 // `dltrace html`: one self-contained HTML report (no network needed to view it): the process
-// summary, the load graph laid out as inline SVG, a filterable, sortable, paged event table
-// (the events are embedded as JSON, so 100k events stay responsive), and placeholder sections
-// for the findings (explain) and the scope graph.
+// summary, the explain findings, the load graph and the scope graph laid out as inline SVG, and
+// a filterable, sortable, paged event table (the events are embedded as JSON, so 100k events
+// stay responsive).
 #pragma once
 
 #include <cstdio>

@@ -1,0 +1,61 @@
+#include "render/html_findings.h"
+
+#include "fmt/format.h"
+
+namespace dltrace::viewer {
+namespace {
+
+std::string escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string findings_html(const ExplainResult& result) {
+  std::string out = "<div class=\"findings\">\n";
+  size_t infos = result.findings.size() - result.problems;
+  out += fmt::format("<p class=\"findings-summary\"><b>{} problem{}</b>, {} note{}.</p>\n",
+                     result.problems, result.problems == 1 ? "" : "s", infos, infos == 1 ? "" : "s");
+  if (result.findings.empty())
+    out += "<p>No failed calls, duplicates or interpositions.</p>\n";
+  for (const Finding& f : result.findings) {
+    const char* severity = severity_name(f.severity);
+    out += fmt::format("<details class=\"finding {}\"{}><summary><span class=\"severity\">{}</span> "
+                       "<code>{}</code>{} {}</summary>\n",
+                       severity, f.severity == Severity::kInfo ? "" : " open", severity,
+                       escape(f.kind), f.seq ? fmt::format(" <span class=\"seq\">#{}</span>", f.seq) : "",
+                       escape(f.title));
+    if (f.repeats)
+      out += fmt::format("<p class=\"repeats\">+{} more failed call{} with this cause</p>\n",
+                         f.repeats, f.repeats == 1 ? "" : "s");
+    out += "<ul class=\"evidence\">\n";
+    for (const auto& line : f.evidence) out += "<li>" + escape(line) + "</li>\n";
+    out += "</ul>\n";
+    if (!f.fixes.empty()) {
+      out += "<p class=\"fix-title\"><b>Fix</b>" + std::string(f.fixes.size() > 1 ? " (any one)" : "") +
+             ":</p>\n<ol class=\"fixes\">\n";
+      for (const auto& fix : f.fixes) {
+        out += "<li>" + escape(fix.text);
+        if (!fix.config.empty()) out += "<pre class=\"rule\">" + escape(fix.config) + "</pre>";
+        out += "</li>\n";
+      }
+      out += "</ol>\n";
+    }
+    out += "</details>\n";
+  }
+  out += "</div>\n";
+  return out;
+}
+
+}  // namespace dltrace::viewer
