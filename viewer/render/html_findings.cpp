@@ -1,24 +1,13 @@
 #include "render/html_findings.h"
 
 #include "fmt/format.h"
+#include "render/dot_text.h"
 
 namespace dltrace::viewer {
 namespace {
 
-std::string escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+// Paths and error texts are bytes: dot_html also makes them valid UTF-8.
+std::string escape(std::string_view s) { return dot_html(s); }
 
 }  // namespace
 
