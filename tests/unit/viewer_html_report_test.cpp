@@ -78,6 +78,7 @@ TEST_CASE("html report: the explain findings first, then both graphs", "[viewer]
   CHECK(has(section, "<code>load-failed</code>"));
   CHECK(has(section, "dlopen(&quot;libnope&lt;x&gt;.so&quot;, RTLD_NOW|RTLD_LOCAL) failed"));
   CHECK_FALSE(has(section, "placeholder"));
+  CHECK_FALSE(has(section, "<pre class=\"rule\"></pre>"));
   // The scope graph is inline SVG too, with the global scope's cluster.
   const std::string scopes = html.substr(scope, html.find("<section id=\"events\"") - scope);
   CHECK(has(scopes, "<svg"));

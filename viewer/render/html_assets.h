@@ -89,6 +89,9 @@ inline constexpr const char* kScript = R"JS(
   failedOnly.addEventListener('change', apply);
   document.getElementById('prev').addEventListener('click', () => { page--; render(); });
   document.getElementById('next').addEventListener('click', () => { page++; render(); });
+  // A link can carry a filter: report.html#filter=libfoo%20dlsym (shareable, and testable).
+  const m = location.hash.match(/^#filter=(.*)$/);
+  if (m) filter.value = decodeURIComponent(m[1]);
   apply();
 })();
 )JS";

@@ -6,8 +6,18 @@
 namespace dltrace::viewer {
 namespace {
 
-// Paths and error texts are bytes: dot_html also makes them valid UTF-8.
-std::string escape(std::string_view s) { return dot_html(s); }
+// Paths and error texts are bytes: dot_html also makes them valid UTF-8. It drops control
+// characters, so lines are escaped one by one (an override rule is several lines).
+std::string escape(std::string_view s) {
+  std::string out;
+  while (true) {
+    size_t nl = s.find('\n');
+    out += dot_html(s.substr(0, nl));
+    if (nl == std::string_view::npos) return out;
+    out += '\n';
+    s.remove_prefix(nl + 1);
+  }
+}
 
 }  // namespace
 
