@@ -24,8 +24,8 @@ bool names(const TraceModel& m, const ObjectRecord& o, std::string_view name) {
 
 class ScopeDot {
  public:
-  ScopeDot(const TraceReader& reader, const ScopeGraphOptions& options)
-      : model_(reader), graph_(model_, elf_), options_(options) {}
+  ScopeDot(const ScopeGraph& graph, const ExplainResult& findings, const ScopeGraphOptions& options)
+      : model_(graph.model()), graph_(graph), findings_(findings), options_(options) {}
 
   absl::StatusOr<std::string> render() {
     collect_failures();
@@ -115,8 +115,7 @@ class ScopeDot {
 
   // The failures explain attributes to visibility; their defining objects are never folded.
   void collect_failures() {
-    ExplainResult result = explain_trace(model_, elf_, graph_);
-    for (const Finding& f : result.findings) {
+    for (const Finding& f : findings_.findings) {
       if (f.kind != "undefined-symbol-local-scope" && f.kind != "undefined-symbol-other-namespace" &&
           f.kind != "symbol-not-exported")
         continue;
@@ -161,9 +160,9 @@ class ScopeDot {
     }
   }
 
-  TraceModel model_;
-  ElfCache elf_;
-  ScopeGraph graph_;
+  const TraceModel& model_;
+  const ScopeGraph& graph_;
+  const ExplainResult& findings_;
   const ScopeGraphOptions& options_;
   std::string out_;
   absl::flat_hash_map<std::pair<size_t, uint32_t>, std::string> node_of_;
@@ -173,10 +172,18 @@ class ScopeDot {
 
 }  // namespace
 
+absl::StatusOr<std::string> scope_graph_dot(const ScopeGraph& graph, const ExplainResult& findings,
+                                            const ScopeGraphOptions& options) {
+  ScopeDot dot(graph, findings, options);
+  return dot.render();
+}
+
 absl::StatusOr<std::string> scope_graph_dot(const TraceReader& reader,
                                             const ScopeGraphOptions& options) {
-  ScopeDot dot(reader, options);
-  return dot.render();
+  TraceModel model(reader);
+  ElfCache elf;
+  ScopeGraph graph(model, elf);
+  return scope_graph_dot(graph, explain_trace(model, elf, graph), options);
 }
 
 }  // namespace dltrace::viewer

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "analysis/explain.h"
+#include "analysis/scope_graph.h"
 #include "dltrace/reader.h"
 
 namespace dltrace::viewer {
@@ -18,6 +20,9 @@ struct ScopeGraphOptions {
 };
 
 absl::StatusOr<std::string> scope_graph_dot(const TraceReader& reader,
+                                            const ScopeGraphOptions& options);
+// The same from an analysis already made (the HTML report shows the findings too).
+absl::StatusOr<std::string> scope_graph_dot(const ScopeGraph& graph, const ExplainResult& findings,
                                             const ScopeGraphOptions& options);
 
 }  // namespace dltrace::viewer

@@ -47,7 +47,12 @@ std::string html_escape(std::string_view s) {
 class HtmlReport {
  public:
   HtmlReport(const TraceReader& reader, const HtmlReportOptions& options, std::FILE* out)
-      : reader_(reader), model_(reader), options_(options), out_(out) {}
+      : reader_(reader),
+        model_(reader),
+        scope_graph_(model_, elf_),
+        explain_(explain_trace(model_, elf_, scope_graph_)),
+        options_(options),
+        out_(out) {}
 
   absl::Status run() {
     const ProcessInfo& p = reader_.process();
@@ -130,13 +135,11 @@ class HtmlReport {
     put("</div></section>\n");
   }
 
-  // What `dltrace explain` says, first: the answers before the pictures.
+  // What `dltrace explain` says, first: the answers before the pictures. The analysis is kept
+  // for the scope graph.
   void findings() {
-    TraceModel model(reader_);
-    ElfCache elf;
-    ScopeGraph graph(model, elf);
     put("<section id=\"findings\"><h2>Findings</h2>\n<div id=\"findings-explain\">");
-    put(findings_html(explain_trace(model, elf, graph)));
+    put(findings_html(explain_));
     put("</div></section>\n");
   }
 
@@ -148,7 +151,7 @@ class HtmlReport {
     put("</p>\n<div id=\"scope-graph-svg\" class=\"graph\">");
     ScopeGraphOptions graph_options;
     graph_options.all = options_.all;
-    auto dot = scope_graph_dot(reader_, graph_options);
+    auto dot = scope_graph_dot(scope_graph_, explain_, graph_options);
     absl::StatusOr<std::string> svg = dot.ok() ? dot_to_svg(*dot) : dot.status();
     if (svg.ok()) {
       put(*svg);
@@ -278,6 +281,9 @@ class HtmlReport {
 
   const TraceReader& reader_;
   TraceModel model_;
+  ElfCache elf_;  // declared before the analysis that uses it
+  ScopeGraph scope_graph_;
+  ExplainResult explain_;
   const HtmlReportOptions& options_;
   std::FILE* out_;
 };
