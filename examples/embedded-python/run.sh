@@ -12,39 +12,11 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../../build}
-[ -d "$build" ] || { echo "run.sh: no build directory $build (build dltrace first)" >&2; exit 1; }
-build=$(cd "$build" && pwd)
-for f in "$build/bin/dltrace" "$build/lib/libdltrace.so"; do
-  [ -f "$f" ] || { echo "run.sh: missing $f (cmake --build $build --target dltrace dltrace_preload)" >&2; exit 1; }
-done
+# shellcheck source=../example.sh
+. "$here/../example.sh"
+example_build "${1:-}"
 pkg-config --exists python3-embed || { echo "run.sh: skipped: pkg-config cannot find python3-embed (install python3-dev)" >&2; exit 77; }
-export PATH=$build/bin:$PATH   # so the commands below read `dltrace ...`
-export NO_COLOR=1
-
-work=$build/examples/embedded-python
-rm -rf "$work"
-mkdir -p "$work"
-cp "$here/host.c" "$here/embed.c" "$here/dltrace.toml" "$work/"
-cd "$work"
-
-step() { printf '\n== %s\n' "$*"; }
-fail() { echo "example: FAILED: $*" >&2; exit 1; }
-# show CMD ARGS...: prints "$ CMD ARGS" and runs it, stderr into stdout; the output is also kept
-# in $log, the exit status in $status (never stops the script).
-log=$work/last.out
-show() {
-  local line='$' a
-  for a in "$@"; do
-    if [[ $a =~ ^[][A-Za-z0-9_./=:,+@%-]+$ ]]; then line+=" $a"; else line+=" '$a'"; fi
-  done
-  printf '%s\n' "$line"
-  status=0
-  "$@" >"$log" 2>&1 || status=$?
-  cat "$log"
-}
-expect_status() { [ "$status" = "$1" ] || fail "expected exit status $1, got $status: $2"; }
-expect_output() { grep -qF -- "$1" "$log" || fail "the output above does not contain '$1'"; }
+example_workdir embedded-python host.c embed.c dltrace.toml
 
 step "Build: the plugin links libpython, the host does not"
 show pkg-config --cflags --libs python3-embed

@@ -12,51 +12,15 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-build=${1:-$here/../../build}
-[ -d "$build" ] || { echo "run.sh: no build directory $build (build dltrace first)" >&2; exit 1; }
-build=$(cd "$build" && pwd)
-for f in "$build/bin/dltrace" "$build/lib/libdltrace.so"; do
-  [ -f "$f" ] || { echo "run.sh: missing $f (cmake --build $build --target dltrace dltrace_preload)" >&2; exit 1; }
-done
+# shellcheck source=../example.sh
+. "$here/../example.sh"
+example_build "${1:-}"
 lua_a=$(cc -print-file-name=liblua5.4.a)
 [ -f "$lua_a" ] || { echo "run.sh: skipped: cc cannot find liblua5.4.a (install liblua5.4-dev)" >&2; exit 77; }
 lua_a=$(realpath "$lua_a")
 lua_inc=/usr/include/lua5.4
 [ -f "$lua_inc/lua.h" ] || { echo "run.sh: skipped: no $lua_inc/lua.h (install liblua5.4-dev)" >&2; exit 77; }
-export PATH=$build/bin:$PATH   # so the commands below read `dltrace ...`
-export NO_COLOR=1
-
-work=$build/examples/static-lua
-rm -rf "$work"
-mkdir -p "$work"
-cp "$here/host.c" "$here/luamod.c" "$here/script.lua" "$work/"
-cd "$work"
-
-step() { printf '\n== %s\n' "$*"; }
-fail() { echo "example: FAILED: $*" >&2; exit 1; }
-# show CMD ARGS...: prints "$ CMD ARGS" and runs it, stderr into stdout; the output is also kept
-# in $log, the exit status in $status (never stops the script).
-log=$work/last.out
-show() {
-  local line='$' a
-  for a in "$@"; do
-    if [[ $a =~ ^[][A-Za-z0-9_./=:,+@%-]+$ ]]; then line+=" $a"; else line+=" '$a'"; fi
-  done
-  printf '%s\n' "$line"
-  status=0
-  "$@" >"$log" 2>&1 || status=$?
-  cat "$log"
-}
-# show_sh 'PIPELINE': the same for a shell pipeline.
-show_sh() {
-  printf '$ %s\n' "$1"
-  status=0
-  bash -c "set -o pipefail; $1" >"$log" 2>&1 || status=$?
-  cat "$log"
-}
-expect_status() { [ "$status" = "$1" ] || fail "expected exit status $1, got $status: $2"; }
-expect_output() { grep -qF -- "$1" "$log" || fail "the output above does not contain '$1'"; }
-expect_no_output() { ! grep -qF -- "$1" "$log" || fail "the output above contains '$1'"; }
+example_workdir static-lua host.c luamod.c script.lua
 
 step "Build: the host links liblua5.4.a statically (no --export-dynamic); the module does not link liblua"
 show cc -Wall -O2 -I$lua_inc -o host host.c $lua_a -lm -ldl
