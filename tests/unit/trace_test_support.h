@@ -106,4 +106,19 @@ inline format::EventSlot make_event(uint64_t seq, uint32_t name = format::kNoId)
   return e;
 }
 
+// Records an object loaded by event `seq` (0: at start-up), no soname and no mapping: what the
+// viewer tests' synthetic traces vary, everything else zero.
+inline uint32_t add_object(preload::TraceWriter& w, const char* path, format::ObjectCause cause,
+                           uint32_t flags, uint32_t parent, uint64_t seq) {
+  format::ObjectLoadEntry o{};
+  o.path = w.intern_string(path);
+  o.soname = format::kNoId;
+  o.cause = uint32_t(cause);
+  o.flags = flags;
+  o.parent = parent;
+  o.opened_by = seq;
+  o.load_seq = seq;
+  return w.add_object(o);
+}
+
 }  // namespace dltrace::test

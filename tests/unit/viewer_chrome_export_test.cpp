@@ -34,14 +34,7 @@ std::string write_chrome_trace(const std::string& path, int32_t* pid) {
   const uint32_t main_tid = uint32_t(*pid), other_tid = uint32_t(*pid) + 1;
 
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    return w.add_object(o);
+    return test::add_object(w, p, cause, 0, parent, seq);
   };
   using C = format::ObjectCause;
   const uint32_t exe = object("/usr/bin/app", C::kStartup, format::kNoId, 0);

@@ -25,17 +25,7 @@ inline std::string write_graph_trace(const std::string& path) {
   w.write_process("/usr/bin/app", "/", 1, argv);
   w.set_config_path("/etc/dltrace.toml");
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t flags, uint32_t parent,
-                    uint64_t seq) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.flags = flags;
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    return w.add_object(o);
-  };
+                    uint64_t seq) { return test::add_object(w, p, cause, flags, parent, seq); };
   using C = format::ObjectCause;
   const uint32_t exe = object("/usr/bin/app", C::kStartup, format::kObjectGlobal, format::kNoId, 0);
   object("/opt/dltrace/lib/libdltrace.so", C::kPreload,

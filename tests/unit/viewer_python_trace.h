@@ -31,15 +31,8 @@ inline std::string write_python_trace(const std::string& path) {
   w.write_process("/usr/bin/python3.11", "/app", 2, argv);
 
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.flags = cause == format::ObjectCause::kDlopen ? 0u : uint32_t{format::kObjectGlobal};
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    return w.add_object(o);
+    const uint32_t flags = cause == format::ObjectCause::kDlopen ? 0u : uint32_t{format::kObjectGlobal};
+    return test::add_object(w, p, cause, flags, parent, seq);
   };
   using C = format::ObjectCause;
   using Frames = std::initializer_list<std::tuple<const char*, int, const char*>>;

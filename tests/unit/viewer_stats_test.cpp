@@ -30,14 +30,7 @@ std::string write_nested_trace(const std::string& path) {
   const char* argv[] = {"host"};
   w.write_process("/usr/bin/host", "/", 1, argv);
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    return w.add_object(o);
+    return test::add_object(w, p, cause, 0, parent, seq);
   };
   const uint32_t exe = object("/usr/bin/host", format::ObjectCause::kStartup, format::kNoId, 0);
   auto open_event = [&](uint64_t seq, const char* file, uint64_t duration, uint64_t parent) {

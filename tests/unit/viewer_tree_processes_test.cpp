@@ -27,14 +27,7 @@ std::string write_process_trace(const std::string& path, int32_t pid, int32_t pp
   w.header()->ppid = ppid;
   w.header()->start_monotonic_ns = start;
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    return w.add_object(o);
+    return test::add_object(w, p, cause, 0, parent, seq);
   };
   const uint32_t exe =
       object("/usr/bin/python3.11", format::ObjectCause::kStartup, format::kNoId, 0);
