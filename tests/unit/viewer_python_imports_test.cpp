@@ -19,19 +19,10 @@ using namespace dltrace;
 using test::has;
 using viewer::PyLine;
 
+using test::PythonFixture;
+
 namespace {
 
-struct PythonFixture {
-  test::ScratchDir dir;
-  std::unique_ptr<TraceReader> reader;
-  PythonFixture() {
-    const std::string path = dir.file("py.trace");
-    REQUIRE(test::write_python_trace(path) == "");
-    std::string error;
-    reader = TraceReader::open(path, &error);
-    REQUIRE(reader);
-  }
-};
 
 const viewer::PyLoad* load_at(const viewer::PythonLoads& loads, uint64_t seq) {
   for (const auto& l : loads.loads)

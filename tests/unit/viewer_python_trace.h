@@ -16,9 +16,12 @@
 #include <dlfcn.h>
 
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "trace_test_support.h"
 
@@ -173,5 +176,18 @@ inline std::string write_python_trace(const std::string& path) {
   w.set_end(format::EndKind::kExit, 0);
   return {};
 }
+
+// The trace above, written and opened.
+struct PythonFixture {
+  ScratchDir dir;
+  std::unique_ptr<TraceReader> reader;
+  PythonFixture() {
+    const std::string path = dir.file("py.trace");
+    REQUIRE(write_python_trace(path) == "");
+    std::string error;
+    reader = TraceReader::open(path, &error);
+    REQUIRE(reader);
+  }
+};
 
 }  // namespace dltrace::test

@@ -10,22 +10,7 @@
 
 using namespace dltrace;
 using test::has;
-
-namespace {
-
-struct PythonFixture {
-  test::ScratchDir dir;
-  std::unique_ptr<TraceReader> reader;
-  PythonFixture() {
-    const std::string path = dir.file("py.trace");
-    REQUIRE(test::write_python_trace(path) == "");
-    std::string error;
-    reader = TraceReader::open(path, &error);
-    REQUIRE(reader);
-  }
-};
-
-}  // namespace
+using test::PythonFixture;
 
 TEST_CASE("tree: loads from Python under the statement that caused them",
           "[viewer][python][tree]") {
