@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
+#include "analysis/python_imports.h"
 #include "dltrace/flags.h"
 #include "fmt/format.h"
 
@@ -14,10 +15,6 @@ namespace {
 // Merging identical failures keeps a loop of 10,000 failed dlopens to one finding.
 constexpr size_t kMaxDistinctFailures = 2000;
 
-std::string_view frame_file(std::string_view file) {
-  size_t slash = file.rfind('/');
-  return slash == std::string_view::npos ? file : file.substr(slash + 1);
-}
 
 std::string fact_of(const Finding& f, std::string_view key) {
   for (const auto& [k, v] : f.facts)
@@ -64,23 +61,16 @@ std::string ExplainContext::call_site(const format::EventSlot& e) {
   if (info.function.empty())
     return fmt::format("{}+{:#x}", where, e.caller_ip - caller->base);
   std::string text = fmt::format("{}()", info.function);
-  if (!info.file.empty()) text += fmt::format(" at {}:{}", frame_file(info.file), info.line);
+  if (!info.file.empty()) text += fmt::format(" at {}:{}", basename_of(info.file), info.line);
   return fmt::format("{} in {}", text, where);
 }
 
 std::string ExplainContext::python_line(const format::EventSlot& e) const {
   if (e.py_stack == format::kNoId) return {};
-  auto frames = reader().py_stack(e.py_stack);
-  if (frames.empty()) return {};
-  // Innermost first; skip importlib's frozen machinery and ctypes' own code to reach the
-  // user's import statement or CDLL() call.
-  for (const auto& f : frames) {
-    std::string_view file = reader().string(f.file);
-    if (file.rfind("<frozen ", 0) == 0 || file.find("/ctypes/") != std::string_view::npos) continue;
-    return fmt::format("{}:{} in {}", file, f.line, reader().string(f.function));
-  }
-  const auto& f = frames.front();
-  return fmt::format("{}:{} in {}", reader().string(f.file), f.line, reader().string(f.function));
+  // The statement that caused the call, past importlib's and ctypes' own frames (as tree and
+  // stats attribute loads).
+  PyAttribution where = attribute_python_stack(reader(), reader().py_stack(e.py_stack));
+  return where.site ? py_line_text(*where.site) : std::string();
 }
 
 bool ExplainContext::python_ctypes_load(const format::EventSlot& e) const {
@@ -126,7 +116,7 @@ std::vector<std::string> ExplainContext::stack_lines(const format::EventSlot& e,
     std::string line = info.function.empty()
                            ? fmt::format("{}+{:#x}", model_.name_of(*o), ip - o->base)
                            : fmt::format("{} in {}", info.function, model_.name_of(*o));
-    if (!info.file.empty()) line += fmt::format(" ({}:{})", frame_file(info.file), info.line);
+    if (!info.file.empty()) line += fmt::format(" ({}:{})", basename_of(info.file), info.line);
     out.push_back(std::move(line));
   }
   return out;
