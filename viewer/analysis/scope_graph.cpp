@@ -182,20 +182,18 @@ void ScopeGraph::build() {
   }
 
   absl::flat_hash_map<uint32_t, size_t> list_of_root;
+  // add_to_global: the members of `from_list` not already (and still) in the global scope join
+  // it at `seq`, in search-list order. The two lists are different vectors of lists_.
   auto add_to_global = [&](size_t global_index, size_t from_list, uint64_t seq,
                            const std::string& why) {
     SearchList& global = lists_[global_index];
-    // Copy: the loop may not touch lists_ but keep it simple and safe.
-    std::vector<uint32_t> members;
-    for (const auto& m : lists_[from_list].members) members.push_back(m.object);
-    for (size_t k = 0; k < members.size(); ++k) {
-      uint32_t id = members[k];
-      bool present = false;
-      for (const auto& m : global.members) {
-        const ObjectRecord* o = reader.object(m.object);
-        if (m.object == id && o && o->alive_at(seq)) present = true;
-      }
-      if (!present) global.members.push_back({id, seq, why});
+    for (const auto& member : lists_[from_list].members) {
+      const bool present =
+          std::any_of(global.members.begin(), global.members.end(), [&](const ScopeMember& m) {
+            const ObjectRecord* o = reader.object(m.object);
+            return m.object == member.object && o && o->alive_at(seq);
+          });
+      if (!present) global.members.push_back({member.object, seq, why});
     }
   };
 
@@ -232,7 +230,7 @@ void ScopeGraph::build() {
     const bool deepbind = (e.effective_flags & RTLD_DEEPBIND) != 0;
 
     if (created) {
-      for (const auto& m : std::vector<ScopeMember>(lists_[list_index].members)) {
+      for (const auto& m : lists_[list_index].members) {
         const ObjectRecord* o = reader.object(m.object);
         if (!o) continue;
         auto& refs = scopes_[o->id];
