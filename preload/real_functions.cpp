@@ -98,11 +98,13 @@ void resolve_all(RealFunctions& out) {
 constexpr int kSlots = 16;
 RealFunctions g_slots[kSlots];
 std::atomic<int> g_next_slot{0};
-std::atomic<const RealFunctions*> g_published{nullptr};
 
 }  // namespace
 
-const RealFunctions& real_functions() {
+constinit std::atomic<const RealFunctions*> g_published_real_functions{nullptr};
+
+const RealFunctions& resolve_real_functions() {
+  std::atomic<const RealFunctions*>& g_published = g_published_real_functions;
   if (const RealFunctions* p = g_published.load(std::memory_order_acquire)) return *p;
   int slot = g_next_slot.fetch_add(1, std::memory_order_relaxed);
   if (slot >= kSlots) {  // more than kSlots concurrent first calls: wait for one of them

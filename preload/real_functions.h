@@ -10,6 +10,8 @@
 #include <dlfcn.h>
 #include <link.h>
 
+#include <atomic>
+
 namespace dltrace::preload {
 
 struct RealFunctions {
@@ -25,7 +27,15 @@ struct RealFunctions {
 // Resolved lazily and idempotently on first use: safe before our constructor ran (another
 // library's constructor calling dlopen) and from any thread. Never returns nullptr; if a function
 // cannot be found (cannot happen with a working libc) its pointer is nullptr.
-const RealFunctions& real_functions();
+inline const RealFunctions& real_functions();
+
+// The slow half of real_functions() (inline: it is on every traced call's path).
+const RealFunctions& resolve_real_functions();
+extern constinit std::atomic<const RealFunctions*> g_published_real_functions;
+inline const RealFunctions& real_functions() {
+  if (const RealFunctions* p = g_published_real_functions.load(std::memory_order_acquire)) return *p;
+  return resolve_real_functions();
+}
 
 // Looks `name` up in one loaded object's dynamic symbol table the way the loader would:
 // default (non-hidden) version when `version` is nullptr, exactly that version otherwise.
