@@ -294,6 +294,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   slot_mask_ = slot_count - 1;
   catalog_size_ = catalog_size;
   mapping_size_ = file_size;
+  __atomic_store_n(&epoch_, epoch_ + 1, __ATOMIC_RELAXED);
   // Publish the header last so that is_open() implies a complete layout.
   store_release(&header_, h);
   return true;
@@ -462,7 +463,7 @@ uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint3
   return id;  // table region full: written, not deduplicated
 }
 
-uint32_t TraceWriter::intern_string(const char* text, size_t length) {
+uint32_t TraceWriter::intern_string(const char* text, size_t length, const char** stored) {
   if (!text || !header_ || length > 0xFFFFFFF0u) return format::kNoId;
   format::StringEntry head{uint32_t(length), 0};
   uint32_t hash = format::checksum(text, length, 0x5354u);
@@ -480,8 +481,10 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length) {
     const auto* e = reinterpret_cast<const CatalogEntryHeader*>(catalog_ + off);
     const auto* s = reinterpret_cast<const format::StringEntry*>(e + 1);
     if (e->tag == tag && e->size == entry_size && s->length == length &&
-        memcmp(s + 1, text, length) == 0)
+        memcmp(s + 1, text, length) == 0) {
+      if (stored) *stored = reinterpret_cast<const char*>(s + 1);
       return e->id;
+    }
   }
 
   uint32_t id = fetch_add(&header_->next_string_id, uint32_t{1});
@@ -492,6 +495,7 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length) {
   memcpy(body + sizeof head, text, length);
   body[sizeof head + length] = '\0';
   commit_catalog(off, format::CatalogType::kString, id, entry_size);
+  if (stored) *stored = reinterpret_cast<const char*>(body + sizeof head);
   if (off / 8 + 1 > 0xFFFFFFFFu) return id;
 
   const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
@@ -615,7 +619,13 @@ void TraceWriter::commit(format::EventSlot& slot) {
                                     __ATOMIC_ACQUIRE))
       break;
   }
+#if defined(__SANITIZE_THREAD__)
   for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
+#else
+  // The slot is ours until the release store below publishes it, and no reader in this process
+  // looks at it before that: a plain (vectorised) copy is enough.
+  memcpy(dst + 1, words + 1, format::kSlotSize - 8);
+#endif
   store_release(&dst[0], seq);
   prefetch_slot((index + 1) & slot_mask_);
 }

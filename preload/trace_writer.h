@@ -36,8 +36,11 @@ class TraceWriter {
   void abandon_after_fork();
 
   // Interning: returns the id (format::kNoId if the catalog is full).
-  uint32_t intern_string(const char* text, size_t length);
+  // `stored`, if given, receives the catalog's NUL-terminated copy (valid while epoch() is the same).
+  uint32_t intern_string(const char* text, size_t length, const char** stored = nullptr);
   uint32_t intern_string(const char* text);  // NUL-terminated; nullptr -> kNoId
+  // Changes with every open(): catalog pointers from an earlier file (before fork) are stale.
+  uint32_t epoch() const { return __atomic_load_n(&epoch_, __ATOMIC_RELAXED); }
   uint32_t intern_stack(const uint64_t* ips, uint32_t depth);
   uint32_t intern_py_stack(const format::PyFrame* frames, uint32_t depth);
 
@@ -95,6 +98,7 @@ class TraceWriter {
   uint64_t catalog_size_ = 0;
   uint64_t mapping_size_ = 0;
   char path_[4096] = {};
+  uint32_t epoch_ = 0;
   // Intern tables live in anonymous mappings made by open().
   InternTable* strings_ = nullptr;
   InternTable* stacks_ = nullptr;
