@@ -577,6 +577,35 @@ uint32_t object_of_handle(const void* handle) {
   return id;
 }
 
+namespace {
+struct LastLookup {
+  uint64_t gen, caller_ip, handle, address;
+  LookupObjects objects;
+  uint32_t known;
+};
+constinit thread_local LastLookup t_last_lookup{};
+}  // namespace
+
+bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, LookupObjects* out) {
+  const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
+  LastLookup& m = t_last_lookup;
+  const auto key = reinterpret_cast<uint64_t>(handle);
+  if (m.gen == gen && gen != 0 && m.caller_ip == caller_ip && m.handle == key && m.address == address) {
+    *out = m.objects;
+    return m.known != 0;
+  }
+  bool caller_known = false;
+  bool result_known = true;
+  out->caller = object_at(caller_ip, &caller_known);
+  out->handle = object_of_handle(handle);
+  out->result = address != 0 ? object_at(address, &result_known) : kNoId;
+  const bool known = caller_known && result_known;
+  // Only an answer from one stable snapshot (even, unchanged generation) is worth keeping.
+  if ((gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen)
+    m = {gen, caller_ip, key, address, *out, known ? 1u : 0u};
+  return known;
+}
+
 bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq) {
   HandleE h;
   if (!find_handle(handle, &h)) return false;

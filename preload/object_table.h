@@ -57,6 +57,14 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq);
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.
 uint32_t object_at(uint64_t address, bool* found = nullptr, int64_t* lmid = nullptr);
 uint32_t object_of_handle(const void* handle);
+
+// The objects of one dlsym/dlvsym: the caller's, the handle's and the one defining the result
+// (kNoId for a null address). Returns false when the caller or the result lies in no known
+// object. The last answer is memoised per thread: a lookup loop repeats all three.
+struct LookupObjects {
+  uint32_t caller, handle, result;
+};
+bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, LookupObjects* out);
 // Namespace, global flag and load seq of a handle's object; false if unknown.
 bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq);
 

@@ -25,6 +25,7 @@
 #include "python_stack.h"
 #include "real_functions.h"
 #include "stack_capture.h"
+#include "symbol_name_cache.h"
 #include "thread_state.h"
 #include "trace_writer.h"
 
@@ -529,7 +530,79 @@ void api_end(CallState* cs) {
   }
 }
 
+// Which objects a lookup involved: the caller's, the handle's and the one defining the result.
+// Memoised per thread in the object table; a miss on the caller or the result may mean objects
+// were loaded without a traced call, which are then registered (attributed to this event).
+void attribute_lookup(format::EventSlot& s, const void* handle) {
+  objects::LookupObjects o;
+  if (!objects::lookup_objects(s.caller_ip, handle, s.address, &o) && objects::changed()) {
+    objects::Attribution a;
+    a.mode = objects::Mode::kDiscovered;
+    a.seq = s.seq;
+    objects::sync(a, s.seq);
+    objects::lookup_objects(s.caller_ip, handle, s.address, &o);
+  }
+  s.caller_object = o.caller;
+  s.handle_object = o.handle;
+  s.object = o.result;
+}
+
 }  // namespace
+
+void* record_handle_lookup(void* handle, const char* symbol, const char* version, const void* caller) {
+  const RealFunctions& real = real_functions();
+  ThreadState& ts = t_state;
+  format::EventSlot s{};
+  s.call = static_cast<uint16_t>(version ? CallKind::kDlvsym : CallKind::kDlsym);
+  s.tid = current_tid();
+  s.handle = reinterpret_cast<uint64_t>(handle);
+  s.caller_ip = reinterpret_cast<uint64_t>(caller);
+  s.error = kNoId;
+  s.object = kNoId;
+  // Everything that may run foreign code (the unwinder, Python) happens before the call, so that
+  // nothing can touch dlerror between a failed call and its replay below.
+  const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
+  s.stack = stack_depth ? stack::capture(g_writer, caller, stack_depth) : kNoId;
+  s.py_stack = capture_python_stack(g_writer);
+  const uint32_t depth = ts.depth;
+  if (depth > 0) {
+    s.bits |= format::kEventNested;
+    s.parent_seq = ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1].seq;
+  }
+  // Calls nested in this one (an IFUNC resolver's) see it as their enclosing call; its seq is
+  // not reserved yet (see api_begin), so they get parent_seq 0.
+  if (depth < kMaxNesting) ts.frames[depth] = {0, kNoId, 0, 0};
+  ts.depth = depth + 1;
+
+  s.time_ns = event_clock();
+  void* r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
+  s.duration_ns = event_clock() - s.time_ns;
+  ts.depth = depth;
+  char error_text[512];  // for DLTRACE_LIVE (the dlerror buffer is gone after the replay)
+  error_text[0] = '\0';
+  if (r == nullptr) {
+    if (const char* e = real.dlerror()) {
+      s.error = g_writer.intern_string(e);
+      if (g_live) snprintf(error_text, sizeof error_text, "%s", e);
+      // Re-arm the error for the program: the identical call fails the same way.
+      r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
+    }
+  }
+  s.address = reinterpret_cast<uint64_t>(r);
+  // A NULL symbol value with no error (IFUNC returning NULL) is still a successful lookup.
+  if (r != nullptr || s.error == kNoId) s.bits |= format::kEventOk;
+  s.name = intern_symbol_name(g_writer, symbol);
+  s.version = version ? g_writer.intern_string(version) : kNoId;
+  s.seq = g_writer.reserve_seq();
+  attribute_lookup(s, handle);
+  g_writer.commit(s);
+  if (g_live) {
+    format::EventSlot shown = s;
+    shown.duration_ns = ticks_to_ns(s.duration_ns);
+    print_live_event(shown, symbol, version, error_text[0] ? error_text : nullptr);
+  }
+  return r;
+}
 
 const PrimaryApi* primary_api() { return &kApi; }
 

@@ -262,3 +262,42 @@ TEST_CASE("dltrace run -o OUT exits with the program's status and writes the tra
     CHECK(t2["process"]["signal"] == 6);
   }
 }
+
+// The recorder memoises symbol names per thread by pointer; a reused buffer, more names than the
+// memo holds, and a fork (new catalog, same buffer address) must still record each name exactly.
+TEST_CASE("dlsym names from a reused buffer are recorded exactly before and after fork", "[runtime][process]") {
+  settle_fixtures();
+  std::string dir = temp_dir("name_reuse");
+  ProcessResult r = run_traced({fixture("rt_name_reuse")}, dir + "/");
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> parent_names, child_names;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    const bool child = line.rfind("child ", 0) == 0;
+    if (child) line = line.substr(6);
+    const auto space = line.find(' ');
+    REQUIRE(space != std::string::npos);
+    (child ? child_names : parent_names).push_back(line.substr(space + 1));
+  }
+  REQUIRE(parent_names.size() == 25);
+  REQUIRE(child_names.size() == 25);
+
+  std::vector<std::string> traces = traces_in(dir);
+  REQUIRE(traces.size() == 2);
+  for (const std::string& path : traces) {
+    json t = export_json(path);
+    REQUIRE(!t["events"].empty());
+    // The parent's first event is its dlopen of the plugin; the child inherited the handle.
+    const bool is_child = t["events"][0]["call"] != "dlopen";
+    std::vector<std::string> recorded;
+    for (const json& e : t["events"]) {
+      if (e["call"] != "dlsym" && e["call"] != "dlvsym") continue;
+      INFO("event " << e.dump());
+      recorded.push_back(e["symbol"].get<std::string>());
+      CHECK(e["ok"] == (e["symbol"].get<std::string>().find("missing") == std::string::npos));
+    }
+    INFO("trace " << path);
+    CHECK(recorded == (is_child ? child_names : parent_names));
+  }
+}
