@@ -121,6 +121,39 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
   return true;
 }
 
+// Objects already looked into and found without Python, by load address and path. A program
+// that loads and unloads plugins would otherwise have every object re-read after each unload.
+// Only touched while g_probing is held. (A different file at the same path and address would be
+// missed: a stale negative costs Python stacks, nothing else.)
+constexpr uint32_t kNoPythonSlots = 512;
+constinit uint64_t g_no_python[kNoPythonSlots];
+constinit uint32_t g_no_python_count = 0;
+
+uint64_t object_key(const dl_phdr_info& o) {
+  const char* name = o.dlpi_name != nullptr ? o.dlpi_name : "";
+  const uint64_t key = (uint64_t{format::checksum(name, strlen(name), 0x5059u)} << 32) ^ o.dlpi_addr;
+  return key != 0 ? key : 1;  // 0 marks a free slot
+}
+
+bool known_without_python(uint64_t key) {
+  for (uint32_t i = 0, at = key % kNoPythonSlots; i < kNoPythonSlots; ++i, at = (at + 1) % kNoPythonSlots) {
+    if (g_no_python[at] == key) return true;
+    if (g_no_python[at] == 0) return false;
+  }
+  return false;
+}
+
+void remember_without_python(uint64_t key) {
+  if (g_no_python_count >= kNoPythonSlots * 3 / 4) {  // full: start over
+    memset(g_no_python, 0, sizeof g_no_python);
+    g_no_python_count = 0;
+  }
+  uint32_t at = key % kNoPythonSlots;
+  while (g_no_python[at] != 0 && g_no_python[at] != key) at = (at + 1) % kNoPythonSlots;
+  if (g_no_python[at] == 0) ++g_no_python_count;
+  g_no_python[at] = key;
+}
+
 struct ProbeWalk {
   uint32_t skip;    // objects already probed (unchanged prefix of the list)
   uint32_t index = 0;
@@ -138,7 +171,12 @@ const PyApi* probe(uint32_t skip, uint32_t* objects) {
       [](dl_phdr_info* info, size_t, void* arg) {
         auto& pw = *static_cast<ProbeWalk*>(arg);
         if (pw.index++ < pw.skip) return 0;
-        if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) return 0;
+        const uint64_t key = object_key(*info);
+        if (known_without_python(key)) return 0;
+        if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) {
+          remember_without_python(key);
+          return 0;
+        }
         pw.found = fill_api(*info, pw.out);
         return 1;  // the first definition is the one the program uses
       },
@@ -161,6 +199,15 @@ const PyApi* python_api() {
   const unsigned long long subs = g_subs.load(std::memory_order_relaxed);
   if (c.adds == adds && c.subs == subs) return api;
   if (api != nullptr && c.subs == subs) return api;  // loads do not change which libpython wins
+  if (api == nullptr && c.adds == adds) {
+    // Only unloads: nothing new to look into. The list shrank, so the next probe walks it all
+    // (cheap: the objects already seen without Python are remembered).
+    if (g_probing.exchange(1, std::memory_order_acquire) != 0) return nullptr;
+    g_probed_objects.store(0, std::memory_order_relaxed);
+    g_subs.store(c.subs, std::memory_order_relaxed);
+    g_probing.store(0, std::memory_order_release);
+    return nullptr;
+  }
   int expected = 0;
   if (!g_probing.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return nullptr;
   // Only new objects at the end of the list need a look when nothing was unloaded.
