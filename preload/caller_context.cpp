@@ -299,8 +299,21 @@ int locate_callback(dl_phdr_info* info, size_t, void* data) {
   return 1;
 }
 
+// The generation under which gadgets of never-unloaded objects are cached (dlpi_subs cannot
+// reach it).
+constexpr unsigned long long kResidentGeneration = ~0ull;
+std::atomic<ResidentPredicate> g_resident{nullptr};
+
+bool resident(const void* ip) {
+  const ResidentPredicate p = g_resident.load(std::memory_order_acquire);
+  return p != nullptr && p(reinterpret_cast<uint64_t>(ip));
+}
+
 const void* gadget_for(const void* ip) {
-  const unsigned long long gen = unload_generation();  // read before locating: see cache_put
+  // A resident object's gadget stays valid across other objects' unloads; asking the loader for
+  // its unload count takes its lock.
+  const unsigned long long gen =
+      resident(ip) ? kResidentGeneration : unload_generation();  // read before locating: see cache_put
   if (FindObjectFn find = find_object_fn()) {
     FindObjectResult r;
     uintptr_t gadget = 0;
@@ -333,6 +346,10 @@ bool trampoline_available() {
 #else
   return false;
 #endif
+}
+
+void set_resident_predicate(ResidentPredicate predicate) {
+  g_resident.store(predicate, std::memory_order_release);
 }
 
 CallerContext::CallerContext(const void* caller_ip)

@@ -43,6 +43,12 @@ class CallerContext {
 // Whether the trampoline may be used at all in this process (x86-64, no shadow stack).
 bool trampoline_available();
 
+// Tells whether the object containing an address can never be unloaded (the recorder's object
+// table knows: objects present at start-up). Such an object's gadget stays cached across other
+// objects' unloads instead of being looked up again after each one. Unset: none is assumed.
+using ResidentPredicate = bool (*)(uint64_t address);
+void set_resident_predicate(ResidentPredicate predicate);
+
 }  // namespace dltrace::preload
 
 // The trampoline (caller_trampoline.S): calls fn(a0, a1, a2) with `gadget` as its return address;

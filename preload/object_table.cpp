@@ -35,6 +35,7 @@ struct Obj {
   uint32_t flags;
   int32_t parent_idx;  // during attribution: index of the parent in g_objs, -1 none
   bool used, internal, global, seen, written;
+  bool resident;  // present when recording started: ld.so never unloads those
 };
 
 struct Cur {
@@ -42,6 +43,7 @@ struct Cur {
   const char* name;
   elf::Image image;
   int64_t lmid;
+  int32_t known = -1;  // index in g_objs when collect() already matched it, else -1
 };
 
 // Everything here is constant-initialised: wrappers can run before any dynamic initialiser.
@@ -65,7 +67,7 @@ constinit const char* g_self_path;
 struct RangeE {
   uint64_t start, end;
   int64_t lmid;
-  uint32_t id, pad;
+  uint32_t id, resident;
 };
 struct HandleE {
   uint64_t lm;
@@ -89,7 +91,7 @@ void publish() {
   for (uint32_t i = 0; i < g_high; ++i) {
     const Obj& o = g_objs[i];
     if (!o.used) continue;
-    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.lmid, o.id, 0};
+    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.lmid, o.id, o.resident ? 1u : 0u};
     g_scratch_h[nh++] = {reinterpret_cast<uint64_t>(o.lm), o.lmid, o.load_seq, o.id, o.global ? 1u : 0u};
   }
   std::sort(g_scratch_r, g_scratch_r + nr, [](const RangeE& a, const RangeE& b) { return a.start < b.start; });
@@ -109,6 +111,7 @@ void publish() {
     __atomic_store_n(&g_ranges[i].end, g_scratch_r[i].end, __ATOMIC_RELAXED);
     __atomic_store_n(&g_ranges[i].id, g_scratch_r[i].id, __ATOMIC_RELAXED);
     __atomic_store_n(&g_ranges[i].lmid, g_scratch_r[i].lmid, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_ranges[i].resident, g_scratch_r[i].resident, __ATOMIC_RELAXED);
   }
   for (uint32_t i = 0; i < nh; ++i) {
     __atomic_store_n(&g_handles[i].lm, g_scratch_h[i].lm, __ATOMIC_RELAXED);
@@ -160,6 +163,8 @@ void collect_other_namespaces() {
   }
 }
 
+int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
+
 struct CollectState {
   const link_map* walk;
   bool first;
@@ -187,7 +192,13 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     }
     if (lm == nullptr) st->walk = _r_debug.r_map;
   }
-  g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
+  // A known object keeps its image: reading the program headers again is most of a sync's cost
+  // when a program loads and unloads plugins in a loop.
+  const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
+  g_cur[g_ncur++] = {lm, info->dlpi_name,
+                     known >= 0 ? g_objs[known].image
+                                : elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum),
+                     0, known};
   return 0;
 }
 
@@ -198,14 +209,16 @@ void collect() {
   for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) g_cur[g_ncur++] = g_other[i];
 }
 
-int find(const Cur& c) {
+int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid) {
   for (uint32_t i = 0; i < g_high; ++i) {
     const Obj& o = g_objs[i];
-    if (o.used && o.lm == c.lm && o.lname == c.name && o.image.base == c.image.base && o.lmid == c.lmid)
+    if (o.used && o.lm == lm && o.lname == name && o.image.base == base && o.lmid == lmid)
       return static_cast<int>(i);
   }
   return -1;
 }
+
+int find(const Cur& c) { return c.known >= 0 ? c.known : find(c.lm, c.name, c.image.base, c.lmid); }
 
 int alloc_slot() {
   for (uint32_t i = 0; i < g_high; ++i)
@@ -332,6 +345,7 @@ bool attribute(const Attribution& a) {
     for (uint32_t k = 0; k < g_nnew; ++k) {
       Obj& o = g_objs[g_new[k]];
       o.global = o.lmid == 0;
+      o.resident = o.lmid == 0;
       if (k == 0 && o.lmid == 0 && (o.lname == nullptr || o.lname[0] == '\0')) {
         ssize_t n = readlink("/proc/self/exe", g_exe_path, sizeof(g_exe_path) - 1);
         g_exe_path[n > 0 ? n : 0] = '\0';
@@ -532,6 +546,22 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   if (found) *found = hit;
   if (lmid) *lmid = ns;
   return id;
+}
+
+bool is_resident(uint64_t address) {
+  bool resident = false;
+  const bool ok = read_snapshot([&] {
+    resident = false;
+    uint32_t lo = 0, hi = rd(g_nranges);
+    if (hi > kMaxObjects) hi = kMaxObjects;
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi) / 2;
+      if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
+      else hi = mid;
+    }
+    resident = lo > 0 && address < rd(g_ranges[lo - 1].end) && rd(g_ranges[lo - 1].resident) != 0;
+  });
+  return ok && resident;
 }
 
 namespace {

@@ -57,6 +57,9 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq);
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.
 uint32_t object_at(uint64_t address, bool* found = nullptr, int64_t* lmid = nullptr);
 uint32_t object_of_handle(const void* handle);
+// Whether `address` lies in a namespace-0 object that was loaded when recording started (the
+// executable, its DT_NEEDED closure, preloads): ld.so never unloads those.
+bool is_resident(uint64_t address);
 
 // The objects of one dlsym/dlvsym: the caller's, the handle's and the one defining the result
 // (kNoId for a null address). Returns false when the caller or the result lies in no known

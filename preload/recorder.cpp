@@ -362,6 +362,7 @@ void init() {
   objects::Attribution startup;
   startup.mode = objects::Mode::kStartup;
   objects::sync(startup, 0);
+  set_resident_predicate(objects::is_resident);
   if (const char* self = objects::recorder_path()) {
     if (realpath(self, g_self_real) == nullptr) snprintf(g_self_real, sizeof(g_self_real), "%s", self);
   }
