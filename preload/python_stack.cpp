@@ -53,7 +53,6 @@ std::atomic<const PyApi*> g_api{nullptr};
 // Probe bookkeeping: loader counters and the number of namespace-0 objects at the last probe.
 std::atomic<unsigned long long> g_adds{~0ull};
 std::atomic<unsigned long long> g_subs{~0ull};
-std::atomic<uint32_t> g_probed_objects{0};
 std::atomic<int> g_probing{0};
 // objects::generation() when the loader counters were last looked at (~0: never).
 std::atomic<uint64_t> g_generation{~uint64_t{0}};
@@ -155,22 +154,19 @@ void remember_without_python(uint64_t key) {
 }
 
 struct ProbeWalk {
-  uint32_t skip;    // objects already probed (unchanged prefix of the list)
-  uint32_t index = 0;
   PyApi* out;
   bool found = false;
 };
 
-// One pass over namespace 0 (libdltrace.so defines none of these names, so need not be skipped).
-// Returns the API or null; `objects` gets the number of objects walked.
-const PyApi* probe(uint32_t skip, uint32_t* objects) {
+// One pass over the loaded objects (libdltrace.so defines none of these names, so need not be
+// skipped); objects remembered without Python are passed over. Returns the API or null.
+const PyApi* probe() {
   const PyApi* current = g_api.load(std::memory_order_acquire);
   PyApi* out = current == &g_slots[0] ? &g_slots[1] : &g_slots[0];
-  ProbeWalk w{skip, 0, out};
+  ProbeWalk w{out};
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         auto& pw = *static_cast<ProbeWalk*>(arg);
-        if (pw.index++ < pw.skip) return 0;
         const uint64_t key = object_key(*info);
         if (known_without_python(key)) return 0;
         if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) {
@@ -181,7 +177,6 @@ const PyApi* probe(uint32_t skip, uint32_t* objects) {
         return 1;  // the first definition is the one the program uses
       },
       &w);
-  *objects = w.index;
   return w.found ? out : nullptr;
 }
 
@@ -200,22 +195,12 @@ const PyApi* python_api() {
   if (c.adds == adds && c.subs == subs) return api;
   if (api != nullptr && c.subs == subs) return api;  // loads do not change which libpython wins
   if (api == nullptr && c.adds == adds) {
-    // Only unloads: nothing new to look into. The list shrank, so the next probe walks it all
-    // (cheap: the objects already seen without Python are remembered).
-    if (g_probing.exchange(1, std::memory_order_acquire) != 0) return nullptr;
-    g_probed_objects.store(0, std::memory_order_relaxed);
-    g_subs.store(c.subs, std::memory_order_relaxed);
-    g_probing.store(0, std::memory_order_release);
+    g_subs.store(c.subs, std::memory_order_relaxed);  // only unloads: nothing new to look into
     return nullptr;
   }
   int expected = 0;
   if (!g_probing.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return nullptr;
-  // Only new objects at the end of the list need a look when nothing was unloaded.
-  const uint32_t skip = (api == nullptr && c.subs == subs) ? g_probed_objects.load(std::memory_order_relaxed) : 0;
-  uint32_t objects = 0;
-  const PyApi* found = probe(skip, &objects);
-  if (found == nullptr && skip > 0 && objects < skip) found = probe(0, &objects);  // list shrank
-  g_probed_objects.store(objects, std::memory_order_relaxed);
+  const PyApi* found = probe();
   g_adds.store(c.adds, std::memory_order_relaxed);
   g_subs.store(c.subs, std::memory_order_relaxed);
   g_api.store(found, std::memory_order_release);
