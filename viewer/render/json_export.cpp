@@ -250,10 +250,10 @@ class Exporter {
     w_.key("caller");
     write_caller(e);
     w_.key("stack");
-    if (options_.stacks && e.stack != format::kNoId) w_.raw(stack_json(e.stack, e.seq));
+    if (options_.stacks && e.stack != format::kNoId) w_.raw_stable(stack_json(e.stack, e.seq));
     else w_.null();
     w_.key("python_stack");
-    if (options_.stacks && e.py_stack != format::kNoId) w_.raw(py_stack_json(e.py_stack));
+    if (options_.stacks && e.py_stack != format::kNoId) w_.raw_stable(py_stack_json(e.py_stack));
     else w_.null();
 
     // Extras.
@@ -347,6 +347,7 @@ class Exporter {
   const std::string& stack_json(uint32_t id, uint64_t seq) {
     CachedStack& c = stacks_[id];
     if (!c.json.empty() && seq < c.valid_until) return c.json;
+    if (!c.json.empty()) retire(std::move(c.json));
     c.valid_until = kForever;
     JsonWriter f;
     f.begin_array();
@@ -394,6 +395,18 @@ class Exporter {
     return it->second;
   }
 
+  // The writer may still point at a replaced rendering (raw_stable): it lives until the writer's
+  // next generation. (Moving a cached string keeps its bytes where they are: a string too long
+  // for the small-string buffer moves in constant time, so by taking its heap block.)
+  void retire(std::string json) {
+    if (!w_.may_reference()) return;
+    if (retired_generation_ != w_.generation()) {
+      retired_.clear();
+      retired_generation_ = w_.generation();
+    }
+    retired_.push_back(std::move(json));
+  }
+
   uint64_t next_load_after(uint64_t seq) const {
     const auto& by_load = model_.objects_by_load();
     auto it = std::ranges::upper_bound(by_load, seq, {}, &ObjectRecord::load_seq);
@@ -426,6 +439,8 @@ class Exporter {
   absl::flat_hash_map<uint32_t, std::string> sparse_strings_;
   absl::flat_hash_map<uint32_t, CachedStack> stacks_;
   absl::flat_hash_map<uint32_t, std::string> py_stacks_;
+  std::vector<std::string> retired_;  // stack renderings replaced in retired_generation_
+  uint64_t retired_generation_ = 0;
 };
 
 }  // namespace

@@ -1,8 +1,11 @@
 #include "render/json_writer.h"
 
+#include <sys/uio.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace dltrace::viewer {
@@ -135,21 +138,92 @@ void JsonWriter::hex(uint64_t v) {
   closed();
 }
 
+void JsonWriter::reference(std::string_view json) {
+  separate();
+  if (pos_ > piece_end_) pieces_.push_back({nullptr, piece_end_, pos_ - piece_end_});
+  pieces_.push_back({json.data(), 0, json.size()});
+  piece_end_ = pos_;
+  closed();
+  if (pieces_.size() + 1 >= kMaxPieces) write_out();  // + 1: the buffer's run after it
+}
+
 void JsonWriter::maybe_flush() {
   if (out_ == nullptr || pos_ < kFlushAt) return;
-  if (!write_failed_ && std::fwrite(buf_.data(), 1, pos_, out_) != pos_) write_failed_ = true;
+  write_out();
+}
+
+// Hands every piece to the FILE, in order. A FILE with a descriptor gets them with writev
+// (after its own buffer, to keep the order of anything printed through it before); one without
+// (fopencookie, fmemopen) gets one fwrite per piece.
+void JsonWriter::write_out() {
+  if (pos_ > piece_end_) pieces_.push_back({nullptr, piece_end_, pos_ - piece_end_});
+  if (!write_failed_ && !pieces_.empty()) {
+    const int fd = fileno(out_);
+    bool ok = true;
+    if (fd >= 0) {
+      ok = std::fflush(out_) == 0 && write_pieces(fd);
+    } else {
+      for (const Piece& p : pieces_) {
+        const char* data = p.data ? p.data : buf_.data() + p.offset;
+        if (std::fwrite(data, 1, p.size, out_) != p.size) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    if (ok) {
+      for (const Piece& p : pieces_) bytes_written_ += p.size;
+    } else {
+      write_failed_ = true;
+      write_errno_ = errno;
+    }
+  }
+  pieces_.clear();
   pos_ = 0;
+  piece_end_ = 0;
+  ++generation_;
+}
+
+bool JsonWriter::write_pieces(int fd) {
+  std::vector<iovec> iov;
+  iov.reserve(pieces_.size());
+  for (const Piece& p : pieces_) {
+    const char* data = p.data ? p.data : buf_.data() + p.offset;
+    iov.push_back({const_cast<char*>(data), p.size});
+  }
+  iovec* v = iov.data();
+  size_t left = iov.size();
+  while (left > 0) {
+    const ssize_t n = ::writev(fd, v, static_cast<int>(std::min<size_t>(left, IOV_MAX)));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    // A short write (pipe, signal): resume inside the first piece not written completely.
+    auto done = static_cast<size_t>(n);
+    while (left > 0 && done >= v->iov_len) {
+      done -= v->iov_len;
+      ++v;
+      --left;
+    }
+    if (left > 0) {
+      v->iov_base = static_cast<char*>(v->iov_base) + done;
+      v->iov_len -= done;
+    }
+  }
+  return true;
 }
 
 absl::Status JsonWriter::finish() {
   if (out_ == nullptr) return absl::OkStatus();
-  if (!write_failed_ && pos_ != 0 && std::fwrite(buf_.data(), 1, pos_, out_) != pos_) {
+  write_out();
+  if (std::fflush(out_) != 0 && !write_failed_) {
     write_failed_ = true;
+    write_errno_ = errno;
   }
-  pos_ = 0;
-  if (std::fflush(out_) != 0) write_failed_ = true;
   if (write_failed_) {
-    return absl::DataLossError(std::string("cannot write the output: ") + std::strerror(errno));
+    return absl::DataLossError(std::string("cannot write the output: ") +
+                               std::strerror(write_errno_));
   }
   return absl::OkStatus();
 }

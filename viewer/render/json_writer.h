@@ -1,8 +1,11 @@
 // A small streaming JSON writer: no DOM, because a trace can hold ten million events and the
 // export must stream them at millions per second. Output goes into a flat buffer written with
 // raw pointer stores (std::string::push_back per byte was the bottleneck) and flushed to a FILE*
-// in large blocks, or kept in memory for tests. Strings are escaped per RFC 8259 and always come
-// out as valid UTF-8: invalid byte sequences (paths are bytes, not text) become U+FFFD.
+// in large blocks, or kept in memory for tests. Large cached fragments (raw_stable) are not
+// copied into that buffer: the writer keeps a list of pieces (runs of its buffer and pointers to
+// the fragments) and hands them to the file descriptor with writev. Strings are escaped per
+// RFC 8259 and always come out as valid UTF-8: invalid byte sequences (paths are bytes, not
+// text) become U+FFFD.
 #pragma once
 
 #include <charconv>
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -76,6 +80,22 @@ class JsonWriter {
   void hex(uint64_t v);
   // An already rendered JSON value (cached fragments).
   void raw(std::string_view json) { separate(); put(json); closed(); }
+  // The same for a fragment whose bytes stay where they are, unchanged, until generation()
+  // differs from its value at this call: a large one is written out from there instead of being
+  // copied (a stack's JSON, 2-4 KB on every event, is most of an export).
+  void raw_stable(std::string_view json) {
+    if (json.size() < kMinReference || out_ == nullptr) {
+      raw(json);
+    } else {
+      reference(json);
+    }
+  }
+  // Whether raw_stable() may point at its argument (only when streaming to a FILE).
+  bool may_reference() const { return out_ != nullptr; }
+  // Changes whenever the output so far has been handed to the FILE.
+  uint64_t generation() const { return generation_; }
+  // Bytes handed to the FILE so far.
+  uint64_t bytes_written() const { return bytes_written_; }
   // Ends one top-level value in JSON Lines output.
   void end_line() { put('\n'); need_comma_ = false; maybe_flush(); }
 
@@ -89,6 +109,17 @@ class JsonWriter {
 
  private:
   static constexpr size_t kFlushAt = 1 << 20;
+  // Below this, a fragment is cheaper to copy than to give its own iovec.
+  static constexpr size_t kMinReference = 256;
+  // Pieces per flush: writev takes at most IOV_MAX (1024 on Linux) at a time.
+  static constexpr size_t kMaxPieces = 1024;
+
+  // A run of the output: buf_[offset, offset + size) if data is null, else [data, data + size).
+  struct Piece {
+    const char* data;
+    size_t offset;
+    size_t size;
+  };
 
   // A pointer to at least n writable bytes at the end of the output.
   char* room(size_t n) {
@@ -110,12 +141,20 @@ class JsonWriter {
     if (pos_ >= kFlushAt) maybe_flush();
   }
   void maybe_flush();
+  void reference(std::string_view json);
+  void write_out();
+  bool write_pieces(int fd);
 
   std::FILE* out_;
   std::string buf_;  // used as a raw byte buffer: size() is the capacity, pos_ the length
   size_t pos_ = 0;
   bool need_comma_ = false;
   bool write_failed_ = false;
+  int write_errno_ = 0;
+  std::vector<Piece> pieces_;  // what goes out before buf_[piece_end_, pos_)
+  size_t piece_end_ = 0;       // where the buffer's bytes not yet in pieces_ start
+  uint64_t generation_ = 0;
+  uint64_t bytes_written_ = 0;
 };
 
 }  // namespace dltrace::viewer
