@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -24,8 +25,10 @@ using test::PythonFixture;
 namespace {
 
 
+constexpr size_t kAll = std::numeric_limits<size_t>::max();
+
 const viewer::PyLoad* load_at(const viewer::PythonLoads& loads, uint64_t seq) {
-  for (const auto& l : loads.loads)
+  for (const auto& l : loads.slowest)
     if (l.seq == seq) return &l;
   return nullptr;
 }
@@ -60,8 +63,9 @@ TEST_CASE("python loads: the import statement and the top-level statement of eac
           "[viewer][python]") {
   PythonFixture fx;
   viewer::TraceModel model(*fx.reader);
-  const viewer::PythonLoads loads = viewer::collect_python_loads(*fx.reader, model);
-  REQUIRE(loads.loads.size() == 8);  // seq 9 has no Python stack
+  const viewer::PythonLoads loads = viewer::collect_python_loads(*fx.reader, model, kAll);
+  CHECK(loads.count == 8);  // seq 9 has no Python stack
+  REQUIRE(loads.slowest.size() == 8);
   CHECK(load_at(loads, 9) == nullptr);
 
   const auto* json = load_at(loads, 1);
@@ -170,6 +174,63 @@ TEST_CASE(
   CHECK(c.anchor.empty());
   CHECK_FALSE(resolver.resolve(c));
   CHECK(c.truncated);
+}
+
+TEST_CASE("python loads: summed per stack while streaming; the N slowest, ties to the earlier call",
+          "[viewer][python]") {
+  // 3000 imports from two stacks: a cut one (first used before the complete stack that tells
+  // its top-level statement) and a complete one, 10/20/30 us in turn.
+  test::ScratchDir dir;
+  const std::string path = dir.file("many.trace");
+  {
+    preload::TraceWriter w;
+    REQUIRE(test::open_writer(w, path, 4 << 20, 8) == "");
+    const char* argv[] = {"python3", "main.py"};
+    w.write_process("/usr/bin/python3.11", "/app", 2, argv);
+    auto frame = [&](const char* file, int line, const char* function) {
+      return format::PyFrame{w.intern_string(file), w.intern_string(function), line, 0};
+    };
+    const format::PyFrame import = frame("<frozen importlib._bootstrap>", 241, "_call");
+    const format::PyFrame pkg = frame("/app/pkg/__init__.py", 4, "<module>");
+    const std::vector<format::PyFrame> complete = {
+        import, frame("/app/pkg/fast.py", 2, "<module>"), import, pkg, import,
+        frame("/app/main.py", 3, "<module>")};
+    std::vector<format::PyFrame> cut(viewer::kRecordedPythonFrames - 2,
+                                     frame("/app/pkg/deep.py", 9, "<module>"));
+    cut.insert(cut.end(), {import, pkg});
+    const uint32_t cut_id = w.intern_py_stack(cut.data(), uint32_t(cut.size()));
+    const uint32_t complete_id = w.intern_py_stack(complete.data(), uint32_t(complete.size()));
+    const uint32_t name = w.intern_string("_fast.so");
+    for (int i = 0; i < 3000; ++i) {
+      format::EventSlot e = test::make_event(w.reserve_seq(), name);
+      e.call = uint16_t(format::CallKind::kDlopen);
+      e.duration_ns = 10000 * uint64_t(1 + i % 3);
+      e.py_stack = i % 2 ? complete_id : cut_id;
+      w.commit(e);
+    }
+    w.set_end(format::EndKind::kExit, 0);
+  }
+  std::string error;
+  auto reader = TraceReader::open(path, &error);
+  REQUIRE(reader);
+  viewer::TraceModel model(*reader);
+  const viewer::PythonLoads loads = viewer::collect_python_loads(*reader, model, 4);
+  CHECK(loads.count == 3000);
+  REQUIRE(loads.top_level.size() == 1);
+  CHECK(loads.top_level[0].line == PyLine{"/app/main.py", 3, "<module>"});
+  CHECK_FALSE(loads.top_level[0].truncated);  // the cut stack resolved through pkg/__init__.py
+  CHECK(loads.top_level[0].loads == 3000);
+  CHECK(loads.top_level[0].total_ns == 1000 * (10000 + 20000 + 30000));
+  std::vector<uint64_t> seqs;
+  for (const auto& l : loads.slowest) {
+    CHECK(l.duration_ns == 30000);
+    CHECK(l.where.top == PyLine{"/app/main.py", 3, "<module>"});
+    seqs.push_back(l.seq);
+  }
+  CHECK(seqs == std::vector<uint64_t>{3, 6, 9, 12});
+  CHECK(loads.slowest[0].where.site == PyLine{"/app/pkg/deep.py", 9, "<module>"});
+  CHECK(loads.slowest[1].where.site == PyLine{"/app/pkg/fast.py", 2, "<module>"});
+  CHECK(viewer::collect_python_loads(*reader, model, 0).slowest.empty());
 }
 
 TEST_CASE("source lines: read once, trimmed; pseudo-files and missing lines give nothing",

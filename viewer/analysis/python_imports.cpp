@@ -133,45 +133,98 @@ bool TopLevelResolver::resolve(PyAttribution& attribution) const {
   return true;
 }
 
-PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model) {
-  PythonLoads out;
-  TopLevelResolver resolver;
-  reader.for_each_event([&](const format::EventSlot& e) {
-    if (!is_open_call(e.call) || e.py_stack == format::kNoId) return true;
-    const auto stack = reader.py_stack(e.py_stack);
-    if (stack.empty()) return true;
-    PyLoad l;
-    l.seq = e.seq;
-    l.file = reader.has_string(e.name) ? std::string(reader.string(e.name)) : std::string();
-    l.ok = (e.bits & format::kEventOk) != 0;
-    l.object = l.ok ? e.object : format::kNoId;
-    l.duration_ns = model.duration_ns(e);
-    l.nested = e.parent_seq != 0;
-    l.new_objects = model.new_objects(e.seq).size();
-    l.where = attribute_python_stack(reader, stack);
-    resolver.add(reader, stack, l.where);
-    out.loads.push_back(std::move(l));
-    return true;
-  });
-  for (PyLoad& l : out.loads) resolver.resolve(l.where);
+PythonLoadCollector::PythonLoadCollector(const TraceReader& reader, const TraceModel& model,
+                                         size_t slowest)
+    : reader_(reader), model_(model), keep_(slowest) {}
 
+void PythonLoadCollector::add(const format::EventSlot& e) {
+  if (!is_open_call(e.call) || e.py_stack == format::kNoId) return;
+  auto [it, fresh] = stack_index_.try_emplace(e.py_stack, stacks_.size());
+  if (fresh) {
+    const auto stack = reader_.py_stack(e.py_stack);
+    if (stack.empty()) {
+      it->second = kNoStack;
+    } else {
+      // The resolver keeps the first complete stack per module frame: adding each stack at its
+      // first use gives the same map as adding it at every call.
+      StackLoads s{attribute_python_stack(reader_, stack)};
+      resolver_.add(reader_, stack, s.where);
+      stacks_.push_back(std::move(s));
+    }
+  }
+  if (it->second == kNoStack) return;
+  StackLoads& s = stacks_[it->second];
+  const bool ok = (e.bits & format::kEventOk) != 0;
+  const uint64_t duration = model_.duration_ns(e);
+  const size_t new_objects = model_.new_objects(e.seq).size();
+  const uint64_t order = count_++;
+  if (e.parent_seq == 0) s.total_ns += duration;
+  ++s.loads;
+  s.objects += new_objects;
+  if (!ok) ++s.failed;
+
+  if (keep_ == 0) return;
+  const Ranked r{duration, order, e.seq, e.name, ok ? e.object : format::kNoId, it->second,
+                 new_objects, ok, e.parent_seq != 0};
+  if (slowest_.size() < keep_) {
+    slowest_.push_back(r);
+  } else if (ranks_before(r, slowest_.front())) {
+    std::ranges::pop_heap(slowest_, ranks_before);
+    slowest_.back() = r;
+  } else {
+    return;
+  }
+  std::ranges::push_heap(slowest_, ranks_before);
+}
+
+PythonLoads PythonLoadCollector::finish() && {
+  PythonLoads out;
+  out.count = count_;
+  for (StackLoads& s : stacks_) resolver_.resolve(s.where);
+
+  // Stacks in order of first use: a statement's first stack holds its first call.
   absl::flat_hash_map<std::pair<std::string, int>, size_t> index;
-  for (const PyLoad& l : out.loads) {
-    if (!l.where.top) continue;
+  for (const StackLoads& s : stacks_) {
+    if (!s.where.top) continue;
     auto [it, fresh] =
-        index.try_emplace(std::pair(l.where.top->file, l.where.top->line), out.top_level.size());
-    if (fresh) out.top_level.push_back(TopLevelLoads{*l.where.top});
+        index.try_emplace(std::pair(s.where.top->file, s.where.top->line), out.top_level.size());
+    if (fresh) out.top_level.push_back(TopLevelLoads{*s.where.top});
     TopLevelLoads& t = out.top_level[it->second];
-    t.truncated |= l.where.truncated;
-    if (!l.nested) t.total_ns += l.duration_ns;
-    ++t.loads;
-    t.objects += l.new_objects;
-    if (!l.ok) ++t.failed;
+    t.truncated |= s.where.truncated;
+    t.total_ns += s.total_ns;
+    t.loads += s.loads;
+    t.objects += s.objects;
+    t.failed += s.failed;
   }
   std::ranges::stable_sort(out.top_level, [](const TopLevelLoads& a, const TopLevelLoads& b) {
     return a.total_ns > b.total_ns;
   });
+
+  std::ranges::sort_heap(slowest_, ranks_before);
+  out.slowest.reserve(slowest_.size());
+  for (const Ranked& r : slowest_) {
+    PyLoad& l = out.slowest.emplace_back();
+    l.seq = r.seq;
+    if (reader_.has_string(r.name)) l.file = reader_.string(r.name);
+    l.object = r.object;
+    l.duration_ns = r.duration_ns;
+    l.ok = r.ok;
+    l.nested = r.nested;
+    l.new_objects = r.new_objects;
+    l.where = stacks_[r.stack].where;
+  }
+  slowest_ = {};  // consumed: its owner may live on while the result is printed
   return out;
+}
+
+PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model,
+                                 size_t slowest) {
+  PythonLoadCollector collector(reader, model, slowest);
+  reader.for_each_event([&](const format::EventSlot& e) {
+    collector.add(e);
+    return true;
+  });
+  return std::move(collector).finish();
 }
 
 std::optional<std::string> SourceLines::line(const std::string& file, int line) {

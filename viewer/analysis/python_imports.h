@@ -97,12 +97,64 @@ struct TopLevelLoads {
 };
 
 struct PythonLoads {
-  std::vector<PyLoad> loads;             // in seq order
+  uint64_t count = 0;                    // dlopen calls made from Python
   std::vector<TopLevelLoads> top_level;  // most time first (ties: first seen first)
+  std::vector<PyLoad> slowest;           // the N slowest, most time first (ties: the earlier call)
+};
+
+// Attributes the dlopen calls made from Python as the events stream past. The attribution is a
+// function of the Python stack, so what it keeps is one aggregate per distinct stack (bounded by
+// the catalog) and the N slowest calls, not a record per call: a trace of millions of imports
+// costs no more than one of thousands.
+class PythonLoadCollector {
+ public:
+  // `slowest`: how many of the slowest calls to keep (PythonLoads::slowest).
+  PythonLoadCollector(const TraceReader& reader, const TraceModel& model, size_t slowest);
+  // Each event once, in the reader's order (ties between equal durations go to the earlier).
+  void add(const format::EventSlot& e);
+  // Completes cut stacks from every complete one seen, then sums per top-level statement.
+  PythonLoads finish() &&;
+
+ private:
+  // The calls made with one Python stack.
+  struct StackLoads {
+    PyAttribution where;
+    uint64_t total_ns = 0;  // of the calls not nested in another traced call
+    size_t loads = 0;
+    size_t objects = 0;
+    size_t failed = 0;
+  };
+  // A call among the slowest so far: ids only, a PyLoad is made of it in finish() (when its
+  // stack's attribution is final), so that a large N costs a few words per call.
+  struct Ranked {
+    uint64_t duration_ns = 0;
+    uint64_t order = 0;  // position among the calls, for ties
+    uint64_t seq = 0;
+    uint32_t name = format::kNoId;
+    uint32_t object = format::kNoId;
+    size_t stack = 0;  // into stacks_
+    size_t new_objects = 0;
+    bool ok = false;
+    bool nested = false;
+  };
+  static bool ranks_before(const Ranked& a, const Ranked& b) {
+    return a.duration_ns != b.duration_ns ? a.duration_ns > b.duration_ns : a.order < b.order;
+  }
+  static constexpr size_t kNoStack = static_cast<size_t>(-1);  // an id without readable frames
+
+  const TraceReader& reader_;
+  const TraceModel& model_;
+  size_t keep_;
+  uint64_t count_ = 0;
+  absl::flat_hash_map<uint32_t, size_t> stack_index_;  // py_stack id -> stacks_ (or kNoStack)
+  std::vector<StackLoads> stacks_;                     // in order of first use
+  TopLevelResolver resolver_;
+  std::vector<Ranked> slowest_;  // a heap whose front ranks last
 };
 
 // One pass over the events.
-PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model);
+PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& model,
+                                 size_t slowest);
 
 // Text of source lines, read once per file (relative names resolve against `cwd`): shown next to
 // file:line like a Python traceback does. Nothing for pseudo-files ("<string>") or unreadable

@@ -2,7 +2,8 @@
 // symbols, the slowest loads (total and self time), dropped events and how complete the trace is.
 //
 // One pass over the events with bounded memory: per-call, per-thread and per-symbol aggregates,
-// a per-thread stack of the calls still open (for self time) and the N slowest loads.
+// a per-thread stack of the calls still open (for self time), the N slowest loads, and the loads
+// made from Python summed per Python stack (analysis/python_imports).
 #include "commands/stats_command.h"
 
 #include <algorithm>
@@ -83,7 +84,8 @@ std::string signal_text(int sig) {
 
 class StatsCollector {
  public:
-  StatsCollector(const TraceReader& reader, size_t top) : reader_(reader), model_(reader), top_(top) {}
+  StatsCollector(const TraceReader& reader, size_t top)
+      : reader_(reader), model_(reader), top_(top), python_loads_(reader_, model_, top) {}
 
   void event(const format::EventSlot& e) {
     const bool ok = (e.bits & format::kEventOk) != 0;
@@ -98,6 +100,7 @@ class StatsCollector {
 
     if (is_sym_call(e.call)) symbol(e, ok);
     nesting(e);
+    python_loads_.add(e);
   }
 
   // Closes the calls still open at the end of the trace.
@@ -109,26 +112,13 @@ class StatsCollector {
     std::ranges::sort(slowest_, [](const Load& a, const Load& b) {
       return a.duration_ns != b.duration_ns ? a.duration_ns > b.duration_ns : a.seq < b.seq;
     });
+    python_ = std::move(python_loads_).finish();
   }
-
-  // Loads made by Python code, attributed to their statements (a second pass over the events).
-  void collect_python() { python_ = collect_python_loads(reader_, model_); }
 
   void print_text(std::FILE* out);
   void print_json(JsonWriter& w) const;
 
  private:
-  // The slowest loads made by Python code, most time first (ties: the earlier call).
-  std::vector<const PyLoad*> slowest_python() const {
-    std::vector<const PyLoad*> out;
-    for (const PyLoad& l : python_.loads) out.push_back(&l);
-    std::ranges::stable_sort(out, [](const PyLoad* a, const PyLoad* b) {
-      return a->duration_ns > b->duration_ns;
-    });
-    out.resize(std::min(top_, out.size()));
-    return out;
-  }
-
   // The module's file name: the resolved object's, else the requested one's.
   std::string module_name(const PyLoad& l) const {
     if (const ObjectRecord* o = l.object != format::kNoId ? reader_.object(l.object) : nullptr) {
@@ -241,14 +231,15 @@ class StatsCollector {
   absl::flat_hash_map<std::string, SymbolStats> symbols_;
   absl::flat_hash_map<uint32_t, std::vector<Open>> open_;
   std::vector<Load> slowest_;
-  PythonLoads python_;
+  PythonLoadCollector python_loads_;  // loads made by Python code, attributed to their statements
+  PythonLoads python_;                // what it found, once finished
 };
 
 // The native-load complement of `python -X importtime`: time in dlopen (constructors included)
 // per top-level statement of the script, then the slowest single loads with the import that
 // caused each. Nothing for a process that ran no Python code.
 void StatsCollector::python_text(fmt::memory_buffer& b) {
-  if (python_.loads.empty()) return;
+  if (python_.count == 0) return;
   auto put = [&b]<typename... Args>(fmt::format_string<Args...> f, Args&&... args) {
     fmt::format_to(std::back_inserter(b), f, std::forward<Args>(args)...);
   };
@@ -257,7 +248,7 @@ void StatsCollector::python_text(fmt::memory_buffer& b) {
   put("\nnative load time per top-level import: {} of {} statement(s), {} dlopen call(s) from "
       "Python\n"
       "(dlopen time including constructors; nested loads count once, in the load around them)\n",
-      statements, python_.top_level.size(), python_.loads.size());
+      statements, python_.top_level.size(), python_.count);
   if (statements) {
     // calls: every dlopen made for the statement, also of objects already loaded.
     put("  {:>12} {:>6} {:>8}  {}\n", "total", "calls", "objects", "statement");
@@ -271,19 +262,18 @@ void StatsCollector::python_text(fmt::memory_buffer& b) {
       put("\n");
     }
   }
-  const auto slowest = slowest_python();
   put("\nslowest {} load(s) from Python (of {}), with the import that caused each\n",
-      slowest.size(), python_.loads.size());
-  if (slowest.empty()) return;
+      python_.slowest.size(), python_.count);
+  if (python_.slowest.empty()) return;
   put("  {:>12} {:>8}  {}\n", "duration", "seq", "module  <- statement");
-  for (const PyLoad* l : slowest) {
-    put("  {:>12} {:>8}  {}", duration_text(l->duration_ns), l->seq, module_name(*l));
-    if (!l->ok) put(" (failed)");
-    if (l->where.site) {
-      put("  <- {}{}", l->where.via_import ? "import at " : "", py_line_text(*l->where.site));
+  for (const PyLoad& l : python_.slowest) {
+    put("  {:>12} {:>8}  {}", duration_text(l.duration_ns), l.seq, module_name(l));
+    if (!l.ok) put(" (failed)");
+    if (l.where.site) {
+      put("  <- {}{}", l.where.via_import ? "import at " : "", py_line_text(*l.where.site));
     }
-    if (l->where.top && l->where.top != l->where.site) {
-      put(" <- {}", py_line_text(*l->where.top));
+    if (l.where.top && l.where.top != l.where.site) {
+      put(" <- {}", py_line_text(*l.where.top));
     }
     put("\n");
   }
@@ -444,7 +434,7 @@ void py_line_json(JsonWriter& w, const std::optional<PyLine>& line) {
 }
 
 void StatsCollector::python_json(JsonWriter& w) const {
-  w.key("python_loads").value(python_.loads.size());
+  w.key("python_loads").value(python_.count);
   w.key("top_level_imports").begin_array();
   for (const TopLevelLoads& t : python_.top_level) {
     w.begin_object();
@@ -459,19 +449,19 @@ void StatsCollector::python_json(JsonWriter& w) const {
   }
   w.end_array();
   w.key("slowest_python_loads").begin_array();
-  for (const PyLoad* l : slowest_python()) {
+  for (const PyLoad& l : python_.slowest) {
     w.begin_object();
-    w.key("seq").value(l->seq);
-    w.key("file").value(l->file);
-    w.key("module").value(module_name(*l));
-    w.key("duration_ns").value(l->duration_ns);
-    w.key("ok").value(l->ok);
-    w.key("nested").value(l->nested);
-    w.key("via_import").value(l->where.via_import);
+    w.key("seq").value(l.seq);
+    w.key("file").value(l.file);
+    w.key("module").value(module_name(l));
+    w.key("duration_ns").value(l.duration_ns);
+    w.key("ok").value(l.ok);
+    w.key("nested").value(l.nested);
+    w.key("via_import").value(l.where.via_import);
     w.key("import");
-    py_line_json(w, l->where.site);
+    py_line_json(w, l.where.site);
     w.key("top_level");
-    py_line_json(w, l->where.top);
+    py_line_json(w, l.where.top);
     w.end_object();
   }
   w.end_array();
@@ -493,7 +483,6 @@ absl::Status stats_trace(const TraceReader& reader, const StatsOptions& options,
     return true;
   });
   stats.finish();
-  stats.collect_python();
   if (options.json) {
     JsonWriter w(out);
     stats.print_json(w);
