@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -134,6 +135,49 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
   }
   const uint32_t version = w.intern_string("PLUGIN_1.0");
 
+  // A Python program's import stacks (CPython 3.11's shape, innermost frame first): the extension
+  // module's import under a package's __init__ under `import pkg_N` at main.py line N+1; two
+  // stacks in eight are cut at 64 frames below the package (deep chains of imports): one gets its
+  // top-level statement from a complete stack through the package's module frame, one (under a
+  // vendored package) keeps the cut.
+  std::vector<uint32_t> load_stacks;
+  if (options.python_loads) {
+    auto str = [&](const std::string& text) { return w.intern_string(text.c_str()); };
+    const uint32_t bootstrap = str("<frozen importlib._bootstrap>");
+    const uint32_t external = str("<frozen importlib._bootstrap_external>");
+    const uint32_t module = str("<module>");
+    const format::PyFrame machinery[] = {{external, str("create_module"), 1233, 0},
+                                         {bootstrap, str("_call_with_frames_removed"), 241, 0},
+                                         {bootstrap, str("module_from_spec"), 571, 0},
+                                         {bootstrap, str("_load_unlocked"), 674, 0}};
+    const format::PyFrame call = machinery[1];
+    const uint32_t main = str("/opt/bigtrace/app/main.py");
+    for (uint32_t s = 0; s < kPythonLoadStacks; ++s) {
+      const uint32_t pkg = s / 8, k = s % 8;
+      const std::string dir = "/opt/bigtrace/py/pkg_" + std::to_string(pkg);
+      std::vector<format::PyFrame> frames(std::begin(machinery), std::end(machinery));
+      if (k % 4 != 3) {
+        frames.push_back({str(dir + "/mod_" + std::to_string(k) + ".py"), module, int32_t(3 + k), 0});
+        frames.push_back(call);
+        frames.push_back({str(dir + "/__init__.py"), module, int32_t(5 + k), 0});
+        frames.push_back(call);
+        frames.push_back({main, module, int32_t(pkg + 1), 0});
+      } else {
+        frames.push_back({str(dir + "/deep_" + std::to_string(k) + ".py"), module, 7, 0});
+        for (uint32_t level = 0; frames.size() < 62; ++level) {
+          frames.push_back({str("/opt/bigtrace/py/lib/level_" + std::to_string(level) + ".py"),
+                            module, int32_t(2 + level), 0});
+          if (frames.size() < 62) frames.push_back(call);
+        }
+        // k == 7: under a vendored package no complete stack holds, so it stays cut.
+        frames.push_back(call);
+        frames.push_back({str(k == 3 ? dir + "/__init__.py"
+                                     : dir + "/_vendor/__init__.py"), module, int32_t(5 + k), 0});
+      }
+      load_stacks.push_back(w.intern_py_stack(frames.data(), uint32_t(frames.size())));
+    }
+  }
+
   // The plugins: each dlopen'ed (with a dlsym from its constructor nested in the call).
   std::vector<Object> plugins;
   std::vector<uint32_t> plugin_names;
@@ -167,6 +211,7 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
     open.handle = p.handle;
     open.object = p.id;
     open.duration_ns = 50'000 + rng.below(500'000);
+    if (!load_stacks.empty()) open.py_stack = load_stacks[k * 8 % kPythonLoadStacks];
     w.commit(open);
     written += 2;
   }
@@ -252,6 +297,12 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
     if (!stacks.empty()) e.stack = stacks[rng.below(static_cast<uint32_t>(stacks.size()))];
     if (!py_stacks.empty() && rng.below(8) == 0)
       e.py_stack = py_stacks[rng.below(static_cast<uint32_t>(py_stacks.size()))];
+    if (!load_stacks.empty() && e.call == uint16_t(format::CallKind::kDlopen)) {
+      // A failing import is retried from the same few lines (one per missing library), so the
+      // tree's failure leaves stay few; the successful ones come from every stack.
+      e.py_stack = (e.bits & format::kEventOk) ? load_stacks[rng.below(kPythonLoadStacks)]
+                                             : load_stacks[(e.name * 97) % kPythonLoadStacks];
+    }
     w.commit(e);
     ++written;
   }

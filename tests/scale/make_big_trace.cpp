@@ -1,5 +1,6 @@
-// make_big_trace OUT EVENTS [STACK_DEPTH]: writes a synthetic trace of EVENTS readable events
-// (see big_trace.h), for the manual 10-million-event run documented in README.md:
+// make_big_trace OUT EVENTS [STACK_DEPTH] [--python]: writes a synthetic trace of EVENTS readable
+// events (see big_trace.h; --python: every dlopen made from Python code, BigTraceOptions::
+// python_loads), for the manual 10-million-event run documented in README.md:
 //   build/bin/make_big_trace /tmp/10m.trace 10000000
 //   /usr/bin/time -v build/bin/dltrace export --format json /tmp/10m.trace -o /dev/null
 #include <cstdio>
@@ -9,11 +10,15 @@
 #include "big_trace.h"
 
 int main(int argc, char** argv) {
+  dltrace::test::BigTraceOptions options;
+  if (argc > 1 && std::string(argv[argc - 1]) == "--python") {
+    options.python_loads = true;
+    --argc;
+  }
   if (argc < 3 || argc > 4) {
-    std::fprintf(stderr, "usage: %s OUT EVENTS [STACK_DEPTH]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s OUT EVENTS [STACK_DEPTH] [--python]\n", argv[0]);
     return 2;
   }
-  dltrace::test::BigTraceOptions options;
   options.events = std::strtoull(argv[2], nullptr, 10);
   if (argc == 4) options.stack_depth = static_cast<uint32_t>(std::strtoul(argv[3], nullptr, 10));
   if (options.events == 0) {
