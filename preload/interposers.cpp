@@ -103,7 +103,7 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
     CallerContext ctx(caller);
     return version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
   }
-  if (!special && api == primary_api()) return record_handle_lookup(handle, symbol, version, caller);
+  if (api == primary_api()) return record_lookup(handle, symbol, version, caller);
   CallState cs;
   prepare(cs, version ? CallKind::kDlvsym : CallKind::kDlsym, caller);
   cs.name = symbol;

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 
 #include "caller_context.h"
 #include "live_printer.h"
@@ -532,14 +533,22 @@ void api_end(CallState* cs) {
 }
 
 // Which objects a lookup involved: the caller's, the handle's and the one defining the result.
-// Memoised per thread in the object table; a miss on the caller or the result may mean objects
-// were loaded without a traced call, which are then registered (attributed to this event).
-void attribute_lookup(format::EventSlot& s, const void* handle) {
+// Memoised per thread in the object table. A miss on the caller or the result means objects were
+// loaded since the last look: by the enclosing dlopen (a constructor calling dlsym), or without
+// any traced call. They are registered first, as api_begin does.
+void attribute_lookup(format::EventSlot& s, const void* handle, const NestFrame* enclosing) {
   objects::LookupObjects o;
   if (!objects::lookup_objects(s.caller_ip, handle, s.address, &o) && objects::changed()) {
     objects::Attribution a;
-    a.mode = objects::Mode::kDiscovered;
-    a.seq = s.seq;
+    if (enclosing != nullptr && enclosing->is_open && enclosing->seq != 0) {
+      a.mode = objects::Mode::kCall;
+      a.seq = enclosing->seq;
+      a.caller_object = enclosing->caller_object;
+      a.global = enclosing->global != 0;
+    } else {
+      a.mode = objects::Mode::kDiscovered;
+      a.seq = s.seq;
+    }
     objects::sync(a, s.seq);
     objects::lookup_objects(s.caller_ip, handle, s.address, &o);
   }
@@ -550,8 +559,14 @@ void attribute_lookup(format::EventSlot& s, const void* handle) {
 
 }  // namespace
 
-void* record_handle_lookup(void* handle, const char* symbol, const char* version, const void* caller) {
+void* record_lookup(void* handle, const char* symbol, const char* version, const void* caller) {
   const RealFunctions& real = real_functions();
+  // RTLD_DEFAULT and RTLD_NEXT depend on the caller: those calls are made on its behalf.
+  const bool by_caller = handle == RTLD_DEFAULT || handle == RTLD_NEXT;
+  auto call = [&](const CallerContext* ctx) {
+    if (ctx != nullptr) return version ? ctx->dlvsym(handle, symbol, version) : ctx->dlsym(handle, symbol);
+    return version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
+  };
   ThreadState& ts = t_state;
   format::EventSlot s{};
   s.call = static_cast<uint16_t>(version ? CallKind::kDlvsym : CallKind::kDlsym);
@@ -566,17 +581,23 @@ void* record_handle_lookup(void* handle, const char* symbol, const char* version
   s.stack = stack_depth ? stack::capture(g_writer, caller, stack_depth) : kNoId;
   s.py_stack = capture_python_stack(g_writer);
   const uint32_t depth = ts.depth;
+  const NestFrame* enclosing = nullptr;
   if (depth > 0) {
+    enclosing = &ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1];
     s.bits |= format::kEventNested;
-    s.parent_seq = ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1].seq;
+    s.parent_seq = enclosing->seq;
   }
   // Calls nested in this one (an IFUNC resolver's) see it as their enclosing call; its seq is
   // not reserved yet (see api_begin), so they get parent_seq 0.
   if (depth < kMaxNesting) ts.frames[depth] = {0, kNoId, 0, 0};
   ts.depth = depth + 1;
 
+  std::optional<CallerContext> on_behalf;
+  if (by_caller) on_behalf.emplace(caller);
+  const CallerContext* ctx = on_behalf ? &*on_behalf : nullptr;
+  if (ctx != nullptr && !ctx->preserved()) s.bits |= format::kEventCallerEmulated;
   s.time_ns = event_clock();
-  void* r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
+  void* r = call(ctx);
   s.duration_ns = event_clock() - s.time_ns;
   ts.depth = depth;
   char error_text[512];  // for DLTRACE_LIVE (the dlerror buffer is gone after the replay)
@@ -586,7 +607,7 @@ void* record_handle_lookup(void* handle, const char* symbol, const char* version
       s.error = g_writer.intern_string(e);
       if (g_live) snprintf(error_text, sizeof error_text, "%s", e);
       // Re-arm the error for the program: the identical call fails the same way.
-      r = version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
+      r = call(ctx);
     }
   }
   s.address = reinterpret_cast<uint64_t>(r);
@@ -595,7 +616,7 @@ void* record_handle_lookup(void* handle, const char* symbol, const char* version
   s.name = intern_symbol_name(g_writer, symbol);
   s.version = version ? g_writer.intern_string(version) : kNoId;
   s.seq = g_writer.reserve_seq();
-  attribute_lookup(s, handle);
+  attribute_lookup(s, handle, enclosing);
   g_writer.commit(s);
   if (g_live) {
     format::EventSlot shown = s;

@@ -50,10 +50,10 @@ const PrimaryApi* active_api();
 // The primary's own API (also what a secondary receives).
 const PrimaryApi* primary_api();
 
-// dlsym/dlvsym on a real handle (not RTLD_DEFAULT/RTLD_NEXT) while the primary records: glibc
-// ignores the caller there, so the call is made directly and recorded in one pass without a
-// CallState. This is the hot path of dlsym-heavy programs.
-void* record_handle_lookup(void* handle, const char* symbol, const char* version, const void* caller);
+// dlsym/dlvsym while the primary records: the real call (on the caller's behalf for RTLD_DEFAULT
+// and RTLD_NEXT; glibc ignores the caller for a real handle) and its event, built in one pass
+// without a CallState. This is the hot path of dlsym-heavy programs.
+void* record_lookup(void* handle, const char* symbol, const char* version, const void* caller);
 
 // Monotonic clock in ns (vDSO, no syscall).
 uint64_t now_ns();
