@@ -1,6 +1,7 @@
 #include "render/json_export.h"
 
 #include <algorithm>
+#include <deque>
 #include <iterator>
 #include <limits>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "dltrace/flags.h"
 #include "model/trace_model.h"
 
@@ -171,23 +173,31 @@ class Exporter {
   }
 
   // ---- events ----
+  // The hot path: every event's members are formatted straight into the writer's buffer with
+  // json_text (one room check per run of members); only what dlopen events add, which is rare,
+  // and the stacks (written from the cache, raw_stable) go through the writer's calls.
   void write_event(const format::EventSlot& e, bool typed) {
+    using namespace json_text;
     const bool open = is_open_call(e.call);
-    const bool sym = is_sym_call(e.call);
-    const bool close = is_close_call(e.call);
-    w_.begin_object();
-    if (typed) w_.raw(R"("type":"event")");
-    w_.key("seq").value(e.seq);
-    w_.key("time_ns").value(model_.time_ns(e));
-    w_.key("tid").value(e.tid);
-    w_.raw(call_member(e.call));
-    w_.key("duration_ns").value(model_.duration_ns(e));
-
+    char* p = w_.raw_begin(kFixedRoom);
+    *p++ = '{';
+    if (typed) p = literal(p, R"("type":"event",)");
+    p = literal(p, R"("seq":)");
+    p = number(p, e.seq);
+    p = literal(p, R"(,"time_ns":)");
+    p = number(p, model_.time_ns(e));
+    p = literal(p, R"(,"tid":)");
+    p = number(p, e.tid);
+    *p++ = ',';
+    p = bytes(p, call_member(e.call));
+    p = literal(p, R"(,"duration_ns":)");
+    p = number(p, model_.duration_ns(e));
     if (!open) {
       // Most events: every open-only member is null, written as one run.
-      w_.raw(R"("file":null,"namespace":null,"flags":null,"flags_text":null,)"
-             R"("effective_flags":null,"effective_flags_text":null,"override":null)");
+      p = literal(p, R"(,"file":null,"namespace":null,"flags":null,"flags_text":null,)"
+                     R"("effective_flags":null,"effective_flags_text":null,"override":null)");
     } else {
+      w_.raw_end(p);
       w_.key("file");
       optional_string(e.name);
       w_.key("namespace").value(e.lmid);
@@ -197,8 +207,10 @@ class Exporter {
       w_.key("effective_flags_text").raw(flags_json(e.effective_flags));
       w_.key("override");
       write_override(e);
+      w_.key("handle");
+      p = w_.raw_begin(kFixedRoom);
     }
-    write_event_rest(e, open, sym, close);
+    write_event_rest(e, p);
   }
 
   void write_override(const format::EventSlot& e) {
@@ -223,33 +235,50 @@ class Exporter {
     }
   }
 
-  void write_event_rest(const format::EventSlot& e, bool open, bool sym, bool close) {
-    w_.key("handle");
-    if (e.handle != 0) w_.hex(e.handle); else w_.null();
-    w_.key("object");
-    optional_id(e.object);
-    w_.key("new_objects");
+  // From "handle" on; `p` is where the writer's buffer continues, with room for kFixedRoom bytes,
+  // after a "handle" key already written if the event is a dlopen.
+  void write_event_rest(const format::EventSlot& e, char* p) {
+    using namespace json_text;
+    const bool open = is_open_call(e.call);
+    const bool sym = is_sym_call(e.call);
+    const bool close = is_close_call(e.call);
+    const std::string_view symbol = sym ? optional_string_json(e.name) : "null";
+    const std::string_view version =
+        e.call == static_cast<uint16_t>(format::CallKind::kDlvsym) ? optional_string_json(e.version)
+                                                                   : "null";
+    const std::string_view error = optional_string_json(e.error);
+    const std::string_view caller = caller_json(e);
+    if (!open) p = literal(p, R"(,"handle":)");
+    // The strings' own sizes on top of the fixed room: room() again, if they do not fit.
+    w_.raw_end_key(p);
+    p = w_.raw_begin(kFixedRoom + symbol.size() + version.size() + error.size() + caller.size());
+    p = e.handle != 0 ? hex(p, e.handle) : literal(p, "null");
+    p = literal(p, R"(,"object":)");
+    p = optional_id(p, e.object);
     if (open) {
+      p = literal(p, R"(,"new_objects":)");
+      w_.raw_end_key(p);
       w_.begin_array();
       for (uint32_t id : model_.new_objects(e.seq)) w_.value(id);
       w_.end_array();
+      p = w_.raw_begin(kFixedRoom + symbol.size() + version.size() + error.size() + caller.size());
+      p = literal(p, R"("symbol":)");
     } else {
-      w_.null();
+      p = literal(p, R"(,"new_objects":null,"symbol":)");
     }
-    w_.key("symbol");
-    if (sym) optional_string(e.name); else w_.null();
-    w_.key("version");
-    if (e.call == static_cast<uint16_t>(format::CallKind::kDlvsym)) optional_string(e.version);
-    else w_.null();
-    w_.key("address");
-    if (sym && e.address != 0) w_.hex(e.address); else w_.null();
-    w_.key("ok").value((e.bits & format::kEventOk) != 0);
-    w_.key("error");
-    optional_string(e.error);
-
-    w_.key("caller");
-    write_caller(e);
-    w_.key("stack");
+    p = bytes(p, symbol);
+    p = literal(p, R"(,"version":)");
+    p = bytes(p, version);
+    p = literal(p, R"(,"address":)");
+    p = sym && e.address != 0 ? hex(p, e.address) : literal(p, "null");
+    p = literal(p, R"(,"ok":)");
+    p = boolean(p, (e.bits & format::kEventOk) != 0);
+    p = literal(p, R"(,"error":)");
+    p = bytes(p, error);
+    p = literal(p, R"(,"caller":)");
+    p = bytes(p, caller);
+    p = literal(p, R"(,"stack":)");
+    w_.raw_end_key(p);
     if (options_.stacks && e.stack != format::kNoId) w_.raw_stable(stack_json(e.stack, e.seq));
     else w_.null();
     w_.key("python_stack");
@@ -257,37 +286,41 @@ class Exporter {
     else w_.null();
 
     // Extras.
-    w_.key("parent_seq");
-    if (e.parent_seq != 0) w_.value(e.parent_seq); else w_.null();
-    w_.key("nested").value((e.bits & format::kEventNested) != 0);
-    w_.key("caller_emulated").value((e.bits & format::kEventCallerEmulated) != 0);
+    p = w_.raw_begin(kFixedRoom);
+    p = literal(p, R"("parent_seq":)");
+    p = e.parent_seq != 0 ? number(p, e.parent_seq) : literal(p, "null");
+    p = literal(p, R"(,"nested":)");
+    p = boolean(p, (e.bits & format::kEventNested) != 0);
+    p = literal(p, R"(,"caller_emulated":)");
+    p = boolean(p, (e.bits & format::kEventCallerEmulated) != 0);
     if (sym || close) {
-      w_.key("handle_object");
-      optional_id(e.handle_object);
-      if (sym && e.handle == 0) w_.key("handle_name").value("RTLD_DEFAULT");
-      if (sym && e.handle == static_cast<uint64_t>(-1)) w_.key("handle_name").value("RTLD_NEXT");
+      p = literal(p, R"(,"handle_object":)");
+      p = optional_id(p, e.handle_object);
+      if (sym && e.handle == 0) p = literal(p, R"(,"handle_name":"RTLD_DEFAULT")");
+      if (sym && e.handle == static_cast<uint64_t>(-1)) p = literal(p, R"(,"handle_name":"RTLD_NEXT")");
     }
-    if (open) w_.key("already_loaded").value((e.bits & format::kEventNoLoad) != 0);
+    if (open) {
+      p = literal(p, R"(,"already_loaded":)");
+      p = boolean(p, (e.bits & format::kEventNoLoad) != 0);
+    }
     if (close) {
-      w_.key("result").value(e.result);
-      w_.key("unloaded").value((e.bits & format::kEventUnloaded) != 0);
+      p = literal(p, R"(,"result":)");
+      p = number(p, e.result);
+      p = literal(p, R"(,"unloaded":)");
+      p = boolean(p, (e.bits & format::kEventUnloaded) != 0);
     }
-    w_.end_object();
+    *p++ = '}';
+    w_.raw_end(p);
   }
 
-  void write_caller(const format::EventSlot& e) {
-    if (e.caller_ip == 0) {
-      w_.null();
-      return;
-    }
+  // The caller's JSON, or null. It depends only on the return address and the object: call
+  // sites are few, so each is rendered once (up to a bound, so that a damaged trace cannot grow
+  // the cache per event).
+  std::string_view caller_json(const format::EventSlot& e) {
+    if (e.caller_ip == 0) return "null";
     const ObjectRecord* o = model_.object_for(e.caller_ip - 1, e.seq, e.caller_object);
-    // A caller's JSON depends only on its ip and object: call sites are few, so render each
-    // once (up to a bound, so that a damaged trace cannot grow the cache per event).
     const std::pair<uint64_t, uint32_t> key{e.caller_ip, o ? o->id : format::kNoId};
-    if (auto it = callers_.find(key); it != callers_.end()) {
-      w_.raw(it->second);
-      return;
-    }
+    if (auto it = callers_.find(key); it != callers_.end()) return it->second;
     JsonWriter f;
     f.begin_object();
     f.key("object");
@@ -300,8 +333,9 @@ class Exporter {
     if (info && !info->function.empty()) f.value(info->function); else f.null();
     f.key("ip").hex(e.caller_ip);
     f.end_object();
-    w_.raw(f.str());
-    if (callers_.size() < kMaxCachedCallers) callers_.emplace(key, f.str());
+    if (callers_.size() < kMaxCachedCallers) return callers_.emplace(key, f.str()).first->second;
+    uncached_caller_ = f.str();
+    return uncached_caller_;
   }
 
   // ---- cached fragments ----
@@ -417,9 +451,13 @@ class Exporter {
   void optional_id(uint32_t id) {
     if (id != format::kNoId) w_.value(id); else w_.null();
   }
-  void optional_string(uint32_t id) {
-    if (id == format::kNoId) w_.null(); else w_.raw(string_json(id));
+  static char* optional_id(char* p, uint32_t id) {
+    return id != format::kNoId ? json_text::number(p, id) : json_text::literal(p, "null");
   }
+  std::string_view optional_string_json(uint32_t id) {
+    return id == format::kNoId ? std::string_view("null") : string_json(id);
+  }
+  void optional_string(uint32_t id) { w_.raw(optional_string_json(id)); }
 
   struct CachedStack {
     std::string json;
@@ -432,11 +470,15 @@ class Exporter {
   JsonWriter& w_;
   Symbolizer symbolizer_;
   static constexpr size_t kMaxCachedCallers = 1 << 16;
+  // Room for an event's fixed members (names, numbers, addresses), without its strings.
+  static constexpr size_t kFixedRoom = 1024;
+  std::string uncached_caller_;
   static constexpr uint32_t kDenseStrings = 1 << 16;  // ids below: a vector; above: a map
   absl::flat_hash_map<int, std::string> flag_texts_;  // JSON strings
   absl::flat_hash_map<std::pair<uint64_t, uint32_t>, std::string> callers_;
-  std::vector<std::string> dense_strings_;
-  absl::flat_hash_map<uint32_t, std::string> sparse_strings_;
+  // An event holds views of several strings at once: growing these keeps the others in place.
+  std::deque<std::string> dense_strings_;
+  absl::node_hash_map<uint32_t, std::string> sparse_strings_;
   absl::flat_hash_map<uint32_t, CachedStack> stacks_;
   absl::flat_hash_map<uint32_t, std::string> py_stacks_;
   std::vector<std::string> retired_;  // stack renderings replaced in retired_generation_

@@ -102,6 +102,29 @@ char* escape_into(char* dst, std::string_view s) {
 
 }  // namespace
 
+char* json_text::hex(char* p, uint64_t v) {
+  // Two digits per step from a table: addresses are 12 digits, on every event.
+  static constexpr auto kPairs = [] {
+    std::array<char, 512> t{};
+    for (int i = 0; i < 256; ++i) {
+      t[2 * i] = kHexDigits[i >> 4];
+      t[2 * i + 1] = kHexDigits[i & 15];
+    }
+    return t;
+  }();
+  const int digits = v ? (64 - __builtin_clzll(v) + 3) / 4 : 1;
+  std::memcpy(p, "\"0x", 3);
+  char* end = p + 3 + digits;
+  char* q = end;
+  for (; v >= 16; v >>= 8) {
+    q -= 2;
+    std::memcpy(q, &kPairs[2 * (v & 0xff)], 2);
+  }
+  if (q != p + 3) *--q = kHexDigits[v];  // an odd number of digits
+  *end = '"';
+  return end + 1;
+}
+
 JsonWriter::JsonWriter(std::FILE* out) : out_(out) {
   buf_.resize(out_ ? kFlushAt + 64 * 1024 : 256);
 }
@@ -120,22 +143,6 @@ void JsonWriter::append_string(std::string& out, std::string_view s) {
   out.resize(old + 6 * s.size() + 2);
   char* end = escape_into(out.data() + old, s);
   out.resize(static_cast<size_t>(end - out.data()));
-}
-
-void JsonWriter::hex(uint64_t v) {
-  char* p = room(24);
-  if (need_comma_) *p++ = ',';
-  const int digits = v ? (64 - __builtin_clzll(v) + 3) / 4 : 1;
-  std::memcpy(p, "\"0x", 3);
-  p += 3;
-  for (int i = digits - 1; i >= 0; --i) {
-    p[i] = kHexDigits[v & 15];
-    v >>= 4;
-  }
-  p += digits;
-  *p++ = '"';
-  pos_ = static_cast<size_t>(p - buf_.data());
-  closed();
 }
 
 void JsonWriter::reference(std::string_view json) {

@@ -21,6 +21,35 @@
 
 namespace dltrace::viewer {
 
+// Formatting into a raw buffer whose room the caller has checked: the writer's values and the
+// exporter's per-event members, which keep the output position in a register this way (a store
+// through JsonWriter's members is a char store that may alias them, so each one reloads them).
+namespace json_text {
+
+constexpr size_t kMaxNumber = 20;  // digits of a 64-bit integer, with a sign
+constexpr size_t kMaxHex = 20;     // "0x" and 16 digits, quoted
+
+// A literal copied as is (trusted: no quotes or backslashes that need escaping).
+template <size_t N>
+inline char* literal(char* p, const char (&s)[N]) {
+  std::memcpy(p, s, N - 1);
+  return p + N - 1;
+}
+inline char* bytes(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+template <std::integral T>
+  requires(!std::same_as<T, bool>)
+inline char* number(char* p, T v) {
+  return std::to_chars(p, p + kMaxNumber + 1, v).ptr;
+}
+inline char* boolean(char* p, bool b) { return b ? literal(p, "true") : literal(p, "false"); }
+// "0x7f12...": addresses are strings (JSON numbers lose precision above 2^53).
+char* hex(char* p, uint64_t v);
+
+}  // namespace json_text
+
 class JsonWriter {
  public:
   // nullptr: keep everything in memory, see str().
@@ -63,11 +92,7 @@ class JsonWriter {
   template <std::integral T>
     requires(!std::same_as<T, bool>)
   void value(T v) {
-    char* p = room(24);
-    if (need_comma_) *p++ = ',';
-    p = std::to_chars(p, p + 21, v).ptr;
-    pos_ = static_cast<size_t>(p - buf_.data());
-    closed();
+    raw_end(json_text::number(raw_begin(json_text::kMaxNumber), v));
   }
   void null() {
     char* p = room(5);
@@ -77,7 +102,7 @@ class JsonWriter {
     closed();
   }
   // Addresses: "0x7f12..." (JSON numbers lose precision above 2^53).
-  void hex(uint64_t v);
+  void hex(uint64_t v) { raw_end(json_text::hex(raw_begin(json_text::kMaxHex), v)); }
   // An already rendered JSON value (cached fragments).
   void raw(std::string_view json) { separate(); put(json); closed(); }
   // The same for a fragment whose bytes stay where they are, unchanged, until generation()
@@ -96,6 +121,22 @@ class JsonWriter {
   uint64_t generation() const { return generation_; }
   // Bytes handed to the FILE so far.
   uint64_t bytes_written() const { return bytes_written_; }
+  // Output formatted by the caller (json_text): raw_begin() writes the separator if one is due
+  // and returns room for n more bytes; raw_end() takes the end of what was written there, which
+  // ended with a value, raw_end_key() one that ended with a member name.
+  char* raw_begin(size_t n) {
+    char* p = room(n + 1);
+    if (need_comma_) *p++ = ',';
+    return p;
+  }
+  void raw_end(char* end) {
+    pos_ = static_cast<size_t>(end - buf_.data());
+    closed();
+  }
+  void raw_end_key(char* end) {
+    pos_ = static_cast<size_t>(end - buf_.data());
+    need_comma_ = false;
+  }
   // Ends one top-level value in JSON Lines output.
   void end_line() { put('\n'); need_comma_ = false; maybe_flush(); }
 
