@@ -80,7 +80,7 @@ targets = {  # (group, variant) -> max delta in ns
 groups = []
 for name in med:
     g = name.split("/")[0]
-    if g not in groups:
+    if g not in groups and g != "floor":
         groups.append(g)
 print("median CPU time per call")
 print(f"{'call':<24}{'variant':<22}{'native ns':>12}{'traced ns':>12}{'delta ns':>12}  target")
@@ -97,6 +97,10 @@ for g in groups:
         tgt = targets.get((g, variant))
         verdict = "" if tgt is None else (f"<= +{tgt} ns " + ("MET" if delta <= tgt else "MISSED"))
         print(f"{g:<24}{variant:<22}{native:>12.1f}{t:>12.1f}{delta:>+12.1f}  {verdict}")
+floor = {name.partition("/")[2]: t for name, t in med.items() if name.startswith("floor/") and t is not None}
+if floor:
+    print("floor per event (paid whatever else is saved): " +
+          ", ".join(f"{k.replace('_', ' ')} {v:.1f} ns" for k, v in floor.items()))
 EOF
 
 echo
