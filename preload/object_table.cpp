@@ -506,6 +506,20 @@ struct LookupMemo {
 constinit thread_local LookupMemo t_memo{};
 }  // namespace
 
+namespace {
+// The snapshot's range containing `address`, or nullptr. Call inside read_snapshot().
+const RangeE* range_containing(uint64_t address) {
+  uint32_t lo = 0, hi = rd(g_nranges);
+  if (hi > kMaxObjects) hi = kMaxObjects;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && address < rd(g_ranges[lo - 1].end) ? &g_ranges[lo - 1] : nullptr;
+}
+}  // namespace
+
 uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
   LookupMemo& memo = t_memo;
@@ -523,19 +537,12 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   const bool ok = read_snapshot([&] {
     id = kNoId;
     hit = false;
-    uint32_t lo = 0, hi = rd(g_nranges);
-    if (hi > kMaxObjects) hi = kMaxObjects;
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi) / 2;
-      if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo > 0 && address < rd(g_ranges[lo - 1].end)) {
+    if (const RangeE* r = range_containing(address)) {
       hit = true;
-      id = rd(g_ranges[lo - 1].id);
-      ns = rd(g_ranges[lo - 1].lmid);
-      lo_addr = rd(g_ranges[lo - 1].start);
-      hi_addr = rd(g_ranges[lo - 1].end);
+      id = rd(r->id);
+      ns = rd(r->lmid);
+      lo_addr = rd(r->start);
+      hi_addr = rd(r->end);
     }
   });
   if (ok && hit && (gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen) {
@@ -551,15 +558,8 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
 bool is_resident(uint64_t address) {
   bool resident = false;
   const bool ok = read_snapshot([&] {
-    resident = false;
-    uint32_t lo = 0, hi = rd(g_nranges);
-    if (hi > kMaxObjects) hi = kMaxObjects;
-    while (lo < hi) {
-      const uint32_t mid = (lo + hi) / 2;
-      if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
-      else hi = mid;
-    }
-    resident = lo > 0 && address < rd(g_ranges[lo - 1].end) && rd(g_ranges[lo - 1].resident) != 0;
+    const RangeE* r = range_containing(address);
+    resident = r != nullptr && rd(r->resident) != 0;
   });
   return ok && resident;
 }

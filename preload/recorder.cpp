@@ -384,6 +384,22 @@ __attribute__((constructor)) void recorder_constructor() { init(); }
 // The seq the next event will get (for objects found outside any event's own seq).
 uint64_t next_seq() { return __atomic_load_n(&g_writer.header()->next_seq, __ATOMIC_RELAXED); }
 
+// Objects found loaded at an event were brought in by the enclosing dlopen (the event comes
+// from its constructor), or else without any traced call (found at `seq`).
+objects::Attribution attribution_for(const NestFrame* enclosing, uint64_t seq) {
+  objects::Attribution a;
+  if (enclosing != nullptr && enclosing->is_open && enclosing->seq != 0) {
+    a.mode = objects::Mode::kCall;
+    a.seq = enclosing->seq;
+    a.caller_object = enclosing->caller_object;
+    a.global = enclosing->global != 0;
+  } else {
+    a.mode = objects::Mode::kDiscovered;
+    a.seq = seq;
+  }
+  return a;
+}
+
 bool api_begin(CallState* cs) {
   ThreadState& ts = t_state;
   format::EventSlot& s = cs->slot;
@@ -409,20 +425,9 @@ bool api_begin(CallState* cs) {
   bool known = false;
   s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
   if (rare || !known) {
-    if (objects::changed()) {
-      // Loaded since the last look: by the enclosing dlopen (we run in its constructor), or
-      // without any traced call.
-      objects::Attribution a;
-      if (enclosing != nullptr && enclosing->is_open && enclosing->seq != 0) {
-        a.mode = objects::Mode::kCall;
-        a.seq = enclosing->seq;
-        a.caller_object = enclosing->caller_object;
-        a.global = enclosing->global != 0;
-      } else {
-        a.mode = objects::Mode::kDiscovered;
-        a.seq = rare ? s.seq : next_seq();
-      }
-      objects::sync(a, rare ? s.seq : next_seq());
+    if (objects::changed()) {  // loaded since the last look
+      const uint64_t seq = rare ? s.seq : next_seq();
+      objects::sync(attribution_for(enclosing, seq), seq);
       s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
     }
   }
@@ -539,17 +544,7 @@ void api_end(CallState* cs) {
 void attribute_lookup(format::EventSlot& s, const void* handle, const NestFrame* enclosing) {
   objects::LookupObjects o;
   if (!objects::lookup_objects(s.caller_ip, handle, s.address, &o) && objects::changed()) {
-    objects::Attribution a;
-    if (enclosing != nullptr && enclosing->is_open && enclosing->seq != 0) {
-      a.mode = objects::Mode::kCall;
-      a.seq = enclosing->seq;
-      a.caller_object = enclosing->caller_object;
-      a.global = enclosing->global != 0;
-    } else {
-      a.mode = objects::Mode::kDiscovered;
-      a.seq = s.seq;
-    }
-    objects::sync(a, s.seq);
+    objects::sync(attribution_for(enclosing, s.seq), s.seq);
     objects::lookup_objects(s.caller_ip, handle, s.address, &o);
   }
   s.caller_object = o.caller;
