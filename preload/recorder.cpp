@@ -384,6 +384,15 @@ __attribute__((constructor)) void recorder_constructor() { init(); }
 // The seq the next event will get (for objects found outside any event's own seq).
 uint64_t next_seq() { return __atomic_load_n(&g_writer.header()->next_seq, __ATOMIC_RELAXED); }
 
+// The traced call this event is nested in on this thread (nullptr: none); marks the event.
+const NestFrame* mark_nested(format::EventSlot& s, const ThreadState& ts, uint32_t depth) {
+  if (depth == 0) return nullptr;
+  const NestFrame* enclosing = &ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1];
+  s.bits |= format::kEventNested;
+  s.parent_seq = enclosing->seq;
+  return enclosing;
+}
+
 // Objects found loaded at an event were brought in by the enclosing dlopen (the event comes
 // from its constructor), or else without any traced call (found at `seq`).
 objects::Attribution attribution_for(const NestFrame* enclosing, uint64_t seq) {
@@ -415,12 +424,7 @@ bool api_begin(CallState* cs) {
   if (rare) s.seq = g_writer.reserve_seq();
   s.tid = current_tid();
   const uint32_t depth = ts.depth;
-  const NestFrame* enclosing = nullptr;
-  if (depth > 0) {
-    enclosing = &ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1];
-    s.bits |= format::kEventNested;
-    s.parent_seq = enclosing->seq;
-  }
+  const NestFrame* enclosing = mark_nested(s, ts, depth);
   cs->nest_index = depth;
   bool known = false;
   s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
@@ -576,12 +580,7 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   s.stack = stack_depth ? stack::capture(g_writer, caller, stack_depth) : kNoId;
   s.py_stack = capture_python_stack(g_writer);
   const uint32_t depth = ts.depth;
-  const NestFrame* enclosing = nullptr;
-  if (depth > 0) {
-    enclosing = &ts.frames[(depth <= kMaxNesting ? depth : kMaxNesting) - 1];
-    s.bits |= format::kEventNested;
-    s.parent_seq = enclosing->seq;
-  }
+  const NestFrame* enclosing = mark_nested(s, ts, depth);
   // Calls nested in this one (an IFUNC resolver's) see it as their enclosing call; its seq is
   // not reserved yet (see api_begin), so they get parent_seq 0.
   if (depth < kMaxNesting) ts.frames[depth] = {0, kNoId, 0, 0};
