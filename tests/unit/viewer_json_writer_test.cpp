@@ -1,9 +1,11 @@
 // JsonWriter: escaping (quotes, backslashes, control characters, UTF-8), separators, numbers.
 #include <catch2/catch.hpp>
 
+#include <charconv>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -90,4 +92,32 @@ TEST_CASE("json writer streams JSON Lines to a file", "[viewer][json]") {
   }
   CHECK(n == 100000);
   std::fclose(f);
+}
+
+TEST_CASE("json writer formats integers and addresses like to_chars", "[viewer][json]") {
+  std::vector<uint64_t> values = {0, 1, 9, 10, 99, 100, 101, 4096, 0xff, 0x100, 0x7f00deadbeef,
+                                  std::numeric_limits<uint64_t>::max(),
+                                  std::numeric_limits<uint64_t>::max() - 1};
+  for (uint64_t p = 1; p != 0 && p <= std::numeric_limits<uint64_t>::max() / 10; p *= 10) {
+    values.insert(values.end(), {p - 1, p, p + 1, p * 10 - 1});
+  }
+  for (int bit = 0; bit < 64; ++bit) {
+    const uint64_t b = uint64_t{1} << bit;
+    values.insert(values.end(), {b - 1, b, b + 1, b | (b >> 1)});
+  }
+  for (uint64_t v : values) {
+    char expected[32], got[32];
+    INFO(v);
+    *std::to_chars(expected, expected + sizeof expected, v).ptr = 0;
+    *dltrace::viewer::json_text::number(got, v) = 0;
+    CHECK(std::string(got) == expected);
+    *std::to_chars(expected, expected + sizeof expected, v, 16).ptr = 0;
+    *dltrace::viewer::json_text::hex(got, v) = 0;
+    CHECK(std::string(got) == "\"0x" + std::string(expected) + "\"");
+  }
+  char got[32];
+  *dltrace::viewer::json_text::number(got, int64_t{-1234567}) = 0;
+  CHECK(std::string(got) == "-1234567");
+  *dltrace::viewer::json_text::number(got, uint16_t{65535}) = 0;
+  CHECK(std::string(got) == "65535");
 }

@@ -362,13 +362,7 @@ class Exporter {
   // An interned string as JSON (quoted and escaped), or null if the trace does not have it.
   // Strings repeat on every event (symbol names, file names, errors): each is escaped once.
   std::string_view string_json(uint32_t id) {
-    std::string* slot;
-    if (id < kDenseStrings) {
-      if (id >= dense_strings_.size()) dense_strings_.resize(std::max<size_t>(id + 1, dense_strings_.size() * 2));
-      slot = &dense_strings_[id];
-    } else {
-      slot = &sparse_strings_[id];
-    }
+    std::string* slot = id < kDenseStrings ? &dense_slot(dense_strings_, id) : &sparse_strings_[id];
     if (slot->empty()) {  // a rendered value is never empty: at least "" or null
       if (id != format::kNoId && reader_.has_string(id)) JsonWriter::append_string(*slot, reader_.string(id));
       else *slot = "null";
@@ -379,7 +373,7 @@ class Exporter {
   // A stack's JSON depends on which objects were mapped at its ips, so a cached rendering is
   // reused only until one of them unloads or, for an unresolved ip, until the next load.
   const std::string& stack_json(uint32_t id, uint64_t seq) {
-    CachedStack& c = stacks_[id];
+    CachedStack& c = id < kDenseStacks ? dense_stack(id) : sparse_stacks_[id];
     if (!c.json.empty() && seq < c.valid_until) return c.json;
     if (!c.json.empty()) retire(std::move(c.json));
     c.valid_until = kForever;
@@ -448,6 +442,14 @@ class Exporter {
   }
 
   // ---- small helpers ----
+  // The caches indexed by id: a deque or vector for the small ids every trace has (no hashing
+  // per event; a deque keeps its entries in place as it grows), a map for the rest.
+  template <typename T>
+  static T& dense_slot(std::deque<T>& slots, uint32_t id) {
+    if (id >= slots.size()) slots.resize(std::max<size_t>(id + 1, slots.size() * 2));
+    return slots[id];
+  }
+
   void optional_id(uint32_t id) {
     if (id != format::kNoId) w_.value(id); else w_.null();
   }
@@ -463,6 +465,10 @@ class Exporter {
     std::string json;
     uint64_t valid_until = 0;
   };
+  CachedStack& dense_stack(uint32_t id) {
+    if (id >= dense_stacks_.size()) dense_stacks_.resize(std::max<size_t>(id + 1, dense_stacks_.size() * 2));
+    return dense_stacks_[id];
+  }
 
   const TraceReader& reader_;
   TraceModel model_;
@@ -479,7 +485,11 @@ class Exporter {
   // An event holds views of several strings at once: growing these keeps the others in place.
   std::deque<std::string> dense_strings_;
   absl::node_hash_map<uint32_t, std::string> sparse_strings_;
-  absl::flat_hash_map<uint32_t, CachedStack> stacks_;
+  // Stacks by id: a vector for the small ids every trace has (no hashing per event). Growing it
+  // moves the renderings but not their bytes (see retire()), which is what the writer points at.
+  static constexpr uint32_t kDenseStacks = 1 << 16;
+  std::vector<CachedStack> dense_stacks_;
+  absl::node_hash_map<uint32_t, CachedStack> sparse_stacks_;
   absl::flat_hash_map<uint32_t, std::string> py_stacks_;
   std::vector<std::string> retired_;  // stack renderings replaced in retired_generation_
   uint64_t retired_generation_ = 0;
