@@ -35,7 +35,7 @@ struct Obj {
   uint32_t flags;
   int32_t parent_idx;  // during attribution: index of the parent in g_objs, -1 none
   bool used, internal, global, seen, written;
-  bool resident;  // present when recording started: ld.so never unloads those
+  bool resident;  // the executable, its DT_NEEDED closure, preloads: ld.so never unloads those
 };
 
 struct Cur {
@@ -397,6 +397,7 @@ bool attribute(const Attribution& a) {
     o.flags |= format::kObjectDiscovered;
     o.parent_idx = -1;
     o.global = false;
+    o.resident = false;  // present at start-up, but dlopened (by libc, or before we ran): may go
     const uint32_t head = tail;
     g_queue[tail++] = g_new[k];
     bfs(head, tail);

@@ -57,8 +57,9 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq);
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.
 uint32_t object_at(uint64_t address, bool* found = nullptr, int64_t* lmid = nullptr);
 uint32_t object_of_handle(const void* handle);
-// Whether `address` lies in a namespace-0 object that was loaded when recording started (the
-// executable, its DT_NEEDED closure, preloads): ld.so never unloads those.
+// Whether `address` lies in the executable, its DT_NEEDED closure or a preload (found when
+// recording started, namespace 0): ld.so never unloads those. Objects dlopened before that
+// (by libc, or by a constructor that ran before ours) do not count.
 bool is_resident(uint64_t address);
 
 // The objects of one dlsym/dlvsym: the caller's, the handle's and the one defining the result
