@@ -9,11 +9,61 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "dltrace/reader.h"
 
+struct Dwfl_Module;  // elfutils' libdwfl.h: typedef struct Dwfl_Module Dwfl_Module
+
 namespace dltrace::viewer {
+
+// One module's symbols sorted by address: address -> function as elfutils'
+// dwfl_module_addrinfo answers it (the same symbol among aliases, nested and sizeless ones,
+// globals before locals), by binary search instead of a scan of the whole table per address.
+// Modules whose symbol values elfutils may rewrite (function descriptors, Thumb bits) or
+// relocatable files are answered by dwfl_module_addrinfo itself.
+class FunctionTable {
+ public:
+  // Reads the symbol table once; `mod` must outlive the table.
+  explicit FunctionTable(Dwfl_Module* mod);
+
+  struct Match {
+    const char* name = nullptr;  // as in the symbol table (versioned, mangled); null if none
+    uint64_t offset = 0;         // from the symbol's address
+  };
+  Match find(uint64_t addr) const;
+
+ private:
+  struct Symbol {
+    uint64_t value = 0;
+    uint64_t size = 0;
+    const char* name = nullptr;
+    int index = 0;            // in elfutils' symbol table order: which of equals wins
+    uint8_t binding = 0;      // elfutils' preference: global 3, weak 2, local 1, other 0
+    bool local_pass = false;  // searched only when no global symbol matches
+    bool special = false;     // absolute, common, or in a non-allocated section
+    uint64_t end() const { return value + size; }
+  };
+  // An allocated section of the main file, as elfutils' find_section sees it.
+  struct Section {
+    uint64_t start = 0, end = 0;
+    size_t index = 0;
+  };
+
+  static const Symbol* closest_containing(const std::vector<const Symbol*>& containing, bool local);
+  uint64_t reach(bool local, uint64_t addr) const;
+  size_t section_of(uint64_t addr) const;
+
+  Dwfl_Module* mod_;
+  bool exact_ = false;  // false: ask dwfl_module_addrinfo
+  bool has_locals_ = false;
+  std::vector<Symbol> sized_;                            // size > 0, by value
+  std::vector<uint64_t> sized_reach_;                    // max end over sized_[0..i]
+  std::vector<Symbol> sizeless_;                         // size 0, by (value, pass, index)
+  std::vector<std::pair<uint64_t, uint64_t>> reach_[2];  // (value, max end so far) per pass
+  std::vector<Section> sections_;
+};
 
 struct SymbolInfo {
   std::string function;  // demangled; empty when unknown
