@@ -388,6 +388,11 @@ TraceReaderImpl::SlotState TraceReaderImpl::read_slot(uint64_t index, EventSlot*
   return SlotState::kValid;
 }
 
+// Reads every present slot once at open, so for_each_event reads each slot a second time. Both
+// passes are needed: the counts (Recovery) must be known before the first event, since readers
+// print them ahead of the events (export's "recovery", show's header, the progress line's
+// total), and stale slots come first in seq order yet may lie anywhere in the ring. The second
+// pass checks each slot again rather than trusting the first: the file may still be written.
 void TraceReaderImpl::load_ring() {
   const uint64_t n = header_.slot_count;
   if (n == 0) {
