@@ -108,16 +108,28 @@ inline format::EventSlot make_event(uint64_t seq, uint32_t name = format::kNoId)
 
 // Records an object loaded by event `seq` (0: at start-up), no soname and no mapping: what the
 // viewer tests' synthetic traces vary, everything else zero.
+// Where an object record says it is mapped (all zero: nowhere).
+struct ObjectMapping {
+  uint64_t base = 0;
+  uint64_t size = 0;  // map_end - map_start, from base
+  uint64_t link_map = 0;
+  const char* soname = nullptr;
+};
+
 inline uint32_t add_object(preload::TraceWriter& w, const char* path, format::ObjectCause cause,
-                           uint32_t flags, uint32_t parent, uint64_t seq) {
+                           uint32_t flags, uint32_t parent, uint64_t seq, const ObjectMapping& m = {}) {
   format::ObjectLoadEntry o{};
   o.path = w.intern_string(path);
-  o.soname = format::kNoId;
+  o.soname = m.soname ? w.intern_string(m.soname) : format::kNoId;
   o.cause = uint32_t(cause);
   o.flags = flags;
   o.parent = parent;
   o.opened_by = seq;
   o.load_seq = seq;
+  o.base = m.base;
+  o.map_start = m.base;
+  o.map_end = m.base + m.size;
+  o.link_map = m.link_map;
   return w.add_object(o);
 }
 

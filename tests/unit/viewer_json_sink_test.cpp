@@ -181,19 +181,8 @@ std::string write_sink_trace(const std::string& path) {
 
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq,
                     uint64_t base) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = format::kNoId;
-    o.cause = uint32_t(cause);
-    o.flags = format::kObjectGlobal;
-    o.parent = parent;
-    o.opened_by = seq;
-    o.load_seq = seq;
-    o.base = base;
-    o.map_start = base;
-    o.map_end = base + 0x100000;
-    o.link_map = base + 0x10;
-    return w.add_object(o);
+    return test::add_object(w, p, cause, format::kObjectGlobal, parent, seq,
+                            {base, 0x100000, base + 0x10});
   };
   constexpr uint64_t kExe = 0x400000, kPlugin = 0x7f0000000000;
   const uint32_t exe = object("/nonexistent/host", format::ObjectCause::kStartup, format::kNoId,

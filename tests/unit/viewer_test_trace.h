@@ -49,19 +49,8 @@ inline std::string write_viewer_trace(const std::string& path, bool clean_end = 
 
   auto object = [&](const char* p, const char* soname, format::ObjectCause cause, uint32_t flags,
                     uint32_t parent, uint64_t opened_by, uint64_t base) {
-    format::ObjectLoadEntry o{};
-    o.path = w.intern_string(p);
-    o.soname = soname ? w.intern_string(soname) : format::kNoId;
-    o.cause = uint32_t(cause);
-    o.flags = flags;
-    o.parent = parent;
-    o.opened_by = opened_by;
-    o.load_seq = opened_by;
-    o.base = base;
-    o.map_start = base;
-    o.map_end = base + 0x10000;
-    o.link_map = opened_by ? ViewerTrace::kHandle : 0;
-    return w.add_object(o);
+    return add_object(w, p, cause, flags, parent, opened_by,
+                      {base, 0x10000, opened_by ? ViewerTrace::kHandle : 0, soname});
   };
   const uint32_t exe = object("/usr/bin/host", nullptr, format::ObjectCause::kStartup,
                               format::kObjectGlobal, format::kNoId, 0, 0x400000);
