@@ -48,7 +48,7 @@ LoadedObject object_containing(const void* address) {
 class OfflineModule {
  public:
   OfflineModule(const std::string& path, uint64_t base) {
-    dwfl_ = dwfl_begin(&callbacks_);
+    dwfl_ = dltrace::viewer::begin_offline_session();
     REQUIRE(dwfl_ != nullptr);
     dwfl_report_begin(dwfl_);
     mod_ = dwfl_report_elf(dwfl_, path.c_str(), path.c_str(), -1, base, true);
@@ -62,13 +62,6 @@ class OfflineModule {
   Dwfl_Module* get() const { return mod_; }
 
  private:
-  char* debuginfo_path_ = nullptr;
-  const Dwfl_Callbacks callbacks_ = {
-      .find_elf = dwfl_build_id_find_elf,
-      .find_debuginfo = dwfl_standard_find_debuginfo,
-      .section_address = dwfl_offline_section_address,
-      .debuginfo_path = &debuginfo_path_,
-  };
   Dwfl* dwfl_ = nullptr;
   Dwfl_Module* mod_ = nullptr;
 };

@@ -13,15 +13,6 @@
 namespace dltrace::viewer {
 namespace {
 
-// Offline session: the files on disk, debug info via .gnu_debuglink / build-id directories.
-char* g_debuginfo_path = nullptr;
-const Dwfl_Callbacks kCallbacks = {
-    .find_elf = dwfl_build_id_find_elf,
-    .find_debuginfo = dwfl_standard_find_debuginfo,
-    .section_address = dwfl_offline_section_address,
-    .debuginfo_path = &g_debuginfo_path,
-};
-
 std::string demangle(const char* raw) {
   if (raw == nullptr) return {};
   // Dynamic symbols carry their version ("__libc_start_main@@GLIBC_2.34"): drop it.
@@ -65,6 +56,17 @@ uint8_t binding_rank(const GElf_Sym& sym) {
 }
 
 }  // namespace
+
+Dwfl* begin_offline_session() {
+  static char* debuginfo_path = nullptr;
+  static const Dwfl_Callbacks callbacks = {
+      .find_elf = dwfl_build_id_find_elf,
+      .find_debuginfo = dwfl_standard_find_debuginfo,
+      .section_address = dwfl_offline_section_address,
+      .debuginfo_path = &debuginfo_path,
+  };
+  return dwfl_begin(&callbacks);
+}
 
 // The rules below are those of elfutils' __libdwfl_addrsym (dwfl_module_addrsym.c) restated
 // for a sorted table: it scans the global symbols in table order, then, only if none of them
@@ -266,7 +268,7 @@ Symbolizer::Module& Symbolizer::module_for(const ObjectRecord& object) {
     m.problem = "no absolute path recorded";
     return m;
   }
-  m.dwfl = dwfl_begin(&kCallbacks);
+  m.dwfl = begin_offline_session();
   if (m.dwfl == nullptr) {
     m.problem = dwfl_errmsg(-1);
     return m;

@@ -15,8 +15,13 @@
 #include "dltrace/reader.h"
 
 struct Dwfl_Module;  // elfutils' libdwfl.h: typedef struct Dwfl_Module Dwfl_Module
+struct Dwfl;         // typedef struct Dwfl Dwfl
 
 namespace dltrace::viewer {
+
+// A new elfutils session set up as the symbolizer opens each object: offline, the file on disk,
+// debug info via .gnu_debuglink / build-id directories. The caller ends it with dwfl_end.
+Dwfl* begin_offline_session();
 
 // One module's symbols sorted by address: address -> function as elfutils'
 // dwfl_module_addrinfo answers it (the same symbol among aliases, nested and sizeless ones,
