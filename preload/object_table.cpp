@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "elf_info.h"
+#include "elf_symbols.h"
 #include "trace_writer.h"
 
 namespace dltrace::preload::objects {
@@ -36,6 +37,7 @@ struct Obj {
   int32_t parent_idx;  // during attribution: index of the parent in g_objs, -1 none
   bool used, internal, global, seen, written;
   bool resident;  // the executable, its DT_NEEDED closure, preloads: ld.so never unloads those
+  bool python;    // namespace 0, defines Py_IsInitialized
 };
 
 struct Cur {
@@ -59,6 +61,7 @@ constinit uint32_t g_nnew;
 constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 // dlpi_adds/dlpi_subs at the last sync; ~0 = never synced.
 constinit std::atomic<unsigned long long> g_adds{~0ull}, g_subs{~0ull};
+constinit std::atomic<uint64_t> g_python_generation{0};
 constinit TraceWriter* g_writer;
 constinit char g_exe_path[4096];
 constinit const char* g_self_path;
@@ -168,12 +171,21 @@ int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
 struct CollectState {
   const link_map* walk;
   bool first;
+  bool only_if_changed;
+  bool unchanged;
 };
 
 int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   auto* st = static_cast<CollectState*>(arg);
   if (st->first) {
     st->first = false;
+    // The counters are global (all namespaces): when they have not moved, the first object is
+    // all a caller that only wants news needs to see.
+    if (st->only_if_changed && info->dlpi_adds == g_adds.load(std::memory_order_relaxed) &&
+        info->dlpi_subs == g_subs.load(std::memory_order_relaxed)) {
+      st->unchanged = true;
+      return 1;
+    }
     g_adds.store(info->dlpi_adds, std::memory_order_relaxed);
     g_subs.store(info->dlpi_subs, std::memory_order_relaxed);
     // dl_iterate_phdr holds dl_load_write_lock: the other namespaces' lists are stable now.
@@ -202,11 +214,26 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   return 0;
 }
 
-void collect() {
+// False (and nothing collected) when only_if_changed and the loader's counters have not moved.
+bool collect(bool only_if_changed) {
   g_ncur = 0;
-  CollectState st{_r_debug.r_map, true};
+  CollectState st{_r_debug.r_map, true, only_if_changed, false};
   dl_iterate_phdr(collect_cb, &st);
+  if (st.unchanged) return false;
   for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) g_cur[g_ncur++] = g_other[i];
+  return true;
+}
+
+// CPython's marker, looked up once per new object so that the Python stack probe does not have
+// to walk the objects after every load.
+bool defines_python(const Cur& c) {
+  if (c.lmid != 0 || c.image.phdr == nullptr) return false;
+  dl_phdr_info info{};
+  info.dlpi_addr = c.image.base;
+  info.dlpi_name = c.name;
+  info.dlpi_phdr = c.image.phdr;
+  info.dlpi_phnum = c.image.phnum;
+  return static_cast<bool>(elf::find_symbol(info, "Py_IsInitialized", nullptr));
 }
 
 int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid) {
@@ -425,8 +452,6 @@ bool attribute(const Attribution& a) {
 
 void set_writer(TraceWriter* writer) { g_writer = writer; }
 
-uint64_t generation() { return g_snap_seq.load(std::memory_order_acquire); }
-
 bool changed() {
   struct Counts {
     unsigned long long adds, subs;
@@ -442,10 +467,13 @@ bool changed() {
   return c.adds != g_adds.load(std::memory_order_relaxed) || c.subs != g_subs.load(std::memory_order_relaxed);
 }
 
-SyncResult sync(const Attribution& a, uint64_t unload_seq) {
+uint64_t python_generation() { return g_python_generation.load(std::memory_order_acquire); }
+
+namespace {
+SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
-  pthread_mutex_lock(&g_lock);
-  collect();
+  if (!collect(only_if_changed)) return res;
+  bool python_moved = false;
   for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
   g_nnew = 0;
   for (uint32_t i = 0; i < g_ncur; ++i) {
@@ -468,6 +496,8 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
     o.parent = kNoId;
     o.used = true;
     o.seen = true;
+    o.python = defines_python(c);
+    python_moved |= o.python;
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
   }
@@ -478,6 +508,7 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
       g_writer->object_unloaded(o.id, unload_seq);
       ++res.removed;
     }
+    python_moved |= o.python;
     o.used = false;
   }
   if (g_nnew > 0) {
@@ -485,6 +516,21 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
     if (a.mode != Mode::kInternal) res.added = g_nnew;
   }
   if (g_nnew > 0 || res.removed > 0 || g_snap_seq.load(std::memory_order_relaxed) == 0) publish();
+  if (python_moved) g_python_generation.fetch_add(1, std::memory_order_release);
+  return res;
+}
+}  // namespace
+
+SyncResult sync(const Attribution& a, uint64_t unload_seq) {
+  pthread_mutex_lock(&g_lock);
+  const SyncResult res = sync_locked(a, unload_seq, false);
+  pthread_mutex_unlock(&g_lock);
+  return res;
+}
+
+SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq) {
+  pthread_mutex_lock(&g_lock);
+  const SyncResult res = sync_locked(a, unload_seq, true);
   pthread_mutex_unlock(&g_lock);
   return res;
 }

@@ -45,13 +45,15 @@ void set_writer(TraceWriter* writer);
 // True when anything was loaded or unloaded since the last sync (any namespace).
 bool changed();
 
-// Moves whenever sync() published a change to the table: a free check for "anything new since",
-// unlike changed(), which asks the loader.
-uint64_t generation();
-
 // Brings the table up to date; new objects are written with `a`, unloaded ones are marked with
 // `unload_seq`.
 SyncResult sync(const Attribution& a, uint64_t unload_seq);
+// The same, when changed(): one walk of the loader's list instead of two.
+SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq);
+
+// Moves whenever a namespace-0 object defining Py_IsInitialized (a CPython) is registered or
+// unloaded: the Python stack probe looks at the loaded objects again only then.
+uint64_t python_generation();
 
 // Lock-free lookups. object_at returns kNoId when unknown; *found tells whether the address lies
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.

@@ -50,29 +50,9 @@ void* legacy_frame_code(void* frame) { return static_cast<void**>(frame)[4]; }
 // Published API: two slots so a re-probe never writes the one readers may be using.
 PyApi g_slots[2];
 std::atomic<const PyApi*> g_api{nullptr};
-// Probe bookkeeping: loader counters and the number of namespace-0 objects at the last probe.
-std::atomic<unsigned long long> g_adds{~0ull};
-std::atomic<unsigned long long> g_subs{~0ull};
 std::atomic<int> g_probing{0};
-// objects::generation() when the loader counters were last looked at (~0: never).
+// objects::python_generation() at the last probe (~0: never probed).
 std::atomic<uint64_t> g_generation{~uint64_t{0}};
-
-struct Counters {
-  unsigned long long adds = 0, subs = 0;
-};
-
-Counters loader_counters() {
-  Counters c;
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* arg) {
-        auto* cc = static_cast<Counters*>(arg);
-        cc->adds = info->dlpi_adds;
-        cc->subs = info->dlpi_subs;
-        return 1;  // the counters are global: the first object is enough
-      },
-      &c);
-  return c;
-}
 
 template <typename F>
 bool find(const dl_phdr_info& object, const char* name, F* out) {
@@ -120,46 +100,13 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
   return true;
 }
 
-// Objects already looked into and found without Python, by load address and path. A program
-// that loads and unloads plugins would otherwise have every object re-read after each unload.
-// Only touched while g_probing is held. (A different file at the same path and address would be
-// missed: a stale negative costs Python stacks, nothing else.)
-constexpr uint32_t kNoPythonSlots = 512;
-constinit uint64_t g_no_python[kNoPythonSlots];
-constinit uint32_t g_no_python_count = 0;
-
-uint64_t object_key(const dl_phdr_info& o) {
-  const char* name = o.dlpi_name != nullptr ? o.dlpi_name : "";
-  const uint64_t key = (uint64_t{format::checksum(name, strlen(name), 0x5059u)} << 32) ^ o.dlpi_addr;
-  return key != 0 ? key : 1;  // 0 marks a free slot
-}
-
-bool known_without_python(uint64_t key) {
-  for (uint32_t i = 0, at = key % kNoPythonSlots; i < kNoPythonSlots; ++i, at = (at + 1) % kNoPythonSlots) {
-    if (g_no_python[at] == key) return true;
-    if (g_no_python[at] == 0) return false;
-  }
-  return false;
-}
-
-void remember_without_python(uint64_t key) {
-  if (g_no_python_count >= kNoPythonSlots * 3 / 4) {  // full: start over
-    memset(g_no_python, 0, sizeof g_no_python);
-    g_no_python_count = 0;
-  }
-  uint32_t at = key % kNoPythonSlots;
-  while (g_no_python[at] != 0 && g_no_python[at] != key) at = (at + 1) % kNoPythonSlots;
-  if (g_no_python[at] == 0) ++g_no_python_count;
-  g_no_python[at] = key;
-}
-
 struct ProbeWalk {
   PyApi* out;
   bool found = false;
 };
 
 // One pass over the loaded objects (libdltrace.so defines none of these names, so need not be
-// skipped); objects remembered without Python are passed over. Returns the API or null.
+// skipped). Returns the API or null.
 const PyApi* probe() {
   const PyApi* current = g_api.load(std::memory_order_acquire);
   PyApi* out = current == &g_slots[0] ? &g_slots[1] : &g_slots[0];
@@ -167,12 +114,7 @@ const PyApi* probe() {
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         auto& pw = *static_cast<ProbeWalk*>(arg);
-        const uint64_t key = object_key(*info);
-        if (known_without_python(key)) return 0;
-        if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) {
-          remember_without_python(key);
-          return 0;
-        }
+        if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) return 0;
         pw.found = fill_api(*info, pw.out);
         return 1;  // the first definition is the one the program uses
       },
@@ -180,29 +122,18 @@ const PyApi* probe() {
   return w.found ? out : nullptr;
 }
 
-// The API when this process has a usable CPython, else null. Cheap when nothing changed.
+// The API when this process has a usable CPython, else null. The object table tells for free
+// whether a CPython was loaded or unloaded since the last probe (it looks each new object up
+// once, when it registers it), so a process without Python never walks the loader's list here.
 const PyApi* python_api() {
   const PyApi* api = g_api.load(std::memory_order_acquire);
-  if (api != nullptr && api->in_executable) return api;
-  // Not found yet, or found in a library that might be unloaded. Asking the loader costs ~15 ns
-  // per event; the recorder's object table says for free whether anything changed since.
-  const uint64_t generation = objects::generation();
+  if (api != nullptr && api->in_executable) return api;  // can never be unloaded
+  const uint64_t generation = objects::python_generation();
   if (generation == g_generation.load(std::memory_order_relaxed)) return api;
-  g_generation.store(generation, std::memory_order_relaxed);
-  const Counters c = loader_counters();
-  const unsigned long long adds = g_adds.load(std::memory_order_relaxed);
-  const unsigned long long subs = g_subs.load(std::memory_order_relaxed);
-  if (c.adds == adds && c.subs == subs) return api;
-  if (api != nullptr && c.subs == subs) return api;  // loads do not change which libpython wins
-  if (api == nullptr && c.adds == adds) {
-    g_subs.store(c.subs, std::memory_order_relaxed);  // only unloads: nothing new to look into
-    return nullptr;
-  }
   int expected = 0;
   if (!g_probing.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return nullptr;
   const PyApi* found = probe();
-  g_adds.store(c.adds, std::memory_order_relaxed);
-  g_subs.store(c.subs, std::memory_order_relaxed);
+  g_generation.store(generation, std::memory_order_relaxed);
   g_api.store(found, std::memory_order_release);
   g_probing.store(0, std::memory_order_release);
   return found;

@@ -428,12 +428,11 @@ bool api_begin(CallState* cs) {
   cs->nest_index = depth;
   bool known = false;
   s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
-  if (rare || !known) {
-    if (objects::changed()) {  // loaded since the last look
-      const uint64_t seq = rare ? s.seq : next_seq();
-      objects::sync(attribution_for(enclosing, seq), seq);
+  if (rare || !known) {  // register what was loaded since the last look
+    const uint64_t seq = rare ? s.seq : next_seq();
+    const objects::SyncResult r = objects::sync_if_changed(attribution_for(enclosing, seq), seq);
+    if (r.added > 0 || r.removed > 0 || !known)
       s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
-    }
   }
   if (opens) {
     if (apply_overrides(cs->name, s.flags, cs->caller, &cs->overrides)) {
@@ -474,17 +473,13 @@ void api_end(CallState* cs) {
     case CallKind::kDlopen:
     case CallKind::kDlmopen: {
       const void* handle = reinterpret_cast<const void*>(s.handle);
-      objects::SyncResult r;
-      if (objects::changed()) {
-        objects::Attribution a;
-        a.mode = objects::Mode::kCall;
-        a.seq = s.seq;
-        a.caller_object = s.caller_object;
-        a.global = (s.effective_flags & RTLD_GLOBAL) != 0;
-        a.opened = handle;
-        r = objects::sync(a, s.seq);
-      }
-      (void)r;
+      objects::Attribution a;
+      a.mode = objects::Mode::kCall;
+      a.seq = s.seq;
+      a.caller_object = s.caller_object;
+      a.global = (s.effective_flags & RTLD_GLOBAL) != 0;
+      a.opened = handle;
+      objects::sync_if_changed(a, s.seq);
       if (handle != nullptr) {
         s.object = objects::object_of_handle(handle);
         int64_t lmid = 0;
@@ -510,23 +505,20 @@ void api_end(CallState* cs) {
       if (s.address != 0) {
         bool found = false;
         s.object = objects::object_at(s.address, &found);
-        if (!found && objects::changed()) {
+        if (!found) {
           objects::Attribution a;
           a.mode = objects::Mode::kDiscovered;
           a.seq = s.seq;
-          objects::sync(a, s.seq);
-          s.object = objects::object_at(s.address);
+          if (objects::sync_if_changed(a, s.seq).added > 0) s.object = objects::object_at(s.address);
         }
       }
       break;
     }
     case CallKind::kDlclose: {
-      if (objects::changed()) {
-        objects::Attribution a;
-        a.mode = objects::Mode::kDiscovered;
-        a.seq = s.seq;
-        if (objects::sync(a, s.seq).removed > 0) s.bits |= format::kEventUnloaded;
-      }
+      objects::Attribution a;
+      a.mode = objects::Mode::kDiscovered;
+      a.seq = s.seq;
+      if (objects::sync_if_changed(a, s.seq).removed > 0) s.bits |= format::kEventUnloaded;
       s.object = s.handle_object;
       break;
     }
@@ -547,10 +539,9 @@ void api_end(CallState* cs) {
 // any traced call. They are registered first, as api_begin does.
 void attribute_lookup(format::EventSlot& s, const void* handle, const NestFrame* enclosing) {
   objects::LookupObjects o;
-  if (!objects::lookup_objects(s.caller_ip, handle, s.address, &o) && objects::changed()) {
-    objects::sync(attribution_for(enclosing, s.seq), s.seq);
+  if (!objects::lookup_objects(s.caller_ip, handle, s.address, &o) &&
+      objects::sync_if_changed(attribution_for(enclosing, s.seq), s.seq).added > 0)
     objects::lookup_objects(s.caller_ip, handle, s.address, &o);
-  }
   s.caller_object = o.caller;
   s.handle_object = o.handle;
   s.object = o.result;
