@@ -590,35 +590,59 @@ void TraceWriter::commit(format::EventSlot& slot) {
   if (!header_ || slot.seq == 0) return;
   // Checksum and copy straight from the caller's slot: a staging copy costs more (~8 ns) in
   // store-forwarding stalls than it saves.
-  slot.checksum = format::checksum(reinterpret_cast<const unsigned char*>(&slot) + 16,
-                                   format::kSlotSize - 16);
-  // may_alias: these loads must see the checksum just stored through EventSlot's own type.
-  using AliasingWord = uint64_t __attribute__((may_alias));
-  const auto* words = reinterpret_cast<const AliasingWord*>(&slot);
+  slot.checksum = format::slot_checksum(reinterpret_cast<const unsigned char*>(&slot) + 16);
   const uint64_t seq = slot.seq;
   const uint64_t index = (seq - 1) & slot_mask_;
-  if (__builtin_expect(index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0) &&
-      !ensure_backed(&backed_ring_, (index + 1) * format::kSlotSize, header_->ring_offset,
-                     (slot_mask_ + 1) * format::kSlotSize))
-    return;  // disk full: the event is lost, and counted as dropped
+  if (__builtin_expect(index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0))
+    return commit_unbacked(slot, index);
   auto* dst = reinterpret_cast<uint64_t*>(ring_ + index);
   // Claim the slot by swapping its seq for kSlotBusy: a reader (or a crash) between here and the
-  // final store sees "not committed". A late commit of an old seq (reserved long ago, e.g. around
-  // a long dlopen) must not overwrite a newer event that already lapped it: the ring keeps the
-  // newest events, and the old one counts as dropped.
+  // final store sees "not committed".
+  uint64_t current = __atomic_load_n(&dst[0], __ATOMIC_ACQUIRE);
+  if (__builtin_expect(current >= seq, 0) ||
+      !__atomic_compare_exchange_n(&dst[0], &current, format::kSlotBusy, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    if (!claim_contended(dst, seq)) return;
+  }
+  fill_claimed(dst, slot);
+  prefetch_slot((index + 1) & slot_mask_);
+}
+
+// Past the backed frontier: back the ring up to this slot first (or drop the event on a full
+// disk: it is counted as dropped), then commit as usual.
+__attribute__((noinline)) void TraceWriter::commit_unbacked(format::EventSlot& slot, uint64_t index) {
+  if (!ensure_backed(&backed_ring_, (index + 1) * format::kSlotSize, header_->ring_offset,
+                     (slot_mask_ + 1) * format::kSlotSize))
+    return;
+  auto* dst = reinterpret_cast<uint64_t*>(ring_ + index);
+  if (!claim_contended(dst, slot.seq)) return;
+  fill_claimed(dst, slot);
+}
+
+// The slot is being written by another thread (kSlotBusy), or holds a seq at least ours. A late
+// commit of an old seq (reserved long ago, e.g. around a long dlopen) must not overwrite a newer
+// event that already lapped it: the ring keeps the newest events, and the old one counts as
+// dropped. True once the slot is ours.
+__attribute__((noinline)) bool TraceWriter::claim_contended(uint64_t* dst, uint64_t seq) {
   uint64_t current = __atomic_load_n(&dst[0], __ATOMIC_ACQUIRE);
   for (unsigned spins = 0;;) {
     if (current == format::kSlotBusy) {  // another writer is mid-commit in this slot
-      if (++spins > 10000) return;
+      if (++spins > 10000) return false;
       if (spins > 64) sched_yield();
       current = __atomic_load_n(&dst[0], __ATOMIC_ACQUIRE);
       continue;
     }
-    if (current > seq) return;
+    if (current > seq) return false;
     if (__atomic_compare_exchange_n(&dst[0], &current, format::kSlotBusy, true, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE))
-      break;
+      return true;
   }
+}
+
+void TraceWriter::fill_claimed(uint64_t* dst, const format::EventSlot& slot) {
+  // may_alias: these loads must see the checksum just stored through EventSlot's own type.
+  using AliasingWord = uint64_t __attribute__((may_alias));
+  const auto* words = reinterpret_cast<const AliasingWord*>(&slot);
 #if defined(__SANITIZE_THREAD__)
   for (size_t w = 1; w < format::kSlotSize / 8; ++w) store_relaxed(&dst[w], words[w]);
 #else
@@ -626,8 +650,7 @@ void TraceWriter::commit(format::EventSlot& slot) {
   // looks at it before that: a plain (vectorised) copy is enough.
   memcpy(dst + 1, words + 1, format::kSlotSize - 8);
 #endif
-  store_release(&dst[0], seq);
-  prefetch_slot((index + 1) & slot_mask_);
+  store_release(&dst[0], slot.seq);
 }
 
 // The next slot is one ring lap cold: fetch it for writing now, off the next commit's path.

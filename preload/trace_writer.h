@@ -85,6 +85,9 @@ class TraceWriter {
                      uint64_t region_size);
   bool back_range(uint64_t file_offset, uint64_t length);
   void prefetch_slot(uint64_t index) const;
+  void commit_unbacked(format::EventSlot& slot, uint64_t index);
+  bool claim_contended(uint64_t* dst, uint64_t seq);
+  inline void fill_claimed(uint64_t* dst, const format::EventSlot& slot);
 
   format::FileHeader* header_ = nullptr;
   int fd_ = -1;                // kept open to back the file as it fills

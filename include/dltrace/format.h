@@ -26,7 +26,7 @@
 namespace dltrace::format {
 
 inline constexpr char kMagic[8] = {'D', 'L', 'T', 'R', 'A', 'C', 'E', '1'};
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;  // 2: slot_checksum() for ring slots
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSlotSize = 128;
 inline constexpr uint32_t kNoId = 0xFFFFFFFFu;  // "none" for every id field
@@ -82,6 +82,27 @@ inline uint32_t checksum(const void* data, size_t size, uint32_t seed = 0) {
   h *= 0xC4CEB9FE1A85EC53ull;
   h ^= h >> 33;
   return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+// The ring slot's checksum, made on every event: the 14 payload words, each multiplied by its own
+// odd constant and summed, then avalanched. The products do not depend on each other (checksum()
+// chains its multiplies), so this costs about a third of the time; it still tells a torn slot
+// (words of two events) or garbage from a committed one.
+inline uint32_t slot_checksum(const void* payload /* kSlotSize - 16 bytes */) {
+  const auto* p = static_cast<const unsigned char*>(payload);
+  // Written out: immediate multipliers, no loop (compilers keep a table and a loop otherwise).
+  auto w = [p](int i) { return detail::load64(p + 8 * i); };
+  const uint64_t a = 0x243F6A8885A308D3ull + w(0) * 0x7E9A3C51u + w(2) * 0x59300301u + w(4) * 0x5259C2A7u +
+                     w(6) * 0x48C130EFu + w(8) * 0x70DB4005u + w(10) * 0x5B7D7CEFu + w(12) * 0x4396A6CBu;
+  const uint64_t b = w(1) * 0x5105B881u + w(3) * 0x7BA91663u + w(5) * 0x6399950Du + w(7) * 0x42F1F36Du +
+                     w(9) * 0x573E917Fu + w(11) * 0x5CC4384Bu + w(13) * 0x490CF717u;
+  uint64_t h = a + b;
+  h ^= h >> 33;
+  h *= 0xFF51AFD7ED558CCDull;
+  h ^= h >> 33;
+  h *= 0xC4CEB9FE1A85EC53ull;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h);
 }
 
 // ---- header ----
@@ -260,7 +281,7 @@ enum EventBits : uint16_t {
 
 struct EventSlot {
   uint64_t seq;       // commit marker: 0 (never written) or kSlotBusy while being written
-  uint32_t checksum;  // checksum() of bytes [16, 128)
+  uint32_t checksum;  // slot_checksum() of bytes [16, 128)
   uint16_t call;      // CallKind
   uint16_t bits;      // EventBits
   uint64_t time_ns;   // CLOCK_MONOTONIC at call start

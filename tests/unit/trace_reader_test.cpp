@@ -282,6 +282,44 @@ TEST_CASE("torn slots are skipped and counted", "[trace][reader]") {
   CHECK_FALSE(r->event(6));
 }
 
+// slot_checksum() is what tells a committed slot from a torn one or from garbage.
+TEST_CASE("the slot checksum changes with every single-bit change and with a splice of two events",
+          "[trace][reader]") {
+  format::EventSlot a = test::make_event(41, 7);
+  a.address = 0x7f0000123450;
+  a.caller_ip = 0x555500001234;
+  a.duration_ns = 812;
+  format::EventSlot b = a;  // another event: every payload word differs from a's
+  b.seq = 42;
+  for (size_t at = 16; at < format::kSlotSize; at += 8) {
+    uint64_t word;
+    std::memcpy(&word, reinterpret_cast<unsigned char*>(&b) + at, 8);
+    word += 0x0000000100000001ull;
+    std::memcpy(reinterpret_cast<unsigned char*>(&b) + at, &word, 8);
+  }
+  auto payload = [](const format::EventSlot& e) { return reinterpret_cast<const unsigned char*>(&e) + 16; };
+  const uint32_t sum_a = format::slot_checksum(payload(a));
+  CHECK(format::slot_checksum(payload(b)) != sum_a);
+  unsigned changed = 0, bits = 0;
+  for (size_t byte = 16; byte < format::kSlotSize; ++byte) {
+    for (int bit = 0; bit < 8; ++bit, ++bits) {
+      format::EventSlot x = a;
+      reinterpret_cast<unsigned char*>(&x)[byte] ^= static_cast<unsigned char>(1u << bit);
+      changed += format::slot_checksum(payload(x)) != sum_a;
+    }
+  }
+  CHECK(changed == bits);
+  // Every split of a's payload followed by b's, at each 8-byte boundary (how a torn copy looks).
+  for (size_t cut = 24; cut < format::kSlotSize; cut += 8) {
+    format::EventSlot spliced = a;
+    std::memcpy(reinterpret_cast<unsigned char*>(&spliced) + cut, reinterpret_cast<const unsigned char*>(&b) + cut,
+                format::kSlotSize - cut);
+    const uint32_t sum = format::slot_checksum(payload(spliced));
+    CHECK(sum != sum_a);
+    CHECK(sum != format::slot_checksum(payload(b)));
+  }
+}
+
 TEST_CASE("a truncated file reads what is there", "[trace][reader]") {
   ScratchDir dir;
   std::string path = dir.file("full.trace");
@@ -346,7 +384,8 @@ TEST_CASE("files that are not traces give one clear sentence", "[trace][reader]"
   uint32_t v = 7;
   std::memcpy(&wrong_version[8], &v, 4);
   CHECK(open_error(wrong_version.data(), wrong_version.size()) ==
-        "trace format version 7 is not supported (this dltrace reads version 1)");
+        "trace format version 7 is not supported (this dltrace reads version " +
+            std::to_string(format::kVersion) + ")");
   auto wrong_magic = bytes;
   wrong_magic[0] = 'X';
   CHECK(open_error(wrong_magic.data(), wrong_magic.size()) == "not a dltrace trace (bad magic)");

@@ -383,7 +383,7 @@ TraceReaderImpl::SlotState TraceReaderImpl::read_slot(uint64_t index, EventSlot*
     return std::memcmp(out, zeros, sizeof zeros) == 0 ? SlotState::kEmpty : SlotState::kTorn;
   }
   if (seq > last_seq_ || (seq - 1) % header_.slot_count != index ||
-      format::checksum(reinterpret_cast<const unsigned char*>(out) + 16, format::kSlotSize - 16) != out->checksum)
+      format::slot_checksum(reinterpret_cast<const unsigned char*>(out) + 16) != out->checksum)
     return SlotState::kTorn;
   return SlotState::kValid;
 }
