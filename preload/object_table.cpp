@@ -17,6 +17,9 @@
 #include "trace_writer.h"
 
 namespace dltrace::preload::objects {
+
+constinit std::atomic<uint64_t> detail::g_python_generation{0};
+
 namespace {
 
 using format::kNoId;
@@ -61,7 +64,6 @@ constinit uint32_t g_nnew;
 constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 // dlpi_adds/dlpi_subs at the last sync; ~0 = never synced.
 constinit std::atomic<unsigned long long> g_adds{~0ull}, g_subs{~0ull};
-constinit std::atomic<uint64_t> g_python_generation{0};
 constinit TraceWriter* g_writer;
 constinit char g_exe_path[4096];
 constinit const char* g_self_path;
@@ -467,8 +469,6 @@ bool changed() {
   return c.adds != g_adds.load(std::memory_order_relaxed) || c.subs != g_subs.load(std::memory_order_relaxed);
 }
 
-uint64_t python_generation() { return g_python_generation.load(std::memory_order_acquire); }
-
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
@@ -516,7 +516,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     if (a.mode != Mode::kInternal) res.added = g_nnew;
   }
   if (g_nnew > 0 || res.removed > 0 || g_snap_seq.load(std::memory_order_relaxed) == 0) publish();
-  if (python_moved) g_python_generation.fetch_add(1, std::memory_order_release);
+  if (python_moved) detail::g_python_generation.fetch_add(1, std::memory_order_release);
   return res;
 }
 }  // namespace

@@ -8,6 +8,7 @@
 // real dl* call, and nothing here touches dlerror state (no dladdr: it takes dl_load_lock).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "dltrace/format.h"
@@ -53,7 +54,10 @@ SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq);
 
 // Moves whenever a namespace-0 object defining Py_IsInitialized (a CPython) is registered or
 // unloaded: the Python stack probe looks at the loaded objects again only then.
-uint64_t python_generation();
+namespace detail {
+extern std::atomic<uint64_t> g_python_generation;
+}
+inline uint64_t python_generation() { return detail::g_python_generation.load(std::memory_order_acquire); }
 
 // Lock-free lookups. object_at returns kNoId when unknown; *found tells whether the address lies
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.

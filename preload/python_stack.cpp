@@ -14,7 +14,7 @@
 #include "trace_writer.h"
 
 namespace dltrace::preload {
-namespace {
+namespace python_stack_detail {
 
 // The C API subset we use, as opaque pointers (no Python headers: any 3.x ABI).
 struct PyApi {
@@ -39,6 +39,12 @@ struct PyApi {
   bool borrowed;       // 3.7/3.8 layout readers: frames and code are borrowed references
 };
 
+// Published API: two slots so a re-probe never writes the one readers may be using.
+constinit std::atomic<const PyApi*> g_api{nullptr};
+// ~0: never probed.
+constinit std::atomic<uint64_t> g_generation{~uint64_t{0}};
+
+namespace {
 // 3.7 and 3.8 have no frame accessors (PyThreadState_GetFrame, PyFrame_GetCode and
 // PyFrame_GetBack are 3.9+) but a public, fixed layout: PyThreadState {prev, next, interp,
 // frame, ...} and PyFrameObject {PyObject_VAR_HEAD, f_back, f_code, ...} (three words of
@@ -47,12 +53,8 @@ void* legacy_get_frame(void* tstate) { return static_cast<void**>(tstate)[3]; }
 void* legacy_frame_back(void* frame) { return static_cast<void**>(frame)[3]; }
 void* legacy_frame_code(void* frame) { return static_cast<void**>(frame)[4]; }
 
-// Published API: two slots so a re-probe never writes the one readers may be using.
 PyApi g_slots[2];
-std::atomic<const PyApi*> g_api{nullptr};
 std::atomic<int> g_probing{0};
-// objects::python_generation() at the last probe (~0: never probed).
-std::atomic<uint64_t> g_generation{~uint64_t{0}};
 
 template <typename F>
 bool find(const dl_phdr_info& object, const char* name, F* out) {
@@ -152,7 +154,7 @@ uint32_t intern_attr(const PyApi& py, TraceWriter& writer, void* object, const c
 
 }  // namespace
 
-uint32_t capture_python_stack(TraceWriter& writer) {
+uint32_t capture(TraceWriter& writer) {
   const PyApi* api = python_api();
   if (api == nullptr) return format::kNoId;
   // Once per trace file (a fork child opens a new one).
@@ -203,4 +205,5 @@ uint32_t capture_python_stack(TraceWriter& writer) {
   return depth > 0 ? writer.intern_py_stack(frames, depth) : format::kNoId;
 }
 
+}  // namespace python_stack_detail
 }  // namespace dltrace::preload
