@@ -14,6 +14,7 @@
 
 #include "elf_info.h"
 #include "elf_symbols.h"
+#include "slot_index.h"
 #include "trace_writer.h"
 
 namespace dltrace::preload::objects {
@@ -85,48 +86,68 @@ constinit RangeE g_ranges[kMaxObjects];
 constinit HandleE g_handles[kMaxObjects];
 constinit uint32_t g_nranges, g_nhandles;
 constinit std::atomic<uint64_t> g_snap_seq{0};
-constinit RangeE g_scratch_r[kMaxObjects];
-constinit HandleE g_scratch_h[kMaxObjects];
-
 template <class T>
 T rd(const T& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
 
+// The live objects' g_objs indices, kept sorted by load address and by link_map as objects come
+// and go, so that publishing a change is one ordered pass (no sort of the whole table).
+constinit uint16_t g_by_start[kMaxObjects];
+constinit uint16_t g_by_lm[kMaxObjects];
+constinit uint32_t g_ntracked;
+
+uint64_t start_key(uint32_t i) { return g_objs[i].image.map_start; }
+uint64_t lm_key(uint32_t i) { return reinterpret_cast<uint64_t>(g_objs[i].lm); }
+
+void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
+  const uint64_t k = key(idx);
+  uint32_t lo = 0, hi = n;
+  while (lo < hi) {
+    const uint32_t mid = (lo + hi) / 2;
+    if (key(order[mid]) <= k) lo = mid + 1;
+    else hi = mid;
+  }
+  memmove(order + lo + 1, order + lo, (n - lo) * sizeof *order);
+  order[lo] = static_cast<uint16_t>(idx);
+}
+
+void order_erase(uint16_t* order, uint32_t n, uint32_t idx) {
+  for (uint32_t k = 0; k < n; ++k) {
+    if (order[k] != idx) continue;
+    memmove(order + k, order + k + 1, (n - k - 1) * sizeof *order);
+    return;
+  }
+}
+
 void publish() {
-  uint32_t nr = 0, nh = 0;
-  for (uint32_t i = 0; i < g_high; ++i) {
-    const Obj& o = g_objs[i];
-    if (!o.used) continue;
-    if (o.image.map_end > o.image.map_start) g_scratch_r[nr++] = {o.image.map_start, o.image.map_end, o.lmid, o.id, o.resident ? 1u : 0u};
-    g_scratch_h[nh++] = {reinterpret_cast<uint64_t>(o.lm), o.lmid, o.load_seq, o.id, o.global ? 1u : 0u};
-  }
-  std::sort(g_scratch_r, g_scratch_r + nr, [](const RangeE& a, const RangeE& b) { return a.start < b.start; });
-  std::sort(g_scratch_h, g_scratch_h + nh, [](const HandleE& a, const HandleE& b) { return a.lm < b.lm; });
-  // Drop overlaps (ld.so's proxy entries in other namespaces share its mapping): first wins.
-  uint32_t k = 0;
-  for (uint32_t i = 0; i < nr; ++i) {
-    if (k > 0 && g_scratch_r[i].start < g_scratch_r[k - 1].end) continue;
-    g_scratch_r[k++] = g_scratch_r[i];
-  }
-  nr = k;
   const uint64_t s = g_snap_seq.load(std::memory_order_relaxed);
   g_snap_seq.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  for (uint32_t i = 0; i < nr; ++i) {
-    __atomic_store_n(&g_ranges[i].start, g_scratch_r[i].start, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_ranges[i].end, g_scratch_r[i].end, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_ranges[i].id, g_scratch_r[i].id, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_ranges[i].lmid, g_scratch_r[i].lmid, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_ranges[i].resident, g_scratch_r[i].resident, __ATOMIC_RELAXED);
+  uint32_t nr = 0;
+  uint64_t last_end = 0;
+  for (uint32_t k = 0; k < g_ntracked; ++k) {
+    const Obj& o = g_objs[g_by_start[k]];
+    if (o.image.map_end <= o.image.map_start) continue;
+    // Overlaps (ld.so's proxy entries in other namespaces share its mapping): first wins.
+    if (nr > 0 && o.image.map_start < last_end) continue;
+    last_end = o.image.map_end;
+    RangeE& r = g_ranges[nr++];
+    __atomic_store_n(&r.start, o.image.map_start, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.end, o.image.map_end, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.id, o.id, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.lmid, o.lmid, __ATOMIC_RELAXED);
+    __atomic_store_n(&r.resident, o.resident ? 1u : 0u, __ATOMIC_RELAXED);
   }
-  for (uint32_t i = 0; i < nh; ++i) {
-    __atomic_store_n(&g_handles[i].lm, g_scratch_h[i].lm, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_handles[i].lmid, g_scratch_h[i].lmid, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_handles[i].load_seq, g_scratch_h[i].load_seq, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_handles[i].id, g_scratch_h[i].id, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_handles[i].global, g_scratch_h[i].global, __ATOMIC_RELAXED);
+  for (uint32_t k = 0; k < g_ntracked; ++k) {
+    const Obj& o = g_objs[g_by_lm[k]];
+    HandleE& h = g_handles[k];
+    __atomic_store_n(&h.lm, reinterpret_cast<uint64_t>(o.lm), __ATOMIC_RELAXED);
+    __atomic_store_n(&h.lmid, o.lmid, __ATOMIC_RELAXED);
+    __atomic_store_n(&h.load_seq, o.load_seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&h.id, o.id, __ATOMIC_RELAXED);
+    __atomic_store_n(&h.global, o.global ? 1u : 0u, __ATOMIC_RELAXED);
   }
   __atomic_store_n(&g_nranges, nr, __ATOMIC_RELAXED);
-  __atomic_store_n(&g_nhandles, nh, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_nhandles, g_ntracked, __ATOMIC_RELAXED);
   g_snap_seq.store(s + 2, std::memory_order_release);
 }
 
@@ -238,13 +259,30 @@ bool defines_python(const Cur& c) {
   return static_cast<bool>(elf::find_symbol(info, "Py_IsInitialized", nullptr));
 }
 
+// g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
+// that quadratic in big processes.
+constinit SlotIndex<2 * kMaxObjects> g_index{lm_key};
+
+// A live object enters (leaves) the link_map index and the publishing orders.
+void track(uint32_t idx) {
+  g_index.insert(idx);
+  order_insert(g_by_start, g_ntracked, idx, start_key);
+  order_insert(g_by_lm, g_ntracked, idx, lm_key);
+  ++g_ntracked;
+}
+
+void untrack(uint32_t idx) {
+  g_index.erase(idx);
+  order_erase(g_by_start, g_ntracked, idx);
+  order_erase(g_by_lm, g_ntracked, idx);
+  --g_ntracked;
+}
+
 int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid) {
-  for (uint32_t i = 0; i < g_high; ++i) {
+  return g_index.find(reinterpret_cast<uint64_t>(lm), [&](uint32_t i) {
     const Obj& o = g_objs[i];
-    if (o.used && o.lm == lm && o.lname == name && o.image.base == base && o.lmid == lmid)
-      return static_cast<int>(i);
-  }
-  return -1;
+    return o.used && o.lname == name && o.image.base == base && o.lmid == lmid;
+  });
 }
 
 int find(const Cur& c) { return c.known >= 0 ? c.known : find(c.lm, c.name, c.image.base, c.lmid); }
@@ -498,6 +536,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     o.seen = true;
     o.python = defines_python(c);
     python_moved |= o.python;
+    track(static_cast<uint32_t>(slot));
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
   }
@@ -509,6 +548,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
       ++res.removed;
     }
     python_moved |= o.python;
+    untrack(i);
     o.used = false;
   }
   if (g_nnew > 0) {
