@@ -8,7 +8,8 @@
 #    the default depth, and dlopen+dlclose of a small library: a table with the delta per call.
 # 2. Whole-process wall time, traced vs untraced, median of N runs each (interleaved):
 #    /usr/bin/python3 -c "import json, decimal, ssl, sqlite3, ctypes", -c "import numpy" and a
-#    dlopen+dlclose loop; and the per-call cost of a dlsym made from Python code (Python stacks).
+#    dlopen+dlsym+dlclose loop (at the default stack depth and with stacks off); and the
+#    per-call cost of a dlsym made from Python code (Python stacks).
 # Each is compared with the project's targets. --smoke (used by ctest) only checks that
 # dl_bench runs under the preload, with --benchmark_min_time=0.01.
 set -euo pipefail
@@ -124,12 +125,13 @@ def once(cmd, env):
         sys.exit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.decode(errors='replace')}")
     return dt
 
-def compare(label, cmd, target):
-    once(cmd, base); once(cmd, traced); clear()  # warm the page cache
+def compare(label, cmd, target, extra_env=None):
+    env = dict(traced, **(extra_env or {}))
+    once(cmd, base); once(cmd, env); clear()  # warm the page cache
     plain, tr = [], []
     for _ in range(runs):  # interleaved, so drift hits both sides alike
         plain.append(once(cmd, base))
-        tr.append(once(cmd, traced))
+        tr.append(once(cmd, env))
         clear()
     p, t = statistics.median(plain), statistics.median(tr)
     ratio = t / p
@@ -142,6 +144,7 @@ if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=Tru
     compare("python3 -c 'import numpy'", ["/usr/bin/python3", "-c", "import numpy"], 1.05)
 if os.access(loop, os.X_OK):
     compare("rt_dlopen_loop 2000 (dlopen+dlsym+dlclose)", [loop, "2000"], 1.05)
+    compare("  the same, native stacks off", [loop, "2000"], 1.05, {"DLTRACE_STACK_DEPTH": "0"})
 
 # Python stack capture: dlsym made from Python code (ctypes' CDLL[name] looks the name up each
 # time), timed inside the process; native stacks off, so the traced delta is the recorder plus
