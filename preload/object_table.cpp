@@ -49,13 +49,12 @@ struct Cur {
   const char* name;
   elf::Image image;
   int64_t lmid;
-  int32_t known = -1;  // index in g_objs when collect() already matched it, else -1
 };
 
 // Everything here is constant-initialised: wrappers can run before any dynamic initialiser.
 constinit Obj g_objs[kMaxObjects];
 constinit uint32_t g_high;  // slots [0, g_high) have been used at some point
-constinit Cur g_cur[kMaxObjects];
+constinit Cur g_cur[kMaxObjects];  // during a sync: loaded objects the table does not know yet
 constinit uint32_t g_ncur;
 constinit Cur g_other[kMaxObjects];  // objects of namespaces other than 0
 constinit uint32_t g_nother;
@@ -227,13 +226,13 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     }
     if (lm == nullptr) st->walk = _r_debug.r_map;
   }
-  // A known object keeps its image: reading the program headers again is most of a sync's cost
-  // when a program loads and unloads plugins in a loop.
+  // Known objects are only marked; new ones are collected with their program headers read.
   const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
-  g_cur[g_ncur++] = {lm, info->dlpi_name,
-                     known >= 0 ? g_objs[known].image
-                                : elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum),
-                     0, known};
+  if (known >= 0) {
+    g_objs[known].seen = true;
+    return 0;
+  }
+  g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
   return 0;
 }
 
@@ -243,7 +242,12 @@ bool collect(bool only_if_changed) {
   CollectState st{_r_debug.r_map, true, only_if_changed, false};
   dl_iterate_phdr(collect_cb, &st);
   if (st.unchanged) return false;
-  for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) g_cur[g_ncur++] = g_other[i];
+  for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) {
+    const Cur& c = g_other[i];
+    const int known = find(c.lm, c.name, c.image.base, c.lmid);
+    if (known >= 0) g_objs[known].seen = true;
+    else g_cur[g_ncur++] = c;
+  }
   return true;
 }
 
@@ -284,8 +288,6 @@ int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid) {
     return o.used && o.lname == name && o.image.base == base && o.lmid == lmid;
   });
 }
-
-int find(const Cur& c) { return c.known >= 0 ? c.known : find(c.lm, c.name, c.image.base, c.lmid); }
 
 int alloc_slot() {
   for (uint32_t i = 0; i < g_high; ++i)
@@ -510,17 +512,12 @@ bool changed() {
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
-  if (!collect(only_if_changed)) return res;
-  bool python_moved = false;
   for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
+  if (!collect(only_if_changed)) return res;  // marks the known objects still loaded as seen
+  bool python_moved = false;
   g_nnew = 0;
-  for (uint32_t i = 0; i < g_ncur; ++i) {
+  for (uint32_t i = 0; i < g_ncur; ++i) {  // the new ones
     const Cur& c = g_cur[i];
-    const int idx = find(c);
-    if (idx >= 0) {
-      g_objs[idx].seen = true;
-      continue;
-    }
     const int slot = alloc_slot();
     if (slot < 0) continue;  // table full: the object stays unknown
     Obj& o = g_objs[slot];
