@@ -213,7 +213,6 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     // dl_iterate_phdr holds dl_load_write_lock: the other namespaces' lists are stable now.
     collect_other_namespaces();
   }
-  if (g_ncur >= kMaxObjects) return 1;
   // dl_iterate_phdr walks namespace 0's list in order: walk the link_maps alongside to pair them.
   const link_map* lm = nullptr;
   for (int pass = 0; pass < 2 && lm == nullptr; ++pass) {
@@ -230,9 +229,9 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
   if (known >= 0) {
     g_objs[known].seen = true;
-    return 0;
+  } else if (g_ncur < kMaxObjects) {  // else it stays unknown; the walk goes on to mark the rest
+    g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
   }
-  g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
   return 0;
 }
 
@@ -242,11 +241,11 @@ bool collect(bool only_if_changed) {
   CollectState st{_r_debug.r_map, true, only_if_changed, false};
   dl_iterate_phdr(collect_cb, &st);
   if (st.unchanged) return false;
-  for (uint32_t i = 0; i < g_nother && g_ncur < kMaxObjects; ++i) {
+  for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
     const int known = find(c.lm, c.name, c.image.base, c.lmid);
     if (known >= 0) g_objs[known].seen = true;
-    else g_cur[g_ncur++] = c;
+    else if (g_ncur < kMaxObjects) g_cur[g_ncur++] = c;
   }
   return true;
 }
