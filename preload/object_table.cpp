@@ -230,7 +230,8 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   if (known >= 0) {
     g_objs[known].seen = true;
   } else if (g_ncur < kMaxObjects) {  // else it stays unknown; the walk goes on to mark the rest
-    g_cur[g_ncur++] = {lm, info->dlpi_name, elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum), 0};
+    const elf::Image image = elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum);
+    g_cur[g_ncur++] = {lm, info->dlpi_name, image, 0};
   }
   return 0;
 }
@@ -259,7 +260,7 @@ bool defines_python(const Cur& c) {
   info.dlpi_name = c.name;
   info.dlpi_phdr = c.image.phdr;
   info.dlpi_phnum = c.image.phnum;
-  return static_cast<bool>(elf::find_symbol(info, "Py_IsInitialized", nullptr));
+  return static_cast<bool>(elf::find_symbol(info, kPythonMarker, nullptr));
 }
 
 // g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
@@ -492,21 +493,6 @@ bool attribute(const Attribution& a) {
 }  // namespace
 
 void set_writer(TraceWriter* writer) { g_writer = writer; }
-
-bool changed() {
-  struct Counts {
-    unsigned long long adds, subs;
-  } c{0, 0};
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* arg) {
-        auto* cc = static_cast<Counts*>(arg);
-        cc->adds = info->dlpi_adds;
-        cc->subs = info->dlpi_subs;
-        return 1;  // the counters are global: the first object is enough
-      },
-      &c);
-  return c.adds != g_adds.load(std::memory_order_relaxed) || c.subs != g_subs.load(std::memory_order_relaxed);
-}
 
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {

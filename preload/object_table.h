@@ -3,7 +3,7 @@
 // sync() diffs what the loader has (dl_iterate_phdr for namespace 0, the r_debug_extended chain
 // for other namespaces) against the table, writes new objects with their cause/parent (BFS over
 // DT_NEEDED) and marks unloaded ones. It is only needed when dlpi_adds/dlpi_subs moved, which
-// changed() checks in ~25 ns. Lookups (address -> object, handle -> object) are lock-free: a
+// sync_if_changed() checks at the walk's first object. Lookups (address -> object, handle -> object) are lock-free: a
 // seqlock-protected sorted snapshot in static storage. The table lock is never held across a
 // real dl* call, and nothing here touches dlerror state (no dladdr: it takes dl_load_lock).
 #pragma once
@@ -43,17 +43,16 @@ struct SyncResult {
 // Binds the table to the writer and records our own object (for kObjectRecorder).
 void set_writer(TraceWriter* writer);
 
-// True when anything was loaded or unloaded since the last sync (any namespace).
-bool changed();
-
 // Brings the table up to date; new objects are written with `a`, unloaded ones are marked with
 // `unload_seq`.
 SyncResult sync(const Attribution& a, uint64_t unload_seq);
-// The same, when changed(): one walk of the loader's list instead of two.
+// The same, only when anything was loaded or unloaded since the last sync (any namespace): the
+// loader's counters are checked at the first object of the walk a sync makes anyway.
 SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq);
 
-// Moves whenever a namespace-0 object defining Py_IsInitialized (a CPython) is registered or
-// unloaded: the Python stack probe looks at the loaded objects again only then.
+// CPython's marker symbol. python_generation() moves whenever a namespace-0 object defining it is
+// registered or unloaded: the Python stack probe looks at the loaded objects again only then.
+inline constexpr char kPythonMarker[] = "Py_IsInitialized";
 namespace detail {
 extern std::atomic<uint64_t> g_python_generation;
 }

@@ -67,7 +67,7 @@ bool find(const dl_phdr_info& object, const char* name, F* out) {
 bool fill_api(const dl_phdr_info& o, PyApi* api) {
   *api = PyApi{};
   api->in_executable = o.dlpi_name == nullptr || o.dlpi_name[0] == '\0';
-  if (!find(o, "Py_IsInitialized", &api->is_initialized)) return false;
+  if (!find(o, objects::kPythonMarker, &api->is_initialized)) return false;
   if (!find(o, "Py_IsFinalizing", &api->is_finalizing)) find(o, "_Py_IsFinalizing", &api->is_finalizing);
   if (!find(o, "PyThreadState_GetUnchecked", &api->current_tstate) &&
       !find(o, "_PyThreadState_UncheckedGet", &api->current_tstate))
@@ -116,7 +116,7 @@ const PyApi* probe() {
   dl_iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         auto& pw = *static_cast<ProbeWalk*>(arg);
-        if (lookup_in_object(*info, "Py_IsInitialized", nullptr) == nullptr) return 0;
+        if (lookup_in_object(*info, objects::kPythonMarker, nullptr) == nullptr) return 0;
         pw.found = fill_api(*info, pw.out);
         return 1;  // the first definition is the one the program uses
       },

@@ -3,9 +3,10 @@
 // CPython's C API is found by feature detection in the loaded objects (a dlerror-free lookup,
 // never dlsym): nothing is linked, and a process without Python pays one cached "no Python"
 // answer per event, re-probed only when the object table registered or unloaded an object that
-// defines Py_IsInitialized (an embedded libpython dlopen'ed later). A stack is taken only on a thread that holds the GIL of an initialized,
-// not finalizing interpreter: PyThreadState_GetFrame -> PyFrame_GetCode / GetLineNumber /
-// GetBack (3.9+), the pending exception saved and restored, every new reference released.
+// defines Py_IsInitialized (an embedded libpython dlopen'ed later). A stack is taken only on a
+// thread that holds the GIL of an initialized, not finalizing interpreter:
+// PyThreadState_GetFrame -> PyFrame_GetCode / GetLineNumber / GetBack (3.9+), the pending
+// exception saved and restored, every new reference released.
 #pragma once
 
 #include <atomic>

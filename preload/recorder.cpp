@@ -310,7 +310,7 @@ void refresh_clock() {
 void sync_internal_loads() {
   objects::Attribution a;
   a.mode = objects::Mode::kInternal;
-  objects::sync(a, 0);
+  objects::sync_if_changed(a, 0);
 }
 
 void init() {
@@ -679,14 +679,12 @@ extern "C" __attribute__((visibility("default"))) int dltrace_set_stack_depth(un
   if (depth > stack::kMaxDepth) depth = stack::kMaxDepth;
   if (depth > 0) {
     // Program loads first (so that they are not mistaken for ours), then ours.
-    if (objects::changed()) {
-      objects::Attribution a;
-      a.mode = objects::Mode::kDiscovered;
-      a.seq = __atomic_load_n(&g_writer.header()->next_seq, __ATOMIC_RELAXED);  // the next event
-      objects::sync(a, a.seq);
-    }
+    objects::Attribution a;
+    a.mode = objects::Mode::kDiscovered;
+    a.seq = next_seq();  // the next event
+    objects::sync_if_changed(a, a.seq);
     if (!stack::load_unwinder()) return -1;
-    if (objects::changed()) sync_internal_loads();
+    sync_internal_loads();
   }
   g_stack_depth.store(depth, std::memory_order_relaxed);
   return 0;
