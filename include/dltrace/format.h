@@ -106,7 +106,20 @@ inline uint32_t slot_checksum(const void* payload /* kSlotSize - 16 bytes */) {
 }
 
 // ---- header ----
-enum class EndKind : uint32_t { kRunning = 0, kExit = 1, kSignal = 2 };
+// kRunning: no end recorded (still running, SIGKILL, or a death nobody observed).
+// kExec: the image was replaced by execve (FileHeader::exec_target); the next trace of the same
+// pid, started after this one, is the new image.
+enum class EndKind : uint32_t { kRunning = 0, kExit = 1, kSignal = 2, kExec = 3 };
+
+// Who recorded the end (FileHeader::end_via).
+enum EndVia : uint32_t {
+  kEndViaNone = 0,
+  kEndViaExit = 1,          // exit() or a return from main (the recorder's on_exit handler)
+  kEndViaUnderscoreExit = 2, // _exit() / _Exit() called by the program
+  kEndViaFatalSignal = 3,   // the recorder's handler for a fatal signal at SIG_DFL
+  kEndViaExec = 4,          // an exec* call (end_kind kExec)
+  kEndViaObserved = 5,      // filled in by `dltrace run` from the wait status it reaped
+};
 
 struct FileHeader {
   char magic[8];
@@ -148,7 +161,16 @@ struct FileHeader {
   uint64_t tsc_latest;
   uint64_t tsc_latest_ns;
   uint64_t tsc_hz_estimate;  // fallback when only the base point exists (0 = unknown)
-  char reserved[4096 - 200];
+  uint32_t end_via;          // EndVia: who recorded end_kind
+  uint32_t exec_target;      // end_kind kExec: string id of the program exec'ed (else kNoId)
+  // pid and ppid as /proc/self/status shows them (the outermost PID namespace visible to the
+  // process; differs from pid/ppid inside a sandbox's PID namespace). 0 = unknown.
+  int32_t outer_pid;
+  int32_t outer_ppid;
+  // DLTRACE_RUN_TOKEN of the `dltrace run` that launched the process tree (0: none): run adopts
+  // only trace files that carry its own token.
+  uint64_t run_token;
+  char reserved[4096 - 224];
 };
 static_assert(sizeof(FileHeader) == kHeaderSize, "FileHeader must be one page");
 
@@ -161,6 +183,9 @@ enum RecorderFlags : uint32_t {
   kRecorderCallerEmulated = 1u << 0,  // no return-address trampoline (e.g. shadow stack)
   kRecorderPythonStacks = 1u << 1,
   kRecorderBackingFailed = 1u << 2,  // the disk filled up: later records were dropped
+  // A fork child of a threaded parent: until the loader lock was seen free, the recorder made no
+  // call that takes it (no object-table sync, no native stacks).
+  kRecorderForkChildCautious = 1u << 3,
 };
 
 // ---- catalog ----
