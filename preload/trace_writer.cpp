@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -140,6 +141,18 @@ bool expand_pattern(const char* pattern, char* out, size_t out_size) {
   return !t.overflow;
 }
 
+// `path` made absolute against the working directory at creation: the program may chdir later.
+bool absolute_path(const char* path, char* out, size_t out_size) {
+  Text t(out, out_size);
+  if (path[0] != '/') {
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == nullptr) return false;
+    t.add(cwd).add("/");
+  }
+  t.add(path);
+  return !t.overflow;
+}
+
 // `base` with ".N" inserted before a ".trace" extension, or appended.
 bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
   Text t(out, out_size);
@@ -223,6 +236,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   uint64_t catalog_size = file_size - format::kHeaderSize - ring_size;
 
   auto fail = [&](const char* what, int err) {
+    mapping_size_ = 0;
     if (error && error_size) {
       Text t(error, error_size);
       t.add(what).add(" ");
@@ -239,31 +253,41 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   };
 
   // Sparse at full size (so the mapping is valid), then back the first chunks: a write through
-  // the mapping only ever lands on a page that was zero-written first (see ensure_backed).
+  // the mapping only ever lands on a page whose blocks were allocated first (see ensure_backed).
   if (ftruncate(fd, off_t(file_size)) != 0) return fail("cannot reserve", errno);
-  fd_ = fd;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return fail("cannot stat", errno);
+  void* map = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return fail("cannot map", errno);
+  // From here on the file is reached through the mapping only: a descriptor kept open could be
+  // closed by the program (closefrom, dup2) and its number reused for one of the program's files.
+  file_dev_ = uint64_t(st.st_dev);
+  file_ino_ = uint64_t(st.st_ino);
+  if (!absolute_path(path_, abs_path_, sizeof abs_path_)) abs_path_[0] = '\0';
+  mapping_size_ = file_size;
+  base_ = static_cast<unsigned char*>(map);
   const uint64_t first_catalog = catalog_size < kBackingChunk ? catalog_size : kBackingChunk;
   const uint64_t first_ring = ring_size < kBackingChunk ? ring_size : kBackingChunk;
   if (!back_range(0, format::kHeaderSize + first_catalog) ||
       !back_range(format::kHeaderSize + catalog_size, first_ring)) {
-    fd_ = -1;
-    return fail("cannot reserve", errno);
+    const int err = errno;
+    munmap(map, file_size);
+    base_ = nullptr;
+    return fail("cannot reserve", err);
   }
-  fd_ = -1;
-  void* map = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) return fail("cannot map", errno);
   strings_ = static_cast<InternTable*>(map_table());
   stacks_ = static_cast<InternTable*>(map_table());
   py_stacks_ = static_cast<InternTable*>(map_table());
   if (!strings_ || !stacks_ || !py_stacks_) {
     int err = errno;
     munmap(map, file_size);
+    base_ = nullptr;
     unmap_table(strings_);
     unmap_table(stacks_);
     unmap_table(py_stacks_);
     return fail("cannot allocate intern tables for", err);
   }
-  fd_ = fd;  // kept for backing further chunks
+  ::close(fd);
   backed_catalog_ = first_catalog;
   backed_ring_ = first_ring;
   extending_ = 0;
@@ -288,6 +312,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   h->config = format::kNoId;
   h->next_seq = 1;
   h->end_kind = uint32_t(format::EndKind::kRunning);
+  h->exec_target = format::kNoId;
 
   catalog_ = static_cast<unsigned char*>(map) + h->catalog_offset;
   ring_ = reinterpret_cast<EventSlot*>(static_cast<unsigned char*>(map) + h->ring_offset);
@@ -303,8 +328,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
 void TraceWriter::close() {
   if (header_) munmap(header_, mapping_size_);
   header_ = nullptr;
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  base_ = nullptr;
   backed_catalog_ = backed_ring_ = 0;
   extending_ = backing_failed_ = 0;
   unmap_table(strings_);
@@ -322,24 +346,62 @@ void TraceWriter::abandon_after_fork() { close(); }
 
 // ---- backing the file ahead of the writers ----
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+
 namespace {
 // Zeros to write from: .bss, so it costs address space, not memory.
 char g_zeros[1 << 16];
+
 }  // namespace
 
+// Allocates the file's blocks under [file_offset, +length) of the mapping before anything is
+// written there: a page of a hole that the file system cannot allocate (a full disk) would kill
+// the program with SIGBUS when touched. MADV_POPULATE_WRITE faults the pages in writable through
+// the mapping itself, failing with EFAULT instead of a signal, and needs no file descriptor.
 bool TraceWriter::back_range(uint64_t file_offset, uint64_t length) {
+  if (madvise(base_ + file_offset, length, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno != EINVAL) {
+    errno = errno == EFAULT || errno == ENOMEM ? ENOSPC : errno;
+    return false;
+  }
+  return back_range_by_path(file_offset, length);
+}
+
+// Kernels before 5.14: write zeros through a descriptor opened for this purpose only, by the
+// path the file was created at, and only if it is still the same file (device and inode).
+bool TraceWriter::back_range_by_path(uint64_t file_offset, uint64_t length) {
+  if (!abs_path_[0]) {
+    errno = ENOENT;
+    return false;
+  }
+  const int fd = ::open(abs_path_, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return false;
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_dev) != file_dev_ ||
+      uint64_t(st.st_ino) != file_ino_) {
+    ::close(fd);
+    errno = ESTALE;  // renamed or replaced: never write into a file that is not the trace
+    return false;
+  }
+  bool ok = true;
   while (length > 0) {
     const size_t n = length < sizeof g_zeros ? size_t(length) : sizeof g_zeros;
-    const ssize_t w = pwrite(fd_, g_zeros, n, off_t(file_offset));
+    const ssize_t w = pwrite(fd, g_zeros, n, off_t(file_offset));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       if (w == 0) errno = ENOSPC;
-      return false;
+      ok = false;
+      break;
     }
     file_offset += uint64_t(w);
     length -= uint64_t(w);
   }
-  return true;
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
 }
 
 // Makes [0, needed_end) of a region backed, extending by at least one chunk. Returns false when
@@ -661,10 +723,13 @@ void TraceWriter::prefetch_slot(uint64_t index) const {
   }
 }
 
-void TraceWriter::set_end(format::EndKind kind, int32_t code) {
+void TraceWriter::set_end(format::EndKind kind, int32_t code, format::EndVia via,
+                          uint32_t exec_target) {
   FileHeader* h = __atomic_load_n(&header_, __ATOMIC_ACQUIRE);
   if (!h) return;
   store_relaxed(&h->end_code, code);
+  store_relaxed(&h->end_via, uint32_t(via));
+  store_relaxed(&h->exec_target, exec_target);
   store_relaxed(&h->end_monotonic_ns, now_ns(CLOCK_MONOTONIC));
   store_release(&h->end_kind, uint32_t(kind));
 }

@@ -19,8 +19,9 @@ class TraceWriter {
   // Creates the trace file. `pattern` follows DLTRACE_OUTPUT: %p = pid, %e = executable basename,
   // a trailing '/' means "dltrace.%e.%p.trace in this directory". The file is created with O_EXCL;
   // if the name exists (exec keeps the pid) a ".1", ".2", ... suffix is added before ".trace" or at
-  // the end. The file is sized with posix_fallocate (a sparse file would SIGBUS on a full disk)
-  // and mapped MAP_SHARED. On failure returns false with one sentence in `error`
+  // the end. The file is sized sparse, mapped MAP_SHARED and its descriptor closed at once: the
+  // recorder never writes through a descriptor (the program may reuse its number). Blocks are
+  // allocated ahead of the writers through the mapping (see back_range). On failure returns false with one sentence in `error`
   // (e.g. "cannot create /x/y.trace: Permission denied") and leaves nothing mapped.
   bool open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth, char* error,
             size_t error_size);
@@ -59,8 +60,9 @@ class TraceWriter {
   uint64_t reserve_seq();
   void commit(format::EventSlot& slot);  // slot.seq must be a reserved seq
 
-  // How the process ended. Async-signal-safe.
-  void set_end(format::EndKind kind, int32_t code);
+  // How the process ended (kRunning again: an exec failed). Async-signal-safe.
+  void set_end(format::EndKind kind, int32_t code, format::EndVia via = format::kEndViaNone,
+               uint32_t exec_target = format::kNoId);
 
   format::FileHeader* header() { return header_; }
 
@@ -84,13 +86,17 @@ class TraceWriter {
   bool ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                      uint64_t region_size);
   bool back_range(uint64_t file_offset, uint64_t length);
+  bool back_range_by_path(uint64_t file_offset, uint64_t length);
   void prefetch_slot(uint64_t index) const;
   void commit_unbacked(format::EventSlot& slot, uint64_t index);
   bool claim_contended(uint64_t* dst, uint64_t seq);
   inline void fill_claimed(uint64_t* dst, const format::EventSlot& slot);
 
   format::FileHeader* header_ = nullptr;
-  int fd_ = -1;                // kept open to back the file as it fills
+  unsigned char* base_ = nullptr;  // the whole mapping (header_ once published)
+  uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write by path
+  uint64_t file_ino_ = 0;
+  char abs_path_[4096] = {};       // path_ made absolute at creation (the program may chdir)
   uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start
   uint64_t backed_ring_ = 0;     // ring bytes backed, from the ring's start
   int extending_ = 0;            // one thread backs at a time
