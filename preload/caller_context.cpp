@@ -1,6 +1,7 @@
 // CallerContext: real dl* calls whose return address lies in the original caller's object
 // (see caller_context.h). Finds a `ret` gadget per object and caches it without locks.
 #include "caller_context.h"
+#include "fork_gate.h"
 
 #include <elf.h>
 #include <link.h>
@@ -215,7 +216,7 @@ int subs_callback(dl_phdr_info* info, size_t, void* data) {
 // Bumped by ld.so on every unload: a cached gadget is trusted only within one generation.
 unsigned long long unload_generation() {
   unsigned long long subs = 0;
-  dl_iterate_phdr(subs_callback, &subs);
+  fork_gate::iterate_phdr(subs_callback, &subs);
   return subs;
 }
 
@@ -309,7 +310,33 @@ bool resident(const void* ip) {
   return p != nullptr && p(reinterpret_cast<uint64_t>(ip));
 }
 
+// A cautious fork child (see fork_gate.h) must not ask the loader for its unload count: a gadget
+// cached for the caller's object before the fork is used if _dl_find_object (lock-free) still
+// places both the caller and the gadget in that same object, and the byte is still a `ret`.
+const void* cached_gadget_unlocked(const void* ip) {
+  const FindObjectFn find = find_object_fn();
+  FindObjectResult r;
+  if (find == nullptr || find(const_cast<void*>(ip), &r) != 0 || r.map == nullptr) return nullptr;
+  const uintptr_t key = r.map->l_addr + 1;
+  for (size_t i = 0; i < kProbe; ++i) {
+    Entry& e = g_cache[(slot_of(key) + i) % kEntries];
+    const uint32_t s1 = e.seq.load(std::memory_order_acquire);
+    const uintptr_t k = e.key.load(std::memory_order_acquire);
+    const uintptr_t g = e.gadget.load(std::memory_order_acquire);
+    if ((s1 & 1) || e.seq.load(std::memory_order_relaxed) != s1 || k != key || g == 0) continue;
+    FindObjectResult rg;
+    if (find(reinterpret_cast<void*>(g), &rg) == 0 && rg.map == r.map &&
+        *reinterpret_cast<const unsigned char*>(g) == 0xC3)
+      return reinterpret_cast<const void*>(g);
+  }
+  return nullptr;
+}
+
 const void* gadget_for(const void* ip) {
+  if (!resident(ip) && fork_gate::cautious()) {
+    if (const void* g = cached_gadget_unlocked(ip)) return g;
+  }
+  fork_gate::Section gate;
   // A resident object's gadget stays valid across other objects' unloads; asking the loader for
   // its unload count takes its lock.
   const unsigned long long gen =
@@ -322,7 +349,7 @@ const void* gadget_for(const void* ip) {
       return reinterpret_cast<const void*>(gadget);
   }
   Locate l{reinterpret_cast<uintptr_t>(ip), gen};
-  dl_iterate_phdr(locate_callback, &l);
+  fork_gate::iterate_phdr(locate_callback, &l);
   return l.found ? reinterpret_cast<const void*>(l.gadget) : nullptr;
 }
 

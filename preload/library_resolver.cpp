@@ -1,6 +1,7 @@
 // Emulation of ld.so's library search, for matching override rules against the file a dlopen
 // will load. Only open/pread/dl_iterate_phdr: nothing here touches dlerror state.
 #include "library_resolver.h"
+#include "fork_gate.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -272,7 +273,7 @@ int read_generation(dl_phdr_info* info, size_t size, void* data) {
 // Changes whenever an object is loaded or unloaded (the search result may change with them).
 uint64_t load_generation() {
   uint64_t g = 0;
-  dl_iterate_phdr(read_generation, &g);
+  fork_gate::iterate_phdr(read_generation, &g);
   return g;
 }
 
@@ -322,7 +323,7 @@ void resolver_init() {
   // ld.so ignores LD_LIBRARY_PATH in secure-execution (setuid) mode.
   const char* llp = getauxval(AT_SECURE) != 0 ? nullptr : getenv("LD_LIBRARY_PATH");
   if (llp != nullptr && *llp != '\0') g_ld_library_path = strdup(llp);
-  dl_iterate_phdr(find_exe, nullptr);
+  fork_gate::iterate_phdr(find_exe, nullptr);
   int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     struct stat st;
@@ -372,7 +373,7 @@ static int find_containing(dl_phdr_info* info, size_t, void* data) {
 
 bool find_caller(const void* ip, CallerObject* out) {
   CallerSearch s{reinterpret_cast<ElfW(Addr)>(ip), out, false};
-  if (ip != nullptr) dl_iterate_phdr(find_containing, &s);
+  if (ip != nullptr) fork_gate::iterate_phdr(find_containing, &s);
   return s.found;
 }
 
@@ -402,7 +403,7 @@ bool resolve_library(const char* name, const CallerObject* caller, ResolvedLibra
   }
 
   LoadedSearch loaded{name, out, false};
-  dl_iterate_phdr(find_loaded, &loaded);
+  fork_gate::iterate_phdr(find_loaded, &loaded);
   if (loaded.found) return true;
 
   // The caller's dynamic section, and its directory for $ORIGIN.

@@ -1,4 +1,5 @@
 #include "object_table.h"
+#include "fork_gate.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -240,7 +241,7 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
 bool collect(bool only_if_changed) {
   g_ncur = 0;
   CollectState st{_r_debug.r_map, true, only_if_changed, false};
-  dl_iterate_phdr(collect_cb, &st);
+  fork_gate::iterate_phdr(collect_cb, &st);
   if (st.unchanged) return false;
   for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
@@ -544,6 +545,10 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
 }  // namespace
 
 SyncResult sync(const Attribution& a, uint64_t unload_seq) {
+  // A cautious fork child must not walk the loader's list (see fork_gate.h): objects loaded
+  // meanwhile are registered by the first sync after it.
+  if (fork_gate::cautious()) return {};
+  fork_gate::Section gate;  // the table lock is never left held in a fork child
   pthread_mutex_lock(&g_lock);
   const SyncResult res = sync_locked(a, unload_seq, false);
   pthread_mutex_unlock(&g_lock);
@@ -551,6 +556,8 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
 }
 
 SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq) {
+  if (fork_gate::cautious()) return {};
+  fork_gate::Section gate;
   pthread_mutex_lock(&g_lock);
   const SyncResult res = sync_locked(a, unload_seq, true);
   pthread_mutex_unlock(&g_lock);
@@ -734,6 +741,7 @@ void promote_visit(const char* needed, void* arg) {
 }  // namespace
 
 void promote(const void* handle, uint64_t seq) {
+  fork_gate::Section gate;
   pthread_mutex_lock(&g_lock);
   int start = -1;
   for (uint32_t i = 0; i < g_high; ++i) {

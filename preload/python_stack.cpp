@@ -1,4 +1,5 @@
 #include "python_stack.h"
+#include "fork_gate.h"
 
 #include "object_table.h"
 
@@ -113,7 +114,7 @@ const PyApi* probe() {
   const PyApi* current = g_api.load(std::memory_order_acquire);
   PyApi* out = current == &g_slots[0] ? &g_slots[1] : &g_slots[0];
   ProbeWalk w{out};
-  dl_iterate_phdr(
+  fork_gate::iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         auto& pw = *static_cast<ProbeWalk*>(arg);
         if (lookup_in_object(*info, objects::kPythonMarker, nullptr) == nullptr) return 0;

@@ -1,6 +1,7 @@
 // Resolution of the real dl* functions (RTLD_NEXT semantics relative to libdltrace.so) and the
 // dlerror-free lookups declared in real_functions.h.
 #include "real_functions.h"
+#include "fork_gate.h"
 
 #include <sched.h>
 
@@ -15,10 +16,13 @@ namespace {
 // An address inside whichever object this file was linked into.
 __attribute__((noinline)) void self_marker() { __asm__ volatile(""); }
 
-constexpr int kCount = 7;
 // Default versions are preferred; an unversioned request gives exactly that.
-constexpr const char* kNames[kCount] = {"dlopen", "dlmopen", "dlsym", "dlvsym",
-                                        "dlclose", "dlerror", "dlinfo"};
+constexpr const char* kNames[] = {
+#define DLTRACE_REAL_NAME(name, type) #name,
+    DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_NAME)
+#undef DLTRACE_REAL_NAME
+};
+constexpr int kCount = sizeof kNames / sizeof kNames[0];
 
 struct Walk {
   const char* const* names;
@@ -73,24 +77,21 @@ int soname_callback(dl_phdr_info* info, size_t, void* data) {
 void resolve_all(RealFunctions& out) {
   elf::Symbol found[kCount];
   Walk w{kNames, nullptr, kCount, found, kCount, true};
-  dl_iterate_phdr(walk_callback, &w);
+  fork_gate::iterate_phdr(walk_callback, &w);
   if (!w.passed_self) {  // our object is not in this namespace's list: search all but the exe
     w = Walk{kNames, nullptr, kCount, found, kCount, false};
-    dl_iterate_phdr(walk_callback, &w);
+    fork_gate::iterate_phdr(walk_callback, &w);
   }
   // Nothing after us defines some of them: take libc's (>= 2.34) or libdl's.
   for (const char* so : {"libc.so.6", "libdl.so.2"}) {
     SonameWalk s{so, kNames, kCount, found};
-    dl_iterate_phdr(soname_callback, &s);
+    fork_gate::iterate_phdr(soname_callback, &s);
   }
   // IFUNC resolvers run here, outside dl_iterate_phdr's lock.
-  out.dlopen = reinterpret_cast<decltype(out.dlopen)>(elf::resolve(found[0]));
-  out.dlmopen = reinterpret_cast<decltype(out.dlmopen)>(elf::resolve(found[1]));
-  out.dlsym = reinterpret_cast<decltype(out.dlsym)>(elf::resolve(found[2]));
-  out.dlvsym = reinterpret_cast<decltype(out.dlvsym)>(elf::resolve(found[3]));
-  out.dlclose = reinterpret_cast<decltype(out.dlclose)>(elf::resolve(found[4]));
-  out.dlerror = reinterpret_cast<decltype(out.dlerror)>(elf::resolve(found[5]));
-  out.dlinfo = reinterpret_cast<decltype(out.dlinfo)>(elf::resolve(found[6]));
+  int i = 0;
+#define DLTRACE_REAL_RESOLVE(name, type) out.name = reinterpret_cast<type>(elf::resolve(found[i++]));
+  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_RESOLVE)
+#undef DLTRACE_REAL_RESOLVE
 }
 
 // Each resolving thread fills its own slot and the first to finish publishes it, so there is no
@@ -138,7 +139,7 @@ void* lookup_global(const char* name, const char* version) {
       return w.found[0] ? 1 : 0;
     }
   };
-  dl_iterate_phdr(Global::callback, &w);
+  fork_gate::iterate_phdr(Global::callback, &w);
   return elf::resolve(found[0]);
 }
 

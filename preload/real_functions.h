@@ -9,19 +9,39 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <signal.h>
 
 #include <atomic>
+#include <type_traits>
 
 namespace dltrace::preload {
 
+// The functions the recorder calls on behalf of the program: the dl* family, and the process
+// functions it interposes to learn how a process ends (signal dispositions, _exit, exec).
+// One row per function: the struct member and the name looked up are generated from it.
+using SigHandler = void (*)(int);
+#define DLTRACE_REAL_FUNCTIONS(X)                                          \
+  X(dlopen, void* (*)(const char*, int))                                   \
+  X(dlmopen, void* (*)(Lmid_t, const char*, int))                          \
+  X(dlsym, void* (*)(void*, const char*))                                  \
+  X(dlvsym, void* (*)(void*, const char*, const char*))                    \
+  X(dlclose, int (*)(void*))                                               \
+  X(dlerror, char* (*)())                                                  \
+  X(dlinfo, int (*)(void*, int, void*))                                    \
+  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*))   \
+  X(signal, SigHandler (*)(int, SigHandler))                               \
+  X(sysv_signal, SigHandler (*)(int, SigHandler))                          \
+  X(_exit, void (*)(int))                                                  \
+  X(execve, int (*)(const char*, char* const*, char* const*))              \
+  X(execv, int (*)(const char*, char* const*))                             \
+  X(execvp, int (*)(const char*, char* const*))                            \
+  X(execvpe, int (*)(const char*, char* const*, char* const*))             \
+  X(fexecve, int (*)(int, char* const*, char* const*))
+
 struct RealFunctions {
-  void* (*dlopen)(const char*, int);
-  void* (*dlmopen)(Lmid_t, const char*, int);
-  void* (*dlsym)(void*, const char*);
-  void* (*dlvsym)(void*, const char*, const char*);
-  int (*dlclose)(void*);
-  char* (*dlerror)();
-  int (*dlinfo)(void*, int, void*);
+#define DLTRACE_REAL_MEMBER(name, type) std::type_identity_t<type> name;
+  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_MEMBER)
+#undef DLTRACE_REAL_MEMBER
 };
 
 // Resolved lazily and idempotently on first use: safe before our constructor ran (another

@@ -2,6 +2,7 @@
 // call_begin/call_end, fork, end of process, fatal signals, the dltrace_* C API, and the
 // secondary instance that lives in each dlmopen namespace.
 #include "recorder.h"
+#include "fork_gate.h"
 #include "stderr_line.h"
 
 #include <dlfcn.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #include <optional>
 
 #include "caller_context.h"
+#include "signal_dispositions.h"
 #include "live_printer.h"
 #include "object_table.h"
 #include "python_stack.h"
@@ -136,7 +139,7 @@ bool first_object_is_self() {
   struct Ctx {
     bool self;
   } ctx{false};
-  dl_iterate_phdr(
+  fork_gate::iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         const auto self = reinterpret_cast<uint64_t>(&first_object_is_self);
         for (int i = 0; i < info->dlpi_phnum; ++i) {
@@ -177,6 +180,87 @@ void write_process_info() {
 
 void refresh_clock();
 void start_clock();
+uint64_t next_seq();
+
+// ---- identity across fork and clone ----
+
+// A word in a private page that every fork-like child (fork, a raw clone or fork syscall) gets
+// zeroed (MADV_WIPEONFORK): the hot path tells a new process from one load, without getpid(),
+// also where no atfork handler ran. 1 = this process's recorder state is its own.
+constinit uint32_t* g_same_process = nullptr;
+constinit uint32_t g_same_process_fallback = 1;  // kernels without MADV_WIPEONFORK (< 4.14)
+
+void mark_same_process() {
+  if (g_same_process == nullptr) {
+    void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+      g_same_process = static_cast<uint32_t*>(page);
+    } else {
+      if (page != MAP_FAILED) munmap(page, 4096);
+      g_same_process = &g_same_process_fallback;
+    }
+  }
+  __atomic_store_n(g_same_process, 1u, __ATOMIC_RELAXED);
+}
+
+// pid and ppid as /proc shows them: from outside a PID namespace sandbox (where the process may
+// be pid 1 with no parent), as far as the /proc mounted here can see.
+void write_outer_pids() {
+  format::FileHeader* h = g_writer.header();
+  if (h == nullptr) return;
+  char buf[2048];
+  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  auto field = [&](const char* name) -> int32_t {
+    const char* p = strstr(buf, name);
+    if (p == nullptr) return 0;
+    p += strlen(name);
+    while (*p == ' ' || *p == '\t') ++p;
+    int64_t v = 0;
+    while (*p >= '0' && *p <= '9' && v < INT32_MAX) v = v * 10 + (*p++ - '0');
+    return static_cast<int32_t>(v);
+  };
+  h->outer_pid = field("\nPid:");
+  h->outer_ppid = field("\nPPid:");
+}
+
+// ---- fork ----
+void after_fork_child() {
+  t_state.tid = 0;
+  mark_same_process();
+  if (g_state.load(std::memory_order_relaxed) != kActive) return;
+  g_writer.abandon_after_fork();
+  g_pid = getpid();
+  char error[512];
+  if (!g_writer.open(g_pattern, g_buffer_size, g_stack_depth.load(std::memory_order_relaxed), error,
+                     sizeof(error))) {
+    g_state.store(kOff, std::memory_order_release);
+    fail(error);
+    return;
+  }
+  if (g_config_path) g_writer.set_config_path(g_config_path);
+  start_clock();
+  write_process_info();
+  write_outer_pids();
+  if (fork_gate::cautious())
+    __atomic_fetch_or(&g_writer.header()->recorder_flags, format::kRecorderForkChildCautious, __ATOMIC_RELAXED);
+  objects::rewrite_after_fork();
+}
+
+// A child made by a raw clone or fork syscall: no atfork handler ran, and nothing is known of the
+// locks its parent's threads held. It switches to a trace of its own, cautiously.
+__attribute__((noinline)) void after_unannounced_fork() {
+  if (getpid() == g_pid) {  // not a new process after all (the page could not be wiped)
+    mark_same_process();
+    return;
+  }
+  fork_gate::after_unannounced_fork();
+  after_fork_child();
+}
 
 // ---- end of process ----
 void report_end() {
@@ -193,68 +277,35 @@ void report_end() {
   message(line);
 }
 
+// Whether this recorder writes the calling process's own trace: a raw-clone child switches to a
+// trace of its own first; a vfork child (sharing the parent's memory) never writes.
+bool owns_trace() {
+  if (g_state.load(std::memory_order_acquire) != kActive) return false;
+  if (__atomic_load_n(g_same_process, __ATOMIC_RELAXED) == 0) after_unannounced_fork();
+  return g_state.load(std::memory_order_acquire) == kActive && getpid() == g_pid;
+}
+
+// Loads made without a traced call (libc's iconv modules, NSS) since the last event.
+void sync_at_end() {
+  objects::Attribution a;
+  a.mode = objects::Mode::kDiscovered;
+  a.seq = next_seq();
+  objects::sync_if_changed(a, a.seq);
+}
+
 void on_process_exit(int status, void*) {
-  if (g_state.load(std::memory_order_acquire) != kActive || getpid() != g_pid) return;
+  if (!owns_trace()) return;
+  sync_at_end();
   refresh_clock();
-  g_writer.set_end(format::EndKind::kExit, status);
+  g_writer.set_end(format::EndKind::kExit, status, format::kEndViaExit);
   report_end();
 }
 
-// Crash signals only. SIGINT/SIGTERM/SIGHUP are deliberately left alone: programs inspect their
-// inherited disposition (CPython installs its KeyboardInterrupt handler only when SIGINT is still
-// SIG_DFL; shells and daemons do the same), so a handler there would change what they do.
-constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGABRT, SIGILL, SIGFPE};
-constinit struct sigaction g_old_actions[65];
-
-void on_fatal_signal(int sig, siginfo_t* info, void*) {
-  const int saved_errno = errno;
-  if (g_state.load(std::memory_order_acquire) == kActive && getpid() == g_pid) {
-    refresh_clock();
-    g_writer.set_end(format::EndKind::kSignal, sig);
-  }
-  sigaction(sig, &g_old_actions[sig], nullptr);
-  const bool fault = (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && info != nullptr &&
-                     info->si_code > 0;
-  // A hardware fault re-executes the faulting instruction on return, under the old disposition;
-  // anything sent (kill, raise, abort) is sent again.
-  if (!fault) raise(sig);
-  errno = saved_errno;
-}
-
-void install_signal_handlers() {
-  for (int sig : kFatalSignals) {
-    struct sigaction old;
-    if (sigaction(sig, nullptr, &old) != 0) continue;
-    // Only where nobody else handles the signal: never displace the program's own handlers.
-    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL) continue;
-    if ((old.sa_flags & SA_SIGINFO)) continue;
-    g_old_actions[sig] = old;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_sigaction = on_fatal_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
-    sigaction(sig, &sa, nullptr);
-  }
-}
-
-// ---- fork ----
-void after_fork_child() {
-  t_state.tid = 0;
-  if (g_state.load(std::memory_order_relaxed) != kActive) return;
-  g_writer.abandon_after_fork();
-  g_pid = getpid();
-  char error[512];
-  if (!g_writer.open(g_pattern, g_buffer_size, g_stack_depth.load(std::memory_order_relaxed), error,
-                     sizeof(error))) {
-    g_state.store(kOff, std::memory_order_release);
-    fail(error);
-    return;
-  }
-  if (g_config_path) g_writer.set_config_path(g_config_path);
-  start_clock();
-  write_process_info();
-  objects::rewrite_after_fork();
+// Async-signal-safe: the header fields only.
+void record_fatal_signal(int sig) {
+  if (g_state.load(std::memory_order_acquire) != kActive || getpid() != g_pid) return;
+  refresh_clock();
+  g_writer.set_end(format::EndKind::kSignal, sig, format::kEndViaFatalSignal);
 }
 
 // ---- the primary's API ----
@@ -369,12 +420,14 @@ void init() {
   }
   if (depth > 0 && stack::load_unwinder()) sync_internal_loads();
   write_process_info();
+  write_outer_pids();
+  mark_same_process();
   static bool registered = false;
   if (!registered) {
     registered = true;
-    pthread_atfork(nullptr, nullptr, after_fork_child);
+    fork_gate::install(after_fork_child);
     on_exit(on_process_exit, nullptr);
-    install_signal_handlers();
+    signals::install_fatal_handlers(record_fatal_signal);
   }
   g_state.store(kActive, std::memory_order_release);
 }
@@ -479,6 +532,10 @@ void api_end(CallState* cs) {
       a.caller_object = s.caller_object;
       a.global = (s.effective_flags & RTLD_GLOBAL) != 0;
       a.opened = handle;
+      // A cautious fork child learns here that the loader's write lock is free: a handle the
+      // table does not know is an object this call loaded, under that lock, and released it.
+      if (handle != nullptr && fork_gate::cautious() && objects::object_of_handle(handle) == kNoId)
+        fork_gate::proven_safe();
       objects::sync_if_changed(a, s.seq);
       if (handle != nullptr) {
         s.object = objects::object_of_handle(handle);
@@ -611,11 +668,36 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   return r;
 }
 
+void record_process_exit(int status, bool underscore) {
+  if (!owns_trace()) return;
+  sync_at_end();
+  refresh_clock();
+  g_writer.set_end(format::EndKind::kExit, status & 0xFF,
+                   underscore ? format::kEndViaUnderscoreExit : format::kEndViaExit);
+}
+
+void record_exec(const char* target) {
+  if (!owns_trace()) return;
+  sync_at_end();
+  refresh_clock();
+  g_writer.set_end(format::EndKind::kExec, 0, format::kEndViaExec,
+                   target != nullptr ? g_writer.intern_string(target) : kNoId);
+}
+
+void record_exec_failed() {
+  if (!owns_trace()) return;
+  g_writer.set_end(format::EndKind::kRunning, 0, format::kEndViaNone, kNoId);
+}
+
 const PrimaryApi* primary_api() { return &kApi; }
 
 const PrimaryApi* active_api() {
   int s = g_state.load(std::memory_order_acquire);
-  if (__builtin_expect(s == kActive, 1)) return &kApi;
+  if (__builtin_expect(s == kActive, 1)) {
+    if (__builtin_expect(__atomic_load_n(g_same_process, __ATOMIC_RELAXED) != 0, 1)) return &kApi;
+    after_unannounced_fork();
+    return g_state.load(std::memory_order_acquire) == kActive ? &kApi : nullptr;
+  }
   if (s == kUninit) {
     init();
     s = g_state.load(std::memory_order_acquire);

@@ -67,6 +67,13 @@ long prepare_new_namespace(const CallState* cs, void** instance_handle);
 // Undo prepare_new_namespace() after the program's dlmopen failed.
 void release_new_namespace(void* instance_handle);
 
+// How the process ends when it does not return through exit() (process_end.cpp): each records
+// the end in this process's own trace (never in a parent's: vfork children and raw clones are
+// told apart) after bringing the object table up to date.
+void record_process_exit(int status, bool underscore);
+void record_exec(const char* target);
+void record_exec_failed();  // the exec returned: the process runs on
+
 // Secondary instance: whether this instance lives outside the base namespace.
 bool is_secondary_instance();
 void attach_to_primary(const PrimaryApi* api);

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "dltrace/format.h"
+#include "fork_gate.h"
 #include "real_functions.h"
 #include "thread_state.h"
 #include "trace_writer.h"
@@ -34,13 +35,16 @@ bool load_unwinder() {
 
 uint32_t capture(TraceWriter& writer, const void* caller_ip, uint32_t depth) {
   const BacktraceFn bt = g_backtrace.load(std::memory_order_relaxed);
-  if (bt == nullptr || depth == 0) return format::kNoId;
+  // libunwind walks the loader's list and takes its own lock with every signal blocked: neither
+  // may be left held in a fork child, nor taken where a fork may have left it held.
+  if (bt == nullptr || depth == 0 || fork_gate::cautious()) return format::kNoId;
   if (depth > kMaxDepth) depth = kMaxDepth;
   constexpr int kOwnFrames = 8;  // our frames above the caller
   void* frames[kMaxDepth + kOwnFrames];
   int n;
   {
     InternalGuard guard;  // libunwind may dl_iterate_phdr / dlopen nothing, but be safe
+    fork_gate::Section gate;
     n = bt(frames, static_cast<int>(depth) + kOwnFrames);
   }
   int first = -1;
