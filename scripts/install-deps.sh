@@ -13,6 +13,7 @@ packages=(
   libgraphviz-dev graphviz
   python3 python3-numpy python3-dev libpython3-dev
   liblua5.4-dev nlohmann-json3-dev
+  default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)
 )
 

@@ -86,21 +86,6 @@ void write_file(const std::string& path, const std::string& text) {
   f << text;
 }
 
-struct TmpfsMount {
-  std::string dir;
-  bool mounted = false;
-  std::string error;
-  explicit TmpfsMount(const std::string& d, const char* options) : dir(d) {
-    if (mount("tmpfs", dir.c_str(), "tmpfs", 0, options) == 0)
-      mounted = true;
-    else
-      error = strerror(errno);
-  }
-  ~TmpfsMount() {
-    if (mounted) umount2(dir.c_str(), MNT_DETACH);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("unusable output path: program unaffected, one dltrace: line", "[runtime][bad_input]") {

@@ -6,6 +6,7 @@
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -223,6 +224,17 @@ void settle_fixtures() {
       close(fd);
     }
   });
+}
+
+TmpfsMount::TmpfsMount(const std::string& d, const char* options) : dir(d) {
+  if (mount("tmpfs", dir.c_str(), "tmpfs", 0, options) == 0)
+    mounted = true;
+  else
+    error = strerror(errno);
+}
+
+TmpfsMount::~TmpfsMount() {
+  if (mounted) umount2(dir.c_str(), MNT_DETACH);
 }
 
 DifferentialResult run_differential(const std::vector<std::string>& argv, RunOptions opts) {

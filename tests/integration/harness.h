@@ -59,6 +59,18 @@ int count_events(const nlohmann::json& trace, const std::string& call, const std
 // The object whose path is `basename` or ends in "/basename", or nullptr.
 const nlohmann::json* find_object(const nlohmann::json& trace, const std::string& basename);
 
+// A tmpfs mounted at `dir` with `options` (e.g. "size=512k") for the object's lifetime. Needs root
+// (CI runs as root); `mounted` is false with `error` set where mounting is not permitted.
+struct TmpfsMount {
+  std::string dir;
+  bool mounted = false;
+  std::string error;
+  TmpfsMount(const std::string& dir, const char* options);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+};
+
 // glibc on these VMs can misidentify callers right after a library is written (design doc §9):
 // fsync each fixture file and drop it from the page cache before the first run.
 void settle_fixtures();
