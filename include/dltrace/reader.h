@@ -25,8 +25,15 @@ struct ProcessInfo {
   std::string exe;
   std::string cwd;
   std::vector<std::string> argv;
-  format::EndKind end = format::EndKind::kRunning;  // kRunning: no clean end was recorded
-  int32_t end_code = 0;                             // exit status or signal number
+  // kRunning: no end was recorded (killed by SIGKILL, vanished, or still running).
+  format::EndKind end = format::EndKind::kRunning;
+  int32_t end_code = 0;                    // exit status or signal number (0 for kExec)
+  uint32_t end_via = format::kEndViaNone;  // format::EndVia: who recorded the end
+  std::string exec_target;                 // end kExec: the program exec'ed (empty if unknown)
+  // pid/ppid as seen from the outermost PID namespace visible to the process (0 = unknown); they
+  // differ from pid/ppid inside a sandbox's PID namespace.
+  int32_t outer_pid = 0;
+  int32_t outer_ppid = 0;
   uint64_t start_realtime_ns = 0;
   uint64_t start_monotonic_ns = 0;
   uint64_t end_monotonic_ns = 0;

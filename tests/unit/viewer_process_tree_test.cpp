@@ -88,3 +88,48 @@ TEST_CASE("process tree: pids that claim each other as parents make no cycle",
   CHECK(std::ranges::all_of(seen, [](int n) { return n == 1; }));
   CHECK(t.roots.size() == 2);
 }
+
+TEST_CASE("process tree: an exec'ed image follows the image that exec'ed, a reused pid does not",
+          "[viewer][process]") {
+  std::vector<ProcessInfo> ps = {
+      process(10, 1, 100, "/usr/bin/dash", {"sh", "-c", "exec ls"}),  // 0: exec'ed ls
+      process(10, 1, 200, "/usr/bin/ls", {"ls"}),                     // 1: ls, exit 0
+      process(10, 1, 300, "/usr/bin/cat", {"cat"}),                   // 2: the pid reused
+      process(20, 1, 400, "/usr/bin/a", {"a"}),                       // 3: no recorded end
+      process(20, 1, 500, "/usr/bin/b", {"b"}),                       // 4: taken for its exec
+  };
+  ps[0].end = format::EndKind::kExec;
+  ps[0].exec_target = "/usr/bin/ls";
+  ps[1].end = format::EndKind::kExit;
+  ps[2].end = format::EndKind::kExit;
+  const viewer::ProcessTree t = tree_of(ps);
+  CHECK(t.nodes[1].parent == 0);
+  CHECK(t.nodes[1].origin == ProcessOrigin::kExec);
+  CHECK(t.nodes[2].parent == ProcessNode::kNone);
+  CHECK(t.nodes[2].origin == ProcessOrigin::kRoot);
+  CHECK(t.nodes[4].parent == 3);
+  CHECK(t.nodes[4].origin == ProcessOrigin::kExec);
+  CHECK(t.roots == std::vector<size_t>{0, 2, 3});
+}
+
+TEST_CASE("process tree: a process in a PID namespace hangs under its real parent by outer pid",
+          "[viewer][process]") {
+  const std::vector<std::string> chrome = {"chrome"};
+  std::vector<ProcessInfo> ps = {
+      process(4000, 3000, 100, "/opt/chrome/chrome", chrome),                 // 0 browser
+      process(1, 0, 200, "/opt/chrome/chrome", {"chrome", "--type=zygote"}),  // 1 zygote
+      process(2, 1, 300, "/opt/chrome/chrome", {"chrome", "--type=zygote"}),  // 2 its fork
+      process(1, 0, 50, "/sbin/init", {"init"}),                              // 3 real pid 1
+  };
+  ps[0].outer_pid = 4000, ps[0].outer_ppid = 3000;
+  ps[1].outer_pid = 4010, ps[1].outer_ppid = 4000;
+  ps[2].outer_pid = 4011, ps[2].outer_ppid = 4010;
+  ps[3].outer_pid = 1, ps[3].outer_ppid = 0;
+  const viewer::ProcessTree t = tree_of(ps);
+  CHECK(t.nodes[1].parent == 0);
+  CHECK(t.nodes[1].origin == ProcessOrigin::kChild);
+  CHECK(t.nodes[2].parent == 1);
+  CHECK(t.nodes[2].origin == ProcessOrigin::kFork);
+  CHECK(t.nodes[3].parent == ProcessNode::kNone);
+  CHECK(t.roots == std::vector<size_t>{3, 0});
+}

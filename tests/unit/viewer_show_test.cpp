@@ -75,8 +75,8 @@ TEST_CASE("show reports a process without a clean end and a truncated file", "[v
   {
     auto reader = TraceReader::open(path, &error);
     REQUIRE(reader);
-    CHECK(show_text(*reader).find("no clean end recorded: the process was killed or is still "
-                                  "running") != std::string::npos);
+    CHECK(show_text(*reader).find("end: no recorded end: killed by SIGKILL, vanished, or still "
+                                  "running\n") != std::string::npos);
   }
   // Cut the file inside the ring: the header and catalog survive, events past the cut do not.
   const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -25,6 +26,7 @@
 
 #include <fmt/format.h>
 #include "commands/command.h"
+#include "commands/run_reaper.h"
 #include "dltrace/format.h"
 
 namespace dltrace::viewer {
@@ -42,6 +44,9 @@ struct RunOptions {
 };
 
 volatile sig_atomic_t g_child = 0;
+
+// How long run waits, after its child ended, for orphaned descendants that are about to end.
+constexpr std::chrono::milliseconds kOrphanGrace{100};
 
 // Forward SIGINT/SIGTERM sent with kill(); a terminal's Ctrl-C already reached the child, which
 // shares our process group, so forwarding it too would deliver it twice.
@@ -126,35 +131,9 @@ std::set<std::string> matching_files(const OutputPattern& p) {
 
 // Names the trace files the run created: the traced process's own first (the last one it
 // wrote, after any exec, is the one to look at), then a count of its children's.
-// The recorder cannot see every end: SIGKILL, SIGTERM and SIGINT (it leaves their handlers to
-// the program), _exit. The launcher knows how its child ended: write that into the header of the
-// child's last trace when the recorder left it open. The reader treats end_kind as the commit,
-// so it is written last.
-void record_end(const std::string& trace, pid_t pid, int wait_status) {
-  const int fd = ::open(trace.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return;
-  format::FileHeader h{};
-  if (::pread(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h) &&
-      std::memcmp(h.magic, format::kMagic, sizeof h.magic) == 0 && h.pid == pid &&
-      h.end_kind == static_cast<uint32_t>(format::EndKind::kRunning)) {
-    const bool signaled = WIFSIGNALED(wait_status);
-    const int32_t code = signaled ? WTERMSIG(wait_status) : WEXITSTATUS(wait_status);
-    const uint32_t kind = static_cast<uint32_t>(signaled ? format::EndKind::kSignal : format::EndKind::kExit);
-    timespec now{};
-    ::clock_gettime(CLOCK_MONOTONIC, &now);  // one clock for the whole system: the child's too
-    const uint64_t end_ns = uint64_t(now.tv_sec) * 1000000000u + uint64_t(now.tv_nsec);
-    if (::pwrite(fd, &code, sizeof code, offsetof(format::FileHeader, end_code)) == sizeof code &&
-        ::pwrite(fd, &end_ns, sizeof end_ns, offsetof(format::FileHeader, end_monotonic_ns)) ==
-            sizeof end_ns) {
-      ssize_t ignored = ::pwrite(fd, &kind, sizeof kind, offsetof(format::FileHeader, end_kind));
-      (void)ignored;
-    }
-  }
-  ::close(fd);
-}
-
 void report_traces(const std::string& output, const std::set<std::string>& before, pid_t pid,
-                   const char* program, int exit_code, int wait_status, bool verbose) {
+                   const char* program, int exit_code, const std::vector<ObservedEnd>& ends,
+                   bool verbose) {
   const auto all = output_pattern(output);
   const auto mine = output_pattern(output, pid);
   if (!all || !mine) return;
@@ -177,7 +156,12 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
     return fs::last_write_time(f, ec);
   };
   std::ranges::sort(own, {}, mtime);
-  if (!own.empty()) record_end(own.back(), pid, wait_status);
+  // The recorder cannot see every end (SIGKILL; SIGTERM and SIGINT, whose handlers it leaves to
+  // the program; ld.so's own fatal _exit(127); a raw exit_group): write what we reaped into the
+  // traces it left without one.
+  std::vector<std::string> adopted = own;
+  adopted.insert(adopted.end(), children.begin(), children.end());
+  record_observed_ends(adopted, ends);
   if (!verbose) return;
   // The recorder in CMD already said "N events written to FILE": only the hint is added here.
   constexpr size_t kListed = 5;
@@ -231,6 +215,8 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   for (const auto& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
 
+  // Orphaned descendants are reparented to us, so that their ends can be observed too.
+  become_subreaper();
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) return TraceError(fmt::format("fork: {}", std::strerror(errno)));
@@ -249,10 +235,14 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   ::sigaction(SIGTERM, &sa, nullptr);
 
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return TraceError(fmt::format("waitpid: {}", std::strerror(errno)));
+  std::vector<ObservedEnd> ends;  // every process we reaped, the child last
+  if (!wait_for_child(pid, &status, &ends)) {
+    return TraceError(fmt::format("waitpid: {}", std::strerror(errno)));
   }
   g_child = 0;
+  ends.push_back({pid, status, monotonic_now_ns()});
+  // Orphans that already ended, or end right after the child: never wait for daemons.
+  for (const ObservedEnd& e : reap_orphans(kOrphanGrace)) ends.push_back(e);
 
   const char* quiet = std::getenv("DLTRACE_QUIET");
   const bool verbose = !(quiet && std::string_view(quiet) == "1");
@@ -266,7 +256,7 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
     *exit_code = WEXITSTATUS(status);
   }
 
-  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, status, verbose);
+  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose);
   return absl::OkStatus();
 }
 

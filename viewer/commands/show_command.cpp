@@ -84,11 +84,6 @@ absl::StatusOr<Filter> make_filter(const ShowOptions& o) {
   return f;
 }
 
-std::string signal_text(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? fmt::format("signal {} (SIG{})", sig, abbrev) : fmt::format("signal {}", sig);
-}
-
 // Per-thread stacks of enclosing calls, for the indentation of nested calls. Kept apart from the
 // printer so that --follow carries it from one read of the trace to the next.
 class NestingTracker {
@@ -124,7 +119,8 @@ class ShowPrinter {
   // `following`: the trace is still being written, so "no end yet" is the normal case.
   void header(bool following = false) {
     const ProcessInfo& p = reader_.process();
-    out("process {} (parent {}): {}\n", p.pid, p.ppid, p.exe.empty() ? "?" : p.exe);
+    out("process {} (parent {}){}: {}\n", p.pid, p.ppid, outer_pids_text(p),
+        p.exe.empty() ? "?" : p.exe);
     std::string argv;
     for (const auto& a : p.argv) {
       if (!argv.empty()) argv += ' ';
@@ -149,16 +145,8 @@ class ShowPrinter {
 
   std::string end_text() const {
     const ProcessInfo& p = reader_.process();
-    switch (p.end) {
-      case format::EndKind::kExit:
-        return fmt::format("exited with status {} after {:.3f} ms", p.end_code,
-                           model_.relative_ms(p.end_monotonic_ns));
-      case format::EndKind::kSignal:
-        return fmt::format("killed by {} after {:.3f} ms", signal_text(p.end_code),
-                           model_.relative_ms(p.end_monotonic_ns));
-      case format::EndKind::kRunning: break;
-    }
-    return "no clean end recorded: the process was killed or is still running";
+    return viewer::end_text(p,
+                            fmt::format("after {:.3f} ms", model_.relative_ms(p.end_monotonic_ns)));
   }
 
   // The closing line of --follow.

@@ -77,11 +77,6 @@ struct Open {
 
 size_t call_index(uint16_t call) { return call >= 1 && call < kCalls ? call : 0; }
 
-std::string signal_text(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return abbrev ? fmt::format("signal {} (SIG{})", sig, abbrev) : fmt::format("signal {}", sig);
-}
-
 class StatsCollector {
  public:
   StatsCollector(const TraceReader& reader, size_t top)
@@ -210,16 +205,8 @@ class StatsCollector {
     return out;
   }
 
-  // "clean exit with status 0", "killed by signal 9 (SIGKILL)", "no clean end recorded ...".
-  std::string end_text() const {
-    const ProcessInfo& p = reader_.process();
-    switch (p.end) {
-      case format::EndKind::kExit: return fmt::format("clean exit with status {}", p.end_code);
-      case format::EndKind::kSignal: return fmt::format("killed by {}", signal_text(p.end_code));
-      case format::EndKind::kRunning: break;
-    }
-    return "no clean end recorded (the process was killed by SIGKILL, or is still running)";
-  }
+  // "exited with status 0", "killed by signal 9 (SIGKILL)", "exec'ed /usr/bin/ls", ...
+  std::string end_text() const { return viewer::end_text(reader_.process()); }
 
   const TraceReader& reader_;
   TraceModel model_;
@@ -354,6 +341,16 @@ void StatsCollector::print_json(JsonWriter& w) const {
   if (p.end == format::EndKind::kExit) w.value(p.end_code); else w.null();
   w.key("signal");
   if (p.end == format::EndKind::kSignal) w.value(p.end_code); else w.null();
+  w.key("end_via");
+  if (auto via = end_via_name(p.end_via))
+    w.value(*via);
+  else
+    w.null();
+  w.key("exec_target");
+  if (p.end == format::EndKind::kExec)
+    w.value(p.exec_target);
+  else
+    w.null();
   w.end_object();
   w.key("completeness").begin_object();
   w.key("summary").value(end_text());

@@ -507,20 +507,6 @@ class TreePrinter {
   std::string buf_;
 };
 
-// "exit 0", "killed by signal 9 (SIGKILL)", "no end recorded".
-std::string end_summary(const ProcessInfo& p) {
-  switch (p.end) {
-    case format::EndKind::kExit: return fmt::format("exit {}", p.end_code);
-    case format::EndKind::kSignal: {
-      const char* abbrev = sigabbrev_np(p.end_code);
-      return abbrev ? fmt::format("killed by signal {} (SIG{})", p.end_code, abbrev)
-                    : fmt::format("killed by signal {}", p.end_code);
-    }
-    case format::EndKind::kRunning: break;
-  }
-  return "no end recorded";
-}
-
 // The command line, cut to a readable length (a spawn child's can be long).
 std::string command_line(const ProcessInfo& p) {
   constexpr size_t kMaxChars = 120;

@@ -1,6 +1,8 @@
 // The process tree of several traces of one run (one trace per process image: the recorder
 // writes a new trace after fork and after exec), rebuilt from each trace's ProcessInfo:
-// pid/ppid link children to parents, several images of one pid (exec) are chained in start order.
+// pid/ppid link children to parents (outer_pid/outer_ppid when the recorder saw them, so a
+// process in a PID namespace hangs under its real parent), and an image that ended with exec is
+// chained to the next image of the same pid in start order.
 #pragma once
 
 #include <cstddef>
@@ -15,7 +17,7 @@ enum class ProcessOrigin {
   kRoot,   // no parent among the traces
   kFork,   // a fork child still running its parent's program (same executable and argv)
   kChild,  // a child that runs its own program (fork+exec, vfork, posix_spawn)
-  kExec,   // a later image of the same pid: the previous image called exec
+  kExec,   // a later image of the same pid: the previous image called exec (or left no end)
 };
 
 struct ProcessNode {

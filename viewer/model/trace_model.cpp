@@ -1,5 +1,8 @@
 #include "model/trace_model.h"
 
+#include <signal.h>
+#include <string.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -41,9 +44,95 @@ std::string_view end_name(format::EndKind end) {
   switch (end) {
     case format::EndKind::kExit: return "exit";
     case format::EndKind::kSignal: return "signal";
+    case format::EndKind::kExec:
+      return "exec";
     case format::EndKind::kRunning: break;
   }
   return "unknown";
+}
+
+std::optional<std::string_view> end_via_name(uint32_t via) {
+  switch (via) {
+    case format::kEndViaExit:
+      return "exit";
+    case format::kEndViaUnderscoreExit:
+      return "_exit";
+    case format::kEndViaFatalSignal:
+      return "signal-handler";
+    case format::kEndViaExec:
+      return "exec";
+    case format::kEndViaObserved:
+      return "observed";
+    default:
+      break;
+  }
+  return std::nullopt;
+}
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("signal {} (SIG{})", sig, abbrev) : fmt::format("signal {}", sig);
+}
+
+namespace {
+
+std::string with_when(std::string text, std::string_view when) {
+  if (!when.empty()) text.append(" ").append(when);
+  return text;
+}
+
+// What follows the end itself: who saw it, when that is not the recorder's usual way.
+std::string_view via_suffix(const ProcessInfo& p, bool brief) {
+  if (p.end_via == format::kEndViaObserved)
+    return brief ? ", observed by dltrace run" : " (observed by dltrace run)";
+  if (p.end == format::EndKind::kExit && p.end_via == format::kEndViaUnderscoreExit)
+    return " via _exit";
+  return {};
+}
+
+}  // namespace
+
+std::string end_text(const ProcessInfo& p, std::string_view when) {
+  std::string text;
+  switch (p.end) {
+    case format::EndKind::kExit:
+      text = with_when(fmt::format("exited with status {}", p.end_code), when);
+      break;
+    case format::EndKind::kSignal:
+      text = with_when(fmt::format("killed by {}", signal_text(p.end_code)), when);
+      break;
+    case format::EndKind::kExec:
+      text = with_when(
+          fmt::format("exec'ed {}", p.exec_target.empty() ? "another program" : p.exec_target),
+          when);
+      break;
+    case format::EndKind::kRunning:
+      return std::string(kNoRecordedEnd);
+  }
+  return text.append(via_suffix(p, false));
+}
+
+std::string outer_pids_text(const ProcessInfo& p) {
+  if (p.outer_pid == 0 || (p.outer_pid == p.pid && p.outer_ppid == p.ppid)) return {};
+  return fmt::format(", outside its PID namespace {} (parent {})", p.outer_pid, p.outer_ppid);
+}
+
+std::string end_summary(const ProcessInfo& p) {
+  std::string text;
+  switch (p.end) {
+    case format::EndKind::kExit:
+      text = fmt::format("exit {}", p.end_code);
+      break;
+    case format::EndKind::kSignal:
+      text = fmt::format("killed by {}", signal_text(p.end_code));
+      break;
+    case format::EndKind::kExec:
+      text = fmt::format("exec → {}", p.exec_target.empty() ? "?" : basename_of(p.exec_target));
+      break;
+    case format::EndKind::kRunning:
+      return std::string(kNoRecordedEnd);
+  }
+  return text.append(via_suffix(p, true));
 }
 
 std::string_view basename_of(std::string_view path) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,7 +22,26 @@ absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path)
 
 std::string_view call_name(uint16_t call);  // "dlopen", ..., "unknown"
 std::string_view cause_name(format::ObjectCause cause);
-std::string_view end_name(format::EndKind end);  // "exit" | "signal" | "unknown"
+std::string_view end_name(format::EndKind end);  // "exit" | "signal" | "exec" | "unknown"
+// Who recorded the end: "exit" (exit() or a return from main), "_exit" (_exit/_Exit),
+// "signal-handler" (the recorder's fatal-signal handler), "exec", "observed" (`dltrace run`, from
+// the wait status it reaped); nullopt when nobody said (no end, or an older recorder).
+std::optional<std::string_view> end_via_name(uint32_t via);
+std::string signal_text(int sig);  // "signal 11 (SIGSEGV)"
+
+// What every view says of a process without a recorded end.
+inline constexpr std::string_view kNoRecordedEnd =
+    "no recorded end: killed by SIGKILL, vanished, or still running";
+// How the process ended, in the words every view uses: "exited with status 0", "exited with
+// status 4 via _exit", "killed by signal 11 (SIGSEGV)", "exec'ed /usr/bin/ls", "exited with status
+// 127 (observed by dltrace run)", or kNoRecordedEnd. `when` (e.g. "after 1.250 ms") goes right
+// after the end itself.
+std::string end_text(const ProcessInfo& p, std::string_view when = {});
+// The same in a few words, for one line per process: "exit 0", "exit 4 via _exit", "killed by
+// signal 9 (SIGKILL)", "exec → ls", "exit 127, observed by dltrace run", or kNoRecordedEnd.
+std::string end_summary(const ProcessInfo& p);
+// ", outside its PID namespace 4010 (parent 4000)" when the outer pids differ, else "".
+std::string outer_pids_text(const ProcessInfo& p);
 std::string_view basename_of(std::string_view path);
 
 inline bool is_open_call(uint16_t call) {

@@ -199,9 +199,14 @@ bool TraceReaderImpl::load(std::string* error) {
   process_.end_monotonic_ns = h.end_monotonic_ns;
   process_.stack_depth = h.stack_depth;
   process_.recorder_flags = h.recorder_flags;
-  if (h.end_kind <= uint32_t(format::EndKind::kSignal)) {
+  process_.outer_pid = h.outer_pid;
+  process_.outer_ppid = h.outer_ppid;
+  if (h.end_kind <= uint32_t(format::EndKind::kExec)) {
     process_.end = format::EndKind(h.end_kind);
     process_.end_code = h.end_code;
+    // end_via names who wrote the end; an unknown value (a newer recorder) reads as none.
+    if (process_.end != format::EndKind::kRunning && h.end_via <= format::kEndViaObserved)
+      process_.end_via = h.end_via;
   } else {
     note("unknown process end kind " + std::to_string(h.end_kind) + "; treated as no recorded end");
   }
@@ -215,6 +220,8 @@ bool TraceReaderImpl::load(std::string* error) {
     if (llp != 0 && has_string(llp - 1)) process_.ld_library_path = std::string(string(llp - 1));
   }
   process_.config = std::string(string(h.config));
+  if (process_.end == format::EndKind::kExec && has_string(h.exec_target))
+    process_.exec_target = std::string(string(h.exec_target));
   return true;
 }
 

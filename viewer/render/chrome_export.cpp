@@ -250,9 +250,7 @@ class ChromeExporter {
   void process_end() {
     const ProcessInfo& p = reader_.process();
     w_.begin_object();
-    w_.key("name").value(p.end == format::EndKind::kExit
-                             ? fmt::format("exit {}", p.end_code)
-                             : fmt::format("killed by signal {}", p.end_code));
+    w_.key("name").value(end_summary(p));
     w_.key("cat").value("process");
     w_.key("ph").value("i");
     w_.key("s").value("p");

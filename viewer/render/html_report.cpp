@@ -82,27 +82,12 @@ class HtmlReport {
   void summary() {
     const ProcessInfo& p = reader_.process();
     put("<section id=\"summary\"><table class=\"summary\">\n");
-    row("process", fmt::format("{} (parent {})", p.pid, p.ppid));
+    row("process", fmt::format("{} (parent {}){}", p.pid, p.ppid, outer_pids_text(p)));
     row("executable", p.exe);
     std::string argv;
     for (const auto& a : p.argv) argv.append(argv.empty() ? "" : " ").append(a);
     row("argv", argv);
-    switch (p.end) {
-      case format::EndKind::kExit:
-        row("end", fmt::format("exited with status {} after {:.3f} ms", p.end_code,
-                               model_.relative_ms(p.end_monotonic_ns)));
-        break;
-      case format::EndKind::kSignal: {
-        const char* name = sigabbrev_np(p.end_code);
-        row("end", fmt::format("killed by signal {}{} after {:.3f} ms", p.end_code,
-                               name ? fmt::format(" (SIG{})", name) : std::string(),
-                               model_.relative_ms(p.end_monotonic_ns)));
-        break;
-      }
-      case format::EndKind::kRunning:
-        row("end", "no clean end recorded: the process was killed or is still running");
-        break;
-    }
+    row("end", end_text(p, fmt::format("after {:.3f} ms", model_.relative_ms(p.end_monotonic_ns))));
     if (!p.config.empty()) row("override config", p.config);
     const uint64_t dropped = reader_.recovery().dropped_events;
     row("events", fmt::format("{} recorded, {} readable", reader_.last_seq(),

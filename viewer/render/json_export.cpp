@@ -98,6 +98,16 @@ class Exporter {
     const ProcessInfo& p = reader_.process();
     w_.key("pid").value(p.pid);
     w_.key("ppid").value(p.ppid);
+    w_.key("outer_pid");
+    if (p.outer_pid != 0)
+      w_.value(p.outer_pid);
+    else
+      w_.null();
+    w_.key("outer_ppid");
+    if (p.outer_ppid != 0)
+      w_.value(p.outer_ppid);
+    else
+      w_.null();
     w_.key("exe").value(p.exe);
     w_.key("cwd").value(p.cwd);
     w_.key("argv");
@@ -109,6 +119,16 @@ class Exporter {
     if (p.end == format::EndKind::kExit) w_.value(p.end_code); else w_.null();
     w_.key("signal");
     if (p.end == format::EndKind::kSignal) w_.value(p.end_code); else w_.null();
+    w_.key("end_via");
+    if (auto via = end_via_name(p.end_via))
+      w_.value(*via);
+    else
+      w_.null();
+    w_.key("exec_target");
+    if (p.end == format::EndKind::kExec && !p.exec_target.empty())
+      w_.value(p.exec_target);
+    else
+      w_.null();
     w_.key("start_realtime_ns").value(p.start_realtime_ns);
     w_.key("start_monotonic_ns").value(p.start_monotonic_ns);
     w_.key("end_monotonic_ns");
