@@ -2,6 +2,7 @@
 // no locks, no dl* calls) and include/dltrace/format.h for the layout.
 #include "trace_writer.h"
 
+#include "run_report.h"
 #include "stderr_line.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -141,7 +144,7 @@ bool expand_pattern(const char* pattern, char* out, size_t out_size) {
 }
 
 // `base` with ".N" inserted before a ".trace" extension, or appended.
-bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
+bool with_suffix(const char* base, uint64_t n, char* out, size_t out_size) {
   Text t(out, out_size);
   size_t len = strlen(base);
   const char* ext = ".trace";
@@ -151,6 +154,87 @@ bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
   t.add(base, stem).add(".").add(uint64_t(n));
   if (has_ext) t.add(ext);
   return !t.overflow;
+}
+
+constexpr unsigned kNumberedSuffixes = 16;  // .1 ... .16 (an exec keeps the pid), then:
+constexpr unsigned kRandomSuffixes = 16;    // random ones, so that planted names cannot block us
+
+uint64_t random_suffix() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != ssize_t(sizeof v))
+    v = now_ns(CLOCK_MONOTONIC) ^ (uint64_t(getpid()) << 40) ^
+        uint64_t(reinterpret_cast<uintptr_t>(&v));
+  return v;
+}
+
+// Creates a new file named `base` (relative to `dirfd`) with O_EXCL and O_NOFOLLOW, mode 0600
+// whatever the umask; if the name exists, the first free suffixed name (see kNumberedSuffixes).
+// The name used goes to `out`. Returns the descriptor, or -1 with errno.
+int create_new(int dirfd, const char* base, char* out, size_t out_size) {
+  for (unsigned attempt = 0; attempt <= kNumberedSuffixes + kRandomSuffixes; ++attempt) {
+    const bool fits =
+        attempt == 0 ? !Text(out, out_size).add(base).overflow
+                     : with_suffix(base, attempt <= kNumberedSuffixes ? attempt : random_suffix(),
+                                   out, out_size);
+    if (!fits) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    const int fd = ::openat(dirfd, out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      fchmod(fd, 0600);  // the umask may have taken bits away (never added any)
+      return fd;
+    }
+    if (errno != EEXIST) return -1;
+  }
+  return -1;  // errno is EEXIST
+}
+
+// What an existing path is, for the sentence that refuses it.
+const char* file_kind(mode_t mode) {
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// What DLTRACE_OUTPUT names, if it exists. A symlink is followed only if it is ours or root's:
+// one planted by another user (in a shared directory) only takes the name. A device, FIFO or
+// socket is refused if it is ours or root's (only root makes devices); another user's FIFO only
+// takes the name, so that nobody else can turn our recording off.
+enum class Target { kFree, kDirectory, kRefused, kTaken };
+
+Target classify(const char* path, mode_t* mode) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return Target::kFree;
+  const uid_t me = geteuid();
+  if (S_ISLNK(st.st_mode) && ((st.st_uid != me && st.st_uid != 0) || stat(path, &st) != 0))
+    return Target::kTaken;  // another user's, or dangling
+  *mode = st.st_mode;
+  if (S_ISDIR(st.st_mode)) return Target::kDirectory;
+  if (S_ISREG(st.st_mode) || (st.st_uid != me && st.st_uid != 0)) return Target::kTaken;
+  return Target::kRefused;
+}
+
+// The fallback directory /tmp/dltrace-<euid>, made 0700 if missing. Used only if it is a real
+// directory (not a symlink) owned by us with mode 0700: another user cannot plant it, nor read
+// what goes in. Returns an O_DIRECTORY descriptor (the files are created relative to it), or -1.
+int open_fallback_dir(char* dir, size_t dir_size) {
+  if (Text(dir, dir_size).add("/tmp/dltrace-").add(uint64_t(geteuid())).overflow) return -1;
+  const bool created = mkdir(dir, 0700) == 0;
+  const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid();
+  if (ok && created && (st.st_mode & 07777) != 0700)  // the umask took bits from our own mkdir
+    ok = fchmod(fd, 0700) == 0 && fstat(fd, &st) == 0;
+  if (!ok || (st.st_mode & 07777) != 0700) {
+    ::close(fd);
+    errno = EPERM;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace
@@ -178,6 +262,39 @@ void unmap_table(Table*& t) {
 
 }  // namespace
 
+// Where the configured place cannot take the trace: /tmp/dltrace-<euid>/<the same name>. Returns
+// the descriptor (path_ names the file, and the move is reported), or -1 with the reason extended.
+int TraceWriter::create_fallback(const char* base, char* reason, size_t reason_size) {
+  char dir[64];
+  const int dirfd = open_fallback_dir(dir, sizeof dir);
+  const char* slash = strrchr(base, '/');
+  const char* name = slash ? slash + 1 : base;
+  char created[sizeof path_];
+  int fd = dirfd >= 0 ? create_new(dirfd, name, created, sizeof created) : -1;
+  const int err = errno;
+  if (fd >= 0 && Text(path_, sizeof path_).add(dir).add("/").add(created).overflow) {
+    ::close(fd);
+    unlinkat(dirfd, created, 0);
+    fd = -1;
+  }
+  if (dirfd >= 0) ::close(dirfd);
+  const size_t len = strlen(reason);
+  if (fd < 0) {
+    Text(reason + len, reason_size - len)
+        .add(" (nor in ")
+        .add(dir)
+        .add(": ")
+        .add(error_text(err))
+        .add(")");
+    path_[0] = '\0';
+    return -1;
+  }
+  char note[sizeof path_ + 4096];
+  Text(note, sizeof note).add(reason).add("; recording to ").add(path_).add(" instead");
+  report_problem("fallback", note);
+  return fd;
+}
+
 bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth,
                        char* error, size_t error_size) {
   if (error && error_size) error[0] = '\0';
@@ -195,22 +312,45 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     return false;
   }
 
-  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
-  int fd = -1;
-  Text(path_, sizeof path_).add(base);
-  for (unsigned attempt = 0; attempt < 10000; ++attempt) {
-    if (attempt && !with_suffix(base, attempt, path_, sizeof path_)) {
-      Text(error, error_size).add("trace file name too long: ").add(base);
-      path_[0] = '\0';
+  // An existing directory is a directory, as if the pattern ended in '/'. Any other existing
+  // target that is not a regular file (a device, a FIFO) is refused: never /dev/full.1.
+  mode_t mode = 0;
+  Target target = classify(base, &mode);
+  if (target == Target::kDirectory) {
+    char name[256];
+    const size_t len = strlen(base);
+    if (!expand_pattern("dltrace.%e.%p.trace", name, sizeof name) ||
+        Text(base + len, sizeof base - len).add("/").add(name).overflow) {
+      Text(error, error_size).add("trace file name too long: ").add(pattern);
       return false;
     }
-    fd = ::open(path_, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0 || errno != EEXIST) break;
+    target = classify(base, &mode);
   }
-  if (fd < 0) {
-    set_error(error, error_size, "cannot create", path_, errno);
+  if (target == Target::kRefused) {
+    Text(error, error_size)
+        .add("refusing to write the trace to ")
+        .add(base)
+        .add(": it is ")
+        .add(file_kind(mode));
+    return false;
+  }
+
+  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
+  int fd = create_new(AT_FDCWD, base, path_, sizeof path_);
+  if (fd < 0 && errno == ENAMETOOLONG) {
+    Text(error, error_size).add("trace file name too long: ").add(base);
     path_[0] = '\0';
     return false;
+  }
+  if (fd < 0) {
+    char reason[sizeof path_ + 128];
+    set_error(reason, sizeof reason, "cannot create", base, errno);
+    path_[0] = '\0';
+    if (fallback_) fd = create_fallback(base, reason, sizeof reason);
+    if (fd < 0) {
+      Text(error, error_size).add(reason);
+      return false;
+    }
   }
 
   // Layout: see "Sizing" in format.h.
@@ -288,6 +428,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   h->config = format::kNoId;
   h->next_seq = 1;
   h->end_kind = uint32_t(format::EndKind::kRunning);
+  h->run_token = run_token();
 
   catalog_ = static_cast<unsigned char*>(map) + h->catalog_offset;
   ring_ = reinterpret_cast<EventSlot*>(static_cast<unsigned char*>(map) + h->ring_offset);
