@@ -88,25 +88,29 @@ uint64_t run_token() {
 void report_to_run(const char* kind, const char* text) {
   if (g_report_path[0] == '\0') return;
   const int saved_errno = errno;
-  char exe[4096];
-  const char* name = "unknown";
-  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n > 0) {
-    exe[n] = '\0';
-    const char* slash = strrchr(exe, '/');
-    name = slash ? slash + 1 : exe;
-  } else if (program_invocation_short_name && *program_invocation_short_name) {
-    name = program_invocation_short_name;
-  }
   char buf[4096 + 512];
   Line line(buf, sizeof buf - 1);  // room for the final newline
-  line.add(uint64_t(getpid()))
-      .add("\t")
-      .add(name, true)
-      .add("\t")
-      .add(kind, true)
-      .add("\t")
-      .add(text, true);
+  line.add(uint64_t(getpid())).add("\t");
+  // The executable's basename (as in trace names): read the link into the free part of the line,
+  // then move its basename to where it belongs.
+  const size_t start = line.len;
+  const ssize_t n = readlink("/proc/self/exe", buf + start, sizeof buf - 1 - start);
+  if (n > 0 && size_t(n) < sizeof buf - 1 - start) {
+    buf[start + size_t(n)] = '\0';
+    const char* slash = strrchr(buf + start, '/');
+    const char* name = slash ? slash + 1 : buf + start;
+    memmove(buf + start, name, strlen(name) + 1);
+    line.len = start + strlen(buf + start);
+    for (size_t i = start; i < line.len; ++i)
+      if (buf[i] == '\t' || buf[i] == '\n') buf[i] = ' ';
+  } else {
+    buf[start] = '\0';
+    line.add(program_invocation_short_name && *program_invocation_short_name
+                 ? program_invocation_short_name
+                 : "unknown",
+             true);
+  }
+  line.add("\t").add(kind, true).add("\t").add(text, true);
   buf[line.len++] = '\n';
   // O_NONBLOCK: a FIFO put in the file's place must not hang the program (and is refused below).
   const int fd = open(g_report_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);

@@ -262,36 +262,36 @@ void unmap_table(Table*& t) {
 
 }  // namespace
 
-// Where the configured place cannot take the trace: /tmp/dltrace-<euid>/<the same name>. Returns
-// the descriptor (path_ names the file, and the move is reported), or -1 with the reason extended.
-int TraceWriter::create_fallback(const char* base, char* reason, size_t reason_size) {
-  char dir[64];
-  const int dirfd = open_fallback_dir(dir, sizeof dir);
+// Where the configured place cannot take the trace: /tmp/dltrace-<euid>/<the same name>. `reason`
+// (in note_) says why; returns the descriptor (path_ names the file, and the move is reported), or
+// -1 with the reason extended. No big buffers on the stack: a fork child may run on a small one.
+int TraceWriter::create_fallback(const char* base) {
+  const int dirfd = open_fallback_dir(path_, sizeof path_);
+  const size_t dir_len = strlen(path_);
   const char* slash = strrchr(base, '/');
   const char* name = slash ? slash + 1 : base;
-  char created[sizeof path_];
-  int fd = dirfd >= 0 ? create_new(dirfd, name, created, sizeof created) : -1;
-  const int err = errno;
-  if (fd >= 0 && Text(path_, sizeof path_).add(dir).add("/").add(created).overflow) {
-    ::close(fd);
-    unlinkat(dirfd, created, 0);
-    fd = -1;
+  int fd = -1;
+  if (dirfd >= 0 && dir_len + 1 < sizeof path_) {
+    path_[dir_len] = '/';
+    fd = create_new(dirfd, name, path_ + dir_len + 1, sizeof path_ - dir_len - 1);
   }
+  const int err = errno;
   if (dirfd >= 0) ::close(dirfd);
-  const size_t len = strlen(reason);
+  const size_t len = strlen(note_);
   if (fd < 0) {
-    Text(reason + len, reason_size - len)
+    path_[dir_len] = '\0';
+    Text(note_ + len, sizeof note_ - len)
         .add(" (nor in ")
-        .add(dir)
+        .add(path_)
         .add(": ")
         .add(error_text(err))
         .add(")");
     path_[0] = '\0';
     return -1;
   }
-  char note[sizeof path_ + 4096];
-  Text(note, sizeof note).add(reason).add("; recording to ").add(path_).add(" instead");
-  report_problem("fallback", note);
+  Text(note_ + len, sizeof note_ - len).add("; recording to ").add(path_).add(" instead");
+  report_problem("fallback", note_);
+  note_[len] = '\0';
   return fd;
 }
 
@@ -343,12 +343,11 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     return false;
   }
   if (fd < 0) {
-    char reason[sizeof path_ + 128];
-    set_error(reason, sizeof reason, "cannot create", base, errno);
+    set_error(note_, sizeof note_, "cannot create", base, errno);
     path_[0] = '\0';
-    if (fallback_) fd = create_fallback(base, reason, sizeof reason);
+    if (fallback_) fd = create_fallback(base);
     if (fd < 0) {
-      Text(error, error_size).add(reason);
+      Text(error, error_size).add(note_);
       return false;
     }
   }

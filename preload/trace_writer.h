@@ -75,7 +75,7 @@ class TraceWriter {
   struct InternTable;
   static constexpr uint64_t kNoOffset = ~uint64_t{0};
 
-  int create_fallback(const char* base, char* reason, size_t reason_size);
+  int create_fallback(const char* base);
 
   // Catalog entries: reserve `total` bytes (a multiple of 8), fill the payload in place, then
   // commit (size, id, checksum, and the tag last). reserve_catalog counts a miss in the header.
@@ -110,6 +110,7 @@ class TraceWriter {
   uint64_t catalog_size_ = 0;
   uint64_t mapping_size_ = 0;
   char path_[4096] = {};
+  char note_[2 * sizeof path_ + 256] = {};  // open(): why the file is not where the pattern says
   uint32_t epoch_ = 0;
   bool fallback_ = false;
   // Intern tables live in anonymous mappings made by open().
