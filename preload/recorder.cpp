@@ -28,6 +28,7 @@
 #include "object_table.h"
 #include "python_stack.h"
 #include "real_functions.h"
+#include "run_report.h"
 #include "stack_capture.h"
 #include "symbol_name_cache.h"
 #include "thread_state.h"
@@ -86,10 +87,10 @@ constinit char g_self_real[4096];                               // realpath of t
 
 void message(const char* text) { write_stderr(text, strlen(text)); }
 
+// This process records nothing: one line on stderr (none with DLTRACE_QUIET=1), and the reason
+// goes to the `dltrace run` that launched us, if any.
 void fail(const char* what) {
-  char line[4608];
-  snprintf(line, sizeof(line), "dltrace: %s; not recording\n", what);
-  message(line);
+  report_problem("not-traced", what, "; not recording");
 }
 
 bool env_flag(const char* name) {
@@ -372,8 +373,10 @@ void init() {
     g_state.store(kSecondary, std::memory_order_release);
     return;
   }
+  run_report_init();
   g_quiet = env_flag("DLTRACE_QUIET");
   g_live = env_flag("DLTRACE_LIVE");
+  g_writer.allow_fallback(true);
   if (getauxval(AT_SECURE) != 0) {
     g_state.store(kOff, std::memory_order_release);
     fail("secure-execution mode (setuid/setgid program)");

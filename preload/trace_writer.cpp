@@ -2,13 +2,14 @@
 // no locks, no dl* calls) and include/dltrace/format.h for the layout.
 #include "trace_writer.h"
 
-#include "stderr_line.h"
+#include "run_report.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,7 +155,7 @@ bool absolute_path(const char* path, char* out, size_t out_size) {
 }
 
 // `base` with ".N" inserted before a ".trace" extension, or appended.
-bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
+bool with_suffix(const char* base, uint64_t n, char* out, size_t out_size) {
   Text t(out, out_size);
   size_t len = strlen(base);
   const char* ext = ".trace";
@@ -164,6 +165,87 @@ bool with_suffix(const char* base, unsigned n, char* out, size_t out_size) {
   t.add(base, stem).add(".").add(uint64_t(n));
   if (has_ext) t.add(ext);
   return !t.overflow;
+}
+
+constexpr unsigned kNumberedSuffixes = 16;  // .1 ... .16 (an exec keeps the pid), then:
+constexpr unsigned kRandomSuffixes = 16;    // random ones, so that planted names cannot block us
+
+uint64_t random_suffix() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != ssize_t(sizeof v))
+    v = now_ns(CLOCK_MONOTONIC) ^ (uint64_t(getpid()) << 40) ^
+        uint64_t(reinterpret_cast<uintptr_t>(&v));
+  return v;
+}
+
+// Creates a new file named `base` (relative to `dirfd`) with O_EXCL and O_NOFOLLOW, mode 0600
+// whatever the umask; if the name exists, the first free suffixed name (see kNumberedSuffixes).
+// The name used goes to `out`. Returns the descriptor, or -1 with errno.
+int create_new(int dirfd, const char* base, char* out, size_t out_size) {
+  for (unsigned attempt = 0; attempt <= kNumberedSuffixes + kRandomSuffixes; ++attempt) {
+    const bool fits =
+        attempt == 0 ? !Text(out, out_size).add(base).overflow
+                     : with_suffix(base, attempt <= kNumberedSuffixes ? attempt : random_suffix(),
+                                   out, out_size);
+    if (!fits) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    const int fd = ::openat(dirfd, out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      fchmod(fd, 0600);  // the umask may have taken bits away (never added any)
+      return fd;
+    }
+    if (errno != EEXIST) return -1;
+  }
+  return -1;  // errno is EEXIST
+}
+
+// What an existing path is, for the sentence that refuses it.
+const char* file_kind(mode_t mode) {
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// What DLTRACE_OUTPUT names, if it exists. A symlink is followed only if it is ours or root's:
+// one planted by another user (in a shared directory) only takes the name. A device, FIFO or
+// socket is refused if it is ours or root's (only root makes devices); another user's FIFO only
+// takes the name, so that nobody else can turn our recording off.
+enum class Target { kFree, kDirectory, kRefused, kTaken };
+
+Target classify(const char* path, mode_t* mode) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return Target::kFree;
+  const uid_t me = geteuid();
+  if (S_ISLNK(st.st_mode) && ((st.st_uid != me && st.st_uid != 0) || stat(path, &st) != 0))
+    return Target::kTaken;  // another user's, or dangling
+  *mode = st.st_mode;
+  if (S_ISDIR(st.st_mode)) return Target::kDirectory;
+  if (S_ISREG(st.st_mode) || (st.st_uid != me && st.st_uid != 0)) return Target::kTaken;
+  return Target::kRefused;
+}
+
+// The fallback directory /tmp/dltrace-<euid>, made 0700 if missing. Used only if it is a real
+// directory (not a symlink) owned by us with mode 0700: another user cannot plant it, nor read
+// what goes in. Returns an O_DIRECTORY descriptor (the files are created relative to it), or -1.
+int open_fallback_dir(char* dir, size_t dir_size) {
+  if (Text(dir, dir_size).add("/tmp/dltrace-").add(uint64_t(geteuid())).overflow) return -1;
+  const bool created = mkdir(dir, 0700) == 0;
+  const int fd = ::open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid();
+  if (ok && created && (st.st_mode & 07777) != 0700)  // the umask took bits from our own mkdir
+    ok = fchmod(fd, 0700) == 0 && fstat(fd, &st) == 0;
+  if (!ok || (st.st_mode & 07777) != 0700) {
+    ::close(fd);
+    errno = EPERM;
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace
@@ -191,6 +273,39 @@ void unmap_table(Table*& t) {
 
 }  // namespace
 
+// Where the configured place cannot take the trace: /tmp/dltrace-<euid>/<the same name>. `reason`
+// (in note_) says why; returns the descriptor (path_ names the file, and the move is reported), or
+// -1 with the reason extended. No big buffers on the stack: a fork child may run on a small one.
+int TraceWriter::create_fallback(const char* base) {
+  const int dirfd = open_fallback_dir(path_, sizeof path_);
+  const size_t dir_len = strlen(path_);
+  const char* slash = strrchr(base, '/');
+  const char* name = slash ? slash + 1 : base;
+  int fd = -1;
+  if (dirfd >= 0 && dir_len + 1 < sizeof path_) {
+    path_[dir_len] = '/';
+    fd = create_new(dirfd, name, path_ + dir_len + 1, sizeof path_ - dir_len - 1);
+  }
+  const int err = errno;
+  if (dirfd >= 0) ::close(dirfd);
+  const size_t len = strlen(note_);
+  if (fd < 0) {
+    path_[dir_len] = '\0';
+    Text(note_ + len, sizeof note_ - len)
+        .add(" (nor in ")
+        .add(path_)
+        .add(": ")
+        .add(error_text(err))
+        .add(")");
+    path_[0] = '\0';
+    return -1;
+  }
+  Text(note_ + len, sizeof note_ - len).add("; recording to ").add(path_).add(" instead");
+  report_problem("fallback", note_);
+  note_[len] = '\0';
+  return fd;
+}
+
 bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth,
                        char* error, size_t error_size) {
   if (error && error_size) error[0] = '\0';
@@ -208,22 +323,44 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     return false;
   }
 
-  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
-  int fd = -1;
-  Text(path_, sizeof path_).add(base);
-  for (unsigned attempt = 0; attempt < 10000; ++attempt) {
-    if (attempt && !with_suffix(base, attempt, path_, sizeof path_)) {
-      Text(error, error_size).add("trace file name too long: ").add(base);
-      path_[0] = '\0';
+  // An existing directory is a directory, as if the pattern ended in '/'. Any other existing
+  // target that is not a regular file (a device, a FIFO) is refused: never /dev/full.1.
+  mode_t mode = 0;
+  Target target = classify(base, &mode);
+  if (target == Target::kDirectory) {
+    char name[256];
+    const size_t len = strlen(base);
+    if (!expand_pattern("dltrace.%e.%p.trace", name, sizeof name) ||
+        Text(base + len, sizeof base - len).add("/").add(name).overflow) {
+      Text(error, error_size).add("trace file name too long: ").add(pattern);
       return false;
     }
-    fd = ::open(path_, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0 || errno != EEXIST) break;
+    target = classify(base, &mode);
   }
-  if (fd < 0) {
-    set_error(error, error_size, "cannot create", path_, errno);
+  if (target == Target::kRefused) {
+    Text(error, error_size)
+        .add("refusing to write the trace to ")
+        .add(base)
+        .add(": it is ")
+        .add(file_kind(mode));
+    return false;
+  }
+
+  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
+  int fd = create_new(AT_FDCWD, base, path_, sizeof path_);
+  if (fd < 0 && errno == ENAMETOOLONG) {
+    Text(error, error_size).add("trace file name too long: ").add(base);
     path_[0] = '\0';
     return false;
+  }
+  if (fd < 0) {
+    set_error(note_, sizeof note_, "cannot create", base, errno);
+    path_[0] = '\0';
+    if (fallback_) fd = create_fallback(base);
+    if (fd < 0) {
+      Text(error, error_size).add(note_);
+      return false;
+    }
   }
 
   // Layout: see "Sizing" in format.h.
@@ -313,6 +450,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   h->next_seq = 1;
   h->end_kind = uint32_t(format::EndKind::kRunning);
   h->exec_target = format::kNoId;
+  h->run_token = run_token();
 
   catalog_ = static_cast<unsigned char*>(map) + h->catalog_offset;
   ring_ = reinterpret_cast<EventSlot*>(static_cast<unsigned char*>(map) + h->ring_offset);
@@ -423,12 +561,16 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
         if (back_range(region_offset + have, want - have)) {
           __atomic_store_n(backed, want, __ATOMIC_RELEASE);
         } else {
-          // The one line the user gets: the process runs on, the trace keeps what it has.
+          // The one line the user gets (none with DLTRACE_QUIET=1; `dltrace run` says it then):
+          // the process runs on, the trace keeps what it has.
           char line[sizeof path_ + 128];
-          Text t(line, sizeof line);
-          t.add("dltrace: cannot extend ").add(path_).add(": ").add(error_text(errno));
-          t.add("; later events are not recorded\n");
-          write_stderr(line, t.len);
+          Text(line, sizeof line)
+              .add("cannot extend ")
+              .add(path_)
+              .add(": ")
+              .add(error_text(errno))
+              .add("; later events are not recorded");
+          report_problem("stopped", line);
           __atomic_store_n(&backing_failed_, 1, __ATOMIC_RELEASE);
           __atomic_fetch_or(&header_->recorder_flags, uint32_t{format::kRecorderBackingFailed},
                             __ATOMIC_RELAXED);

@@ -17,14 +17,22 @@ namespace dltrace::preload {
 class TraceWriter {
  public:
   // Creates the trace file. `pattern` follows DLTRACE_OUTPUT: %p = pid, %e = executable basename,
-  // a trailing '/' means "dltrace.%e.%p.trace in this directory". The file is created with O_EXCL;
-  // if the name exists (exec keeps the pid) a ".1", ".2", ... suffix is added before ".trace" or at
-  // the end. The file is sized sparse, mapped MAP_SHARED and its descriptor closed at once: the
-  // recorder never writes through a descriptor (the program may reuse its number). Blocks are
-  // allocated ahead of the writers through the mapping (see back_range). On failure returns false with one sentence in `error`
+  // a trailing '/' means "dltrace.%e.%p.trace in this directory", and so does an existing
+  // directory without it. An existing target that is not a regular file (a device, a FIFO) is
+  // refused. The file is created mode 0600 (whatever the umask) with O_EXCL and O_NOFOLLOW; if
+  // the name exists (exec keeps the pid) a ".1", ".2", ... suffix is added before ".trace" or at
+  // the end, and after ".16" a random number, so planted names cannot stop the recording. With
+  // allow_fallback(true), a file that cannot be created where the pattern says is created in
+  // /tmp/dltrace-<euid>/ (see create_fallback), and the move reported (run_report.h). The file's
+  // header carries DLTRACE_RUN_TOKEN. The file is sized sparse, mapped MAP_SHARED and its
+  // descriptor closed at once: the recorder never writes through a descriptor (the program may
+  // reuse its number). Blocks are allocated ahead of the writers through the mapping (see
+  // back_range). On failure returns false with one sentence in `error`
   // (e.g. "cannot create /x/y.trace: Permission denied") and leaves nothing mapped.
   bool open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth, char* error,
             size_t error_size);
+  // Kept across close() and fork: the recorder allows it, unit tests of naming do not.
+  void allow_fallback(bool allow) { fallback_ = allow; }
   bool is_open() const { return header_ != nullptr; }
   const char* path() const { return path_; }
 
@@ -70,6 +78,8 @@ class TraceWriter {
   struct InternTable;
   static constexpr uint64_t kNoOffset = ~uint64_t{0};
 
+  int create_fallback(const char* base);
+
   // Catalog entries: reserve `total` bytes (a multiple of 8), fill the payload in place, then
   // commit (size, id, checksum, and the tag last). reserve_catalog counts a miss in the header.
   uint64_t reserve_catalog(uint64_t total);
@@ -107,7 +117,9 @@ class TraceWriter {
   uint64_t catalog_size_ = 0;
   uint64_t mapping_size_ = 0;
   char path_[4096] = {};
+  char note_[2 * sizeof path_ + 256] = {};  // open(): why the file is not where the pattern says
   uint32_t epoch_ = 0;
+  bool fallback_ = false;
   // Intern tables live in anonymous mappings made by open().
   InternTable* strings_ = nullptr;
   InternTable* stacks_ = nullptr;

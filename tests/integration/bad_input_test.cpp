@@ -72,10 +72,27 @@ ProcessResult plain_run() {
   return p;
 }
 
+// A trace the recorder had to write to its fallback directory (named in its one line) is removed.
+void remove_fallback_trace(const std::string& line) {
+  const std::string marker = "; recording to ", tail = " instead";
+  const size_t at = line.rfind(marker);
+  if (at == std::string::npos || line.size() < at + marker.size() + tail.size()) return;
+  std::error_code ec;
+  fs::remove(line.substr(at + marker.size(), line.size() - at - marker.size() - tail.size()), ec);
+}
+
+// Without DLTRACE_QUIET (with it the recorder says nothing at all): the one line.
 std::string error_line_for(const std::string& output, RunOptions opts = {}) {
   ProcessResult plain = plain_run();
+  opts.env.emplace("DLTRACE_QUIET", "0");
   ProcessResult traced = run_traced(program(), output, opts);
-  std::vector<std::string> lines = require_same_plus_lines(plain, traced, 1);
+  // A process that recorded in the fallback directory also says at exit where its events went.
+  const SplitErr s = split_stderr(traced.err);
+  const bool fell_back =
+      !s.dltrace.empty() && s.dltrace[0].find("; recording to ") != std::string::npos;
+  std::vector<std::string> lines = require_same_plus_lines(plain, traced, fell_back ? 2 : 1);
+  if (fell_back && lines.size() == 2) CHECK(lines[1].find(" written to ") != std::string::npos);
+  if (!lines.empty()) remove_fallback_trace(lines[0]);
   return lines.empty() ? std::string() : lines[0];
 }
 
@@ -126,18 +143,28 @@ TEST_CASE("unusable output path: program unaffected, one dltrace: line", "[runti
                                                                  << "); read-only case not tested");
       return;
     }
-    std::vector<std::string> traced_argv = as_nobody;
-    traced_argv.push_back("LD_PRELOAD=" + preload_path());
-    traced_argv.push_back("DLTRACE_QUIET=1");
-    traced_argv.push_back("DLTRACE_OUTPUT=" + ro + "/x.trace");
-    for (const auto& a : program()) traced_argv.push_back(a);
-    ProcessResult traced = run(traced_argv);
-    std::vector<std::string> lines = require_same_plus_lines(plain, traced, 1);
+    // A name of our own: the trace goes to nobody's fallback directory, shared by every test run.
+    const std::string name = "x-" + fs::path(dir).filename().string();
+    auto traced_argv = [&](const char* quiet) {
+      std::vector<std::string> argv = as_nobody;
+      argv.push_back("LD_PRELOAD=" + preload_path());
+      argv.push_back(std::string("DLTRACE_QUIET=") + quiet);
+      argv.push_back("DLTRACE_OUTPUT=" + ro + "/" + name + ".trace");
+      for (const auto& a : program()) argv.push_back(a);
+      return argv;
+    };
+    require_same_plus_lines(plain, run(traced_argv("1")), 0);  // QUIET: not a word
+    // Without QUIET: where the trace went instead, and (informational) how much it holds.
+    std::vector<std::string> lines = require_same_plus_lines(plain, run(traced_argv("0")), 2);
     if (!lines.empty()) {
       INFO(lines[0]);
-      CHECK(lines[0].find(ro + "/x.trace") != std::string::npos);
+      CHECK(lines[0].find(ro + "/" + name + ".trace") != std::string::npos);
+      CHECK(lines[0].find("; recording to /tmp/dltrace-65534/" + name + ".") != std::string::npos);
     }
     CHECK(dir_is_empty(ro));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/tmp/dltrace-65534", ec))
+      if (e.path().filename().string().rfind(name + ".", 0) == 0) fs::remove(e.path(), ec);
   }
 }
 

@@ -147,7 +147,7 @@ TEST_CASE("the header describes the layout", "[trace][writer]") {
   // rest is a hole until writers get near it.
   CHECK(uint64_t(st.st_blocks) * 512 >= format::kHeaderSize + 256 * 1024);
   CHECK(uint64_t(st.st_blocks) * 512 < h.file_size);
-  CHECK((st.st_mode & 0777) == 0644);
+  CHECK((st.st_mode & 0777) == 0600);
   w.close();
 
   // Tiny requests get the minimum.

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include "commands/command.h"
 #include "commands/run_reaper.h"
+#include "commands/run_session.h"
 #include "dltrace/format.h"
 
 namespace dltrace::viewer {
@@ -86,6 +87,8 @@ struct OutputPattern {
 // `pid`: match only the files of that process (%p must then be exactly that pid).
 std::optional<OutputPattern> output_pattern(std::string pattern, std::optional<pid_t> pid = {}) {
   if (pattern.empty()) pattern = "./dltrace.%e.%p.trace";
+  std::error_code ec;  // an existing directory is a directory, as for the recorder
+  if (pattern.back() != '/' && fs::is_directory(pattern, ec)) pattern += '/';
   if (pattern.back() == '/') pattern += "dltrace.%e.%p.trace";
   const fs::path p(pattern);
   const std::string dir = p.parent_path().string();
@@ -131,20 +134,28 @@ std::set<std::string> matching_files(const OutputPattern& p) {
 
 // Names the trace files the run created: the traced process's own first (the last one it
 // wrote, after any exec, is the one to look at), then a count of its children's.
+// Only files that carry this run's token are adopted: a shared directory may hold files of other
+// runs, or files planted there during ours. Traces moved to a fallback place are adopted from the
+// run report.
 void report_traces(const std::string& output, const std::set<std::string>& before, pid_t pid,
                    const char* program, int exit_code, const std::vector<ObservedEnd>& ends,
-                   bool verbose) {
+                   bool verbose, const RunSession& session,
+                   const std::vector<RunReportEntry>& reported) {
   const auto all = output_pattern(output);
   const auto mine = output_pattern(output, pid);
   if (!all || !mine) return;
+  std::set<std::string> candidates = matching_files(*all);
+  for (const auto& e : reported)
+    if (!e.fallback_path().empty()) candidates.insert(e.fallback_path());
   std::vector<std::string> own, children;
-  for (const auto& f : matching_files(*all)) {
-    if (before.contains(f)) continue;
+  for (const auto& f : candidates) {
+    if (before.contains(f) || !session.owns(f)) continue;
     const std::string name = fs::path(f).filename().string();
     (std::regex_match(name, mine->name) ? own : children).push_back(f);
   }
   if (own.empty() && children.empty()) {
     if (!verbose || exit_code == 126 || exit_code == 127) return;  // exec failed; already reported
+    if (!reported.empty()) return;                                 // the recorders said why
     std::fprintf(stderr,
                  "dltrace: no trace file was written (is %s statically linked or setuid, or did "
                  "it clear LD_PRELOAD?)\n",
@@ -190,10 +201,7 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   const char* existing = std::getenv("LD_PRELOAD");
   set_env("LD_PRELOAD", existing && *existing ? fmt::format("{}:{}", *preload, existing) : *preload);
   if (!o.output.empty()) {
-    if (o.output.back() == '/') {  // a directory: create it, as the user clearly wants one
-      std::error_code ec;
-      fs::create_directories(o.output, ec);
-    }
+    if (o.output.back() == '/') create_private_directories(o.output);  // the user wants one
     set_env("DLTRACE_OUTPUT", o.output);
   }
   if (!o.config.empty()) {
@@ -207,6 +215,7 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   if (!o.stack_depth.empty()) set_env("DLTRACE_STACK_DEPTH", o.stack_depth);
   if (!o.buffer_size.empty()) set_env("DLTRACE_BUFFER_SIZE", o.buffer_size);
 
+  const RunSession session;  // DLTRACE_RUN_TOKEN, DLTRACE_RUN_REPORT
   const char* out_env = std::getenv("DLTRACE_OUTPUT");
   const auto pattern = output_pattern(out_env ? out_env : "");
   const auto before = pattern ? matching_files(*pattern) : std::set<std::string>{};
@@ -256,7 +265,10 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
     *exit_code = WEXITSTATUS(status);
   }
 
-  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose);
+  const std::vector<RunReportEntry> reported = session.entries();
+  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose, session,
+                reported);
+  print_run_report(reported);  // also with DLTRACE_QUIET: this is our stderr, not the program's
   return absl::OkStatus();
 }
 
