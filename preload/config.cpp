@@ -4,13 +4,12 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
-#include <toml++/toml.h>
 
 #include "dltrace/flags.h"
 
@@ -90,13 +89,20 @@ bool fail(Error* error, const toml::source_region& where, std::string message) {
 
 const char* type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a number";
-    case toml::node_type::boolean: return "a boolean";
-    default: return "a date or time";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
   }
 }
 
@@ -116,18 +122,19 @@ bool parse_flags(const toml::node& value, std::string_view key, int* out, bool* 
                  Error* error) {
   const auto* arr = value.as_array();
   if (arr == nullptr)
-    return fail(error, value.source(),
-                "'" + std::string(key) + "' must be an array of flag names, e.g. [\"RTLD_GLOBAL\"]");
+    return fail(
+        error, value.source(),
+        "'" + std::string(key) + "' must be an array of flag names, e.g. [\"RTLD_GLOBAL\"]");
   int flags = 0;
   for (const auto& elem : *arr) {
     const auto* s = elem.as_string();
     if (s == nullptr)
-      return fail(error, elem.source(), "flag names are strings, not " + std::string(type_name(elem)));
+      return fail(error, elem.source(),
+                  "flag names are strings, not " + std::string(type_name(elem)));
     int v = 0;
     if (!parse_flag_name(s->get(), &v)) {
-      std::string hint = suggest(s->get(), kFlagNames, [](const FlagName& f) {
-        return std::string_view(f.name);
-      }, true);
+      std::string hint = suggest(
+          s->get(), kFlagNames, [](const FlagName& f) { return std::string_view(f.name); }, true);
       return fail(error, elem.source(), with_hint("unknown flag '" + s->get() + "'", hint));
     }
     if (s->get() == "RTLD_LOCAL") *local = true;
@@ -135,7 +142,8 @@ bool parse_flags(const toml::node& value, std::string_view key, int* out, bool* 
   }
   // Contradictions would depend on the order glibc tests bits: refuse them.
   if ((flags & RTLD_BINDING_MASK) == RTLD_BINDING_MASK)
-    return fail(error, value.source(), "'" + std::string(key) + "' names both RTLD_LAZY and RTLD_NOW");
+    return fail(error, value.source(),
+                "'" + std::string(key) + "' names both RTLD_LAZY and RTLD_NOW");
   if (*local && (flags & RTLD_GLOBAL))
     return fail(error, value.source(),
                 "'" + std::string(key) + "' names both RTLD_GLOBAL and RTLD_LOCAL");
@@ -167,14 +175,16 @@ bool parse_rule(const toml::table& table, Rule* rule, Error* error) {
       rule->has_set = true;
       has_action = true;
     } else {
-      std::string hint = suggest(k, kRuleKeys, [](std::string_view s) { return s; }, false);
+      std::string hint = suggest(
+          k, kRuleKeys, [](std::string_view s) { return s; }, false);
       return fail(error, key.source(),
                   with_hint("unknown key '" + std::string(k) + "' in [[override]]", hint));
     }
   }
   if (!has_match) return fail(error, table.source(), "[[override]] has no 'match'");
   if (!has_action)
-    return fail(error, table.source(), "[[override]] changes nothing: give 'add', 'remove' or 'set'");
+    return fail(error, table.source(),
+                "[[override]] changes nothing: give 'add', 'remove' or 'set'");
   return true;
 }
 
@@ -182,7 +192,8 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
   for (const auto& [key, value] : root) {
     std::string_view k = key.str();
     if (k != "override") {
-      std::string hint = suggest(k, kRootKeys, [](std::string_view s) { return s; }, false);
+      std::string hint = suggest(
+          k, kRootKeys, [](std::string_view s) { return s; }, false);
       if (hint.empty() && value.is_table())  // e.g. a [rule] table: say what is expected
         hint = "[[override]]";
       return fail(error, key.source(), with_hint("unknown key '" + std::string(k) + "'", hint));
@@ -331,7 +342,9 @@ bool Glob::matches_slow(std::string_view text) const {
   return glob_at(pattern_, text);
 }
 
-bool glob_match(std::string_view pattern, std::string_view text) { return glob_at(pattern, text); }
+bool glob_match(std::string_view pattern, std::string_view text) {
+  return glob_at(pattern, text);
+}
 
 int Rule::apply(int flags) const {
   if (has_set) {
@@ -425,9 +438,10 @@ std::string describe(const Rule& rule) {
   auto flag_list = [](int flags, bool local) {
     std::string out;
     for (const auto& f : kFlagNames) {
-      bool on = f.value == 0 ? local : (f.value == RTLD_LAZY || f.value == RTLD_NOW)
-                                           ? (flags & RTLD_BINDING_MASK) == f.value
-                                           : (flags & f.value) != 0;
+      bool on = f.value == 0 ? local
+                : (f.value == RTLD_LAZY || f.value == RTLD_NOW)
+                    ? (flags & RTLD_BINDING_MASK) == f.value
+                    : (flags & f.value) != 0;
       if (!on) continue;
       if (!out.empty()) out += '|';
       out += f.name;
@@ -453,7 +467,8 @@ std::string describe(const Rule& rule) {
   };
   if (rule.has_set) {
     std::string s = flag_list(rule.set, (rule.set & RTLD_GLOBAL) == 0);
-    if ((rule.set & RTLD_BINDING_MASK) == 0) s += s.empty() ? "(binding mode kept)" : " (binding mode kept)";
+    if ((rule.set & RTLD_BINDING_MASK) == 0)
+      s += s.empty() ? "(binding mode kept)" : " (binding mode kept)";
     part("set", s);
   }
   if (rule.remove || rule.remove_local) part("remove", flag_list(rule.remove, rule.remove_local));

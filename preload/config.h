@@ -32,7 +32,8 @@ class Glob {
   // Inline length/first/last-character rejection first: most rules fail there, without a call.
   bool matches(std::string_view text) const {
     if (text.size() < min_len_ || (literal_ && text.size() != min_len_)) return false;
-    if (min_len_ != 0 && ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
+    if (min_len_ != 0 &&
+        ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
       return false;
     return matches_slow(text);
   }
@@ -64,7 +65,7 @@ struct Rule {
   bool has_caller = false;
   Glob caller;
   bool has_set = false;
-  int set = 0;     // replaces all flags (the requested binding mode is kept if set names none)
+  int set = 0;  // replaces all flags (the requested binding mode is kept if set names none)
   int add = 0;
   int remove = 0;
   bool add_local = false;     // RTLD_LOCAL is 0, so it is kept apart: "add" it = drop RTLD_GLOBAL

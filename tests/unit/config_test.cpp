@@ -1,15 +1,14 @@
 // Override config: parser, validation messages, glob matching and flag application.
+#include "config.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
-
-#include <catch2/catch.hpp>
-
-#include "config.h"
 
 using namespace dltrace::config;
 
@@ -58,7 +57,8 @@ add = ["RTLD_NOW"]
   CHECK(c.rules[1].add == RTLD_NOW);
   CHECK(describe(c.rules[0]) == "match basename 'libembed.so' \u2192 add RTLD_GLOBAL");
   CHECK(describe(c.rules[1]) ==
-        "match path '*/plugins/*.so', caller basename 'libhost*.so' \u2192 remove RTLD_LAZY, add RTLD_NOW");
+        "match path '*/plugins/*.so', caller basename 'libhost*.so' \u2192 remove RTLD_LAZY, add "
+        "RTLD_NOW");
 }
 
 TEST_CASE("config: empty and comment-only files have zero rules") {
@@ -118,8 +118,10 @@ TEST_CASE("config: a later error discards earlier good rules") {
   Config c;
   c.rules.resize(3);
   Error e;
-  CHECK_FALSE(parse("[[override]]\nmatch = \"a\"\nadd = [\"RTLD_NOW\"]\n[[override]]\nmatch = \"b\"\nadd = [\"NOPE\"]\n",
-                    &c, &e));
+  CHECK_FALSE(
+      parse("[[override]]\nmatch = \"a\"\nadd = [\"RTLD_NOW\"]\n[[override]]\nmatch = \"b\"\nadd = "
+            "[\"NOPE\"]\n",
+            &c, &e));
   CHECK(c.rules.empty());
   CHECK(e.line == 6);
 }
@@ -157,7 +159,8 @@ add = ["RTLD_NOW"]
   CHECK(c.rules[4].apply(RTLD_NOW | RTLD_GLOBAL) == RTLD_NOW);
   CHECK(c.rules[5].apply(RTLD_LAZY | RTLD_GLOBAL) == (RTLD_LAZY | RTLD_DEEPBIND));
   CHECK(c.rules[6].apply(RTLD_LAZY) == RTLD_NOW);
-  CHECK(describe(c.rules[5]) == "match basename 'f' \u2192 set RTLD_LOCAL|RTLD_DEEPBIND (binding mode kept)");
+  CHECK(describe(c.rules[5]) ==
+        "match basename 'f' \u2192 set RTLD_LOCAL|RTLD_DEEPBIND (binding mode kept)");
 }
 
 TEST_CASE("glob: wildcards, classes, escapes, prefilter") {
