@@ -1,15 +1,40 @@
 // Flag-override config: TOML parsing (toml++, header-only, exceptions off), validation with
 // "did you mean" hints, glob matching and rule application. See config.h.
+//
+// Every traced process parses the config before main, so nothing here may harm it: the file is
+// bounded (kMaxFileBytes, kMaxRules), read only if it is a regular file, opened without blocking;
+// the text toml++ gets is checked first (check_text) so that no input reaches an assertion or
+// undefined behaviour inside it; and this file is compiled with exceptions so that an allocation
+// failure (std::bad_alloc under a memory limit) becomes an error instead of std::terminate.
 #include "config.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <new>
+
+// toml++ never asserts here, whatever the build type: TOML_ASSERT is a no-op, and NDEBUG is
+// lifted while toml++ is included because under NDEBUG its TOML_ASSERT_ASSUME becomes an
+// optimiser assumption (__builtin_assume) instead of TOML_ASSERT. An assertion toml++ would
+// make on a bad input ends in an ordinary parse error (`[[~]]`: "expected bare key ...").
+#ifdef NDEBUG
+#define DLTRACE_CONFIG_HAD_NDEBUG
+#undef NDEBUG
+#endif
+#ifdef TOML_ASSERT
+#undef TOML_ASSERT
+#endif
+#define TOML_ASSERT(expr) static_assert(true)
+#include <toml++/toml.h>
+#ifdef DLTRACE_CONFIG_HAD_NDEBUG
+#define NDEBUG
+#undef DLTRACE_CONFIG_HAD_NDEBUG
+#endif
 
 #include "dltrace/flags.h"
 
@@ -201,6 +226,13 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
     if (!value.is_array_of_tables())
       return fail(error, value.is_table() ? key.source() : value.source(),
                   "'override' must be an array of tables: write each rule under [[override]]");
+    if (value.as_array()->size() > kMaxRules) {
+      const toml::node& extra = (*value.as_array())[kMaxRules];
+      return fail(
+          error, extra.source(),
+          "too many rules: the limit is " + to_string(uint32_t{kMaxRules}) + " [[override]]");
+    }
+    out->rules.reserve(value.as_array()->size());
     for (const auto& elem : *value.as_array()) {
       Rule rule;
       if (!parse_rule(*elem.as_table(), &rule, error)) return false;
@@ -208,6 +240,163 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
     }
   }
   return true;
+}
+
+// ---- what toml++ is allowed to see ----
+//
+// toml++ 3.3 must never get text on which it asserts or reaches undefined behaviour: its
+// whitespace classifier runs into __builtin_unreachable for most non-ASCII code points (U+00A1
+// to U+0499, U+2D6E to U+3167, U+FB46 to U+FEFE: "é" or the bytes EF BB BE outside a string),
+// and it is only ever asked that about characters outside strings and comments, or inside a
+// """multi-line""" string. So the text must be valid UTF-8, and non-ASCII characters may appear
+// only in comments and in "...", '...' and '''...''' strings, which no valid config needs
+// anywhere else. When the scan cannot be sure where a string ends (a run of six quotes, a
+// newline in a one-line string) it allows no non-ASCII character after that point.
+
+// Decodes the UTF-8 sequence at text[i]; returns its length (0: malformed) and sets *cp.
+size_t decode_utf8(std::string_view text, size_t i, uint32_t* cp) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) {
+    *cp = b0;
+    return 1;
+  }
+  size_t len;
+  uint32_t min;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, min = 0x80, *cp = b0 & 0x1Fu;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, min = 0x800, *cp = b0 & 0x0Fu;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, min = 0x10000, *cp = b0 & 0x07u;
+  } else {
+    return 0;
+  }
+  if (text.size() - i < len) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (byte(i + k) & 0x3Fu);
+  }
+  // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8.
+  if (*cp < min || (*cp >= 0xD800 && *cp <= 0xDFFF) || *cp > 0x10FFFF) return 0;
+  return len;
+}
+
+bool check_text(std::string_view text, Error* error) {
+  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral, kUnsure };
+  In in = In::kCode;
+  uint32_t line = 1, col = 1;
+  size_t i = 0;
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") i = 3;  // a byte order mark: toml++ skips it too
+  const auto quotes_at = [&](size_t k, char q) {
+    size_t n = 0;
+    while (k + n < text.size() && text[k + n] == q) ++n;
+    return n;
+  };
+  while (i < text.size()) {
+    uint32_t cp = 0;
+    const size_t len = decode_utf8(text, i, &cp);
+    const auto fail_here = [&](const char* message) {
+      error->line = line;
+      error->col = col;
+      error->message = message;
+      return false;
+    };
+    if (len == 0) return fail_here("not valid UTF-8");
+    if (cp >= 0x80 && in != In::kComment && in != In::kBasic && in != In::kLiteral &&
+        in != In::kMultiLiteral)
+      return fail_here(
+          in == In::kMultiBasic
+              ? "non-ASCII character in a \"\"\"multi-line\"\"\" string (use '''...''')"
+              : "non-ASCII character outside a string or comment");
+    size_t step = len;
+    const char c = text[i];
+    switch (in) {
+      case In::kCode:
+        if (c == '#') {
+          in = In::kComment;
+        } else if (c == '"' || c == '\'') {
+          const size_t n = quotes_at(i, c);
+          if (n >= 3) {
+            in = c == '"' ? In::kMultiBasic : In::kMultiLiteral;
+            step = 3;
+          } else if (n == 2) {
+            step = 2;  // an empty string
+          } else {
+            in = c == '"' ? In::kBasic : In::kLiteral;
+          }
+        }
+        break;
+      case In::kComment:
+        if (c == '\n') in = In::kCode;
+        break;
+      case In::kBasic:
+      case In::kLiteral:
+        if (c == '\n' || c == '\r') {
+          in = In::kUnsure;  // toml++ stops here with an error
+        } else if (c == (in == In::kBasic ? '"' : '\'')) {
+          in = In::kCode;
+        } else if (c == '\\' && in == In::kBasic && i + 1 < text.size() &&
+                   (text[i + 1] == '"' || text[i + 1] == '\\')) {
+          step = 2;
+        }
+        break;
+      case In::kMultiBasic:
+      case In::kMultiLiteral:
+        if (c == '\\' && in == In::kMultiBasic && i + 1 < text.size() &&
+            (text[i + 1] == '"' || text[i + 1] == '\\')) {
+          step = 2;
+        } else if (c == (in == In::kMultiBasic ? '"' : '\'')) {
+          const size_t n = quotes_at(i, c);
+          if (n >= 3) {
+            // Up to two quotes may end the content just before the closing three.
+            in = n <= 5 ? In::kCode : In::kUnsure;
+            step = n;
+          }
+        }
+        break;
+      case In::kUnsure:
+        break;
+    }
+    for (size_t k = 0; k < step; ++k) {
+      if (text[i + k] == '\n') {
+        ++line;
+        col = 1;
+      } else if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) {
+        ++col;
+      }
+    }
+    i += step;
+  }
+  return true;
+}
+
+// The bracket expression at p[open] == '[': `[abc]`, `[a-z]`, `[!...]` or `[^...]`, a ']' first
+// in the set is literal, and `\` escapes the next character (`[\]a]` is ']' or 'a'). Returns the
+// index just past its closing ']', or npos if it has none. With c >= 0, *hit tells whether the
+// set accepts c. The compiled prefilter and the matcher both use this, so they cannot disagree.
+size_t bracket_end(std::string_view p, size_t open, int c, bool* hit) {
+  size_t j = open + 1;
+  const bool negate = j < p.size() && (p[j] == '!' || p[j] == '^');
+  if (negate) ++j;
+  bool in_set = false;
+  for (bool first = true; j < p.size(); first = false) {
+    if (p[j] == ']' && !first) {
+      if (hit != nullptr) *hit = in_set != negate;
+      return j + 1;
+    }
+    if (p[j] == '\\' && ++j == p.size()) break;
+    const auto lo = static_cast<unsigned char>(p[j]);
+    auto hi = lo;
+    if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
+      j += 2;
+      if (p[j] == '\\' && ++j == p.size()) break;
+      hi = static_cast<unsigned char>(p[j]);
+    }
+    if (c >= lo && c <= hi) in_set = true;
+    ++j;
+  }
+  return std::string_view::npos;
 }
 
 // Matches pattern[pi..] against text[ti..]; iterative with single-star backtracking.
@@ -227,25 +416,10 @@ bool glob_at(std::string_view p, std::string_view t) {
         continue;
       }
       if (c == '[') {
-        size_t j = pi + 1;
-        bool negate = j < p.size() && (p[j] == '!' || p[j] == '^');
-        if (negate) ++j;
         bool hit = false;
-        bool first = true;
-        while (j < p.size() && (p[j] != ']' || first)) {
-          first = false;
-          char lo = p[j];
-          if (lo == '\\' && j + 1 < p.size()) lo = p[++j];
-          char hi = lo;
-          if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
-            hi = p[j + 2];
-            j += 2;
-          }
-          if (t[ti] >= lo && t[ti] <= hi) hit = true;
-          ++j;
-        }
-        if (j < p.size() && hit != negate) {
-          pi = j + 1;
+        const size_t end = bracket_end(p, pi, static_cast<unsigned char>(t[ti]), &hit);
+        if (end != std::string_view::npos && hit) {
+          pi = end;
           ++ti;
           continue;
         }
@@ -268,16 +442,44 @@ bool glob_at(std::string_view p, std::string_view t) {
 
 }  // namespace
 
-std::string format_error(std::string_view file, const Error& error) {
-  std::string out(file);
+size_t format_error_to(char* buf, size_t size, std::string_view file, const Error& error) {
+  if (size == 0) return 0;
+  size_t n = 0;
+  // Control characters (a newline in a quoted key or flag name, an escape sequence) are shown
+  // escaped: the error is always exactly one line.
+  const auto put = [&](std::string_view text) {
+    for (char ch : text) {
+      const auto u = static_cast<unsigned char>(ch);
+      char esc[5] = {ch, 0, 0, 0, 0};
+      if (u < 0x20 || u == 0x7f) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        esc[0] = '\\';
+        esc[1] = 'x';
+        esc[2] = kHex[u >> 4];
+        esc[3] = kHex[u & 15];
+      }
+      const size_t len = std::strlen(esc);
+      if (n + len >= size) return;
+      std::memcpy(buf + n, esc, len);
+      n += len;
+    }
+  };
+  put(file);
   if (error.line != 0) {
-    out += ':';
-    out += to_string(error.line);
-    out += ':';
-    out += to_string(error.col);
+    char where[32];
+    std::snprintf(where, sizeof where, ":%u:%u", error.line, error.col);
+    put(where);
   }
-  out += ": ";
-  out += error.message;
+  put(": ");
+  put(error.message);
+  buf[n] = '\0';
+  return n;
+}
+
+std::string format_error(std::string_view file, const Error& error) {
+  // Escaping at most quadruples the length.
+  std::string out((file.size() + error.message.size()) * 4 + 40, '\0');
+  out.resize(format_error_to(out.data(), out.size(), file, error));
   return out;
 }
 
@@ -306,18 +508,15 @@ bool Glob::compile(std::string_view pattern, std::string* why) {
       if (first_wild == std::string_view::npos) first_wild = i;
       last_wild_end = i + 1;
     } else if (c == '[') {
-      size_t j = i + 1;
-      if (j < pattern.size() && (pattern[j] == '!' || pattern[j] == '^')) ++j;
-      if (j < pattern.size() && pattern[j] == ']') ++j;
-      while (j < pattern.size() && pattern[j] != ']') ++j;
-      if (j >= pattern.size()) {
+      const size_t end = bracket_end(pattern, i, -1, nullptr);
+      if (end == std::string_view::npos) {
         *why = "unterminated '['";
         return false;
       }
       literal_ = false;
       if (first_wild == std::string_view::npos) first_wild = i;
-      last_wild_end = j + 1;
-      i = j;
+      last_wild_end = end;
+      i = end - 1;
     }
   }
   if (!literal_) {
@@ -359,8 +558,14 @@ int Rule::apply(int flags) const {
   return flags;
 }
 
-bool parse(std::string_view text, Config* out, Error* error) {
-  out->rules.clear();
+namespace {
+
+bool parse_checked(std::string_view text, Config* out, Error* error) {
+  if (text.size() > kMaxFileBytes) {
+    error->message = "config is larger than " + to_string(uint32_t{kMaxFileBytes >> 20}) + " MiB";
+    return false;
+  }
+  if (!check_text(text, error)) return false;
   toml::parse_result result = toml::parse(text);
   if (!result) {
     const toml::parse_error& e = result.error();
@@ -375,35 +580,84 @@ bool parse(std::string_view text, Config* out, Error* error) {
   return true;
 }
 
-bool load_file(const char* path, Config* out, Error* error) {
+// Runs `body`; an exception (std::bad_alloc under a memory limit, or anything else) is an
+// error, never an exception that leaves this file.
+template <typename Body>
+bool guarded(Config* out, Error* error, Body body) {
+  try {
+    if (body()) return true;
+  } catch (const std::bad_alloc&) {
+    *error = Error{};
+    error->message = "out of memory";  // short enough to need no allocation
+  } catch (...) {
+    *error = Error{};
+    error->message = "internal error";
+  }
   out->rules.clear();
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error->message = std::string("cannot open config: ") + strerror(errno);
-    return false;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    error->message = "cannot read config: not a regular file";
-    return false;
-  }
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      error->message = std::string("cannot read config: ") + strerror(e);
+  out->rules.shrink_to_fit();
+  return false;
+}
+
+}  // namespace
+
+bool parse(std::string_view text, Config* out, Error* error) noexcept {
+  out->rules.clear();
+  return guarded(out, error, [&] { return parse_checked(text, out, error); });
+}
+
+bool load_file(const char* path, Config* out, Error* error) noexcept {
+  out->rules.clear();
+  return guarded(out, error, [&] {
+    // stat first, so that a device or FIFO is never opened at all (opening one can block or
+    // have effects); then open without blocking or taking a controlling terminal, and check the
+    // file actually opened.
+    struct stat st;
+    if (stat(path, &st) != 0) {
+      error->message = std::string("cannot open config: ") + strerror(errno);
       return false;
     }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return parse(text, out, error);
+    if (!S_ISREG(st.st_mode)) {
+      error->message = "cannot read config: not a regular file";
+      return false;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      error->message = std::string("cannot open config: ") + strerror(errno);
+      return false;
+    }
+    struct Closer {
+      int fd;
+      ~Closer() { close(fd); }
+    } closer{fd};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      error->message = "cannot read config: not a regular file";
+      return false;
+    }
+    const auto too_big = [&] {
+      error->message = "config is larger than " + to_string(uint32_t{kMaxFileBytes >> 20}) + " MiB";
+      return false;
+    };
+    if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return too_big();
+    // Read at most one byte past the limit: a file that grows meanwhile is refused too.
+    std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
+    size_t have = 0;
+    for (;;) {
+      if (have == text.size()) {
+        if (text.size() > kMaxFileBytes) return too_big();
+        text.resize(std::min(text.size() * 2, kMaxFileBytes + 1));
+      }
+      ssize_t n = read(fd, text.data() + have, text.size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error->message = std::string("cannot read config: ") + strerror(errno);
+        return false;
+      }
+      if (n == 0) break;
+      have += static_cast<size_t>(n);
+    }
+    text.resize(have);
+    return parse_checked(text, out, error);
+  });
 }
 
 std::string_view basename_of(std::string_view path) {
