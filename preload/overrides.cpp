@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -98,6 +99,9 @@ const char* load_overrides_from_env() {
     // Never half a config: the program runs with no overrides at all.
     print_error(path, error);
     delete state;
+    // What toml++ allocated is free again but may still hold the address space under a memory
+    // limit (RLIMIT_AS): give it back, so the trace buffer and the program still find it.
+    malloc_trim(0);
     return nullptr;
   }
   state->path = strdup(path);
