@@ -29,7 +29,7 @@ echo "fuzz_config: building with $clang"
   -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/preload/config.cpp"
 
 # Replay every seed first (a regression on any of them fails here), then fuzz.
-"$work/config_fuzz" -runs=0 "$src/tests/fuzz/config_corpus"
+"$work/config_fuzz" -runs=0 -artifact_prefix="$work/" "$src/tests/fuzz/config_corpus"
 echo "fuzz_config: fuzzing for ${seconds}s"
 "$work/config_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
   -dict="$src/tests/fuzz/config.dict" -print_final_stats=1 -artifact_prefix="$work/" \
