@@ -244,14 +244,17 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
 
 // ---- what toml++ is allowed to see ----
 //
-// toml++ 3.3 must never get text on which it asserts or reaches undefined behaviour: its
-// whitespace classifier runs into __builtin_unreachable for most non-ASCII code points (U+00A1
-// to U+0499, U+2D6E to U+3167, U+FB46 to U+FEFE: "é" or the bytes EF BB BE outside a string),
-// and it is only ever asked that about characters outside strings and comments, or inside a
-// """multi-line""" string. So the text must be valid UTF-8, and non-ASCII characters may appear
-// only in comments and in "...", '...' and '''...''' strings, which no valid config needs
-// anywhere else. When the scan cannot be sure where a string ends (a run of six quotes, a
-// newline in a one-line string) it allows no non-ASCII character after that point.
+// toml++ 3.3 must never get text on which it reaches undefined behaviour: its whitespace
+// classifier runs into __builtin_unreachable for most non-ASCII code points (U+00A1 to U+0499,
+// U+2D6E to U+3167, U+FB46 to U+FEFE: "é", or the bytes EF BB BE), and it classifies every
+// character it scans outside strings and comments, and more: a bare value is scanned up to the
+// next whitespace, ',', ']', '}' or '#' whatever it holds (quotes included), a date may go on
+// past a space, a """string""" trims whitespace after a backslash. So the text must be valid
+// UTF-8, and non-ASCII characters are accepted only where toml++ is sure to be inside a comment
+// or a one-line string: a comment that starts a line, and a `key = "string"` or `key = 'string'`
+// (a bare or dotted key) followed by nothing or a comment, on a line outside any array or inline
+// table. That is everywhere a config needs them (paths in match/caller, comments). After a
+// """ or ''' string, or anything the scan cannot follow, no non-ASCII character is accepted.
 
 // Decodes the UTF-8 sequence at text[i]; returns its length (0: malformed) and sets *cp.
 size_t decode_utf8(std::string_view text, size_t i, uint32_t* cp) {
@@ -282,91 +285,109 @@ size_t decode_utf8(std::string_view text, size_t i, uint32_t* cp) {
   return len;
 }
 
-bool check_text(std::string_view text, Error* error) {
-  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral, kUnsure };
-  In in = In::kCode;
-  uint32_t line = 1, col = 1;
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+bool is_key_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// Marks which bytes of one line (without its '\n') may hold non-ASCII characters; updates the
+// bracket depth carried from line to line. Returns false when the scan cannot follow the text
+// any more (a multi-line string, an unclosed string, a stray closing bracket).
+bool scan_line(std::string_view line, int* depth, std::vector<bool>* allowed) {
+  allowed->assign(line.size(), false);
   size_t i = 0;
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") i = 3;  // a byte order mark: toml++ skips it too
-  const auto quotes_at = [&](size_t k, char q) {
-    size_t n = 0;
-    while (k + n < text.size() && text[k + n] == q) ++n;
-    return n;
+  const auto allow_to_end = [&](size_t from) {
+    for (size_t k = from; k < line.size(); ++k) (*allowed)[k] = true;
   };
-  while (i < text.size()) {
-    uint32_t cp = 0;
-    const size_t len = decode_utf8(text, i, &cp);
-    const auto fail_here = [&](const char* message) {
-      error->line = line;
-      error->col = col;
-      error->message = message;
-      return false;
-    };
-    if (len == 0) return fail_here("not valid UTF-8");
-    if (cp >= 0x80 && in != In::kComment && in != In::kBasic && in != In::kLiteral &&
-        in != In::kMultiLiteral)
-      return fail_here(
-          in == In::kMultiBasic
-              ? "non-ASCII character in a \"\"\"multi-line\"\"\" string (use '''...''')"
-              : "non-ASCII character outside a string or comment");
-    size_t step = len;
-    const char c = text[i];
-    switch (in) {
-      case In::kCode:
-        if (c == '#') {
-          in = In::kComment;
-        } else if (c == '"' || c == '\'') {
-          const size_t n = quotes_at(i, c);
-          if (n >= 3) {
-            in = c == '"' ? In::kMultiBasic : In::kMultiLiteral;
-            step = 3;
-          } else if (n == 2) {
-            step = 2;  // an empty string
-          } else {
-            in = c == '"' ? In::kBasic : In::kLiteral;
-          }
-        }
-        break;
-      case In::kComment:
-        if (c == '\n') in = In::kCode;
-        break;
-      case In::kBasic:
-      case In::kLiteral:
-        if (c == '\n' || c == '\r') {
-          in = In::kUnsure;  // toml++ stops here with an error
-        } else if (c == (in == In::kBasic ? '"' : '\'')) {
-          in = In::kCode;
-        } else if (c == '\\' && in == In::kBasic && i + 1 < text.size() &&
-                   (text[i + 1] == '"' || text[i + 1] == '\\')) {
-          step = 2;
-        }
-        break;
-      case In::kMultiBasic:
-      case In::kMultiLiteral:
-        if (c == '\\' && in == In::kMultiBasic && i + 1 < text.size() &&
-            (text[i + 1] == '"' || text[i + 1] == '\\')) {
-          step = 2;
-        } else if (c == (in == In::kMultiBasic ? '"' : '\'')) {
-          const size_t n = quotes_at(i, c);
-          if (n >= 3) {
-            // Up to two quotes may end the content just before the closing three.
-            in = n <= 5 ? In::kCode : In::kUnsure;
-            step = n;
-          }
-        }
-        break;
-      case In::kUnsure:
-        break;
+  if (*depth == 0) {
+    size_t k = 0;
+    while (k < line.size() && is_blank(line[k])) ++k;
+    if (k < line.size() && line[k] == '#') {  // a comment line
+      allow_to_end(k);
+      return true;
     }
-    for (size_t k = 0; k < step; ++k) {
-      if (text[i + k] == '\n') {
-        ++line;
-        col = 1;
-      } else if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) {
-        ++col;
+    // key = "string" / key = 'string'
+    size_t key_end = k;
+    while (key_end < line.size() &&
+           (is_key_char(line[key_end]) || line[key_end] == '.' || is_blank(line[key_end])))
+      ++key_end;
+    if (key_end > k && key_end < line.size() && line[key_end] == '=') {
+      size_t q = key_end + 1;
+      while (q < line.size() && is_blank(line[q])) ++q;
+      if (q < line.size() && (line[q] == '"' || line[q] == '\'') && line.substr(q, 3) != "\"\"\"" &&
+          line.substr(q, 3) != "'''") {
+        const char quote = line[q];
+        size_t e = q + 1;
+        while (e < line.size() && line[e] != quote && line[e] != '\r') {
+          if (quote == '"' && line[e] == '\\' && e + 1 < line.size() && line[e + 1] != '\r') ++e;
+          ++e;
+        }
+        if (e >= line.size() || line[e] != quote) return false;  // toml++ stops with an error
+        for (size_t m = q + 1; m < e; ++m) (*allowed)[m] = true;
+        i = e + 1;
+        size_t after = i;
+        while (after < line.size() && is_blank(line[after])) ++after;
+        if (after < line.size() && line[after] == '#') {
+          allow_to_end(after);
+          return true;
+        }
       }
     }
-    i += step;
+  }
+  // Anything else: only the brackets are followed, and strings and comments skipped.
+  while (i < line.size()) {
+    const char c = line[i];
+    if (c == '#') return true;  // a comment to the end of the line (its text stays ASCII-only)
+    if (c == '"' || c == '\'') {
+      if (line.substr(i, 3) == std::string(3, c)) return false;  // multi-line: not followed
+      size_t e = i + 1;
+      while (e < line.size() && line[e] != c && line[e] != '\r') {
+        if (c == '"' && line[e] == '\\' && e + 1 < line.size() && line[e + 1] != '\r') ++e;
+        ++e;
+      }
+      if (e >= line.size() || line[e] != c) return false;
+      i = e + 1;
+      continue;
+    }
+    if (c == '[' || c == '{') ++*depth;
+    if ((c == ']' || c == '}') && --*depth < 0) return false;
+    ++i;
+  }
+  return true;
+}
+
+bool check_text(std::string_view text, Error* error) {
+  size_t start =
+      text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;  // a byte order mark: toml++ skips it too
+  int depth = 0;
+  bool following = true;
+  std::vector<bool> allowed;
+  for (uint32_t line_no = 1; start <= text.size(); ++line_no) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    if (following) following = scan_line(line, &depth, &allowed);
+    uint32_t col = 1;
+    for (size_t i = 0; i < line.size(); ++col) {
+      uint32_t cp = 0;
+      const size_t len = decode_utf8(line, i, &cp);
+      const auto fail_here = [&](const char* message) {
+        error->line = line_no;
+        error->col = col;
+        error->message = message;
+        return false;
+      };
+      if (len == 0) return fail_here("not valid UTF-8");
+      // Once the scan has given up (on this line or before), nothing non-ASCII is accepted.
+      if (cp >= 0x80 && !(following && allowed[i]))
+        return fail_here(
+            "non-ASCII character outside a comment or a one-line string value (key = \"...\")");
+      i += len;
+    }
+    start = end + 1;
   }
   return true;
 }

@@ -96,7 +96,8 @@ TEST_CASE("config limits: the program runs untouched, one dltrace: line",
   std::string bom3 = dir + "/bom3.toml";
   write_file(bom3, "\xEF\xBB\xBE");
   cases.push_back({"EF BB BE", bom3,
-                   "dltrace: " + bom3 + ":1:1: non-ASCII character outside a string or comment"});
+                   "dltrace: " + bom3 +
+                       ":1:1: non-ASCII character outside a comment or a one-line string value"});
   std::string newline = dir + "/newline.toml";
   write_file(newline, "[[override]]\nmatch = \"x\"\nadd = [\"RTLD_NOW\\nRTLD_GLOBAL\"]\n");
   cases.push_back({"a newline in a flag name", newline,
