@@ -1,5 +1,11 @@
 // Flag-override config: TOML parsing (toml++, header-only, exceptions off), validation with
 // "did you mean" hints, glob matching and rule application. See config.h.
+//
+// Every traced process parses the config before main, so nothing here may harm it: the file is
+// bounded (kMaxFileBytes, kMaxRules), read only if it is a regular file, opened without blocking;
+// the text toml++ gets is checked first (check_text) so that no input reaches an assertion or
+// undefined behaviour inside it; and this file is compiled with exceptions so that an allocation
+// failure (std::bad_alloc under a memory limit) becomes an error instead of std::terminate.
 #include "config.h"
 
 #include <fcntl.h>
@@ -8,9 +14,27 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <new>
 
+// toml++ never asserts here, whatever the build type: TOML_ASSERT is a no-op, and NDEBUG is
+// lifted while toml++ is included because under NDEBUG its TOML_ASSERT_ASSUME becomes an
+// optimiser assumption (__builtin_assume) instead of TOML_ASSERT. An assertion toml++ would
+// make on a bad input ends in an ordinary parse error (`[[~]]`: "expected bare key ...").
+#ifdef NDEBUG
+#define DLTRACE_CONFIG_HAD_NDEBUG
+#undef NDEBUG
+#endif
+#ifdef TOML_ASSERT
+#undef TOML_ASSERT
+#endif
+#define TOML_ASSERT(expr) static_assert(true)
 #include <toml++/toml.h>
+#ifdef DLTRACE_CONFIG_HAD_NDEBUG
+#define NDEBUG
+#undef DLTRACE_CONFIG_HAD_NDEBUG
+#endif
 
 #include "dltrace/flags.h"
 
@@ -90,13 +114,20 @@ bool fail(Error* error, const toml::source_region& where, std::string message) {
 
 const char* type_name(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "a table";
-    case toml::node_type::array: return "an array";
-    case toml::node_type::string: return "a string";
-    case toml::node_type::integer: return "an integer";
-    case toml::node_type::floating_point: return "a number";
-    case toml::node_type::boolean: return "a boolean";
-    default: return "a date or time";
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date or time";
   }
 }
 
@@ -116,18 +147,19 @@ bool parse_flags(const toml::node& value, std::string_view key, int* out, bool* 
                  Error* error) {
   const auto* arr = value.as_array();
   if (arr == nullptr)
-    return fail(error, value.source(),
-                "'" + std::string(key) + "' must be an array of flag names, e.g. [\"RTLD_GLOBAL\"]");
+    return fail(
+        error, value.source(),
+        "'" + std::string(key) + "' must be an array of flag names, e.g. [\"RTLD_GLOBAL\"]");
   int flags = 0;
   for (const auto& elem : *arr) {
     const auto* s = elem.as_string();
     if (s == nullptr)
-      return fail(error, elem.source(), "flag names are strings, not " + std::string(type_name(elem)));
+      return fail(error, elem.source(),
+                  "flag names are strings, not " + std::string(type_name(elem)));
     int v = 0;
     if (!parse_flag_name(s->get(), &v)) {
-      std::string hint = suggest(s->get(), kFlagNames, [](const FlagName& f) {
-        return std::string_view(f.name);
-      }, true);
+      std::string hint = suggest(
+          s->get(), kFlagNames, [](const FlagName& f) { return std::string_view(f.name); }, true);
       return fail(error, elem.source(), with_hint("unknown flag '" + s->get() + "'", hint));
     }
     if (s->get() == "RTLD_LOCAL") *local = true;
@@ -135,7 +167,8 @@ bool parse_flags(const toml::node& value, std::string_view key, int* out, bool* 
   }
   // Contradictions would depend on the order glibc tests bits: refuse them.
   if ((flags & RTLD_BINDING_MASK) == RTLD_BINDING_MASK)
-    return fail(error, value.source(), "'" + std::string(key) + "' names both RTLD_LAZY and RTLD_NOW");
+    return fail(error, value.source(),
+                "'" + std::string(key) + "' names both RTLD_LAZY and RTLD_NOW");
   if (*local && (flags & RTLD_GLOBAL))
     return fail(error, value.source(),
                 "'" + std::string(key) + "' names both RTLD_GLOBAL and RTLD_LOCAL");
@@ -167,14 +200,16 @@ bool parse_rule(const toml::table& table, Rule* rule, Error* error) {
       rule->has_set = true;
       has_action = true;
     } else {
-      std::string hint = suggest(k, kRuleKeys, [](std::string_view s) { return s; }, false);
+      std::string hint = suggest(
+          k, kRuleKeys, [](std::string_view s) { return s; }, false);
       return fail(error, key.source(),
                   with_hint("unknown key '" + std::string(k) + "' in [[override]]", hint));
     }
   }
   if (!has_match) return fail(error, table.source(), "[[override]] has no 'match'");
   if (!has_action)
-    return fail(error, table.source(), "[[override]] changes nothing: give 'add', 'remove' or 'set'");
+    return fail(error, table.source(),
+                "[[override]] changes nothing: give 'add', 'remove' or 'set'");
   return true;
 }
 
@@ -182,7 +217,8 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
   for (const auto& [key, value] : root) {
     std::string_view k = key.str();
     if (k != "override") {
-      std::string hint = suggest(k, kRootKeys, [](std::string_view s) { return s; }, false);
+      std::string hint = suggest(
+          k, kRootKeys, [](std::string_view s) { return s; }, false);
       if (hint.empty() && value.is_table())  // e.g. a [rule] table: say what is expected
         hint = "[[override]]";
       return fail(error, key.source(), with_hint("unknown key '" + std::string(k) + "'", hint));
@@ -190,6 +226,13 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
     if (!value.is_array_of_tables())
       return fail(error, value.is_table() ? key.source() : value.source(),
                   "'override' must be an array of tables: write each rule under [[override]]");
+    if (value.as_array()->size() > kMaxRules) {
+      const toml::node& extra = (*value.as_array())[kMaxRules];
+      return fail(
+          error, extra.source(),
+          "too many rules: the limit is " + to_string(uint32_t{kMaxRules}) + " [[override]]");
+    }
+    out->rules.reserve(value.as_array()->size());
     for (const auto& elem : *value.as_array()) {
       Rule rule;
       if (!parse_rule(*elem.as_table(), &rule, error)) return false;
@@ -197,6 +240,184 @@ bool parse_table(const toml::table& root, Config* out, Error* error) {
     }
   }
   return true;
+}
+
+// ---- what toml++ is allowed to see ----
+//
+// toml++ 3.3 must never get text on which it reaches undefined behaviour: its whitespace
+// classifier runs into __builtin_unreachable for most non-ASCII code points (U+00A1 to U+0499,
+// U+2D6E to U+3167, U+FB46 to U+FEFE: "é", or the bytes EF BB BE), and it classifies every
+// character it scans outside strings and comments, and more: a bare value is scanned up to the
+// next whitespace, ',', ']', '}' or '#' whatever it holds (quotes included), a date may go on
+// past a space, a """string""" trims whitespace after a backslash. So the text must be valid
+// UTF-8, and non-ASCII characters are accepted only where toml++ is sure to be inside a comment
+// or a one-line string: a comment that starts a line, and a `key = "string"` or `key = 'string'`
+// (a bare or dotted key) followed by nothing or a comment, on a line outside any array or inline
+// table. That is everywhere a config needs them (paths in match/caller, comments). After a
+// """ or ''' string, or anything the scan cannot follow, no non-ASCII character is accepted.
+
+// Decodes the UTF-8 sequence at text[i]; returns its length (0: malformed) and sets *cp.
+size_t decode_utf8(std::string_view text, size_t i, uint32_t* cp) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) {
+    *cp = b0;
+    return 1;
+  }
+  size_t len;
+  uint32_t min;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2, min = 0x80, *cp = b0 & 0x1Fu;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3, min = 0x800, *cp = b0 & 0x0Fu;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4, min = 0x10000, *cp = b0 & 0x07u;
+  } else {
+    return 0;
+  }
+  if (text.size() - i < len) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (byte(i + k) & 0x3Fu);
+  }
+  // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8.
+  if (*cp < min || (*cp >= 0xD800 && *cp <= 0xDFFF) || *cp > 0x10FFFF) return 0;
+  return len;
+}
+
+bool is_blank(char c) {
+  return c == ' ' || c == '\t';
+}
+bool is_key_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+// Marks which bytes of one line (without its '\n') may hold non-ASCII characters; updates the
+// bracket depth carried from line to line. Returns false when the scan cannot follow the text
+// any more (a multi-line string, an unclosed string, a stray closing bracket).
+bool scan_line(std::string_view line, int* depth, std::vector<bool>* allowed) {
+  allowed->assign(line.size(), false);
+  size_t i = 0;
+  const auto allow_to_end = [&](size_t from) {
+    for (size_t k = from; k < line.size(); ++k) (*allowed)[k] = true;
+  };
+  if (*depth == 0) {
+    size_t k = 0;
+    while (k < line.size() && is_blank(line[k])) ++k;
+    if (k < line.size() && line[k] == '#') {  // a comment line
+      allow_to_end(k);
+      return true;
+    }
+    // key = "string" / key = 'string'
+    size_t key_end = k;
+    while (key_end < line.size() &&
+           (is_key_char(line[key_end]) || line[key_end] == '.' || is_blank(line[key_end])))
+      ++key_end;
+    if (key_end > k && key_end < line.size() && line[key_end] == '=') {
+      size_t q = key_end + 1;
+      while (q < line.size() && is_blank(line[q])) ++q;
+      if (q < line.size() && (line[q] == '"' || line[q] == '\'') && line.substr(q, 3) != "\"\"\"" &&
+          line.substr(q, 3) != "'''") {
+        const char quote = line[q];
+        size_t e = q + 1;
+        while (e < line.size() && line[e] != quote && line[e] != '\r') {
+          if (quote == '"' && line[e] == '\\' && e + 1 < line.size() && line[e + 1] != '\r') ++e;
+          ++e;
+        }
+        if (e >= line.size() || line[e] != quote) return false;  // toml++ stops with an error
+        for (size_t m = q + 1; m < e; ++m) (*allowed)[m] = true;
+        i = e + 1;
+        size_t after = i;
+        while (after < line.size() && is_blank(line[after])) ++after;
+        if (after < line.size() && line[after] == '#') {
+          allow_to_end(after);
+          return true;
+        }
+      }
+    }
+  }
+  // Anything else: only the brackets are followed, and strings and comments skipped.
+  while (i < line.size()) {
+    const char c = line[i];
+    if (c == '#') return true;  // a comment to the end of the line (its text stays ASCII-only)
+    if (c == '"' || c == '\'') {
+      if (line.substr(i, 3) == std::string(3, c)) return false;  // multi-line: not followed
+      size_t e = i + 1;
+      while (e < line.size() && line[e] != c && line[e] != '\r') {
+        if (c == '"' && line[e] == '\\' && e + 1 < line.size() && line[e + 1] != '\r') ++e;
+        ++e;
+      }
+      if (e >= line.size() || line[e] != c) return false;
+      i = e + 1;
+      continue;
+    }
+    if (c == '[' || c == '{') ++*depth;
+    if ((c == ']' || c == '}') && --*depth < 0) return false;
+    ++i;
+  }
+  return true;
+}
+
+bool check_text(std::string_view text, Error* error) {
+  size_t start =
+      text.substr(0, 3) == "\xEF\xBB\xBF" ? 3 : 0;  // a byte order mark: toml++ skips it too
+  int depth = 0;
+  bool following = true;
+  std::vector<bool> allowed;
+  for (uint32_t line_no = 1; start <= text.size(); ++line_no) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(start, end - start);
+    if (following) following = scan_line(line, &depth, &allowed);
+    uint32_t col = 1;
+    for (size_t i = 0; i < line.size(); ++col) {
+      uint32_t cp = 0;
+      const size_t len = decode_utf8(line, i, &cp);
+      const auto fail_here = [&](const char* message) {
+        error->line = line_no;
+        error->col = col;
+        error->message = message;
+        return false;
+      };
+      if (len == 0) return fail_here("not valid UTF-8");
+      // Once the scan has given up (on this line or before), nothing non-ASCII is accepted.
+      if (cp >= 0x80 && !(following && allowed[i]))
+        return fail_here(
+            "non-ASCII character outside a comment or a one-line string value (key = \"...\")");
+      i += len;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+// The bracket expression at p[open] == '[': `[abc]`, `[a-z]`, `[!...]` or `[^...]`, a ']' first
+// in the set is literal, and `\` escapes the next character (`[\]a]` is ']' or 'a'). Returns the
+// index just past its closing ']', or npos if it has none. With c >= 0, *hit tells whether the
+// set accepts c. The compiled prefilter and the matcher both use this, so they cannot disagree.
+size_t bracket_end(std::string_view p, size_t open, int c, bool* hit) {
+  size_t j = open + 1;
+  const bool negate = j < p.size() && (p[j] == '!' || p[j] == '^');
+  if (negate) ++j;
+  bool in_set = false;
+  for (bool first = true; j < p.size(); first = false) {
+    if (p[j] == ']' && !first) {
+      if (hit != nullptr) *hit = in_set != negate;
+      return j + 1;
+    }
+    if (p[j] == '\\' && ++j == p.size()) break;
+    const auto lo = static_cast<unsigned char>(p[j]);
+    auto hi = lo;
+    if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
+      j += 2;
+      if (p[j] == '\\' && ++j == p.size()) break;
+      hi = static_cast<unsigned char>(p[j]);
+    }
+    if (c >= lo && c <= hi) in_set = true;
+    ++j;
+  }
+  return std::string_view::npos;
 }
 
 // Matches pattern[pi..] against text[ti..]; iterative with single-star backtracking.
@@ -216,25 +437,10 @@ bool glob_at(std::string_view p, std::string_view t) {
         continue;
       }
       if (c == '[') {
-        size_t j = pi + 1;
-        bool negate = j < p.size() && (p[j] == '!' || p[j] == '^');
-        if (negate) ++j;
         bool hit = false;
-        bool first = true;
-        while (j < p.size() && (p[j] != ']' || first)) {
-          first = false;
-          char lo = p[j];
-          if (lo == '\\' && j + 1 < p.size()) lo = p[++j];
-          char hi = lo;
-          if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
-            hi = p[j + 2];
-            j += 2;
-          }
-          if (t[ti] >= lo && t[ti] <= hi) hit = true;
-          ++j;
-        }
-        if (j < p.size() && hit != negate) {
-          pi = j + 1;
+        const size_t end = bracket_end(p, pi, static_cast<unsigned char>(t[ti]), &hit);
+        if (end != std::string_view::npos && hit) {
+          pi = end;
           ++ti;
           continue;
         }
@@ -257,16 +463,44 @@ bool glob_at(std::string_view p, std::string_view t) {
 
 }  // namespace
 
-std::string format_error(std::string_view file, const Error& error) {
-  std::string out(file);
+size_t format_error_to(char* buf, size_t size, std::string_view file, const Error& error) {
+  if (size == 0) return 0;
+  size_t n = 0;
+  // Control characters (a newline in a quoted key or flag name, an escape sequence) are shown
+  // escaped: the error is always exactly one line.
+  const auto put = [&](std::string_view text) {
+    for (char ch : text) {
+      const auto u = static_cast<unsigned char>(ch);
+      char esc[5] = {ch, 0, 0, 0, 0};
+      if (u < 0x20 || u == 0x7f) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        esc[0] = '\\';
+        esc[1] = 'x';
+        esc[2] = kHex[u >> 4];
+        esc[3] = kHex[u & 15];
+      }
+      const size_t len = std::strlen(esc);
+      if (n + len >= size) return;
+      std::memcpy(buf + n, esc, len);
+      n += len;
+    }
+  };
+  put(file);
   if (error.line != 0) {
-    out += ':';
-    out += to_string(error.line);
-    out += ':';
-    out += to_string(error.col);
+    char where[32];
+    std::snprintf(where, sizeof where, ":%u:%u", error.line, error.col);
+    put(where);
   }
-  out += ": ";
-  out += error.message;
+  put(": ");
+  put(error.message);
+  buf[n] = '\0';
+  return n;
+}
+
+std::string format_error(std::string_view file, const Error& error) {
+  // Escaping at most quadruples the length.
+  std::string out((file.size() + error.message.size()) * 4 + 40, '\0');
+  out.resize(format_error_to(out.data(), out.size(), file, error));
   return out;
 }
 
@@ -295,18 +529,15 @@ bool Glob::compile(std::string_view pattern, std::string* why) {
       if (first_wild == std::string_view::npos) first_wild = i;
       last_wild_end = i + 1;
     } else if (c == '[') {
-      size_t j = i + 1;
-      if (j < pattern.size() && (pattern[j] == '!' || pattern[j] == '^')) ++j;
-      if (j < pattern.size() && pattern[j] == ']') ++j;
-      while (j < pattern.size() && pattern[j] != ']') ++j;
-      if (j >= pattern.size()) {
+      const size_t end = bracket_end(pattern, i, -1, nullptr);
+      if (end == std::string_view::npos) {
         *why = "unterminated '['";
         return false;
       }
       literal_ = false;
       if (first_wild == std::string_view::npos) first_wild = i;
-      last_wild_end = j + 1;
-      i = j;
+      last_wild_end = end;
+      i = end - 1;
     }
   }
   if (!literal_) {
@@ -331,7 +562,9 @@ bool Glob::matches_slow(std::string_view text) const {
   return glob_at(pattern_, text);
 }
 
-bool glob_match(std::string_view pattern, std::string_view text) { return glob_at(pattern, text); }
+bool glob_match(std::string_view pattern, std::string_view text) {
+  return glob_at(pattern, text);
+}
 
 int Rule::apply(int flags) const {
   if (has_set) {
@@ -346,8 +579,14 @@ int Rule::apply(int flags) const {
   return flags;
 }
 
-bool parse(std::string_view text, Config* out, Error* error) {
-  out->rules.clear();
+namespace {
+
+bool parse_checked(std::string_view text, Config* out, Error* error) {
+  if (text.size() > kMaxFileBytes) {
+    error->message = "config is larger than " + to_string(uint32_t{kMaxFileBytes >> 20}) + " MiB";
+    return false;
+  }
+  if (!check_text(text, error)) return false;
   toml::parse_result result = toml::parse(text);
   if (!result) {
     const toml::parse_error& e = result.error();
@@ -362,35 +601,84 @@ bool parse(std::string_view text, Config* out, Error* error) {
   return true;
 }
 
-bool load_file(const char* path, Config* out, Error* error) {
+// Runs `body`; an exception (std::bad_alloc under a memory limit, or anything else) is an
+// error, never an exception that leaves this file.
+template <typename Body>
+bool guarded(Config* out, Error* error, Body body) {
+  try {
+    if (body()) return true;
+  } catch (const std::bad_alloc&) {
+    *error = Error{};
+    error->message = "out of memory";  // short enough to need no allocation
+  } catch (...) {
+    *error = Error{};
+    error->message = "internal error";
+  }
   out->rules.clear();
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error->message = std::string("cannot open config: ") + strerror(errno);
-    return false;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    error->message = "cannot read config: not a regular file";
-    return false;
-  }
-  std::string text;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      close(fd);
-      error->message = std::string("cannot read config: ") + strerror(e);
+  out->rules.shrink_to_fit();
+  return false;
+}
+
+}  // namespace
+
+bool parse(std::string_view text, Config* out, Error* error) noexcept {
+  out->rules.clear();
+  return guarded(out, error, [&] { return parse_checked(text, out, error); });
+}
+
+bool load_file(const char* path, Config* out, Error* error) noexcept {
+  out->rules.clear();
+  return guarded(out, error, [&] {
+    // stat first, so that a device or FIFO is never opened at all (opening one can block or
+    // have effects); then open without blocking or taking a controlling terminal, and check the
+    // file actually opened.
+    struct stat st;
+    if (stat(path, &st) != 0) {
+      error->message = std::string("cannot open config: ") + strerror(errno);
       return false;
     }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return parse(text, out, error);
+    if (!S_ISREG(st.st_mode)) {
+      error->message = "cannot read config: not a regular file";
+      return false;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+      error->message = std::string("cannot open config: ") + strerror(errno);
+      return false;
+    }
+    struct Closer {
+      int fd;
+      ~Closer() { close(fd); }
+    } closer{fd};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      error->message = "cannot read config: not a regular file";
+      return false;
+    }
+    const auto too_big = [&] {
+      error->message = "config is larger than " + to_string(uint32_t{kMaxFileBytes >> 20}) + " MiB";
+      return false;
+    };
+    if (static_cast<uint64_t>(st.st_size) > kMaxFileBytes) return too_big();
+    // Read at most one byte past the limit: a file that grows meanwhile is refused too.
+    std::string text(static_cast<size_t>(st.st_size) + 1, '\0');
+    size_t have = 0;
+    for (;;) {
+      if (have == text.size()) {
+        if (text.size() > kMaxFileBytes) return too_big();
+        text.resize(std::min(text.size() * 2, kMaxFileBytes + 1));
+      }
+      ssize_t n = read(fd, text.data() + have, text.size() - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        error->message = std::string("cannot read config: ") + strerror(errno);
+        return false;
+      }
+      if (n == 0) break;
+      have += static_cast<size_t>(n);
+    }
+    text.resize(have);
+    return parse_checked(text, out, error);
+  });
 }
 
 std::string_view basename_of(std::string_view path) {
@@ -425,9 +713,10 @@ std::string describe(const Rule& rule) {
   auto flag_list = [](int flags, bool local) {
     std::string out;
     for (const auto& f : kFlagNames) {
-      bool on = f.value == 0 ? local : (f.value == RTLD_LAZY || f.value == RTLD_NOW)
-                                           ? (flags & RTLD_BINDING_MASK) == f.value
-                                           : (flags & f.value) != 0;
+      bool on = f.value == 0 ? local
+                : (f.value == RTLD_LAZY || f.value == RTLD_NOW)
+                    ? (flags & RTLD_BINDING_MASK) == f.value
+                    : (flags & f.value) != 0;
       if (!on) continue;
       if (!out.empty()) out += '|';
       out += f.name;
@@ -453,7 +742,8 @@ std::string describe(const Rule& rule) {
   };
   if (rule.has_set) {
     std::string s = flag_list(rule.set, (rule.set & RTLD_GLOBAL) == 0);
-    if ((rule.set & RTLD_BINDING_MASK) == 0) s += s.empty() ? "(binding mode kept)" : " (binding mode kept)";
+    if ((rule.set & RTLD_BINDING_MASK) == 0)
+      s += s.empty() ? "(binding mode kept)" : " (binding mode kept)";
     part("set", s);
   }
   if (rule.remove || rule.remove_local) part("remove", flag_list(rule.remove, rule.remove_local));

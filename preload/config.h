@@ -5,6 +5,7 @@
 // TOML_EXCEPTIONS=0 into a preload that must not throw. Errors come back as {line, col, message}.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,14 +13,22 @@
 
 namespace dltrace::config {
 
+// Every traced process parses the config before main: these bound what that can cost. A real
+// config has a handful of rules; 10,000 rules of ~60 bytes fit in the size limit.
+inline constexpr size_t kMaxFileBytes = size_t{1} << 20;  // 1 MiB
+inline constexpr size_t kMaxRules = 10000;
+
 struct Error {
   uint32_t line = 0;  // 1-based; 0 when the error is about the file, not a place in it
   uint32_t col = 0;
   std::string message;
 };
 
-// "FILE:LINE:COL: message", or "FILE: message" when the error has no position.
+// "FILE:LINE:COL: message", or "FILE: message" when the error has no position. Control
+// characters (from the file's text or name) are escaped as \xNN: always exactly one line.
 std::string format_error(std::string_view file, const Error& error);
+// The same into buf (NUL-terminated, cut to fit), allocating nothing. Returns the length.
+size_t format_error_to(char* buf, size_t size, std::string_view file, const Error& error);
 
 // A glob (`*`, `?`, `[...]`, `[!...]`, `\` escape; `*` also crosses '/') compiled once, with the
 // literal prefix/suffix precomputed so that most non-matching names are rejected in a few
@@ -32,7 +41,8 @@ class Glob {
   // Inline length/first/last-character rejection first: most rules fail there, without a call.
   bool matches(std::string_view text) const {
     if (text.size() < min_len_ || (literal_ && text.size() != min_len_)) return false;
-    if (min_len_ != 0 && ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
+    if (min_len_ != 0 &&
+        ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
       return false;
     return matches_slow(text);
   }
@@ -64,7 +74,7 @@ struct Rule {
   bool has_caller = false;
   Glob caller;
   bool has_set = false;
-  int set = 0;     // replaces all flags (the requested binding mode is kept if set names none)
+  int set = 0;  // replaces all flags (the requested binding mode is kept if set names none)
   int add = 0;
   int remove = 0;
   bool add_local = false;     // RTLD_LOCAL is 0, so it is kept apart: "add" it = drop RTLD_GLOBAL
@@ -81,12 +91,15 @@ struct Config {
 };
 
 // Parses TOML text. On error returns false, fills *error and leaves *out with no rules: a config
-// is used whole or not at all.
-bool parse(std::string_view text, Config* out, Error* error);
+// is used whole or not at all. Never throws: running out of memory is an error like any other.
+// Text over kMaxFileBytes, more than kMaxRules rules, text that is not UTF-8, and non-ASCII
+// characters outside comments and strings (or in a """multi-line""" string) are errors.
+bool parse(std::string_view text, Config* out, Error* error) noexcept;
 
-// Reads and parses a file (open/read, no stdio). Missing, unreadable or non-regular files are
-// errors without a position. An empty file is a valid config with no rules.
-bool load_file(const char* path, Config* out, Error* error);
+// Reads and parses a file (stat/open/read, no stdio). Missing, unreadable or non-regular files
+// (a FIFO or a device is never opened) and files over kMaxFileBytes are errors without a
+// position. An empty file is a valid config with no rules. Never throws, never blocks.
+bool load_file(const char* path, Config* out, Error* error) noexcept;
 
 // What one dlopen looks like to the matcher. Empty views are "unknown".
 struct Subject {

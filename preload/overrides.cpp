@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -14,13 +15,14 @@
 
 #include "config.h"
 #include "library_resolver.h"
+#include "stderr_line.h"
 
 namespace dltrace::preload {
 namespace {
 
 struct State {
   config::Config config;
-  std::string path;
+  char* path = nullptr;  // malloc'ed: nothing on this path may throw (std::bad_alloc would abort)
 };
 
 // Published once by load_overrides_from_env() (release) and read by every dlopen wrapper
@@ -28,16 +30,14 @@ struct State {
 std::atomic<const State*> g_state{nullptr};
 std::atomic<bool> g_loaded{false};
 
-void print_error(const std::string& text) {
-  std::string line = "dltrace: " + text + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = write(STDERR_FILENO, p, left);
-    if (n <= 0) break;
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+// The one line for a config that cannot be used, whatever DLTRACE_QUIET says (spec): built
+// without allocating, control characters escaped, written without risking SIGPIPE.
+void print_error(const char* path, const config::Error& error) {
+  char line[4608] = "dltrace: ";
+  size_t n = std::strlen(line);
+  n += config::format_error_to(line + n, sizeof(line) - n - 1, path, error);
+  line[n++] = '\n';
+  write_stderr(line, n);
 }
 
 // What the matcher needs about one call, computed only when a rule asks for it.
@@ -82,23 +82,38 @@ class CallFacts {
 const char* load_overrides_from_env() {
   if (g_loaded.exchange(true)) {
     const State* s = g_state.load(std::memory_order_acquire);
-    return s != nullptr ? s->path.c_str() : nullptr;
+    return s != nullptr ? s->path : nullptr;
   }
   const char* path = getenv("DLTRACE_CONFIG");
   if (path == nullptr || *path == '\0') return nullptr;
-  auto* state = new (std::nothrow) State;
-  if (state == nullptr) return nullptr;
   config::Error error;
+  auto* state = new (std::nothrow) State;
+  if (state == nullptr) {
+    error.message = "out of memory";
+    print_error(path, error);
+    return nullptr;
+  }
+  // load_file never throws and never blocks: a FIFO, a device, a huge file or a memory limit is
+  // an error like a typo.
   if (!config::load_file(path, &state->config, &error)) {
     // Never half a config: the program runs with no overrides at all.
-    print_error(config::format_error(path, error));
+    print_error(path, error);
+    delete state;
+    // What toml++ allocated is free again but may still hold the address space under a memory
+    // limit (RLIMIT_AS): give it back, so the trace buffer and the program still find it.
+    malloc_trim(0);
+    return nullptr;
+  }
+  state->path = strdup(path);
+  if (state->path == nullptr) {
+    error.message = "out of memory";
+    print_error(path, error);
     delete state;
     return nullptr;
   }
-  state->path = path;
   resolver_init();
   g_state.store(state, std::memory_order_release);
-  return state->path.c_str();
+  return state->path;
 }
 
 bool apply_overrides(const char* file, int flags, const void* caller_ip, OverrideResult* out) {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the config parser + glob fuzzer with clang (libFuzzer + ASan + UBSan) straight from the
+# sources, exactly as the preload compiles config.cpp, and fuzzes for a bounded time from the seed
+# corpus kept in tests/fuzz/config_corpus (configs toml++ once asserted or reached UB on).
+# Usage: run_config_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]
+# Exit 77 (ctest: skipped) only if clang++ is missing.
+set -euo pipefail
+
+src=${1:?usage: run_config_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]}
+work=${2:?usage: run_config_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]}
+seconds=${3:-30}
+
+clang=""
+for c in clang++ clang++-19 clang++-18 clang++-17 clang++-16 clang++-15 clang++-14; do
+  if command -v "$c" >/dev/null 2>&1; then clang=$(command -v "$c"); break; fi
+done
+if [ -z "$clang" ]; then
+  echo "fuzz_config: SKIPPED: clang++ not found (libFuzzer needs clang)"
+  exit 77
+fi
+
+mkdir -p "$work/corpus"
+echo "fuzz_config: building with $clang"
+# -fexceptions and the toml++ settings as in preload/CMakeLists.txt; no NDEBUG, so any toml++
+# assertion config.cpp failed to disable would abort the run.
+"$clang" -std=c++20 -g -O1 -fexceptions -DTOML_EXCEPTIONS=0 -DTOML_HEADER_ONLY=1 \
+  -I"$src/include" -I"$src/preload" \
+  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/preload/config.cpp"
+
+# Replay every seed first (a regression on any of them fails here), then fuzz.
+"$work/config_fuzz" -runs=0 -artifact_prefix="$work/" "$src/tests/fuzz/config_corpus"
+echo "fuzz_config: fuzzing for ${seconds}s"
+"$work/config_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  -dict="$src/tests/fuzz/config.dict" -print_final_stats=1 -artifact_prefix="$work/" \
+  "$work/corpus" "$src/tests/fuzz/config_corpus"
