@@ -44,11 +44,12 @@ std::string write_ended_trace(const std::string& path, const End& end, int32_t p
   h->pid = pid;
   h->ppid = ppid;
   h->start_monotonic_ns = start;
-  h->exec_target = end.exec_target ? w.intern_string(end.exec_target) : format::kNoId;
+  const uint32_t exec_target = end.exec_target ? w.intern_string(end.exec_target) : format::kNoId;
   if (end.kind != format::EndKind::kRunning) {
-    h->end_via = end.via;
-    w.set_end(end.kind, end.code);
+    w.set_end(end.kind, end.code, format::EndVia(end.via), exec_target);
     h->end_monotonic_ns = start;  // "after 0.000 ms"
+  } else {
+    h->exec_target = exec_target;
   }
   return {};
 }
