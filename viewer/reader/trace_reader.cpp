@@ -580,6 +580,11 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, std::str
       ::close(fd);
       return fail("cannot map " + path + ": " + std::strerror(err));
     }
+    // A trace written through the recorder's mapping sits in the page cache as large folios;
+    // mapped whole (2 MiB at a time) they would keep far more of the ring resident than the
+    // windows the reader releases as it goes (release_slots). Small pages keep the reader's
+    // footprint what it reads.
+    madvise(p, mapping->size, MADV_NOHUGEPAGE);
     mapping->data = p;
   }
   std::vector<std::pair<uint64_t, uint64_t>> data;
