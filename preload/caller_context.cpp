@@ -333,10 +333,9 @@ const void* cached_gadget_unlocked(const void* ip) {
 }
 
 const void* gadget_for(const void* ip) {
-  if (!resident(ip) && fork_gate::cautious()) {
+  if (fork_gate::cautious() && !resident(ip)) {
     if (const void* g = cached_gadget_unlocked(ip)) return g;
   }
-  fork_gate::Section gate;
   // A resident object's gadget stays valid across other objects' unloads; asking the loader for
   // its unload count takes its lock.
   const unsigned long long gen =

@@ -171,13 +171,10 @@ void install(void (*child_handler)()) {
   pthread_atfork(prepare, parent, child);
 }
 
-Section::Section() {
-  if (t_nest++ != 0) {  // nested: the outer Section already holds the gate
-    depth_ = nullptr;
-    return;
-  }
-  uint32_t* d = t_depth != nullptr ? t_depth : claim();
-  depth_ = d;
+// Publishes this thread in `d` and waits while a fork drains the slots (the slow half of
+// Section(): a first Section on this thread, the shared counter, or a fork in progress).
+__attribute__((noinline)) uint32_t* enter_slow(uint32_t* d) {
+  if (d == nullptr) d = claim();
   for (unsigned spins = 0;; ++spins) {
     if (d == &g_shared.depth) {
       __atomic_fetch_add(d, 1, __ATOMIC_SEQ_CST);
@@ -185,7 +182,7 @@ Section::Section() {
       __atomic_store_n(d, 1, __ATOMIC_RELAXED);
       light_fence();
     }
-    if (__builtin_expect(!__atomic_load_n(&g_pending, __ATOMIC_RELAXED), 1) || t_forking) return;
+    if (!__atomic_load_n(&g_pending, __ATOMIC_RELAXED) || t_forking) return d;
     // A fork is draining the slots: step out of its way until it is done.
     if (d == &g_shared.depth)
       __atomic_fetch_sub(d, 1, __ATOMIC_RELEASE);
@@ -193,6 +190,25 @@ Section::Section() {
       __atomic_store_n(d, 0, __ATOMIC_RELEASE);
     while (__atomic_load_n(&g_pending, __ATOMIC_ACQUIRE)) pause_briefly(spins++);
   }
+}
+
+Section::Section() {
+  if (t_nest++ != 0) {  // nested: the outer Section already holds the gate
+    depth_ = nullptr;
+    return;
+  }
+  // The common case, kept free of the slow path's register saves: this thread's own slot, and
+  // no fork in progress.
+  uint32_t* d = t_depth;
+  if (__builtin_expect(d != nullptr && d != &g_shared.depth, 1)) {
+    __atomic_store_n(d, 1, __ATOMIC_RELAXED);
+    light_fence();
+    if (__builtin_expect(!__atomic_load_n(&g_pending, __ATOMIC_RELAXED), 1)) {
+      depth_ = d;
+      return;
+    }
+  }
+  depth_ = enter_slow(d);
 }
 
 Section::~Section() {
