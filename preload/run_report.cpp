@@ -10,6 +10,7 @@
 
 #include <cstddef>
 
+#include "bounded_text.h"
 #include "stderr_line.h"
 
 namespace dltrace::preload {
@@ -19,33 +20,6 @@ namespace {
 constinit bool g_quiet = false;
 constinit uint64_t g_token = 0;
 constinit char g_report_path[4096];  // empty: no run report
-
-// Bounded appending into a caller's buffer; the result is always NUL-terminated.
-struct Line {
-  char* buf;
-  size_t cap;
-  size_t len = 0;
-  Line(char* b, size_t c) : buf(b), cap(c) { buf[0] = '\0'; }
-  // `flatten`: tabs and newlines (field and record separators) become spaces.
-  Line& add(const char* s, bool flatten = false) {
-    for (; s && *s && len + 1 < cap; ++s)
-      buf[len++] = flatten && (*s == '\t' || *s == '\n') ? ' ' : *s;
-    buf[len] = '\0';
-    return *this;
-  }
-  Line& add(uint64_t v) {
-    char digits[24];
-    size_t n = 0;
-    do {
-      digits[n++] = char('0' + v % 10);
-      v /= 10;
-    } while (v);
-    char out[24];
-    for (size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
-    out[n] = '\0';
-    return add(out);
-  }
-};
 
 uint64_t parse_token(const char* text) {
   if (text == nullptr) return 0;
@@ -89,7 +63,7 @@ void report_to_run(const char* kind, const char* text) {
   if (g_report_path[0] == '\0') return;
   const int saved_errno = errno;
   char buf[4096 + 512];
-  Line line(buf, sizeof buf - 1);  // room for the final newline
+  Text line(buf, sizeof buf - 1);  // room for the final newline
   line.add(uint64_t(getpid())).add("\t");
   // The executable's basename (as in trace names): read the link into the free part of the line,
   // then move its basename to where it belongs.
@@ -105,12 +79,11 @@ void report_to_run(const char* kind, const char* text) {
       if (buf[i] == '\t' || buf[i] == '\n') buf[i] = ' ';
   } else {
     buf[start] = '\0';
-    line.add(program_invocation_short_name && *program_invocation_short_name
-                 ? program_invocation_short_name
-                 : "unknown",
-             true);
+    line.add_flat(program_invocation_short_name && *program_invocation_short_name
+                      ? program_invocation_short_name
+                      : "unknown");
   }
-  line.add("\t").add(kind, true).add("\t").add(text, true);
+  line.add("\t").add_flat(kind).add("\t").add_flat(text);
   buf[line.len++] = '\n';
   // O_NONBLOCK: a FIFO put in the file's place must not hang the program (and is refused below).
   const int fd = open(g_report_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -129,8 +102,8 @@ void report_problem(const char* kind, const char* text, const char* stderr_tail)
   report_to_run(kind, text);
   if (g_quiet) return;
   char buf[4096 + 512];
-  Line line(buf, sizeof buf - 1);
-  line.add("dltrace: ").add(text, true).add(stderr_tail, true);
+  Text line(buf, sizeof buf - 1);
+  line.add("dltrace: ").add_flat(text).add_flat(stderr_tail);
   buf[line.len++] = '\n';
   write_stderr(buf, line.len);
 }

@@ -2,6 +2,7 @@
 // no locks, no dl* calls) and include/dltrace/format.h for the layout.
 #include "trace_writer.h"
 
+#include "bounded_text.h"
 #include "run_report.h"
 
 #include <errno.h>
@@ -47,39 +48,6 @@ uint64_t now_ns(clockid_t clock) {
 
 uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
 
-// ---- bounded string building without malloc or stdio ----
-struct Text {
-  char* buf;
-  size_t cap;
-  size_t len = 0;
-  bool overflow = false;
-  Text(char* b, size_t c) : buf(b), cap(c) {
-    if (cap) buf[0] = '\0';
-  }
-  Text& add(const char* s, size_t n) {
-    for (size_t i = 0; i < n; ++i) {
-      if (len + 1 >= cap) {
-        overflow = true;
-        break;
-      }
-      buf[len++] = s[i];
-    }
-    if (cap) buf[len < cap ? len : cap - 1] = '\0';
-    return *this;
-  }
-  Text& add(const char* s) { return add(s, strlen(s)); }
-  Text& add(uint64_t v) {
-    char digits[24];
-    size_t n = 0;
-    do {
-      digits[n++] = char('0' + v % 10);
-      v /= 10;
-    } while (v);
-    char out[24];
-    for (size_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
-    return add(out, n);
-  }
-};
 
 // strerrordesc_np: the untranslated text, no locale machinery, no allocation.
 const char* error_text(int err) {

@@ -175,6 +175,14 @@ nlohmann::json export_json(const std::string& trace_path) {
   return j;
 }
 
+int number_after(const std::string& out, const std::string& prefix) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) return std::stoi(line.substr(prefix.size()));
+  return -1;
+}
+
 std::string describe(const ProcessResult& r) {
   std::ostringstream s;
   s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"

@@ -49,6 +49,9 @@ std::vector<std::string> traces_in(const std::string& dir);
 // `dltrace export --format json TRACE`, parsed. Fails the current test if it does not parse.
 nlohmann::json export_json(const std::string& trace_path);
 
+// The integer after `prefix` on the first line of `out` that starts with it, or -1.
+int number_after(const std::string& out, const std::string& prefix);
+
 // "exit=N signal=S" and both outputs, for INFO().
 std::string describe(const ProcessResult& r);
 

@@ -30,15 +30,6 @@ int count_mentions(const json& trace, const std::string& needle) {
   return n;
 }
 
-// The integer after `prefix` on the first line that starts with it, or -1.
-int number_after(const std::string& out, const std::string& prefix) {
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) return std::stoi(line.substr(prefix.size()));
-  return -1;
-}
-
 std::string basename_of(const std::string& p) { return fs::path(p).filename().string(); }
 
 std::string list_dir(const std::string& dir) {

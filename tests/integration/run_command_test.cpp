@@ -45,15 +45,6 @@ TEST_CASE("without the launcher, a SIGTERM end stays unknown rather than guessed
 
 namespace {
 
-// The integer after `prefix` on the first line that starts with it, or -1.
-int number_after(const std::string& out, const std::string& prefix) {
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) return std::stoi(line.substr(prefix.size()));
-  return -1;
-}
-
 // The trace of `pid` among the traces in `dir`, or "".
 std::string trace_of(const std::string& dir, int pid) {
   const std::string suffix = "." + std::to_string(pid) + ".trace";
