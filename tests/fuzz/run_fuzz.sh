@@ -9,14 +9,8 @@ src=${1:?usage: run_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]}
 work=${2:?usage: run_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]}
 seconds=${3:-30}
 
-clang=""
-for c in clang++ clang++-19 clang++-18 clang++-17 clang++-16 clang++-15 clang++-14; do
-  if command -v "$c" >/dev/null 2>&1; then clang=$(command -v "$c"); break; fi
-done
-if [ -z "$clang" ]; then
-  echo "fuzz_trace_reader: SKIPPED: clang++ not found (libFuzzer needs clang)"
-  exit 77
-fi
+fuzz_name=fuzz_trace_reader
+source "$(dirname "$0")/find_clang.sh"
 
 mkdir -p "$work"
 corpus="$work/corpus"
