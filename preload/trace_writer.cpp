@@ -376,8 +376,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   madvise(map, file_size, MADV_NOHUGEPAGE);
   const uint64_t first_catalog = catalog_size < kBackingChunk ? catalog_size : kBackingChunk;
   const uint64_t first_ring = ring_size < kBackingChunk ? ring_size : kBackingChunk;
-  if (!back_range(0, format::kHeaderSize + first_catalog) ||
-      !back_range(format::kHeaderSize + catalog_size, first_ring)) {
+  if (!back_range(0, format::kHeaderSize + first_catalog, fd) ||
+      !back_range(format::kHeaderSize + catalog_size, first_ring, fd)) {
     const int err = errno;
     munmap(map, file_size);
     base_ = nullptr;
@@ -463,54 +463,59 @@ namespace {
 // Zeros to write from: .bss, so it costs address space, not memory.
 char g_zeros[1 << 16];
 
+bool disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
+
 }  // namespace
 
-// Allocates the file's blocks under [file_offset, +length) of the mapping before anything is
-// written there: a page of a hole that the file system cannot allocate (a full disk) would kill
-// the program with SIGBUS when touched. MADV_POPULATE_WRITE faults the pages in writable through
-// the mapping itself, failing with EFAULT instead of a signal, and needs no file descriptor.
-bool TraceWriter::back_range(uint64_t file_offset, uint64_t length) {
-  if (madvise(base_ + file_offset, length, MADV_POPULATE_WRITE) == 0) return true;
-  if (errno != EINVAL) {
-    errno = errno == EFAULT || errno == ENOMEM ? ENOSPC : errno;
-    return false;
+// Allocates the file's blocks under [file_offset, +length) before anything is written there
+// through the mapping: a page of a hole that the file system cannot allocate (a full disk) would
+// kill the program with SIGBUS when touched. Zeros are written through a descriptor that is
+// proven to be the trace (device and inode) right before: during open() the one just created,
+// later one opened by the trace's absolute path for the moment (never one kept open: the program
+// may close it and reuse the number for its own file). Where the path no longer leads to the
+// trace (moved, deleted, opening forbidden by a sandbox), the blocks are allocated through the
+// mapping itself with MADV_POPULATE_WRITE, which fails with EFAULT instead of a signal on a full
+// disk, but costs ~40x more on ext4 (a page_mkwrite per page: ~3 ms per 256 KiB).
+bool TraceWriter::back_range(uint64_t file_offset, uint64_t length, int created_fd) {
+  const int fd = created_fd >= 0 ? created_fd : open_by_path();
+  if (fd >= 0) {
+    const bool ok = write_zeros(fd, file_offset, length);
+    const int err = errno;
+    if (fd != created_fd) ::close(fd);
+    errno = err;
+    if (ok || disk_full(err)) return ok;
   }
-  return back_range_by_path(file_offset, length);
+  if (madvise(base_ + file_offset, length, MADV_POPULATE_WRITE) == 0) return true;
+  errno = errno == EFAULT || errno == ENOMEM ? ENOSPC : errno;
+  return false;
 }
 
-// Kernels before 5.14: write zeros through a descriptor opened for this purpose only, by the
-// path the file was created at, and only if it is still the same file (device and inode).
-bool TraceWriter::back_range_by_path(uint64_t file_offset, uint64_t length) {
-  if (!abs_path_[0]) {
-    errno = ENOENT;
-    return false;
-  }
-  const int fd = ::open(abs_path_, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return false;
+// The trace, opened by its absolute path for one write, or -1.
+int TraceWriter::open_by_path() const {
+  if (!abs_path_[0]) return -1;
+  return ::open(abs_path_, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+}
+
+// Zeros into [file_offset, +length) through `fd`, if `fd` is the trace (checked just before).
+bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) const {
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_dev) != file_dev_ ||
       uint64_t(st.st_ino) != file_ino_) {
-    ::close(fd);
-    errno = ESTALE;  // renamed or replaced: never write into a file that is not the trace
+    errno = ESTALE;  // not the trace: never write into a file that is not ours
     return false;
   }
-  bool ok = true;
   while (length > 0) {
     const size_t n = length < sizeof g_zeros ? size_t(length) : sizeof g_zeros;
     const ssize_t w = pwrite(fd, g_zeros, n, off_t(file_offset));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       if (w == 0) errno = ENOSPC;
-      ok = false;
-      break;
+      return false;
     }
     file_offset += uint64_t(w);
     length -= uint64_t(w);
   }
-  const int err = errno;
-  ::close(fd);
-  errno = err;
-  return ok;
+  return true;
 }
 
 // Makes [0, needed_end) of a region backed, extending by at least one chunk. Returns false when

@@ -95,8 +95,9 @@ class TraceWriter {
   // mapped page of a hole would SIGBUS on a full disk. Nothing is written past the backed frontier.
   bool ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                      uint64_t region_size);
-  bool back_range(uint64_t file_offset, uint64_t length);
-  bool back_range_by_path(uint64_t file_offset, uint64_t length);
+  bool back_range(uint64_t file_offset, uint64_t length, int created_fd = -1);
+  int open_by_path() const;
+  bool write_zeros(int fd, uint64_t file_offset, uint64_t length) const;
   void prefetch_slot(uint64_t index) const;
   void commit_unbacked(format::EventSlot& slot, uint64_t index);
   bool claim_contended(uint64_t* dst, uint64_t seq);
@@ -104,7 +105,7 @@ class TraceWriter {
 
   format::FileHeader* header_ = nullptr;
   unsigned char* base_ = nullptr;  // the whole mapping (header_ once published)
-  uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write by path
+  uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write
   uint64_t file_ino_ = 0;
   char abs_path_[4096] = {};       // path_ made absolute at creation (the program may chdir)
   uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start

@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "trace_test_support.h"
 
@@ -336,4 +339,54 @@ TEST_CASE("a disk that fills up while recording drops later events, never faults
   bool noted = false;
   for (const auto& n : r->recovery().notes) noted = noted || n.find("disk filled up") != std::string::npos;
   CHECK(noted);
+}
+
+namespace {
+// Commits `count` events (enough to make the writer back further chunks of the ring).
+void commit_events(preload::TraceWriter& w, uint64_t count) {
+  for (uint64_t i = 0; i < count; ++i) {
+    format::EventSlot e = make_event(w.reserve_seq());
+    w.commit(e);
+  }
+}
+
+uint64_t readable_events(const std::string& path) {
+  std::string error;
+  auto r = TraceReader::open(path, &error);
+  REQUIRE(r);
+  uint64_t n = 0;
+  r->for_each_event([&](const format::EventSlot&) {
+    ++n;
+    return true;
+  });
+  return n;
+}
+}  // namespace
+
+TEST_CASE("the trace grows without a kept descriptor, also when its path is gone",
+          "[trace][writer]") {
+  ScratchDir dir;
+  const std::string path = dir.file("moved.trace");
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, path, 64ull << 20) == "");
+  const uint64_t total = 20000;  // ~2.5 MiB of slots: several chunks past the first
+  SECTION("the path still leads to the trace: zeros written by path") {
+    commit_events(w, total);
+    CHECK((w.header()->recorder_flags & format::kRecorderBackingFailed) == 0);
+    w.close();
+    CHECK(readable_events(path) == total);
+  }
+  SECTION("moved away, and another file put in its place: that file is never written") {
+    const std::string moved = dir.file("elsewhere.trace");
+    REQUIRE(std::rename(path.c_str(), moved.c_str()) == 0);
+    const std::string theirs(3 << 20, 'A');  // as large as the trace grows
+    std::ofstream(path, std::ios::binary) << theirs;
+    commit_events(w, total);  // backed through the mapping instead
+    CHECK((w.header()->recorder_flags & format::kRecorderBackingFailed) == 0);
+    w.close();
+    std::ifstream in(path, std::ios::binary);
+    const std::string now((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(now == theirs);
+    CHECK(readable_events(moved) == total);
+  }
 }
