@@ -20,7 +20,6 @@ struct CallState {
   const char* name;          // file / symbol as passed by the program (may be nullptr)
   const char* version;       // dlvsym version
   const void* handle_in;     // dlsym/dlvsym/dlclose handle argument
-  uint64_t t0;               // CLOCK_MONOTONIC at call start
   OverrideResult overrides;  // dlopen/dlmopen: applied rules; overrides.flags = effective flags
   uint32_t nest_index;       // this call's depth on the thread (for pop)
   uint32_t reserved;
@@ -29,7 +28,7 @@ struct CallState {
 
 // Versioned table of the primary's recording functions, handed to a secondary instance by
 // dltrace_attach_namespace().
-inline constexpr uint32_t kPrimaryApiVersion = 1;
+inline constexpr uint32_t kPrimaryApiVersion = 2;  // 2: CallState without t0
 struct PrimaryApi {
   uint32_t version;
   uint32_t size;

@@ -309,7 +309,7 @@ struct EventSlot {
   uint32_t checksum;  // slot_checksum() of bytes [16, 128)
   uint16_t call;      // CallKind
   uint16_t bits;      // EventBits
-  uint64_t time_ns;   // CLOCK_MONOTONIC at call start
+  uint64_t time_ns;   // call start, on the clock FileHeader::clock_kind names (TSC ticks or ns)
   uint64_t duration_ns;
   uint32_t tid;
   uint32_t name;           // string id: file for dlopen/dlmopen, symbol for dlsym/dlvsym

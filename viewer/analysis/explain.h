@@ -1,17 +1,19 @@
 // `dltrace explain`: every failed dlopen/dlsym/dlvsym and every object of a trace turned into
-// findings with evidence and a fix. Kinds:
+// findings with evidence and a fix. Kinds (Finding::kind, stable ids):
 //   undefined-symbol-local-scope  the symbol is defined by a loaded object that is not in the
 //                                 failing object's scopes (a group opened RTLD_LOCAL)
+//   undefined-symbol-other-namespace  defined only by an object of another dlmopen namespace
 //   symbol-not-exported           defined in the executable (or a library) but not exported
 //                                 (e.g. a static Lua without -Wl,--export-dynamic)
 //   undefined-symbol              defined nowhere that was loaded
 //   library-not-found             every path the loader tried, and copies found elsewhere
 //   version-not-found             the copy that was loaded, by whom, and copies that have it
-//   load-failed                   any other dlopen error (the text, the search that found it)
+//   load-failed / lookup-failed   any other dlopen / dlsym error (the text, the search that found it)
 //   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
-//   file-changed                  the file on disk is not the one that was loaded
+//   file-changed / file-missing   the file on disk is not the one that was loaded, or is gone
+//   more-failures                 distinct failures past the analysis limit, counted
 #pragma once
 
 #include <string>

@@ -1,4 +1,4 @@
-// `dltrace explain TRACE [--json] [--quiet-info]`: every failure of the trace with the evidence
+// `dltrace explain TRACE [--json] [--no-info]`: every failure of the trace with the evidence
 // and the fix; exit status 0 when no problems (errors or warnings) were found, 1 otherwise.
 #include <unistd.h>
 

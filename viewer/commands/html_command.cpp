@@ -42,9 +42,10 @@ void register_html_command(CLI::App& app, CommandResult& result) {
   auto opts = std::make_shared<HtmlOptions>();
   CLI::App* cmd = app.add_subcommand(
       "html",
-      "One self-contained HTML report (no network needed to view it): the process, the load\n"
-      "graph drawn as SVG, and every event in a table you can filter (all words must match),\n"
-      "sort (click a column) and page through. Findings and the scope graph are not in it yet.\n\n"
+      "One self-contained HTML report (no network needed to view it): the process and how it\n"
+      "ended, explain's findings (evidence, fixes, the override rule to copy), the load graph and\n"
+      "the scope graph drawn as SVG, and every event in a table you can filter (all words must\n"
+      "match), sort (click a column) and page through.\n\n"
       "Example:\n"
       "  dltrace html app.trace -o report.html && xdg-open report.html");
   cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
