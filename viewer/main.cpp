@@ -1,16 +1,44 @@
 // dltrace: the viewer / launcher. Subcommands come from the registry in commands/command.h;
 // this file only builds the CLI11 app, maps parse errors to exit code 2 and keeps every
 // exception inside main.
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
-
-#include <CLI/CLI.hpp>
+#include <memory>
+#include <sstream>
+#include <string>
 
 #include "commands/command.h"
 
 #ifndef DLTRACE_VERSION
 #define DLTRACE_VERSION "unknown"
 #endif
+
+namespace {
+
+// The menu line of a subcommand: its description's first sentence or clause, within its first
+// line (up to the first ". " or ": ").
+std::string summary_of(const std::string& description) {
+  std::string line = description.substr(0, description.find('\n'));
+  for (size_t i = 0; i + 1 < line.size(); ++i)
+    if ((line[i] == '.' || line[i] == ':') && line[i + 1] == ' ') return line.substr(0, i);
+  if (!line.empty() && (line.back() == '.' || line.back() == ':')) line.pop_back();
+  return line;
+}
+
+// `dltrace --help` is a menu: one line per subcommand; the whole description is
+// `dltrace SUBCOMMAND --help`.
+class MenuFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::stringstream out;
+    CLI::detail::format_help(out, sub->get_display_name(true), summary_of(sub->get_description()),
+                             column_width_);
+    return out.str();
+  }
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace dltrace::viewer;
@@ -23,6 +51,7 @@ int main(int argc, char** argv) {
         "  dltrace export --format json dltrace.python3.1234.trace -o trace.json\n",
         "dltrace"};
     app.set_version_flag("--version", std::string("dltrace ") + DLTRACE_VERSION);
+    app.formatter(std::make_shared<MenuFormatter>());
     app.require_subcommand(1);
     app.fallthrough(false);
 
@@ -30,6 +59,8 @@ int main(int argc, char** argv) {
 #define DLTRACE_REGISTER_COMMAND(name) register_##name##_command(app, result);
     DLTRACE_COMMANDS(DLTRACE_REGISTER_COMMAND)
 #undef DLTRACE_REGISTER_COMMAND
+    // After the subcommands were added: they would inherit it.
+    app.footer("Run `dltrace SUBCOMMAND --help` for what each one does, its options and examples.");
 
     try {
       app.parse(argc, argv);
