@@ -31,6 +31,10 @@ constexpr uint64_t kTableCapacity = 1u << 16;  // entries per intern table (powe
 constexpr uint32_t kMaxProbes = 64;            // past this the table counts as full
 constexpr uint32_t kMaxStackDepth = 4096;
 constexpr uint64_t kBackingChunk = 256 * 1024;  // bytes backed per extension (multiple of kPage)
+// Backed at creation: enough for the process record and the object table of a small program, and
+// 256 events. With the 4 KiB header a process that makes no dl* call leaves 64 KiB on disk.
+constexpr uint64_t kFirstCatalog = 28 * 1024;
+constexpr uint64_t kFirstRing = 32 * 1024;
 
 // ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
 template <typename T>
@@ -374,8 +378,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   // Small pages: the traced process's resident size grows by what the trace holds, 4 KiB at a
   // time, not by whole 2 MiB folios of the page cache.
   madvise(map, file_size, MADV_NOHUGEPAGE);
-  const uint64_t first_catalog = catalog_size < kBackingChunk ? catalog_size : kBackingChunk;
-  const uint64_t first_ring = ring_size < kBackingChunk ? ring_size : kBackingChunk;
+  const uint64_t first_catalog = catalog_size < kFirstCatalog ? catalog_size : kFirstCatalog;
+  const uint64_t first_ring = ring_size < kFirstRing ? ring_size : kFirstRing;
   if (!back_range(0, format::kHeaderSize + first_catalog, fd) ||
       !back_range(format::kHeaderSize + catalog_size, first_ring, fd)) {
     const int err = errno;
