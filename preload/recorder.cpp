@@ -29,6 +29,7 @@
 #include "python_stack.h"
 #include "real_functions.h"
 #include "run_report.h"
+#include "only_filter.h"
 #include "stack_capture.h"
 #include "symbol_name_cache.h"
 #include "thread_state.h"
@@ -389,6 +390,14 @@ void init() {
   g_quiet = env_flag("DLTRACE_QUIET");
   g_live = env_flag("DLTRACE_LIVE");
   g_writer.allow_fallback(true);
+  // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no
+  // file; its children decide for themselves (the variable stays in the environment).
+  char only_error[512];
+  if (!selected_by_only(getenv("DLTRACE_ONLY"), only_error, sizeof only_error)) {
+    g_state.store(kOff, std::memory_order_release);
+    if (only_error[0]) fail(only_error);
+    return;
+  }
   if (getauxval(AT_SECURE) != 0) {
     g_state.store(kOff, std::memory_order_release);
     fail("secure-execution mode (setuid/setgid program)");

@@ -4,6 +4,7 @@
 
 #include "bounded_text.h"
 #include "run_report.h"
+#include "self_exe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,21 +71,6 @@ void add_size(Text& t, uint64_t bytes) {
   else if (bytes % (1u << 20) == 0) t.add(bytes >> 20).add(" MiB");
   else if (bytes % (1u << 10) == 0) t.add(bytes >> 10).add(" KiB");
   else t.add(bytes).add(" bytes");
-}
-
-// The executable's basename, from /proc/self/exe (works before main, no malloc).
-void exe_basename(char* out, size_t out_size) {
-  char target[4096];
-  ssize_t n = readlink("/proc/self/exe", target, sizeof target - 1);
-  const char* name = nullptr;
-  if (n > 0) {
-    target[n] = '\0';
-    const char* slash = strrchr(target, '/');
-    name = slash ? slash + 1 : target;
-  }
-  if (!name || !*name) name = program_invocation_short_name;
-  if (!name || !*name) name = "unknown";
-  Text(out, out_size).add(name);
 }
 
 // Expands %p, %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.

@@ -23,7 +23,7 @@ common=(-std=c++20 -g -I"$src/include" -I"$src/preload")
 echo "fuzz_trace_reader: building with $clang"
 "$clang" "${common[@]}" -O1 -o "$work/make_seed_traces" \
   "$src/tests/fuzz/make_seed_traces.cpp" "$src/preload/trace_writer.cpp" "$src/preload/stderr_line.cpp" \
-  "$src/preload/run_report.cpp"
+  "$src/preload/run_report.cpp" "$src/preload/self_exe.cpp"
 "$clang" "${common[@]}" -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -o "$work/trace_reader_fuzz" \
   "$src/tests/fuzz/trace_reader_fuzz.cpp" "$src/viewer/reader/trace_reader.cpp"

@@ -28,6 +28,7 @@
 #include "commands/command.h"
 #include "commands/run_reaper.h"
 #include "commands/run_session.h"
+#include "config.h"
 #include "dltrace/format.h"
 
 namespace dltrace::viewer {
@@ -41,6 +42,7 @@ struct RunOptions {
   bool live = false;
   std::string stack_depth;
   std::string buffer_size;
+  std::string only;
   std::vector<std::string> command;
 };
 
@@ -194,6 +196,11 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   if (!o.buffer_size.empty() && !valid_size(o.buffer_size)) {
     return UsageError(fmt::format("--buffer-size '{}': expected a number with an optional K, M or G suffix", o.buffer_size));
   }
+  if (!o.only.empty()) {
+    config::Glob glob;
+    std::string why;
+    if (!glob.compile(o.only, &why)) return UsageError(fmt::format("--only '{}': {}", o.only, why));
+  }
   auto preload = find_preload();
   if (!preload.ok()) return preload.status();
 
@@ -214,6 +221,7 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   if (o.live) set_env("DLTRACE_LIVE", "1");
   if (!o.stack_depth.empty()) set_env("DLTRACE_STACK_DEPTH", o.stack_depth);
   if (!o.buffer_size.empty()) set_env("DLTRACE_BUFFER_SIZE", o.buffer_size);
+  if (!o.only.empty()) set_env("DLTRACE_ONLY", o.only);
 
   const RunSession session;  // DLTRACE_RUN_TOKEN, DLTRACE_RUN_REPORT
   const char* out_env = std::getenv("DLTRACE_OUTPUT");
@@ -296,6 +304,10 @@ void register_run_command(CLI::App& app, CommandResult& result) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--buffer-size", opts->buffer_size,
                   "trace buffer size with optional K/M/G suffix (default 64M)");
+  cmd->add_option("--only", opts->only,
+                  "record only processes whose executable's basename matches this glob, e.g. "
+                  "'python3*' (DLTRACE_ONLY); the others run untraced and create no file, and "
+                  "their children are matched in turn");
   cmd->add_option("command", opts->command, "the program and its arguments (after --)")
       ->required();
   cmd->positionals_at_end();
