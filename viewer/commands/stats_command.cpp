@@ -24,6 +24,7 @@
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/duration_text.h"
+#include "render/json_export.h"
 #include "render/json_writer.h"
 #include "util/progress.h"
 
@@ -336,21 +337,7 @@ void StatsCollector::print_json(JsonWriter& w) const {
   w.key("process").begin_object();
   w.key("pid").value(p.pid);
   w.key("exe").value(p.exe);
-  w.key("end").value(end_name(p.end));
-  w.key("exit_status");
-  if (p.end == format::EndKind::kExit) w.value(p.end_code); else w.null();
-  w.key("signal");
-  if (p.end == format::EndKind::kSignal) w.value(p.end_code); else w.null();
-  w.key("end_via");
-  if (auto via = end_via_name(p.end_via))
-    w.value(*via);
-  else
-    w.null();
-  w.key("exec_target");
-  if (p.end == format::EndKind::kExec)
-    w.value(p.exec_target);
-  else
-    w.null();
+  write_process_end(w, p);
   w.end_object();
   w.key("completeness").begin_object();
   w.key("summary").value(end_text());

@@ -114,21 +114,7 @@ class Exporter {
     w_.begin_array();
     for (const auto& a : p.argv) w_.value(a);
     w_.end_array();
-    w_.key("end").value(end_name(p.end));
-    w_.key("exit_status");
-    if (p.end == format::EndKind::kExit) w_.value(p.end_code); else w_.null();
-    w_.key("signal");
-    if (p.end == format::EndKind::kSignal) w_.value(p.end_code); else w_.null();
-    w_.key("end_via");
-    if (auto via = end_via_name(p.end_via))
-      w_.value(*via);
-    else
-      w_.null();
-    w_.key("exec_target");
-    if (p.end == format::EndKind::kExec && !p.exec_target.empty())
-      w_.value(p.exec_target);
-    else
-      w_.null();
+    write_process_end(w_, p);
     w_.key("start_realtime_ns").value(p.start_realtime_ns);
     w_.key("start_monotonic_ns").value(p.start_monotonic_ns);
     w_.key("end_monotonic_ns");
@@ -516,6 +502,24 @@ class Exporter {
 };
 
 }  // namespace
+
+void write_process_end(JsonWriter& w, const ProcessInfo& p) {
+  w.key("end").value(end_name(p.end));
+  w.key("exit_status");
+  if (p.end == format::EndKind::kExit) w.value(p.end_code); else w.null();
+  w.key("signal");
+  if (p.end == format::EndKind::kSignal) w.value(p.end_code); else w.null();
+  w.key("end_via");
+  if (auto via = end_via_name(p.end_via))
+    w.value(*via);
+  else
+    w.null();
+  w.key("exec_target");
+  if (p.end == format::EndKind::kExec && !p.exec_target.empty())
+    w.value(p.exec_target);
+  else
+    w.null();
+}
 
 absl::Status write_json_export(const TraceReader& reader, const JsonExportOptions& options,
                                JsonWriter& out) {

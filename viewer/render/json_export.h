@@ -21,6 +21,10 @@ struct JsonExportOptions {
   bool symbolize = true;  // function/file/line via debug info (else only object + offset)
 };
 
+// How the process ended, as members of the current object: "end", "exit_status", "signal",
+// "end_via", "exec_target" (shared by the export and `stats --json`).
+void write_process_end(JsonWriter& w, const ProcessInfo& p);
+
 // Writes the export of `reader` to `out` and finishes it (flush, write errors).
 absl::Status write_json_export(const TraceReader& reader, const JsonExportOptions& options,
                                JsonWriter& out);
