@@ -7,17 +7,18 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
-
-#include <catch2/catch.hpp>
 
 namespace fg = dltrace::preload::fork_gate;
 
 namespace {
 
 std::atomic<int> g_child_handler_runs{0};
-void child_handler() { g_child_handler_runs.fetch_add(1); }
+void child_handler() {
+  g_child_handler_runs.fetch_add(1);
+}
 
 // Registered before the gate's handlers, so its prepare handler runs after the gate's (LIFO):
 // a Section entered there must not wait for the fork it is part of.
