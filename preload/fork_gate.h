@@ -43,6 +43,10 @@ class Section {
 // through here.
 int iterate_phdr(int (*callback)(dl_phdr_info*, size_t, void*), void* data);
 
+// Whether this thread is inside a Section now: a signal handler that interrupted the recorder
+// (a program's handler calling _exit or exec) must not take the locks that Section may hold.
+bool in_section();
+
 // True in a fork child of a process that had more than one thread, until proven_safe(): the
 // recorder then makes no object-table sync and captures no native stack.
 bool cautious();

@@ -299,8 +299,11 @@ bool owns_trace() {
   return g_state.load(std::memory_order_acquire) == kActive && getpid() == g_pid;
 }
 
-// Loads made without a traced call (libc's iconv modules, NSS) since the last event.
+// Loads made without a traced call (libc's iconv modules, NSS) since the last event. Not from a
+// signal handler that interrupted the recorder on this thread (_exit and exec are async-signal-
+// safe): the object table's lock may be held right here.
 void sync_at_end() {
+  if (fork_gate::in_section()) return;
   objects::Attribution a;
   a.mode = objects::Mode::kDiscovered;
   a.seq = next_seq();

@@ -546,6 +546,9 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
       continue;
     }
     if (spins > 64) sched_yield();  // another thread is writing the next chunk (~100 us)
+    // Bounded: the one extending may be this very thread, interrupted by a signal whose handler
+    // records (an exec or _exit from a handler). Then this record is dropped, not waited for.
+    if (spins > 100000) return false;
   }
 }
 
