@@ -17,7 +17,7 @@ bool selected_by_only(const char* pattern, char* error, size_t error_size) {
     Text(error, error_size).add("invalid DLTRACE_ONLY '").add(pattern).add("': ").add(why.c_str());
     return false;
   }
-  char name[256];
+  char name[4096];  // a whole path: exe_basename reads the link into it
   exe_basename(name, sizeof name);
   return glob.matches(name);
 }

@@ -78,7 +78,6 @@ constinit std::atomic<int> g_state{kUninit};
 constinit TraceWriter g_writer;
 constinit std::atomic<uint32_t> g_stack_depth{32};
 constinit bool g_live = false;
-constinit bool g_quiet = false;
 constinit pid_t g_pid = 0;
 constinit char g_pattern[4096];
 constinit uint64_t g_buffer_size = 64ull << 20;
@@ -278,7 +277,7 @@ __attribute__((noinline)) void after_unannounced_fork() {
 
 // ---- end of process ----
 void report_end() {
-  if (g_quiet) return;
+  if (quiet()) return;
   format::FileHeader* h = g_writer.header();
   if (h == nullptr) return;
   const auto events = __atomic_load_n(&h->next_seq, __ATOMIC_RELAXED) - 1;
@@ -390,7 +389,6 @@ void init() {
     return;
   }
   run_report_init();
-  g_quiet = env_flag("DLTRACE_QUIET");
   g_live = env_flag("DLTRACE_LIVE");
   g_writer.allow_fallback(true);
   // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no

@@ -11,6 +11,7 @@
 #include <cstddef>
 
 #include "bounded_text.h"
+#include "self_exe.h"
 #include "stderr_line.h"
 
 namespace dltrace::preload {
@@ -65,24 +66,12 @@ void report_to_run(const char* kind, const char* text) {
   char buf[4096 + 512];
   Text line(buf, sizeof buf - 1);  // room for the final newline
   line.add(uint64_t(getpid())).add("\t");
-  // The executable's basename (as in trace names): read the link into the free part of the line,
-  // then move its basename to where it belongs.
+  // The executable's basename (as in trace names), read into the free part of the line.
   const size_t start = line.len;
-  const ssize_t n = readlink("/proc/self/exe", buf + start, sizeof buf - 1 - start);
-  if (n > 0 && size_t(n) < sizeof buf - 1 - start) {
-    buf[start + size_t(n)] = '\0';
-    const char* slash = strrchr(buf + start, '/');
-    const char* name = slash ? slash + 1 : buf + start;
-    memmove(buf + start, name, strlen(name) + 1);
-    line.len = start + strlen(buf + start);
-    for (size_t i = start; i < line.len; ++i)
-      if (buf[i] == '\t' || buf[i] == '\n') buf[i] = ' ';
-  } else {
-    buf[start] = '\0';
-    line.add_flat(program_invocation_short_name && *program_invocation_short_name
-                      ? program_invocation_short_name
-                      : "unknown");
-  }
+  exe_basename(buf + start, sizeof buf - 1 - start);
+  line.len = start + strlen(buf + start);
+  for (size_t i = start; i < line.len; ++i)
+    if (buf[i] == '\t' || buf[i] == '\n') buf[i] = ' ';
   line.add("\t").add_flat(kind).add("\t").add_flat(text);
   buf[line.len++] = '\n';
   // O_NONBLOCK: a FIFO put in the file's place must not hang the program (and is refused below).

@@ -76,7 +76,7 @@ void add_size(Text& t, uint64_t bytes) {
 // Expands %p, %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.
 bool expand_pattern(const char* pattern, char* out, size_t out_size) {
   Text t(out, out_size);
-  char exe[256] = {};
+  char exe[4096] = {};  // a whole path: exe_basename reads the link into it
   auto expand = [&](const char* p) {
     for (; *p; ++p) {
       if (p[0] == '%' && p[1] == 'p') {
