@@ -1,7 +1,6 @@
 // Emulation of ld.so's library search, for matching override rules against the file a dlopen
 // will load. Only open/pread/dl_iterate_phdr: nothing here touches dlerror state.
 #include "library_resolver.h"
-#include "fork_gate.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -15,7 +14,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "dltrace/ld_so_cache.h"
+#include "common/hwcaps.h"
+#include "common/ld_so_cache.h"
+#include "common/library_search.h"
+#include "common/loader_platform.h"
+#include "fork_gate.h"
 
 namespace dltrace::preload {
 namespace {
@@ -24,13 +27,14 @@ namespace {
 char g_exe[PATH_MAX];
 char g_exe_dir[PATH_MAX];
 const char* g_ld_library_path = nullptr;  // glibc reads it once at start-up, so do we
-const ElfW(Dyn)* g_exe_dyn = nullptr;
+const ElfW(Dyn) * g_exe_dyn = nullptr;
 ElfW(Addr) g_exe_base = 0;
 const unsigned char* g_cache = nullptr;  // /etc/ld.so.cache, mapped
 size_t g_cache_size = 0;
-
-constexpr const char* kDefaultDirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                        "/lib", "/usr/lib"};
+// constinit: filled by resolver_init(), possibly from a constructor that runs before this
+// file's own static initialisers would.
+constinit common::HwcapsSubdirs g_subdirs;  // computed once: cpuid does not change
+const char* g_platform_name = nullptr;      // $PLATFORM
 
 struct DynInfo {
   const char* strtab = nullptr;
@@ -41,19 +45,30 @@ struct DynInfo {
 };
 
 // d_ptr values are relocated by ld.so, except in the vDSO (and non-PIE executables, base 0).
-DynInfo read_dynamic(const ElfW(Dyn)* dyn, ElfW(Addr) base) {
+DynInfo read_dynamic(const ElfW(Dyn) * dyn, ElfW(Addr) base) {
   DynInfo info;
   if (dyn == nullptr) return info;
   ElfW(Addr) strtab = 0;
   long rpath = -1, runpath = -1, soname = -1;
   for (const ElfW(Dyn)* d = dyn; d->d_tag != DT_NULL; ++d) {
     switch (d->d_tag) {
-      case DT_STRTAB: strtab = d->d_un.d_ptr; break;
-      case DT_RPATH: rpath = static_cast<long>(d->d_un.d_val); break;
-      case DT_RUNPATH: runpath = static_cast<long>(d->d_un.d_val); break;
-      case DT_SONAME: soname = static_cast<long>(d->d_un.d_val); break;
-      case DT_FLAGS_1: info.nodeflib = (d->d_un.d_val & DF_1_NODEFLIB) != 0; break;
-      default: break;
+      case DT_STRTAB:
+        strtab = d->d_un.d_ptr;
+        break;
+      case DT_RPATH:
+        rpath = static_cast<long>(d->d_un.d_val);
+        break;
+      case DT_RUNPATH:
+        runpath = static_cast<long>(d->d_un.d_val);
+        break;
+      case DT_SONAME:
+        soname = static_cast<long>(d->d_un.d_val);
+        break;
+      case DT_FLAGS_1:
+        info.nodeflib = (d->d_un.d_val & DF_1_NODEFLIB) != 0;
+        break;
+      default:
+        break;
     }
   }
   if (strtab == 0) return info;
@@ -65,7 +80,7 @@ DynInfo read_dynamic(const ElfW(Dyn)* dyn, ElfW(Addr) base) {
   return info;
 }
 
-const ElfW(Dyn)* dynamic_of(const dl_phdr_info* info) {
+const ElfW(Dyn) * dynamic_of(const dl_phdr_info* info) {
   for (int i = 0; i < info->dlpi_phnum; ++i)
     if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
       return reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
@@ -107,7 +122,7 @@ bool elf_soname_fd(int fd, char* soname, size_t cap) {
   ElfW(Ehdr) eh;
   if (pread(fd, &eh, sizeof eh, 0) != static_cast<ssize_t>(sizeof eh)) return false;
   if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-      eh.e_machine != EM_X86_64)
+      eh.e_machine != common::host_loader_platform().machine)
     return false;
   if (eh.e_phentsize != sizeof(ElfW(Phdr)) || eh.e_phnum == 0 || eh.e_phnum > 64) return true;
   ElfW(Phdr) ph[64];
@@ -158,74 +173,42 @@ bool try_file(const char* path, ResolvedLibrary* out) {
   return ok;
 }
 
-// Expands $ORIGIN, $LIB, $PLATFORM (also as ${...}) in one search-path element.
-bool expand_dir(const char* elem, size_t n, const char* origin, char* dst, size_t cap) {
-  size_t len = 0;
-  dst[0] = '\0';
-  for (size_t i = 0; i < n;) {
-    if (elem[i] == '$') {
-      const char* rest = elem + i + 1;
-      size_t left = n - i - 1;
-      struct Token {
-        const char* name;
-        const char* value;
-      };
-      const char* platform = reinterpret_cast<const char*>(getauxval(AT_PLATFORM));
-      const Token tokens[] = {{"ORIGIN", origin},
-                              {"LIB", "lib/x86_64-linux-gnu"},
-                              {"PLATFORM", platform != nullptr ? platform : "x86_64"}};
-      bool done = false;
-      for (const auto& t : tokens) {
-        size_t tl = strlen(t.name);
-        if (left >= tl && memcmp(rest, t.name, tl) == 0 &&
-            (left == tl || !(rest[tl] == '_' || (rest[tl] >= 'A' && rest[tl] <= 'Z') ||
-                             (rest[tl] >= 'a' && rest[tl] <= 'z') ||
-                             (rest[tl] >= '0' && rest[tl] <= '9')))) {
-          if (!append(dst, cap, &len, t.value, strlen(t.value))) return false;
-          i += 1 + tl;
-          done = true;
-        } else if (left >= tl + 2 && rest[0] == '{' && memcmp(rest + 1, t.name, tl) == 0 &&
-                   rest[tl + 1] == '}') {
-          if (!append(dst, cap, &len, t.value, strlen(t.value))) return false;
-          i += 3 + tl;
-          done = true;
-        }
-        if (done) break;
-      }
-      if (done) continue;
-    }
-    if (!append(dst, cap, &len, elem + i, 1)) return false;
-    ++i;
-  }
-  if (len == 0) return append(dst, cap, &len, ".", 1);  // an empty element is the cwd
-  return true;
+// The search's visitor: stops at the first candidate ld.so would load (an ELF file of this
+// ABI). A hwcaps subdirectory is only opened when its first component exists in that
+// directory: 19 of the 20 candidates per directory are subdirectories that almost never exist.
+struct FileSearch {
+  ResolvedLibrary* out;
+  const char* dir = nullptr;  // the directory whose subdirectories `present` describes
+  uint32_t present = 0;       // bit i: the first component of subdir i exists
+};
+
+bool first_component_exists(const char* dir, const char* subdir) {
+  char path[PATH_MAX];
+  const char* slash = strchr(subdir, '/');
+  size_t n = slash != nullptr ? static_cast<size_t>(slash - subdir) : strlen(subdir);
+  size_t dl = strlen(dir);
+  if (dl + n + 1 >= sizeof path) return false;
+  memcpy(path, dir, dl);
+  memcpy(path + dl, subdir, n);
+  path[dl + n] = '\0';
+  struct stat st;
+  return stat(path[0] != '\0' ? path : ".", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-bool search_path_list(const char* list, const char* origin, const char* name,
-                      ResolvedLibrary* out) {
-  if (list == nullptr) return false;
-  const char* p = list;
-  for (;;) {
-    const char* end = p;
-    while (*end != '\0' && *end != ':' && *end != ';') ++end;
-    char dir[PATH_MAX];
-    if (expand_dir(p, static_cast<size_t>(end - p), origin, dir, sizeof dir)) {
-      char path[PATH_MAX];
-      size_t len = 0;
-      path[0] = '\0';
-      if (append(path, sizeof path, &len, dir, strlen(dir)) &&
-          append(path, sizeof path, &len, "/", 1) &&
-          append(path, sizeof path, &len, name, strlen(name)) && try_file(path, out))
-        return true;
+bool visit_candidate(const common::SearchCandidate& c, void* context) {
+  auto* s = static_cast<FileSearch*>(context);
+  if (c.subdir[0] != '\0') {
+    if (s->dir != c.dir) {
+      s->dir = c.dir;
+      s->present = 0;
+      for (size_t i = 0; i + 1 < g_subdirs.count && i < 32; ++i)
+        if (first_component_exists(c.dir, g_subdirs.names[i])) s->present |= 1u << i;
     }
-    if (*end == '\0') return false;
-    p = end + 1;
+    size_t index = 0;
+    while (index + 1 < g_subdirs.count && g_subdirs.names[index] != c.subdir) ++index;
+    if (index < 32 && !(s->present & (1u << index))) return false;
   }
-}
-
-bool search_cache(const char* name, ResolvedLibrary* out) {
-  const char* hit = find_in_ld_so_cache(g_cache, g_cache_size, name);
-  return hit != nullptr && try_file(hit, out);
+  return try_file(c.path, s->out);
 }
 
 struct LoadedSearch {
@@ -255,7 +238,7 @@ int find_exe(dl_phdr_info* info, size_t, void*) {
 struct CacheEntry {
   bool valid;
   bool found;
-  const ElfW(Dyn)* caller;
+  const ElfW(Dyn) * caller;
   uint64_t generation;
   char name[256];
   ResolvedLibrary lib;
@@ -291,7 +274,8 @@ bool resolve_library_cached(const char* name, const CallerObject* caller_object,
     return resolve_library(name, caller_object, out);
   const ElfW(Dyn)* caller = caller_object != nullptr ? caller_object->dynamic : nullptr;
   uint64_t h = 1469598103934665603ull ^ reinterpret_cast<uintptr_t>(caller);
-  for (const char* p = name; *p != '\0'; ++p) h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
+  for (const char* p = name; *p != '\0'; ++p)
+    h = (h ^ static_cast<unsigned char>(*p)) * 1099511628211ull;
   CacheEntry& e = g_entries[h % kCacheEntries];
   const uint64_t generation = load_generation();
   pthread_mutex_lock(&g_cache_mu);
@@ -324,6 +308,10 @@ void resolver_init() {
   const char* llp = getauxval(AT_SECURE) != 0 ? nullptr : getenv("LD_LIBRARY_PATH");
   if (llp != nullptr && *llp != '\0') g_ld_library_path = strdup(llp);
   fork_gate::iterate_phdr(find_exe, nullptr);
+  common::compute_hwcaps_subdirs(&g_subdirs);
+  g_platform_name = g_subdirs.platform != nullptr
+                        ? g_subdirs.platform
+                        : reinterpret_cast<const char*>(getauxval(AT_PLATFORM));
   int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     struct stat st;
@@ -338,7 +326,9 @@ void resolver_init() {
   }
 }
 
-const char* executable_path() { return g_exe; }
+const char* executable_path() {
+  return g_exe;
+}
 
 bool read_soname(const char* path, char* soname, size_t cap) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -361,7 +351,8 @@ static int find_containing(dl_phdr_info* info, size_t, void* data) {
     if (ph.p_type != PT_LOAD) continue;
     ElfW(Addr) start = info->dlpi_addr + ph.p_vaddr;
     if (s->ip >= start && s->ip < start + ph.p_memsz) {
-      s->out->path = info->dlpi_name != nullptr && info->dlpi_name[0] != '\0' ? info->dlpi_name : g_exe;
+      s->out->path =
+          info->dlpi_name != nullptr && info->dlpi_name[0] != '\0' ? info->dlpi_name : g_exe;
       s->out->base = info->dlpi_addr;
       s->out->dynamic = dynamic_of(info);
       s->found = true;
@@ -398,7 +389,8 @@ bool resolve_library(const char* name, const CallerObject* caller, ResolvedLibra
     }
     if (!append(out->path, sizeof out->path, &len, name, strlen(name))) return false;
     char soname[sizeof out->soname];
-    if (read_soname(out->path, soname, sizeof soname)) copy(out->soname, sizeof out->soname, soname);
+    if (read_soname(out->path, soname, sizeof soname))
+      copy(out->soname, sizeof out->soname, soname);
     return true;
   }
 
@@ -406,39 +398,35 @@ bool resolve_library(const char* name, const CallerObject* caller, ResolvedLibra
   fork_gate::iterate_phdr(find_loaded, &loaded);
   if (loaded.found) return true;
 
-  // The caller's dynamic section, and its directory for $ORIGIN.
-  DynInfo cd;
-  char origin[PATH_MAX];
-  copy(origin, sizeof origin, g_exe_dir);
-  if (caller != nullptr && caller->dynamic != nullptr) {
-    cd = read_dynamic(caller->dynamic, caller->base);
-    if (caller->path != nullptr && caller->path[0] != '\0')
-      dirname_into(origin, sizeof origin, caller->path);
-  } else if (g_exe_dyn != nullptr) {
-    cd = read_dynamic(g_exe_dyn, g_exe_base);
+  // The caller (or, unknown, the executable) is the loader. ld.so would also walk the RPATHs
+  // of the objects that loaded the caller (l_loader), which only ld.so knows: not emulated.
+  common::SearchObject exe, loader;
+  char exe_origin[PATH_MAX], loader_origin[PATH_MAX];
+  DynInfo ed = read_dynamic(g_exe_dyn, g_exe_base);
+  copy(exe_origin, sizeof exe_origin, g_exe_dir);
+  exe = {ed.rpath, ed.runpath, exe_origin, ed.nodeflib};
+  const bool caller_is_exe =
+      caller == nullptr || caller->dynamic == nullptr || caller->dynamic == g_exe_dyn;
+  if (!caller_is_exe) {
+    DynInfo cd = read_dynamic(caller->dynamic, caller->base);
+    dirname_into(loader_origin, sizeof loader_origin,
+                 caller->path != nullptr && caller->path[0] != '\0' ? caller->path : g_exe);
+    loader = {cd.rpath, cd.runpath, loader_origin, cd.nodeflib};
   }
-  if (cd.runpath == nullptr) {
-    if (search_path_list(cd.rpath, origin, name, out)) return true;
-    // The executable's DT_RPATH applies too (the end of the loader chain).
-    DynInfo ed = read_dynamic(g_exe_dyn, g_exe_base);
-    if (ed.runpath == nullptr && ed.rpath != cd.rpath &&
-        search_path_list(ed.rpath, g_exe_dir, name, out))
-      return true;
-  }
-  if (search_path_list(g_ld_library_path, origin, name, out)) return true;
-  if (search_path_list(cd.runpath, origin, name, out)) return true;
-  if (cd.nodeflib) return false;
-  if (search_cache(name, out)) return true;
-  for (const char* dir : kDefaultDirs) {
-    char path[PATH_MAX];
-    size_t len = 0;
-    path[0] = '\0';
-    if (append(path, sizeof path, &len, dir, strlen(dir)) &&
-        append(path, sizeof path, &len, "/", 1) &&
-        append(path, sizeof path, &len, name, strlen(name)) && try_file(path, out))
-      return true;
-  }
-  return false;
+  common::SearchRequest request;
+  request.name = name;
+  request.chain = caller_is_exe ? &exe : &loader;
+  request.chain_size = 1;
+  request.executable = &exe;
+  request.ld_library_path = g_ld_library_path;
+  request.platform = &common::host_loader_platform();
+  request.platform_name = g_platform_name;
+  request.cache_hit =
+      find_in_ld_so_cache(g_cache, g_cache_size, name, request.platform->cache_flags);
+  request.subdirs = g_subdirs.names;
+  request.subdir_count = g_subdirs.count;
+  FileSearch search{out};
+  return common::search_library(request, visit_candidate, &search);
 }
 
 }  // namespace dltrace::preload

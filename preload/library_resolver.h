@@ -1,11 +1,11 @@
 // Which file a dlopen name will load, found *before* the call and without any dl* function that
-// touches dlerror state (dlopen/dlinfo would): an emulation of ld.so's search, used by the
-// override matcher so that a rule can name the file the user sees, not only the string passed.
+// touches dlerror state (dlopen/dlinfo would), used by the override matcher so that a rule can
+// name the file the user sees, not only the string passed.
 //
-// Order, as glibc 2.36 does it for a name without '/': an already-loaded object with that
-// soname; the caller's DT_RPATH (then the executable's) when the caller has no DT_RUNPATH;
-// LD_LIBRARY_PATH; the caller's DT_RUNPATH; /etc/ld.so.cache; the default directories.
-// $ORIGIN, $LIB and $PLATFORM are expanded. glibc-hwcaps subdirectories are not searched.
+// An already-loaded object with that soname wins; otherwise ld.so's search as common/
+// library_search.h models it (the one model the viewer uses too), with the caller as the
+// loader. Not emulated: the RPATHs of the objects that loaded the caller (ld.so's private
+// l_loader chain) and ld.so.cache's glibc-hwcaps entries.
 #pragma once
 
 #include <link.h>
@@ -19,7 +19,7 @@ namespace dltrace::preload {
 struct CallerObject {
   const char* path = nullptr;  // its file ("" for the executable is replaced by its real path)
   ElfW(Addr) base = 0;
-  const ElfW(Dyn)* dynamic = nullptr;
+  const ElfW(Dyn) * dynamic = nullptr;
 };
 
 // The loaded object whose PT_LOAD segments contain `ip`. dl_iterate_phdr, not dladdr: dladdr

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 
 namespace dltrace::preload {
 namespace {

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "bounded_text.h"
-#include "config.h"
+#include "common/config.h"
 #include "self_exe.h"
 
 namespace dltrace::preload {

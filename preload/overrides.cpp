@@ -13,7 +13,7 @@
 #include <new>
 #include <string>
 
-#include "config.h"
+#include "common/config.h"
 #include "library_resolver.h"
 #include "stderr_line.h"
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "config.h"
+#include "common/config.h"
 
 using namespace dltrace::config;
 

@@ -12,7 +12,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "dltrace/reader.h"
 #include "harness.h"
 

@@ -1,5 +1,5 @@
 // Override config: parser, validation messages, glob matching and flag application.
-#include "config.h"
+#include "common/config.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>

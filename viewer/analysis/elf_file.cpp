@@ -21,16 +21,6 @@ struct VersionNames {
   absl::flat_hash_map<uint16_t, std::string> needed;
 };
 
-std::vector<std::string> split_path_list(std::string_view list) {
-  std::vector<std::string> out;
-  while (true) {
-    size_t colon = list.find(':');
-    out.emplace_back(list.substr(0, colon));
-    if (colon == std::string_view::npos) return out;
-    list.remove_prefix(colon + 1);
-  }
-}
-
 void read_dynamic(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, ElfFile& out) {
   Elf_Data* data = elf_getdata(scn, nullptr);
   if (!data || shdr.sh_entsize == 0) return;
@@ -44,12 +34,23 @@ void read_dynamic(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, ElfFile& out) {
       return s ? s : "";
     };
     switch (dyn.d_tag) {
-      case DT_NEEDED: out.needed.emplace_back(str()); break;
-      case DT_SONAME: out.soname = std::string(str()); break;
-      case DT_RPATH: out.rpath = split_path_list(str()); break;
-      case DT_RUNPATH: out.runpath = split_path_list(str()); break;
-      case DT_FLAGS_1: out.flags_1 = dyn.d_un.d_val; break;
-      default: break;
+      case DT_NEEDED:
+        out.needed.emplace_back(str());
+        break;
+      case DT_SONAME:
+        out.soname = std::string(str());
+        break;
+      case DT_RPATH:
+        out.rpath = std::string(str());
+        break;
+      case DT_RUNPATH:
+        out.runpath = std::string(str());
+        break;
+      case DT_FLAGS_1:
+        out.flags_1 = dyn.d_un.d_val;
+        break;
+      default:
+        break;
     }
   }
 }
@@ -147,7 +148,9 @@ bool ElfSymbol::exported() const {
          (visibility == STV_DEFAULT || visibility == STV_PROTECTED);
 }
 
-bool ElfSymbol::weak() const { return bind == STB_WEAK; }
+bool ElfSymbol::weak() const {
+  return bind == STB_WEAK;
+}
 
 const ElfSymbol* ElfFile::exported(std::string_view name, std::string_view version) const {
   auto it = dynamic_index_.find(name);
@@ -202,6 +205,7 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
   auto file = std::make_unique<ElfFile>();
   file->path = path;
   file->elf_type = ehdr.e_type;
+  file->machine = ehdr.e_machine;
 
   VersionNames names;
   Elf_Scn *dynsym = nullptr, *symtab = nullptr;
@@ -212,13 +216,28 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
     GElf_Shdr shdr;
     if (!gelf_getshdr(scn, &shdr)) continue;
     switch (shdr.sh_type) {
-      case SHT_DYNAMIC: read_dynamic(elf, scn, shdr, *file); break;
-      case SHT_GNU_verdef: read_verdef(elf, scn, shdr, *file, names); break;
-      case SHT_GNU_verneed: read_verneed(elf, scn, shdr, *file, names); break;
-      case SHT_GNU_versym: versym = elf_getdata(scn, nullptr); break;
-      case SHT_DYNSYM: dynsym = scn; dynsym_shdr = shdr; break;
-      case SHT_SYMTAB: symtab = scn; symtab_shdr = shdr; break;
-      default: break;
+      case SHT_DYNAMIC:
+        read_dynamic(elf, scn, shdr, *file);
+        break;
+      case SHT_GNU_verdef:
+        read_verdef(elf, scn, shdr, *file, names);
+        break;
+      case SHT_GNU_verneed:
+        read_verneed(elf, scn, shdr, *file, names);
+        break;
+      case SHT_GNU_versym:
+        versym = elf_getdata(scn, nullptr);
+        break;
+      case SHT_DYNSYM:
+        dynsym = scn;
+        dynsym_shdr = shdr;
+        break;
+      case SHT_SYMTAB:
+        symtab = scn;
+        symtab_shdr = shdr;
+        break;
+      default:
+        break;
     }
   }
   if (dynsym) read_symbols(elf, dynsym, dynsym_shdr, versym, names, false, file->dynamic_symbols);
@@ -230,7 +249,8 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
   ssize_t id_len = dwelf_elf_gnu_build_id(elf, &id);
   if (id_len > 0) {
     const auto* bytes = static_cast<const unsigned char*>(id);
-    for (ssize_t i = 0; i < id_len; ++i) fmt::format_to(std::back_inserter(file->build_id), "{:02x}", bytes[i]);
+    for (ssize_t i = 0; i < id_len; ++i)
+      fmt::format_to(std::back_inserter(file->build_id), "{:02x}", bytes[i]);
   }
   cleanup();
   file->build_indexes();
@@ -261,10 +281,9 @@ const ElfCache::Entry& ElfCache::for_object(const ObjectRecord& object, std::str
       std::string error = errors_[p];
       bool missing = access(p.c_str(), F_OK) != 0;
       entry.check = missing ? FileCheck::kMissing : FileCheck::kUnreadable;
-      entry.problem = missing ? fmt::format("{} is gone (it was deleted or moved since the run)", p)
-                              : error;
-    } else if (!object.build_id.empty() && !f->build_id.empty() &&
-               object.build_id != f->build_id) {
+      entry.problem =
+          missing ? fmt::format("{} is gone (it was deleted or moved since the run)", p) : error;
+    } else if (!object.build_id.empty() && !f->build_id.empty() && object.build_id != f->build_id) {
       entry.check = FileCheck::kDifferent;
       entry.problem = fmt::format(
           "{} on disk is not the file that was loaded (build-id {} now, {} in the trace)", p,
@@ -272,7 +291,7 @@ const ElfCache::Entry& ElfCache::for_object(const ObjectRecord& object, std::str
     } else {
       entry.file = f;
       entry.check = (object.build_id.empty() || f->build_id.empty()) ? FileCheck::kUnverified
-                                                                      : FileCheck::kSame;
+                                                                     : FileCheck::kSame;
     }
   }
   return objects_.emplace(object.id, std::move(entry)).first->second;

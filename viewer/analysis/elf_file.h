@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,11 +43,12 @@ class ElfFile {
  public:
   std::string path;
   uint16_t elf_type = 0;  // ET_EXEC / ET_DYN
+  uint16_t machine = 0;   // e_machine
   std::string soname;
   std::vector<std::string> needed;
-  std::vector<std::string> rpath;    // DT_RPATH split at ':' (unexpanded: $ORIGIN stays)
-  std::vector<std::string> runpath;  // DT_RUNPATH split at ':'
-  uint64_t flags_1 = 0;              // DT_FLAGS_1
+  std::optional<std::string> rpath;              // DT_RPATH as written (unexpanded: $ORIGIN stays)
+  std::optional<std::string> runpath;            // DT_RUNPATH as written
+  uint64_t flags_1 = 0;                          // DT_FLAGS_1
   std::vector<std::string> version_definitions;  // DT_VERDEF names, base (file) version first
   std::vector<ElfVersionNeed> version_needs;
   std::vector<ElfSymbol> dynamic_symbols;

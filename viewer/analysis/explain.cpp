@@ -6,7 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "analysis/python_imports.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {

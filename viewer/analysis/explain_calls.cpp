@@ -4,7 +4,7 @@
 #include <dlfcn.h>
 
 #include "analysis/explain.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {

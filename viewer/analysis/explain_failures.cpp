@@ -8,7 +8,7 @@
 #include "analysis/dlerror_text.h"
 #include "analysis/explain.h"
 #include "analysis/library_search.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {

@@ -11,7 +11,10 @@
 #include <system_error>
 
 #include "absl/container/flat_hash_set.h"
-#include "dltrace/ld_so_cache.h"
+#include "common/hwcaps.h"
+#include "common/ld_so_cache.h"
+#include "common/library_search.h"
+#include "common/loader_platform.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {
@@ -19,9 +22,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Debian's multiarch glibc: the trusted directories searched last (unless DF_1_NODEFLIB).
-constexpr std::string_view kDefaultDirs[] = {"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                             "/lib", "/usr/lib"};
+// This machine's hwcaps subdirectories and $PLATFORM, computed once.
+const common::HwcapsSubdirs& host_subdirs() {
+  static const common::HwcapsSubdirs subdirs = [] {
+    common::HwcapsSubdirs s;
+    common::compute_hwcaps_subdirs(&s);
+    return s;
+  }();
+  return subdirs;
+}
 
 bool exists(const std::string& path) {
   struct stat st;
@@ -42,7 +51,7 @@ std::string absolute_in(const TraceModel& model, std::string_view path) {
   return fs::path(cwd.empty() ? "." : cwd).append(path).lexically_normal().string();
 }
 
-std::string cache_lookup(std::string_view name) {
+std::string cache_lookup(std::string_view name, int32_t abi_flags) {
   int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
   struct stat st;
@@ -51,23 +60,15 @@ std::string cache_lookup(std::string_view name) {
     void* map = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (map != MAP_FAILED) {
       std::string key(name);
-      if (const char* p = find_in_ld_so_cache(static_cast<const unsigned char*>(map),
-                                              static_cast<size_t>(st.st_size), key.c_str()))
+      if (const char* p =
+              find_in_ld_so_cache(static_cast<const unsigned char*>(map),
+                                  static_cast<size_t>(st.st_size), key.c_str(), abi_flags))
         hit = p;
       munmap(map, static_cast<size_t>(st.st_size));
     }
   }
   close(fd);
   return hit;
-}
-
-void add_list(LibrarySearch& out, const std::vector<std::string>& dirs, std::string_view origin,
-              std::string_view name, const std::string& source) {
-  for (const auto& d : dirs) {
-    std::string dir = expand_search_dir(d, origin);
-    std::string candidate = fs::path(dir).append(name).lexically_normal().string();
-    out.steps.push_back({source, candidate, exists(candidate)});
-  }
 }
 
 std::vector<std::string> split_colon(std::string_view list) {
@@ -84,34 +85,68 @@ std::vector<std::string> split_colon(std::string_view list) {
 }  // namespace
 
 std::string expand_search_dir(std::string_view dir, std::string_view origin) {
-  std::string out;
-  for (size_t i = 0; i < dir.size();) {
-    if (dir[i] == '$') {
-      std::string_view rest = dir.substr(i + 1);
-      struct Token {
-        std::string_view name, value;
-      };
-      const Token tokens[] = {{"ORIGIN", origin}, {"LIB", "lib/x86_64-linux-gnu"}, {"PLATFORM", "x86_64"}};
-      bool done = false;
-      for (const auto& t : tokens) {
-        if (rest.substr(0, t.name.size()) == t.name) {
-          out += t.value;
-          i += 1 + t.name.size();
-          done = true;
-        } else if (rest.size() >= t.name.size() + 2 && rest[0] == '{' &&
-                   rest.substr(1, t.name.size()) == t.name && rest[t.name.size() + 1] == '}') {
-          out += t.value;
-          i += 3 + t.name.size();
-          done = true;
-        }
-        if (done) break;
-      }
-      if (done) continue;
-    }
-    out += dir[i++];
-  }
-  return out.empty() ? std::string(".") : out;
+  const common::LoaderPlatform& platform = common::host_loader_platform();
+  const char* platform_name = host_subdirs().platform ? host_subdirs().platform : platform.platform;
+  std::string origin_text(origin);
+  char out[PATH_MAX];
+  if (!common::expand_search_dir(dir.data(), dir.size(), origin_text.c_str(), platform.lib,
+                                 platform_name, out, sizeof out))
+    return {};
+  return out[0] == '\0' ? std::string(".") : std::string(out);
 }
+
+namespace {
+
+// What the model's visitor collects: every candidate, and one step per directory.
+struct StepCollector {
+  const TraceModel* model;
+  const std::vector<const ObjectRecord*>* chain_records;  // parallel to the model's chain
+  const common::SearchObject* chain;
+  const common::SearchObject* executable;
+  const ObjectRecord* main;
+  std::string name;
+  LibrarySearch* out;
+};
+
+std::string source_text(const StepCollector& c, const common::SearchCandidate& cand) {
+  auto owner = [&]() -> std::string {
+    // The executable's RPATH searched after the loader chain is named as such.
+    if (cand.object == c.executable && c.main != nullptr && cand.object != c.chain)
+      return "the executable " + c.model->name_of(*c.main);
+    size_t i = static_cast<size_t>(cand.object - c.chain);
+    const ObjectRecord* o = i < c.chain_records->size() ? (*c.chain_records)[i] : nullptr;
+    return o ? c.model->name_of(*o) : std::string("?");
+  };
+  switch (cand.source) {
+    case common::SearchSource::kRpath:
+      return "DT_RPATH of " + owner();
+    case common::SearchSource::kRunpath:
+      return "DT_RUNPATH of " + owner();
+    case common::SearchSource::kLdLibraryPath:
+      return "LD_LIBRARY_PATH";
+    case common::SearchSource::kLdSoCache:
+      return "/etc/ld.so.cache";
+    case common::SearchSource::kDefaultDirs:
+      return "default directory";
+  }
+  return "?";
+}
+
+bool collect_step(const common::SearchCandidate& cand, void* context) {
+  auto* c = static_cast<StepCollector*>(context);
+  c->out->tried.emplace_back(cand.path);
+  const bool is_subdir = cand.subdir[0] != '\0';
+  std::string path = cand.path[0] == '/' ? fs::path(cand.path).lexically_normal().string()
+                                         : std::string(cand.path);
+  const bool there = exists(path);
+  if (is_subdir && !there) return false;
+  std::string source = source_text(*c, cand);
+  if (is_subdir) source += fmt::format(", hwcaps subdirectory {}", cand.subdir);
+  c->out->steps.push_back({std::move(source), std::move(path), there});
+  return false;  // the viewer wants every step
+}
+
+}  // namespace
 
 LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
                           const TraceModel& model, ElfCache& elf) {
@@ -133,58 +168,98 @@ LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
   auto file_of = [&](const ObjectRecord* o) -> const ElfFile* {
     return o ? elf.for_object(*o, model.path_of(*o)).file : nullptr;
   };
-  auto origin_of = [&](const ObjectRecord* o) {
-    return dir_of(absolute_in(model, model.path_of(*o)));
-  };
   const ElfFile* caller_file = file_of(caller);
   if (caller && !caller_file)
     out.notes.push_back(fmt::format("{}'s file could not be read: its RPATH/RUNPATH are unknown",
                                     model.name_of(*caller)));
-  const bool caller_runpath = caller_file && !caller_file->runpath.empty();
-  // DT_RPATH of the caller and of the objects that loaded it, then the executable's; all of
-  // them ignored when the caller has DT_RUNPATH.
-  if (caller_runpath) {
-    if (!caller_file->rpath.empty())
-      out.notes.push_back(fmt::format("{} has DT_RUNPATH, so its DT_RPATH is ignored",
-                                      model.name_of(*caller)));
-  } else {
-    absl::flat_hash_set<uint32_t> seen;
-    for (const ObjectRecord* o = caller; o && seen.insert(o->id).second;
-         o = reader.object(o->parent)) {
-      const ElfFile* f = file_of(o);
-      if (f && !f->rpath.empty())
-        add_list(out, f->rpath, origin_of(o), name, "DT_RPATH of " + model.name_of(*o));
-      if (o->cause != format::ObjectCause::kNeeded) break;
+
+  // The loader chain (caller, the object that loaded it, ...: ld.so's l_loader), each with the
+  // strings the model points into.
+  struct Held {
+    std::string rpath, runpath, origin;
+  };
+  std::vector<const ObjectRecord*> records;
+  absl::flat_hash_set<uint32_t> seen;
+  for (const ObjectRecord* o = caller; o && seen.insert(o->id).second; o = reader.object(o->parent))
+    records.push_back(o);
+  if (main && !seen.contains(main->id) && !records.empty()) records.push_back(main);
+  std::vector<Held> held(records.size());
+  std::vector<common::SearchObject> chain(records.size());
+  const common::SearchObject* executable = nullptr;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ElfFile* f = file_of(records[i]);
+    held[i].origin = dir_of(absolute_in(model, model.path_of(*records[i])));
+    chain[i].origin = held[i].origin.c_str();
+    if (f) {
+      if (f->rpath) held[i].rpath = *f->rpath;
+      if (f->runpath) held[i].runpath = *f->runpath;
+      chain[i].rpath = f->rpath ? held[i].rpath.c_str() : nullptr;
+      chain[i].runpath = f->runpath ? held[i].runpath.c_str() : nullptr;
+      chain[i].nodeflib = (f->flags_1 & DF_1_NODEFLIB) != 0;
     }
-    if (main && caller != main && !seen.contains(main->id)) {
-      const ElfFile* f = file_of(main);
-      if (f && !f->rpath.empty() && f->runpath.empty())
-        add_list(out, f->rpath, origin_of(main), name, "DT_RPATH of the executable " + model.name_of(*main));
-    }
+    if (records[i] == main) executable = &chain[i];
   }
+  // The executable closes the chain only as "the executable's RPATH": ld.so's l_loader chain
+  // ends before it unless the caller was loaded by it. The model searches it once either way.
+  size_t chain_size = chain.size();
+  if (main && !records.empty() && records.back() == main && records.size() > 1 &&
+      records[records.size() - 2]->parent != main->id)
+    --chain_size;
+
+  const common::LoaderPlatform* platform = &common::host_loader_platform();
+  if (const ElfFile* exe = file_of(main); exe && exe->machine != platform->machine) {
+    if (const common::LoaderPlatform* p = common::loader_platform(exe->machine)) platform = p;
+  }
+  const bool host = platform == &common::host_loader_platform();
+  const common::HwcapsSubdirs& subdirs = host_subdirs();
+
   const auto& llp = reader.process().ld_library_path;
-  if (llp && !llp->empty()) {
-    add_list(out, split_colon(*llp), "", name, "LD_LIBRARY_PATH");
-  } else if (!llp) {
+  if (!llp)
     out.notes.push_back("LD_LIBRARY_PATH was not set (or the trace predates its recording)");
+  if (caller_file && caller_file->runpath && caller_file->rpath)
+    out.notes.push_back(
+        fmt::format("{} has DT_RUNPATH, so its DT_RPATH is ignored", model.name_of(*caller)));
+
+  std::string name_text(name);
+  const common::SearchObject* flags_of = chain_size > 0 ? &chain[0] : executable;
+  const bool nodeflib = flags_of && flags_of->nodeflib;
+  std::string hit = nodeflib ? std::string() : cache_lookup(name, platform->cache_flags);
+
+  common::SearchRequest request;
+  request.name = name_text.c_str();
+  request.chain = chain.data();
+  request.chain_size = chain_size;
+  request.executable = executable;
+  request.ld_library_path = llp && !llp->empty() ? llp->c_str() : nullptr;
+  request.platform = platform;
+  request.platform_name = host ? subdirs.platform : nullptr;
+  request.cache_hit = hit.empty() ? nullptr : hit.c_str();
+  request.subdirs = host ? subdirs.names : nullptr;
+  request.subdir_count = host ? subdirs.count : 0;
+  StepCollector collector{&model, &records, chain.data(), executable, main, name_text, &out};
+  common::search_library(request, collect_step, &collector);
+  if (!nodeflib && hit.empty()) {
+    // The model only yields the cache's answer; say that it had none, where it would have been.
+    auto at = std::find_if(out.steps.begin(), out.steps.end(), [](const SearchStep& s) {
+      return s.source.rfind("default directory", 0) == 0;
+    });
+    out.steps.insert(at, SearchStep{"/etc/ld.so.cache", "", false});
   }
-  if (caller_runpath)
-    add_list(out, caller_file->runpath, origin_of(caller), name,
-             "DT_RUNPATH of " + model.name_of(*caller));
-  const bool nodeflib = caller_file && (caller_file->flags_1 & DF_1_NODEFLIB);
-  std::string hit = nodeflib ? std::string() : cache_lookup(name);
-  if (!nodeflib)
-    out.steps.push_back({"/etc/ld.so.cache", hit, exists(hit)});
-  if (nodeflib) {
-    out.notes.push_back(fmt::format("{} is linked with -z nodeflib: the cache and the default "
-                                    "directories are not searched",
-                                    model.name_of(*caller)));
-  } else {
-    for (std::string_view d : kDefaultDirs) {
-      std::string candidate = fmt::format("{}/{}", d, name);
-      out.steps.push_back({"default directory", candidate, exists(candidate)});
-    }
-  }
+  if (nodeflib)
+    out.notes.push_back(
+        fmt::format("{} is linked with -z nodeflib: the cache and the default "
+                    "directories are not searched",
+                    caller ? model.name_of(*caller) : std::string("the executable")));
+  if (host && subdirs.count > 1)
+    out.notes.push_back(
+        fmt::format("ld.so also tried each directory's {} hwcaps subdirectories "
+                    "first ({}, …); only those holding the file are listed",
+                    subdirs.count - 1, subdirs.names[0]));
+  else if (!host)
+    out.notes.push_back(
+        fmt::format("the trace is from another CPU ({}): its hwcaps "
+                    "subdirectories are not listed",
+                    platform->name));
   return out;
 }
 
@@ -202,7 +277,9 @@ std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& m
   }
   if (p.ld_library_path)
     for (const auto& d : split_colon(*p.ld_library_path)) roots.emplace_back(d, 0);
-  for (std::string_view d : kDefaultDirs) roots.emplace_back(std::string(d), 0);
+  const common::LoaderPlatform& platform = common::host_loader_platform();
+  for (size_t i = 0; i < platform.default_dir_count; ++i)
+    roots.emplace_back(platform.default_dirs[i], 0);
 
   std::vector<std::string> found;
   absl::flat_hash_set<std::string> seen_dirs, seen_files;

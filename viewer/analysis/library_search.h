@@ -1,6 +1,8 @@
 // Where ld.so looked for a library name, step by step with the source of each directory, and
 // where files of that name exist elsewhere: the evidence for "library not found" and for "which
-// copy was loaded". Mirrors glibc 2.36's _dl_map_object for a dlopen from `caller`.
+// copy was loaded". The order is common/library_search.h's model of ld.so (shared with the
+// recorder); this file feeds it from the trace (the loader chain, LD_LIBRARY_PATH, the working
+// directory) and the ELF files on disk.
 #pragma once
 
 #include <string>
@@ -21,7 +23,11 @@ struct SearchStep {
 
 struct LibrarySearch {
   bool direct_path = false;  // the name contains '/': no search, only that file
+  // One step per directory, in ld.so's order; a hwcaps subdirectory only where the file exists.
   std::vector<SearchStep> steps;
+  // Every file ld.so would try, hwcaps subdirectories included, spelled as LD_DEBUG=libs's
+  // "trying file=" lines (ld.so skips those in directories it already knows are missing).
+  std::vector<std::string> tried;
   std::vector<std::string> notes;  // e.g. "libhost.so has DT_RUNPATH, so its DT_RPATH is ignored"
 };
 
@@ -36,7 +42,8 @@ LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
 std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& model,
                                       size_t max_entries = 50000);
 
-// Expands $ORIGIN / ${ORIGIN} / $LIB / $PLATFORM in one RPATH/RUNPATH element.
+// Expands $ORIGIN / ${ORIGIN} / $LIB / $PLATFORM in one RPATH/RUNPATH element, for this
+// machine's loader ("" when the element would be dropped).
 std::string expand_search_dir(std::string_view dir, std::string_view origin);
 
 }  // namespace dltrace::viewer

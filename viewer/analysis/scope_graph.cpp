@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "commands/command.h"
-#include "config.h"
+#include "common/config.h"
 #include "dltrace/reader.h"
 
 namespace dltrace::viewer {

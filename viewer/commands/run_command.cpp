@@ -28,7 +28,7 @@
 #include "commands/command.h"
 #include "commands/run_reaper.h"
 #include "commands/run_session.h"
-#include "config.h"
+#include "common/config.h"
 #include "dltrace/format.h"
 
 namespace dltrace::viewer {

@@ -18,7 +18,7 @@
 #include "analysis/elf_file.h"
 #include "analysis/scope_graph.h"
 #include "commands/command.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/trace_model.h"
 #include "render/json_writer.h"
 #include "render/terminal_style.h"

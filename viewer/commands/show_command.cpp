@@ -23,7 +23,7 @@
 #include "analysis/symbolizer.h"
 #include "commands/command.h"
 #include "commands/show_command.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/trace_model.h"
 #include "util/progress.h"
 

@@ -28,7 +28,7 @@
 #include "analysis/python_imports.h"
 #include "analysis/symbolizer.h"
 #include "commands/command.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/process_tree.h"
 #include "model/trace_model.h"
 #include "render/duration_text.h"

@@ -10,7 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/trace_model.h"
 #include "render/dot_text.h"
 #include "util/status.h"

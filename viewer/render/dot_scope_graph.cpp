@@ -8,7 +8,7 @@
 #include "analysis/elf_file.h"
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "fmt/format.h"
 #include "model/trace_model.h"
 #include "render/dot_text.h"

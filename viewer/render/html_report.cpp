@@ -13,7 +13,7 @@
 
 #include "absl/container/flat_hash_map.h"
 
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "analysis/elf_file.h"
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"

@@ -11,7 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {

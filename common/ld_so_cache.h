@@ -1,7 +1,8 @@
 // Looking a name up in /etc/ld.so.cache ("glibc-ld.so.cache1.1", possibly after an old
 // "ld.so-1.7.0" part), shared by the recorder (override matching, no allocation) and the viewer
-// (explaining a failed search). Only libc6 x86-64 entries without hwcaps are considered, as ld.so
-// picks for a plain name; glibc-hwcaps subdirectory variants are skipped.
+// (explaining a failed search). Only entries of the process's ABI (`flags`, from
+// LoaderPlatform::cache_flags) without hwcaps are considered; glibc-hwcaps subdirectory variants
+// that ld.so would prefer on a capable CPU are skipped (Debian ships none in the cache).
 #pragma once
 
 #include <cstddef>
@@ -11,7 +12,8 @@
 namespace dltrace {
 
 // The path the cache maps `name` to, pointing into `data`, or nullptr.
-inline const char* find_in_ld_so_cache(const unsigned char* data, size_t size, const char* name) {
+inline const char* find_in_ld_so_cache(const unsigned char* data, size_t size, const char* name,
+                                       int32_t abi_flags) {
   static constexpr char kNewMagic[] = "glibc-ld.so.cache1.1";
   static constexpr size_t kHeader = 48, kEntry = 24;
   if (data == nullptr) return nullptr;
@@ -38,7 +40,7 @@ inline const char* find_in_ld_so_cache(const unsigned char* data, size_t size, c
     std::memcpy(&key, e + 4, 4);
     std::memcpy(&value, e + 8, 4);
     std::memcpy(&hwcap, e + 16, 8);
-    if (flags != 0x0303 || hwcap != 0 || key >= size || value >= size) continue;
+    if (flags != abi_flags || hwcap != 0 || key >= size || value >= size) continue;
     const char* k = reinterpret_cast<const char*>(base + key);
     if (std::strncmp(k, name, size - key) != 0) continue;
     const char* hit = reinterpret_cast<const char*>(base + value);

@@ -42,9 +42,12 @@ inline std::string flags_to_string(int flags) {
     out += s;
   };
   const int mode = flags & RTLD_BINDING_MASK;
-  if (mode == RTLD_LAZY) add("RTLD_LAZY");
-  else if (mode == RTLD_NOW) add("RTLD_NOW");
-  else if (mode != 0) add("RTLD_LAZY|RTLD_NOW");
+  if (mode == RTLD_LAZY)
+    add("RTLD_LAZY");
+  else if (mode == RTLD_NOW)
+    add("RTLD_NOW");
+  else if (mode != 0)
+    add("RTLD_LAZY|RTLD_NOW");
   add((flags & RTLD_GLOBAL) ? "RTLD_GLOBAL" : "RTLD_LOCAL");
   if (flags & RTLD_NODELETE) add("RTLD_NODELETE");
   if (flags & RTLD_NOLOAD) add("RTLD_NOLOAD");

@@ -6,7 +6,7 @@
 // the text toml++ gets is checked first (check_text) so that no input reaches an assertion or
 // undefined behaviour inside it; and this file is compiled with exceptions so that an allocation
 // failure (std::bad_alloc under a memory limit) becomes an error instead of std::terminate.
-#include "config.h"
+#include "common/config.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -36,7 +36,7 @@
 #undef DLTRACE_CONFIG_HAD_NDEBUG
 #endif
 
-#include "dltrace/flags.h"
+#include "common/dlopen_flags.h"
 
 namespace dltrace::config {
 namespace {
