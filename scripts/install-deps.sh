@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   binutils file
+  patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind-dev
   catch2 libbenchmark-dev
   libelf-dev libdw-dev

@@ -68,6 +68,11 @@ class ExplainContext {
 
 // Failed dlopen/dlmopen/dlsym/dlvsym events (explain_failures.cpp).
 void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// A failed dlopen of `requested` whose dependency `missing` was not found: fills the needing
+// chain, the search from the needer and the fixes into f; false when the replay on disk does
+// not end at `missing` (explain_dependency.cpp).
+bool explain_missing_dependency(ExplainContext& ctx, const format::EventSlot& e,
+                                std::string_view requested, std::string_view missing, Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
 void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).

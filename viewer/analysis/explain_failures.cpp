@@ -362,6 +362,7 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
   f.title = dependency ? fmt::format("{} was found, but its dependency {} was not",
                                      base_name(requested), missing)
                        : fmt::format("{} was not found", missing);
+  if (dependency && explain_missing_dependency(ctx, e, requested, missing, f)) return;
   const ObjectRecord* caller = ctx.reader().object(e.caller_object);
   LibrarySearch search = plan_search(missing, dependency ? nullptr : caller, m, ctx.elf());
   f.evidence.push_back(fmt::format("the loader tried, in order ({}):",

@@ -44,13 +44,6 @@ std::string dir_of(std::string_view path) {
   return std::string(path.substr(0, slash));
 }
 
-// An object's path made absolute against the traced process's working directory.
-std::string absolute_in(const TraceModel& model, std::string_view path) {
-  if (path.empty() || path.front() == '/') return std::string(path);
-  const std::string& cwd = model.reader().process().cwd;
-  return fs::path(cwd.empty() ? "." : cwd).append(path).lexically_normal().string();
-}
-
 std::string cache_lookup(std::string_view name, int32_t abi_flags) {
   int fd = open("/etc/ld.so.cache", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return {};
@@ -84,6 +77,12 @@ std::vector<std::string> split_colon(std::string_view list) {
 
 }  // namespace
 
+std::string absolute_in_trace(const TraceModel& model, std::string_view path) {
+  if (path.empty() || path.front() == '/') return std::string(path);
+  const std::string& cwd = model.reader().process().cwd;
+  return fs::path(cwd.empty() ? "." : cwd).append(path).lexically_normal().string();
+}
+
 std::string expand_search_dir(std::string_view dir, std::string_view origin) {
   const common::LoaderPlatform& platform = common::host_loader_platform();
   const char* platform_name = host_subdirs().platform ? host_subdirs().platform : platform.platform;
@@ -99,23 +98,21 @@ namespace {
 
 // What the model's visitor collects: every candidate, and one step per directory.
 struct StepCollector {
-  const TraceModel* model;
-  const std::vector<const ObjectRecord*>* chain_records;  // parallel to the model's chain
+  const std::vector<Loader>* loaders;  // parallel to `chain`
   const common::SearchObject* chain;
+  size_t chain_size;
   const common::SearchObject* executable;
-  const ObjectRecord* main;
-  std::string name;
+  std::string executable_name;
   LibrarySearch* out;
 };
 
 std::string source_text(const StepCollector& c, const common::SearchCandidate& cand) {
   auto owner = [&]() -> std::string {
     // The executable's RPATH searched after the loader chain is named as such.
-    if (cand.object == c.executable && c.main != nullptr && cand.object != c.chain)
-      return "the executable " + c.model->name_of(*c.main);
+    if (cand.object == c.executable && cand.object != c.chain)
+      return "the executable " + c.executable_name;
     size_t i = static_cast<size_t>(cand.object - c.chain);
-    const ObjectRecord* o = i < c.chain_records->size() ? (*c.chain_records)[i] : nullptr;
-    return o ? c.model->name_of(*o) : std::string("?");
+    return i < c.loaders->size() ? (*c.loaders)[i].name : std::string("?");
   };
   switch (cand.source) {
     case common::SearchSource::kRpath:
@@ -146,79 +143,86 @@ bool collect_step(const common::SearchCandidate& cand, void* context) {
   return false;  // the viewer wants every step
 }
 
+const ObjectRecord* main_program(const TraceModel& model) {
+  for (const ObjectRecord* o : model.objects_by_load())
+    if (model.is_main_program(*o)) return o;
+  return nullptr;
+}
+
 }  // namespace
+
+std::vector<Loader> loader_chain(const ObjectRecord* caller, const TraceModel& model,
+                                 ElfCache& elf) {
+  std::vector<Loader> chain;
+  absl::flat_hash_set<uint32_t> seen;
+  for (const ObjectRecord* o = caller; o && seen.insert(o->id).second;
+       o = model.reader().object(o->parent))
+    chain.push_back({model.name_of(*o), absolute_in_trace(model, model.path_of(*o)),
+                     elf.for_object(*o, model.path_of(*o)).file, o});
+  return chain;
+}
 
 LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
                           const TraceModel& model, ElfCache& elf) {
+  if (!caller) caller = main_program(model);
+  return plan_search_from(name, loader_chain(caller, model, elf), model, elf);
+}
+
+LibrarySearch plan_search_from(std::string_view name, const std::vector<Loader>& loaders,
+                               const TraceModel& model, ElfCache& elf) {
   LibrarySearch out;
   if (name.find('/') != std::string_view::npos) {
     out.direct_path = true;
-    std::string path = absolute_in(model, name);
+    std::string path = absolute_in_trace(model, name);
     out.steps.push_back({"the name contains '/': only this file", path, exists(path)});
     return out;
   }
-  const TraceReader& reader = model.reader();
-  const ObjectRecord* main = nullptr;
-  for (const ObjectRecord* o : model.objects_by_load())
-    if (model.is_main_program(*o)) {
-      main = o;
-      break;
-    }
-  if (!caller) caller = main;
-  auto file_of = [&](const ObjectRecord* o) -> const ElfFile* {
-    return o ? elf.for_object(*o, model.path_of(*o)).file : nullptr;
-  };
-  const ElfFile* caller_file = file_of(caller);
-  if (caller && !caller_file)
-    out.notes.push_back(fmt::format("{}'s file could not be read: its RPATH/RUNPATH are unknown",
-                                    model.name_of(*caller)));
+  const ObjectRecord* main = main_program(model);
+  const Loader* loader = loaders.empty() ? nullptr : &loaders.front();
+  if (loader && !loader->file)
+    out.notes.push_back(
+        fmt::format("{}'s file could not be read: its RPATH/RUNPATH are unknown", loader->name));
 
-  // The loader chain (caller, the object that loaded it, ...: ld.so's l_loader), each with the
-  // strings the model points into.
-  struct Held {
-    std::string rpath, runpath, origin;
-  };
-  std::vector<const ObjectRecord*> records;
-  absl::flat_hash_set<uint32_t> seen;
-  for (const ObjectRecord* o = caller; o && seen.insert(o->id).second; o = reader.object(o->parent))
-    records.push_back(o);
-  if (main && !seen.contains(main->id) && !records.empty()) records.push_back(main);
-  std::vector<Held> held(records.size());
-  std::vector<common::SearchObject> chain(records.size());
-  const common::SearchObject* executable = nullptr;
-  for (size_t i = 0; i < records.size(); ++i) {
-    const ElfFile* f = file_of(records[i]);
-    held[i].origin = dir_of(absolute_in(model, model.path_of(*records[i])));
-    chain[i].origin = held[i].origin.c_str();
-    if (f) {
-      if (f->rpath) held[i].rpath = *f->rpath;
-      if (f->runpath) held[i].runpath = *f->runpath;
-      chain[i].rpath = f->rpath ? held[i].rpath.c_str() : nullptr;
-      chain[i].runpath = f->runpath ? held[i].runpath.c_str() : nullptr;
+  // The chain the model walks, and the executable after it when the chain does not reach it
+  // (ld.so searches the executable's RPATH once either way).
+  std::vector<Loader> all = loaders;
+  size_t chain_size = all.size();
+  size_t exe_index = all.size();
+  for (size_t i = 0; i < all.size(); ++i)
+    if (main && all[i].object == main) exe_index = i;
+  if (main && exe_index == all.size()) {
+    all.push_back({model.name_of(*main), absolute_in_trace(model, model.path_of(*main)),
+                   elf.for_object(*main, model.path_of(*main)).file, main});
+  }
+  std::vector<std::string> rpaths(all.size()), runpaths(all.size()), origins(all.size());
+  std::vector<common::SearchObject> chain(all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    origins[i] = dir_of(all[i].path);
+    chain[i].origin = origins[i].c_str();
+    if (const ElfFile* f = all[i].file) {
+      if (f->rpath) rpaths[i] = *f->rpath;
+      if (f->runpath) runpaths[i] = *f->runpath;
+      chain[i].rpath = f->rpath ? rpaths[i].c_str() : nullptr;
+      chain[i].runpath = f->runpath ? runpaths[i].c_str() : nullptr;
       chain[i].nodeflib = (f->flags_1 & DF_1_NODEFLIB) != 0;
     }
-    if (records[i] == main) executable = &chain[i];
   }
-  // The executable closes the chain only as "the executable's RPATH": ld.so's l_loader chain
-  // ends before it unless the caller was loaded by it. The model searches it once either way.
-  size_t chain_size = chain.size();
-  if (main && !records.empty() && records.back() == main && records.size() > 1 &&
-      records[records.size() - 2]->parent != main->id)
-    --chain_size;
+  const common::SearchObject* executable = main ? &chain[exe_index] : nullptr;
 
   const common::LoaderPlatform* platform = &common::host_loader_platform();
-  if (const ElfFile* exe = file_of(main); exe && exe->machine != platform->machine) {
-    if (const common::LoaderPlatform* p = common::loader_platform(exe->machine)) platform = p;
+  if (main) {
+    if (const ElfFile* exe = all[exe_index].file; exe && exe->machine != platform->machine) {
+      if (const common::LoaderPlatform* p = common::loader_platform(exe->machine)) platform = p;
+    }
   }
   const bool host = platform == &common::host_loader_platform();
   const common::HwcapsSubdirs& subdirs = host_subdirs();
 
-  const auto& llp = reader.process().ld_library_path;
+  const auto& llp = model.reader().process().ld_library_path;
   if (!llp)
     out.notes.push_back("LD_LIBRARY_PATH was not set (or the trace predates its recording)");
-  if (caller_file && caller_file->runpath && caller_file->rpath)
-    out.notes.push_back(
-        fmt::format("{} has DT_RUNPATH, so its DT_RPATH is ignored", model.name_of(*caller)));
+  if (loader && loader->file && loader->file->runpath && loader->file->rpath)
+    out.notes.push_back(fmt::format("{} has DT_RUNPATH, so its DT_RPATH is ignored", loader->name));
 
   std::string name_text(name);
   const common::SearchObject* flags_of = chain_size > 0 ? &chain[0] : executable;
@@ -236,7 +240,9 @@ LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
   request.cache_hit = hit.empty() ? nullptr : hit.c_str();
   request.subdirs = host ? subdirs.names : nullptr;
   request.subdir_count = host ? subdirs.count : 0;
-  StepCollector collector{&model, &records, chain.data(), executable, main, name_text, &out};
+  StepCollector collector{
+      &all, chain.data(), chain_size, executable, main ? model.name_of(*main) : std::string(),
+      &out};
   common::search_library(request, collect_step, &collector);
   if (!nodeflib && hit.empty()) {
     // The model only yields the cache's answer; say that it had none, where it would have been.
@@ -249,7 +255,7 @@ LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
     out.notes.push_back(
         fmt::format("{} is linked with -z nodeflib: the cache and the default "
                     "directories are not searched",
-                    caller ? model.name_of(*caller) : std::string("the executable")));
+                    loader ? loader->name : std::string("the executable")));
   if (host && subdirs.count > 1)
     out.notes.push_back(
         fmt::format("ld.so also tried each directory's {} hwcaps subdirectories "
@@ -273,7 +279,7 @@ std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& m
   for (const ObjectRecord* o : model.objects_by_load()) {
     std::string_view path = model.path_of(*o);
     if ((o->flags & format::kObjectVdso) || path.find('/') == std::string_view::npos) continue;
-    roots.emplace_back(dir_of(absolute_in(model, path)), 0);
+    roots.emplace_back(dir_of(absolute_in_trace(model, path)), 0);
   }
   if (p.ld_library_path)
     for (const auto& d : split_colon(*p.ld_library_path)) roots.emplace_back(d, 0);

@@ -31,9 +31,26 @@ struct LibrarySearch {
   std::vector<std::string> notes;  // e.g. "libhost.so has DT_RUNPATH, so its DT_RPATH is ignored"
 };
 
+// One object of the loader chain a search runs from (ld.so's l_loader: the object that asks,
+// the one that loaded it, ...): a loaded object of the trace, or a file that was never loaded
+// (a dependency inside a dlopen that failed).
+struct Loader {
+  std::string name;                      // for the step texts: "libhost.so"
+  std::string path;                      // its file, absolute ($ORIGIN)
+  const ElfFile* file = nullptr;         // its RPATH, RUNPATH, NODEFLIB; null: unreadable
+  const ObjectRecord* object = nullptr;  // when it is in the trace
+};
+
+// `caller` and the objects that loaded it, up to one the trace does not know.
+std::vector<Loader> loader_chain(const ObjectRecord* caller, const TraceModel& model,
+                                 ElfCache& elf);
+
 // The search for `name` as dlopen'ed from `caller` (null: the executable).
 LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
                           const TraceModel& model, ElfCache& elf);
+// The search for `name` asked by `chain.front()` (a dlopen from it, or its DT_NEEDED entry).
+LibrarySearch plan_search_from(std::string_view name, const std::vector<Loader>& chain,
+                               const TraceModel& model, ElfCache& elf);
 
 // Files on disk named `name` (or `name`.N...: other versions of the same library) under the
 // directories of the loaded objects, the executable's and the working directory's trees (two
@@ -41,6 +58,9 @@ LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
 // directory entries are looked at. Paths are normalised and unique.
 std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& model,
                                       size_t max_entries = 50000);
+
+// A path of the traced process made absolute against its recorded working directory.
+std::string absolute_in_trace(const TraceModel& model, std::string_view path);
 
 // Expands $ORIGIN / ${ORIGIN} / $LIB / $PLATFORM in one RPATH/RUNPATH element, for this
 // machine's loader ("" when the element would be dropped).

@@ -1,0 +1,37 @@
+// A dlopen that failed on a dependency of the file it named ("libC.so: cannot open shared
+// object file" while libA.so exists). ld.so's walk is replayed on disk: the file dlopen opened,
+// then its DT_NEEDED closure breadth-first (as _dl_map_object_deps does), each name searched
+// from the object that needs it — its own RUNPATH, the RPATHs up its loader chain — until the
+// name that could not be found.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "analysis/elf_file.h"
+#include "analysis/library_search.h"
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+
+struct MissingDependency {
+  // Who needed it: the object whose DT_NEEDED names it first, then the object that needed
+  // that one, ..., the file dlopen opened, then the dlopen's caller and its loaders.
+  std::vector<Loader> needers;
+  size_t opened_files = 0;  // how many of `needers` are files of the failed dlopen (not loaded)
+  std::string name;         // the DT_NEEDED entry ld.so could not find
+  LibrarySearch search;     // its search, from needers.front()'s point of view
+};
+
+// Replays the dlopen of `requested` from `caller` at event `seq` (namespace `lmid`). Returns
+// nothing unless the replay ends at a DT_NEEDED entry named `missing` that no directory of its
+// search holds: a replay that disagrees with ld.so's error is not reported.
+std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
+                                                         std::string_view missing,
+                                                         const ObjectRecord* caller, uint64_t seq,
+                                                         int64_t lmid, const TraceModel& model,
+                                                         ElfCache& elf);
+
+}  // namespace dltrace::viewer
