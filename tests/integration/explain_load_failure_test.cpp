@@ -39,7 +39,8 @@ struct Explained {
 
 Explained record_and_explain(const std::vector<std::string>& argv, const std::string& dir) {
   Explained e;
-  const std::string trace = dir + "/run.trace";
+  static int runs = 0;  // one trace per run: the recorder does not overwrite a trace
+  const std::string trace = dir + "/run" + std::to_string(++runs) + ".trace";
   e.program = run_traced(argv, trace);
   e.text = run({viewer_path(), "explain", "--color=never", trace});
   const ProcessResult j = run({viewer_path(), "explain", "--json", trace});
@@ -119,4 +120,114 @@ TEST_CASE(
   INFO(describe(fixed));
   CHECK(fixed.exit_code == 0);
   CHECK(fixed.out == "loaded\n");
+}
+
+namespace {
+
+// The finding about the file the opener was given.
+nlohmann::json unloadable(const std::string& dir, const std::string& opener,
+                          const std::string& file, std::string* text = nullptr) {
+  Explained e = record_and_explain({opener, file}, dir);
+  INFO(e.text.out);
+  CHECK(e.program.exit_code == 1);
+  if (text) *text = e.text.out;
+  for (const auto& f : e.json["findings"])
+    if (f["kind"] == "load-failed" && f.value("file", "") == file) return f;
+  FAIL_CHECK("no load-failed finding about " << file);
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("explain: what a file the loader refused is, and what to do instead",
+          "[explain][load-failure]") {
+  const std::string dir = temp_dir("file-kinds");
+  const std::string opener = build_opener(dir);
+  std::ofstream(dir + "/lib.c") << "int value(void) { return 42; }\nint main(void) { return 0; }\n";
+  compile({"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
+  auto copy_with = [&](const std::string& name, size_t offset, unsigned char byte) {
+    run({"cp", dir + "/libgood.so", dir + "/" + name});
+    std::fstream f(dir + "/" + name, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.put(static_cast<char>(byte));
+  };
+
+  SECTION("a library for another CPU: ld.so says 'cannot open', explain says why") {
+    copy_with("libarm.so", 18, 0xb7);  // e_machine = EM_AARCH64
+    const auto f = unloadable(dir, opener, dir + "/libarm.so");
+    CHECK(f["file_kind"] == "wrong-machine");
+    CHECK(f["title"].get<std::string>().find("AArch64") != std::string::npos);
+  }
+  SECTION("a 32-bit library in a 64-bit process") {
+    copy_with("lib32.so", 4, 1);  // EI_CLASS = ELFCLASS32
+    const auto f = unloadable(dir, opener, dir + "/lib32.so");
+    CHECK(f["file_kind"] == "wrong-class");
+  }
+  SECTION("an empty file, and one cut short") {
+    std::ofstream(dir + "/libempty.so");
+    CHECK(unloadable(dir, opener, dir + "/libempty.so")["file_kind"] == "empty");
+    run({"sh", "-c", "head -c 100 " + dir + "/libgood.so > " + dir + "/libshort.so"});
+    CHECK(unloadable(dir, opener, dir + "/libshort.so")["file_kind"] == "truncated");
+  }
+  SECTION("a Git LFS pointer and an HTML page saved as .so") {
+    std::ofstream(dir + "/liblfs.so")
+        << "version https://git-lfs.example/spec/v1\n"
+           "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
+           "size 12345\n";
+    const auto lfs = unloadable(dir, opener, dir + "/liblfs.so");
+    CHECK(lfs["file_kind"] == "git-lfs-pointer");
+    CHECK(lfs.dump().find("git lfs pull") != std::string::npos);
+    std::ofstream(dir + "/libpage.so")
+        << "<!DOCTYPE html>\n<html><head><title>404 Not Found</title>"
+           "</head><body><h1>Not Found</h1></body></html>\n";
+    CHECK(unloadable(dir, opener, dir + "/libpage.so")["file_kind"] == "html");
+  }
+  SECTION("a linker script: the fix dlopens the library it points to, and that works") {
+    // What /usr/lib/x86_64-linux-gnu/libc.so is on Debian, pointing at our library.
+    run({"sh", "-c", "cp " + dir + "/libgood.so " + dir + "/libgood.so.1"});
+    compile({"-shared", "-fPIC", "-o", dir + "/libgood.so.1", dir + "/lib.c",
+             "-Wl,-soname,libgood.so.1"});
+    std::ofstream(dir + "/libscript.so") << "/* GNU ld script */\nOUTPUT_FORMAT(elf64-x86-64)\n"
+                                            "GROUP ( " +
+                                                dir + "/libgood.so.1 )\n";
+    const auto f = unloadable(dir, opener, dir + "/libscript.so");
+    CHECK(f["file_kind"] == "linker-script");
+    CHECK(f["target"] == dir + "/libgood.so.1");
+    const std::string fix = f["fixes"][0]["text"];
+    CHECK(fix.find("dlopen(\"libgood.so.1\"") != std::string::npos);
+    RunOptions opts;  // the soname is found where the file is: its directory on the search path
+    opts.env["LD_LIBRARY_PATH"] = dir;
+    const ProcessResult fixed = run({opener, "libgood.so.1"}, opts);
+    CHECK(fixed.out == "loaded\n");
+  }
+  SECTION("an executable: the fix builds the code as a shared library, and that loads") {
+    compile({"-fPIE", "-pie", "-o", dir + "/prog", dir + "/lib.c"});
+    const auto f = unloadable(dir, opener, dir + "/prog");
+    CHECK(f["file_kind"] == "pie-executable");
+    const std::string fix = f["fixes"][0]["text"];
+    REQUIRE(fix.find("cc -shared -fPIC") != std::string::npos);
+    compile({"-shared", "-fPIC", "-o", dir + "/libprog.so", dir + "/lib.c"});
+    CHECK(run({opener, dir + "/libprog.so"}).out == "loaded\n");
+    compile({"-no-pie", "-o", dir + "/prog_fixed", dir + "/lib.c"});
+    CHECK(unloadable(dir, opener, dir + "/prog_fixed")["file_kind"] == "executable");
+  }
+  SECTION("a relative name is resolved against the traced process's working directory") {
+    copy_with("librel.so", 18, 0xb7);
+    RunOptions opts;
+    opts.cwd = dir;
+    Explained e;
+    const std::string trace = dir + "/rel.trace";
+    e.program = run_traced({opener, "./librel.so"}, trace, opts);
+    // explain runs elsewhere: the recorded cwd, not explain's, decides what the name meant.
+    const ProcessResult j = run({viewer_path(), "explain", "--json", trace});
+    const auto json = nlohmann::json::parse(j.out);
+    bool found = false;
+    for (const auto& f : json["findings"])
+      if (f["kind"] == "load-failed" && f.value("file", "") == dir + "/librel.so") {
+        found = true;
+        CHECK(f["file_kind"] == "wrong-machine");
+        CHECK(f.dump().find("the name was relative") != std::string::npos);
+      }
+    CHECK(found);
+  }
 }

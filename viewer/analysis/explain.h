@@ -73,6 +73,10 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::v
 // not end at `missing` (explain_dependency.cpp).
 bool explain_missing_dependency(ExplainContext& ctx, const format::EventSlot& e,
                                 std::string_view requested, std::string_view missing, Finding& f);
+// A failed dlopen refused because of the file at `path` (as the process named it): what the
+// file is and what to do; false when the file is a loadable shared object (explain_file.cpp).
+bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
+                             std::string_view path, Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
 void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).

@@ -363,6 +363,10 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
                                      base_name(requested), missing)
                        : fmt::format("{} was not found", missing);
   if (dependency && explain_missing_dependency(ctx, e, requested, missing, f)) return;
+  // A path that exists: ld.so said "cannot open" because it skipped the file (another CPU).
+  if (!dependency && missing.find('/') != std::string::npos &&
+      explain_unloadable_file(ctx, e, missing, f))
+    return;
   const ObjectRecord* caller = ctx.reader().object(e.caller_object);
   LibrarySearch search = plan_search(missing, dependency ? nullptr : caller, m, ctx.elf());
   f.evidence.push_back(fmt::format("the loader tried, in order ({}):",
@@ -487,6 +491,10 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::v
     case DlerrorText::Kind::kNotFound: explain_not_found(ctx, e, err, f); break;
     case DlerrorText::Kind::kVersionNotFound: explain_version(ctx, e, err, f); break;
     case DlerrorText::Kind::kOther:
+      // "FILE: invalid ELF header", "FILE: file too short", ...: the file itself was refused.
+      if (is_open_call(e.call) && error.find(": ") != std::string::npos &&
+          explain_unloadable_file(ctx, e, error.substr(0, error.find(": ")), f))
+        break;
       f.kind = is_open_call(e.call) ? "load-failed" : "lookup-failed";
       f.title = fmt::format("{} failed: {}", ctx.call_text(e), error.empty() ? "(no error text)" : error);
       if (is_open_call(e.call)) {

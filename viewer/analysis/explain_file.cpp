@@ -1,0 +1,117 @@
+// A dlopen the loader refused because of the file itself: what the file is (ELF of another
+// class or CPU, an executable, cut short, a linker script, a Git LFS pointer, a web page, ...)
+// and what to do instead.
+#include "analysis/explain.h"
+#include "analysis/file_kind.h"
+#include "analysis/library_search.h"
+#include "common/loader_platform.h"
+#include "fmt/format.h"
+
+namespace dltrace::viewer {
+namespace {
+
+std::string base_of(std::string_view path) {
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+// The process's machine: its executable's, else this machine's.
+uint16_t process_machine(ExplainContext& ctx) {
+  for (const ObjectRecord* o : ctx.model().objects_by_load())
+    if (ctx.model().is_main_program(*o)) {
+      if (const ElfFile* f = ctx.file_of(*o)) return f->machine;
+      break;
+    }
+  return common::host_loader_platform().machine;
+}
+
+}  // namespace
+
+bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
+                             std::string_view path_in_trace, Finding& f) {
+  const std::string path = absolute_in_trace(ctx.model(), path_in_trace);
+  const uint16_t machine = process_machine(ctx);
+  const FileKind k = classify_file(path, machine);
+  using K = FileKind::Kind;
+  if (k.kind == K::kMissing || k.kind == K::kSharedObject) return false;
+  const std::string name = base_of(path);
+  f.kind = "load-failed";
+  f.fact("file", path);
+  f.fact("file_kind", file_kind_name(k.kind));
+  f.title = fmt::format("{} failed: {} is {}", ctx.call_text(e), name, k.what);
+  f.fact("size", std::to_string(k.size));
+  f.evidence.push_back(fmt::format("what the file is: {}", k.what));
+  if (std::string(path_in_trace) != path)
+    f.evidence.push_back(
+        fmt::format("the name was relative: {} in the process's working "
+                    "directory {}",
+                    path_in_trace, ctx.reader().process().cwd));
+  const std::string arch = machine_name(machine);
+  switch (k.kind) {
+    case K::kWrongClass:
+    case K::kWrongMachine:
+      f.evidence.push_back(
+          "note: ld.so skips a library built for another word size or CPU, and "
+          "when none is left it reports \"cannot open shared object file\" as if "
+          "the file did not exist");
+      f.fixes.push_back({fmt::format("use a 64-bit {} build of {} (on Debian, the package of the "
+                                     "process's architecture, not another multiarch one)",
+                                     arch, name),
+                         ""});
+      break;
+    case K::kPieExecutable:
+    case K::kExecutable:
+      f.fixes.push_back({fmt::format("build the code as a shared library (cc -shared -fPIC ... -o "
+                                     "lib{}.so) and dlopen that; glibc refuses to dlopen an "
+                                     "executable since 2.30",
+                                     name),
+                         ""});
+      f.fixes.push_back({fmt::format("or run {} as a program (posix_spawn/exec) instead of "
+                                     "loading it",
+                                     path),
+                         ""});
+      break;
+    case K::kTruncated:
+      f.fixes.push_back({fmt::format("the file is incomplete (an interrupted copy, download or "
+                                     "build): replace it; if a package installed it, reinstall "
+                                     "that package (dpkg -S {})",
+                                     path),
+                         ""});
+      break;
+    case K::kLinkerScript:
+      if (!k.target.empty()) {
+        std::string soname = base_of(k.target);
+        if (const ElfFile* t = ctx.elf().file(k.target); t && !t->soname.empty())
+          soname = t->soname;
+        f.fact("target", k.target);
+        f.fixes.push_back({fmt::format("dlopen the library it points to by its soname: "
+                                       "dlopen(\"{}\", ...)",
+                                       soname),
+                           ""});
+      } else {
+        f.fixes.push_back({"dlopen the versioned shared library (libX.so.N) instead", ""});
+      }
+      break;
+    case K::kGitLfsPointer:
+      f.fixes.push_back({"fetch the real file: git lfs pull (in the repository it came from)", ""});
+      break;
+    case K::kHtml:
+      f.fixes.push_back({fmt::format("download {} again: the address returned a web page (an "
+                                     "error, a login or a redirect page), not the file",
+                                     name),
+                         ""});
+      break;
+    case K::kStaticArchive:
+      f.fixes.push_back(
+          {"link the archive into the program at build time, or use the shared "
+           "library (.so) build of it",
+           ""});
+      break;
+    default:
+      f.fixes.push_back({fmt::format("replace {} with the shared library it should be", path), ""});
+      break;
+  }
+  return true;
+}
+
+}  // namespace dltrace::viewer

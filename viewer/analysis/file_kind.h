@@ -1,0 +1,45 @@
+// What a file on disk is, when the loader refused it: ld.so's messages ("invalid ELF header",
+// "file too short", even "cannot open shared object file" for a library built for another
+// CPU) say what failed, not what the file is. Read from the file's first bytes and headers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace dltrace::viewer {
+
+struct FileKind {
+  enum class Kind {
+    kMissing,        // no such file (now)
+    kNotRegular,     // a directory, a device, ...
+    kEmpty,          // 0 bytes
+    kSharedObject,   // a loadable ELF shared object for this process
+    kWrongClass,     // ELF of the other word size (ELFCLASS32 in a 64-bit process)
+    kWrongMachine,   // ELF for another CPU
+    kPieExecutable,  // a position-independent executable: dlopen refuses it
+    kExecutable,     // a fixed-address executable
+    kOtherElf,       // a relocatable object (.o), a core file, ...
+    kTruncated,      // shorter than its own headers say
+    kLinkerScript,   // a text file for the static linker (libc.so, libm.so on Debian)
+    kGitLfsPointer,  // a Git LFS pointer checked out instead of the file
+    kHtml,           // a web page saved under the library's name
+    kStaticArchive,  // an ar archive (.a): for the static linker
+    kText,           // some other text
+    kBinary,         // some other binary format
+  };
+  Kind kind = Kind::kMissing;
+  uint64_t size = 0;
+  std::string what;    // one sentence: "a 32-bit ELF shared object (ELFCLASS32) for x86-64"
+  std::string target;  // kLinkerScript: the shared library it points to ("" if none)
+};
+
+// Classifies `path` for a process whose ELF machine is `process_machine` (a 64-bit process).
+FileKind classify_file(const std::string& path, uint16_t process_machine);
+
+// "x86-64", "AArch64", "i386", ... for an ELF e_machine value; "machine N" if unknown.
+std::string machine_name(uint16_t machine);
+
+// The stable name of a kind for --json: "linker-script", "wrong-machine", ...
+const char* file_kind_name(FileKind::Kind kind);
+
+}  // namespace dltrace::viewer
