@@ -231,3 +231,25 @@ TEST_CASE("explain: what a file the loader refused is, and what to do instead",
     CHECK(found);
   }
 }
+
+// An object dlopen'ed as "./libgood.so" keeps that name; explain, run from another directory,
+// reads the file from the traced process's recorded working directory, not its own.
+TEST_CASE("explain: objects loaded by a relative name are found from any directory",
+          "[explain][load-failure]") {
+  const std::string dir = temp_dir("relative-object");
+  const std::string opener = build_opener(dir);
+  std::ofstream(dir + "/lib.c") << "int value(void) { return 42; }\n";
+  compile({"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
+  RunOptions opts;
+  opts.cwd = dir;
+  const std::string trace = dir + "/rel.trace";
+  const ProcessResult p = run_traced({opener, "./libgood.so"}, trace, opts);
+  REQUIRE(p.out == "loaded\n");
+  RunOptions elsewhere;
+  elsewhere.cwd = "/";
+  const ProcessResult e = run({viewer_path(), "explain", "--color=never", trace}, elsewhere);
+  INFO(e.out);
+  CHECK(e.out.find("is gone") == std::string::npos);
+  CHECK(e.out.find("./libgood.so") == std::string::npos);
+  CHECK(e.exit_code == 0);
+}

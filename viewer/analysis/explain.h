@@ -38,7 +38,7 @@ class ExplainContext {
   const TraceReader& reader() const { return model_.reader(); }
   ElfCache& elf() { return elf_; }
   const ScopeGraph& graph() const { return graph_; }
-  const ElfFile* file_of(const ObjectRecord& o) { return elf_.for_object(o, model_.path_of(o)).file; }
+  const ElfFile* file_of(const ObjectRecord& o) { return elf_.for_object(o, model_.file_path(o)).file; }
 
   // "main() at host.c:57 in ov_host" / "ov_host+0x1234": where the call was made.
   std::string call_site(const format::EventSlot& e);

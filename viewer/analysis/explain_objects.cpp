@@ -42,7 +42,7 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
         const ObjectRecord& a = *objects[i];
         const ObjectRecord& b = *objects[j];
         if (!overlap(a, b)) continue;  // reloaded after an unload: one at a time is fine
-        const bool same_file = canonical(m.path_of(a)) == canonical(m.path_of(b));
+        const bool same_file = canonical(m.file_path(a)) == canonical(m.file_path(b));
         if (same_file && a.lmid == b.lmid) continue;
         if (!ctx.first_time(fmt::format("duplicate {} {} {}", name, a.id, b.id))) continue;
         Finding f;
@@ -173,7 +173,7 @@ void changed_files(ExplainContext& ctx, std::vector<Finding>& out) {
   const TraceModel& m = ctx.model();
   for (const ObjectRecord* o : m.objects_by_load()) {
     if (o->flags & format::kObjectVdso) continue;
-    const auto& entry = ctx.elf().for_object(*o, m.path_of(*o));
+    const auto& entry = ctx.elf().for_object(*o, m.file_path(*o));
     if (entry.check != FileCheck::kDifferent && entry.check != FileCheck::kMissing &&
         entry.check != FileCheck::kUnreadable)
       continue;

@@ -78,9 +78,7 @@ std::vector<std::string> split_colon(std::string_view list) {
 }  // namespace
 
 std::string absolute_in_trace(const TraceModel& model, std::string_view path) {
-  if (path.empty() || path.front() == '/') return std::string(path);
-  const std::string& cwd = model.reader().process().cwd;
-  return fs::path(cwd.empty() ? "." : cwd).append(path).lexically_normal().string();
+  return model.absolute_path(path);
 }
 
 std::string expand_search_dir(std::string_view dir, std::string_view origin) {
@@ -158,7 +156,7 @@ std::vector<Loader> loader_chain(const ObjectRecord* caller, const TraceModel& m
   for (const ObjectRecord* o = caller; o && seen.insert(o->id).second;
        o = model.reader().object(o->parent))
     chain.push_back({model.name_of(*o), absolute_in_trace(model, model.path_of(*o)),
-                     elf.for_object(*o, model.path_of(*o)).file, o});
+                     elf.for_object(*o, model.file_path(*o)).file, o});
   return chain;
 }
 
@@ -192,7 +190,7 @@ LibrarySearch plan_search_from(std::string_view name, const std::vector<Loader>&
     if (main && all[i].object == main) exe_index = i;
   if (main && exe_index == all.size()) {
     all.push_back({model.name_of(*main), absolute_in_trace(model, model.path_of(*main)),
-                   elf.for_object(*main, model.path_of(*main)).file, main});
+                   elf.for_object(*main, model.file_path(*main)).file, main});
   }
   std::vector<std::string> rpaths(all.size()), runpaths(all.size()), origins(all.size());
   std::vector<common::SearchObject> chain(all.size());

@@ -46,7 +46,7 @@ const std::vector<ScopeRef>& ScopeGraph::scopes_of(uint32_t object) const {
 }
 
 const ElfFile* ScopeGraph::file_of(const ObjectRecord& o) const {
-  return elf_.for_object(o, model_.path_of(o)).file;
+  return elf_.for_object(o, model_.file_path(o)).file;
 }
 
 const ObjectRecord* ScopeGraph::resolve_name(std::string_view name, int64_t lmid,
@@ -77,7 +77,7 @@ std::vector<uint32_t> ScopeGraph::breadth_first(uint32_t root, uint64_t seq,
     const ElfFile* f = file_of(*o);
     if (!f) {
       // Without the file, the trace's own DT_NEEDED attribution is the best we have.
-      const auto& entry = elf_.for_object(*o, model_.path_of(*o));
+      const auto& entry = elf_.for_object(*o, model_.file_path(*o));
       if (gaps && entry.check != FileCheck::kNoFile)
         gaps->push_back(fmt::format("the dependencies of {} are taken from the trace: {}",
                                     model_.name_of(*o), entry.problem));

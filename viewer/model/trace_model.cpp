@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include <fmt/format.h>
 #include "util/status.h"
@@ -240,6 +241,12 @@ uint64_t TraceModel::to_ns(uint64_t value, bool absolute) const {
 std::string_view TraceModel::path_of(const ObjectRecord& o) const {
   if (o.path.empty() && !(o.flags & format::kObjectVdso)) return reader_.process().exe;
   return o.path;
+}
+
+std::string TraceModel::absolute_path(std::string_view path) const {
+  if (path.empty() || path.front() == '/') return std::string(path);
+  const std::string& cwd = reader_.process().cwd;
+  return std::filesystem::path(cwd.empty() ? "." : cwd).append(path).lexically_normal().string();
 }
 
 std::string TraceModel::name_of(const ObjectRecord& o) const {

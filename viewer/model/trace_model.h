@@ -84,6 +84,12 @@ class TraceModel {
   // The object's file: its recorded path, or for the main program (whose link_map name is
   // empty) the process's executable.
   std::string_view path_of(const ObjectRecord& o) const;
+  // The file to read for an object: path_of made absolute against the traced process's
+  // working directory (an object dlopen'ed as "./lib.so" has that l_name), so that the viewer
+  // finds it from any directory.
+  std::string file_path(const ObjectRecord& o) const { return absolute_path(path_of(o)); }
+  // A path the traced process used, made absolute against its recorded working directory.
+  std::string absolute_path(std::string_view path) const;
   // object_name(), but the main program is named after the executable.
   std::string name_of(const ObjectRecord& o) const;
   // The executable itself (not the vDSO or the loader, also at start-up).
