@@ -1,5 +1,6 @@
 #include "render/html_report.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 
@@ -9,14 +10,12 @@
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "absl/container/flat_hash_map.h"
-
-#include "dltrace/flags.h"
 #include "analysis/elf_file.h"
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"
+#include "dltrace/flags.h"
+#include "model/load_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_layout.h"
 #include "render/dot_load_graph.h"
@@ -34,11 +33,20 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out.append("&amp;"); break;
-      case '<': out.append("&lt;"); break;
-      case '>': out.append("&gt;"); break;
-      case '"': out.append("&quot;"); break;
-      default: out.push_back(c);
+      case '&':
+        out.append("&amp;");
+        break;
+      case '<':
+        out.append("&lt;");
+        break;
+      case '>':
+        out.append("&gt;");
+        break;
+      case '"':
+        out.append("&quot;");
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -49,6 +57,7 @@ class HtmlReport {
   HtmlReport(const TraceReader& reader, const HtmlReportOptions& options, std::FILE* out)
       : reader_(reader),
         model_(reader),
+        load_graph_(model_, PythonGrouping::kNone),
         scope_graph_(model_, elf_),
         explain_(explain_trace(model_, elf_, scope_graph_)),
         options_(options),
@@ -56,8 +65,10 @@ class HtmlReport {
 
   absl::Status run() {
     const ProcessInfo& p = reader_.process();
-    const std::string title = fmt::format("dltrace: {} (pid {})", p.exe.empty() ? "?" : p.exe, p.pid);
-    put(fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    const std::string title =
+        fmt::format("dltrace: {} (pid {})", p.exe.empty() ? "?" : p.exe, p.pid);
+    put(
+        fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                     "<title>{}</title>\n<style>{}</style></head><body>\n<h1>{}</h1>\n",
                     html_escape(title), html_assets::kStyle, html_escape(title)));
     put("<nav><a href=\"#findings\">Findings</a><a href=\"#load-graph\">Load graph</a>"
@@ -108,12 +119,13 @@ class HtmlReport {
     put("</p>\n<div class=\"graph\">");
     LoadGraphOptions graph_options;
     graph_options.all = options_.all;
-    auto dot = load_graph_dot(reader_, graph_options);
+    auto dot = load_graph_dot(load_graph_, graph_options);
     absl::StatusOr<std::string> svg = dot.ok() ? dot_to_svg(*dot) : dot.status();
     if (svg.ok()) {
       put(*svg);
     } else {
-      put(fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
+      put(
+          fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
                       "it with <code>dltrace dot --focus NAME TRACE | dot -Tsvg</code>.</p>",
                       html_escape(std::string(svg.status().message()))));
     }
@@ -141,10 +153,11 @@ class HtmlReport {
     if (svg.ok()) {
       put(*svg);
     } else {
-      put(fmt::format("<p class=\"note\">The scope graph could not be drawn: {}. Draw part of "
-                      "it with <code>dltrace dot --graph scope --focus NAME TRACE | dot -Tsvg</code>."
-                      "</p>",
-                      html_escape(std::string(svg.status().message()))));
+      put(fmt::format(
+          "<p class=\"note\">The scope graph could not be drawn: {}. Draw part of "
+          "it with <code>dltrace dot --graph scope --focus NAME TRACE | dot -Tsvg</code>."
+          "</p>",
+          html_escape(std::string(svg.status().message()))));
     }
     put("</div></section>\n");
   }
@@ -216,8 +229,8 @@ class HtmlReport {
   void event_row(const format::EventSlot& e, int depth) {
     std::string args, result;
     arguments_and_result(e, args, result);
-    std::string json = fmt::format("[{},{:.4f},{},", e.seq, model_.relative_ms(model_.time_ns(e)),
-                                   e.tid);
+    std::string json =
+        fmt::format("[{},{:.4f},{},", e.seq, model_.relative_ms(model_.time_ns(e)), e.tid);
     JsonWriter::append_string(json, call_name(e.call));
     json.append(fmt::format(",{},", depth));
     JsonWriter::append_string(json, args);
@@ -229,8 +242,10 @@ class HtmlReport {
     std::string safe;
     safe.reserve(json.size() + 8);
     for (char c : json) {
-      if (c == '<') safe.append("\\u003c");
-      else safe.push_back(c);
+      if (c == '<')
+        safe.append("\\u003c");
+      else
+        safe.push_back(c);
     }
     put(safe);
   }
@@ -266,6 +281,7 @@ class HtmlReport {
 
   const TraceReader& reader_;
   TraceModel model_;
+  LoadGraph load_graph_;
   ElfCache elf_;  // declared before the analysis that uses it
   ScopeGraph scope_graph_;
   ExplainResult explain_;
