@@ -7,14 +7,13 @@
 #include <algorithm>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "analysis/elf_file.h"
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"
 #include "dltrace/flags.h"
+#include "model/call_nesting.h"
 #include "model/load_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_layout.h"
@@ -263,14 +262,9 @@ class HtmlReport {
         "<noscript><p class=\"note\">The event table needs JavaScript.</p></noscript>\n"
         "</section>\n<script type=\"application/json\" id=\"events-data\">[");
     bool first = true;
-    // Nesting depth per thread from parent_seq, as `show` indents.
-    absl::flat_hash_map<uint32_t, std::vector<std::pair<uint64_t, int>>> open;
+    CallNesting nesting;  // as `show` indents
     reader_.for_each_event([&](const format::EventSlot& e) {
-      auto& st = open[e.tid];
-      while (!st.empty() && st.back().first != e.parent_seq) st.pop_back();
-      const int depth = e.parent_seq == 0 ? 0 : st.empty() ? 1 : st.back().second + 1;
-      if (st.size() > 64) st.clear();
-      st.emplace_back(e.seq, depth);
+      const int depth = nesting.depth_of(e);
       if (!first) put(",\n");
       first = false;
       event_row(e, depth);
