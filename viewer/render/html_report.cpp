@@ -53,12 +53,12 @@ std::string html_escape(std::string_view s) {
 
 class HtmlReport {
  public:
-  HtmlReport(const TraceReader& reader, const HtmlReportOptions& options, std::FILE* out)
-      : reader_(reader),
-        model_(reader),
-        load_graph_(model_, PythonGrouping::kNone),
-        scope_graph_(model_, elf_),
-        explain_(explain_trace(model_, elf_, scope_graph_)),
+  HtmlReport(const HtmlReportContent& content, const HtmlReportOptions& options, std::FILE* out)
+      : reader_(content.model.reader()),
+        model_(content.model),
+        load_graph_(content.load_graph),
+        scope_graph_(content.scope_graph),
+        explain_(content.findings),
         options_(options),
         out_(out) {}
 
@@ -274,20 +274,29 @@ class HtmlReport {
   }
 
   const TraceReader& reader_;
-  TraceModel model_;
-  LoadGraph load_graph_;
-  ElfCache elf_;  // declared before the analysis that uses it
-  ScopeGraph scope_graph_;
-  ExplainResult explain_;
+  const TraceModel& model_;
+  const LoadGraph& load_graph_;
+  const ScopeGraph& scope_graph_;
+  const ExplainResult& explain_;
   const HtmlReportOptions& options_;
   std::FILE* out_;
 };
 
 }  // namespace
 
+absl::Status write_html_report(const HtmlReportContent& content, const HtmlReportOptions& options,
+                               std::FILE* out) {
+  return HtmlReport(content, options, out).run();
+}
+
 absl::Status write_html_report(const TraceReader& reader, const HtmlReportOptions& options,
                                std::FILE* out) {
-  return HtmlReport(reader, options, out).run();
+  const TraceModel model(reader);
+  const LoadGraph load_graph(model, PythonGrouping::kNone);
+  ElfCache elf;
+  const ScopeGraph scope_graph(model, elf);
+  const ExplainResult findings = explain_trace(model, elf, scope_graph);
+  return write_html_report({model, load_graph, scope_graph, findings}, options, out);
 }
 
 }  // namespace dltrace::viewer
