@@ -87,26 +87,32 @@ void LoadGraph::add_open(const format::EventSlot& e) {
     add_failed_open(e);
     return;
   }
-  LoadEdge edge;
+  LoadEdge edge = call_edge(e, LoadEdge::Kind::kDlopen);
   edge.to = node_of(e.object);
   if (edge.to == kNone) return;
-  edge.from = node_of(e.caller_object);
   if (edge.from == kNone) {
     // No caller recorded: the catalog names the caller of the call that loaded the object.
     const ObjectRecord& o = *nodes_[edge.to].object;
     if (o.opened_by == e.seq) edge.from = node_of(o.parent);
   }
-  edge.kind = LoadEdge::Kind::kDlopen;
+  add_edge(edge);
+}
+
+// An arrow from the caller of dlopen event `e`, with how it was called.
+LoadEdge LoadGraph::call_edge(const format::EventSlot& e, LoadEdge::Kind kind) const {
+  LoadEdge edge;
+  edge.from = node_of(e.caller_object);
+  edge.kind = kind;
   edge.call = e.call;
   edge.flags = e.flags;
   edge.effective_flags = e.effective_flags;
   edge.overridden = (e.bits & format::kEventOverridden) || e.flags != e.effective_flags;
   edge.lmid = e.lmid;
-  add_edge(edge);
+  return edge;
 }
 
 void LoadGraph::add_failed_open(const format::EventSlot& e) {
-  auto [it, fresh] = failed_index_.try_emplace(failed_key(e), failed_.size());
+  auto [it, fresh] = failed_node_.try_emplace(failed_key(e), nodes_.size());
   if (fresh) {
     FailedOpen f;
     f.seq = e.seq;
@@ -131,21 +137,13 @@ void LoadGraph::add_failed_open(const format::EventSlot& e) {
       attach(nodes_.size() - 1, caller);
     }
   } else {
-    FailedOpen& f = failed_[it->second];
+    FailedOpen& f = failed_[nodes_[it->second].index];
     ++f.repeats;
     f.last_seq = e.seq;
     f.duration_ns += model_.duration_ns(e);
   }
-  // The failed open's node: failed opens are numbered in the order of failed_.
-  LoadEdge edge;
-  edge.from = node_of(e.caller_object);
-  edge.to = object_count_ + it->second;
-  edge.kind = LoadEdge::Kind::kFailedOpen;
-  edge.call = e.call;
-  edge.flags = e.flags;
-  edge.effective_flags = e.effective_flags;
-  edge.overridden = (e.bits & format::kEventOverridden) || e.flags != e.effective_flags;
-  edge.lmid = e.lmid;
+  LoadEdge edge = call_edge(e, LoadEdge::Kind::kFailedOpen);
+  edge.to = it->second;
   add_edge(edge);
 }
 
@@ -157,7 +155,7 @@ void LoadGraph::remember_python(const format::EventSlot& e) {
   top_level_.add(reader_, stack, open.where);
   // Kept only for the calls the tree shows, so that this does not grow per event: loads that
   // brought objects in, and the first of identical failures (called before it is counted).
-  if (open.ok ? model_.new_objects(e.seq).empty() : failed_index_.contains(failed_key(e))) return;
+  if (open.ok ? model_.new_objects(e.seq).empty() : failed_node_.contains(failed_key(e))) return;
   python_opens_[e.seq] = std::move(open);
 }
 

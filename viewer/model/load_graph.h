@@ -141,6 +141,7 @@ class LoadGraph {
   void add_objects();
   void add_open(const format::EventSlot& e);
   void add_failed_open(const format::EventSlot& e);
+  LoadEdge call_edge(const format::EventSlot& e, LoadEdge::Kind kind) const;
   void remember_python(const format::EventSlot& e);
   void group_python_loads();
   void attach(size_t child, size_t parent);
@@ -155,7 +156,7 @@ class LoadGraph {
   std::vector<size_t> roots_;
   absl::flat_hash_map<uint32_t, size_t> node_of_;
   std::vector<FailedOpen> failed_;
-  absl::flat_hash_map<FailedKey, size_t> failed_index_;  // into failed_
+  absl::flat_hash_map<FailedKey, size_t> failed_node_;  // into nodes_
   std::vector<LoadEdge> edges_;
   absl::flat_hash_map<EdgeKey, size_t> edge_index_;         // into edges_
   absl::flat_hash_map<uint64_t, PythonOpen> python_opens_;  // by dlopen seq

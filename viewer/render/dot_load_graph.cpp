@@ -99,7 +99,7 @@ class LoadGraphDot {
           break;
         case LoadEdge::Kind::kFailedOpen:
           edge.kind = EdgeKind::kFailed;
-          edge.to = failed_node[e.to - graph_.object_count()];
+          edge.to = failed_node[graph_.nodes()[e.to].index];
           break;
       }
       edges_.push_back(std::move(edge));
