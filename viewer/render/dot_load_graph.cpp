@@ -1,5 +1,7 @@
 #include "render/dot_load_graph.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <deque>
 #include <string>
@@ -7,10 +9,9 @@
 #include <tuple>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "absl/container/flat_hash_map.h"
 #include "common/dlopen_flags.h"
+#include "model/load_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_text.h"
 #include "util/status.h"
@@ -29,9 +30,9 @@ struct Node {
   // Failed dlopen: what was asked for and why it failed.
   std::string file;
   std::string error;
-  size_t count = 1;      // failed dlopens folded into this node
-  bool system = false;   // folded into the system node unless --all
-  bool hidden = false;   // the recorder, unless --all
+  size_t count = 1;     // failed dlopens folded into this node
+  bool system = false;  // folded into the system node unless --all
+  bool hidden = false;  // the recorder, unless --all
 };
 
 struct Edge {
@@ -43,10 +44,12 @@ struct Edge {
   size_t count = 1;
 };
 
-class LoadGraph {
+// The load graph as drawn: the model's objects (same numbering), then its failed dlopens
+// folded once more, by caller, name and error (the flags are on the arrows).
+class LoadGraphDot {
  public:
-  LoadGraph(const TraceReader& reader, const LoadGraphOptions& options)
-      : reader_(reader), model_(reader), options_(options) {}
+  LoadGraphDot(const LoadGraph& graph, const LoadGraphOptions& options)
+      : graph_(graph), model_(graph.model()), reader_(model_.reader()), options_(options) {}
 
   absl::StatusOr<std::string> render() {
     build();
@@ -59,74 +62,70 @@ class LoadGraph {
 
  private:
   void build() {
-    for (const ObjectRecord* o : model_.objects_by_load()) {
+    for (size_t i = 0; i < graph_.object_count(); ++i) {
+      const ObjectRecord* o = graph_.nodes()[i].object;
       Node n;
       n.object = o;
       n.system = !options_.all && model_.is_system_object(*o);
       n.hidden = !options_.all && (o->flags & format::kObjectRecorder);
-      node_of_.try_emplace(o->id, nodes_.size());
       nodes_.push_back(std::move(n));
     }
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      const ObjectRecord& o = *nodes_[i].object;
-      if (o.cause == format::ObjectCause::kNeeded) {
-        add_edge(object_node(o.parent), i, EdgeKind::kNeeded, "", false);
-      } else if (o.cause == format::ObjectCause::kDlopen && !reader_.event(o.opened_by)) {
-        // Its dlopen event was lost (ring overwritten, damaged file): the catalog still says
-        // who called it.
-        add_edge(object_node(o.parent), i, EdgeKind::kDlopen, "dlopen (event lost)", false);
-      }
-    }
+    // Model node of each failed open -> its drawn node.
+    std::vector<size_t> failed_node(graph_.failed_opens().size(), kNone);
     absl::flat_hash_map<std::tuple<size_t, std::string, std::string>, size_t> failed_nodes;
-    reader_.for_each_event([&](const format::EventSlot& e) {
-      if (!is_open_call(e.call)) return true;
-      const bool overridden = (e.bits & format::kEventOverridden) || e.flags != e.effective_flags;
-      std::string label = flags_to_string(e.flags);
-      if (overridden) label = fmt::format("{} → {} (override)", label, flags_to_string(e.effective_flags));
-      if (e.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) {
-        label = fmt::format("dlmopen ns {}: {}", e.lmid, label);
-      }
-      size_t caller = object_node(e.caller_object);
-      if (e.bits & format::kEventOk) {
-        const size_t target = object_node(e.object);
-        if (target == kNone) return true;
-        if (caller == kNone) {
-          const ObjectRecord& o = *nodes_[target].object;
-          if (o.opened_by == e.seq) caller = object_node(o.parent);
-        }
-        add_edge(caller, target, EdgeKind::kDlopen, std::move(label), overridden);
-        return true;
-      }
-      std::string file = reader_.has_string(e.name) ? std::string(reader_.string(e.name)) : "NULL";
-      std::string error = reader_.has_string(e.error) ? std::string(reader_.string(e.error)) : "";
-      auto [it, fresh] = failed_nodes.try_emplace({caller, file, error}, nodes_.size());
+    for (size_t k = 0; k < graph_.failed_opens().size(); ++k) {
+      const FailedOpen& f = graph_.failed_opens()[k];
+      auto [it, fresh] = failed_nodes.try_emplace(
+          {graph_.node_of(f.caller_object), f.file, f.error}, nodes_.size());
       if (fresh) {
         Node n;
         n.kind = NodeKind::kFailedOpen;
-        n.file = std::move(file);
-        n.error = std::move(error);
+        n.file = f.file;
+        n.error = f.error;
+        n.count = 0;
         nodes_.push_back(std::move(n));
-      } else {
-        ++nodes_[it->second].count;
       }
-      add_edge(caller, it->second, EdgeKind::kFailed, std::move(label), overridden);
-      return true;
-    });
-  }
-
-  size_t object_node(uint32_t id) const {
-    auto it = node_of_.find(id);
-    return it == node_of_.end() ? kNone : it->second;
-  }
-
-  void add_edge(size_t from, size_t to, EdgeKind kind, std::string label, bool overridden) {
-    if (from == kNone || to == kNone || from == to) return;
-    auto [it, fresh] = edge_of_.try_emplace({from, to, int(kind), label}, edges_.size());
-    if (!fresh) {
-      ++edges_[it->second].count;
-      return;
+      nodes_[it->second].count += f.repeats;
+      failed_node[k] = it->second;
     }
-    edges_.push_back({from, to, kind, std::move(label), overridden, 1});
+    for (const LoadEdge& e : graph_.edges()) {
+      Edge edge{e.from, e.to, EdgeKind::kDlopen, label(e), e.overridden, e.count};
+      switch (e.kind) {
+        case LoadEdge::Kind::kNeeded:
+          edge.kind = EdgeKind::kNeeded;
+          break;
+        case LoadEdge::Kind::kDlopen:
+        case LoadEdge::Kind::kDlopenEventLost:
+          break;
+        case LoadEdge::Kind::kFailedOpen:
+          edge.kind = EdgeKind::kFailed;
+          edge.to = failed_node[graph_.nodes()[e.to].index];
+          break;
+      }
+      edges_.push_back(std::move(edge));
+    }
+  }
+
+  // The flags of a call (requested -> effective when an override changed them), with the
+  // namespace of a dlmopen.
+  static std::string label(const LoadEdge& e) {
+    switch (e.kind) {
+      case LoadEdge::Kind::kNeeded:
+        return "";
+      case LoadEdge::Kind::kDlopenEventLost:
+        return "dlopen (event lost)";
+      case LoadEdge::Kind::kDlopen:
+      case LoadEdge::Kind::kFailedOpen:
+        break;
+    }
+    std::string label = flags_to_string(e.flags);
+    if (e.overridden) {
+      label = fmt::format("{} → {} (override)", label, flags_to_string(e.effective_flags));
+    }
+    if (e.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) {
+      label = fmt::format("dlmopen ns {}: {}", e.lmid, label);
+    }
+    return label;
   }
 
   bool matches(const Node& n) const {
@@ -149,9 +148,10 @@ class LoadGraph {
       if (matches(nodes_[i])) seeds.push_back(i);
     }
     if (seeds.empty()) {
-      return UsageError(fmt::format("--focus {}: no object or dlopen'ed file of that name in the "
-                                    "trace (give a basename, soname or path)",
-                                    options_.focus));
+      return UsageError(
+          fmt::format("--focus {}: no object or dlopen'ed file of that name in the "
+                      "trace (give a basename, soname or path)",
+                      options_.focus));
     }
     std::fill(keep.begin(), keep.end(), false);
     for (const auto* adjacency : {&down, &up}) {
@@ -183,16 +183,15 @@ class LoadGraph {
 
     std::string out;
     const ProcessInfo& p = reader_.process();
-    fmt::format_to(std::back_inserter(out),
-                   "digraph load {{\n"
-                   "  graph [rankdir=LR, fontname=\"Helvetica\", labelloc=t, label={}];\n"
-                   "  node [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=11];\n"
-                   "  edge [fontname=\"Helvetica\", fontsize=9];\n",
-                   dot_quoted(fmt::format("load graph of {} (pid {}){}",
-                                          p.exe.empty() ? "?" : p.exe, p.pid,
-                                          options_.focus.empty()
-                                              ? std::string()
-                                              : fmt::format(", focus {}", options_.focus))));
+    fmt::format_to(
+        std::back_inserter(out),
+        "digraph load {{\n"
+        "  graph [rankdir=LR, fontname=\"Helvetica\", labelloc=t, label={}];\n"
+        "  node [shape=box, style=rounded, fontname=\"Helvetica\", fontsize=11];\n"
+        "  edge [fontname=\"Helvetica\", fontsize=9];\n",
+        dot_quoted(fmt::format(
+            "load graph of {} (pid {}){}", p.exe.empty() ? "?" : p.exe, p.pid,
+            options_.focus.empty() ? std::string() : fmt::format(", focus {}", options_.focus))));
     for (size_t i = 0; i < nodes_.size(); ++i) {
       if (drawn_as[i] == i) node_line(out, i);
     }
@@ -233,32 +232,36 @@ class LoadGraph {
     if (n.kind == NodeKind::kFailedOpen) {
       std::string label = fmt::format("✗ {}", dot_html(n.file));
       if (n.count > 1) label.append(fmt::format(" ×{}", n.count));
-      fmt::format_to(std::back_inserter(out),
-                     "  {} [label=<{}<BR/><FONT POINT-SIZE=\"9\">dlopen failed</FONT>>, "
-                     "color=red, fontcolor=red, style=\"rounded,filled\", fillcolor=\"#fff0f0\", "
-                     "tooltip={}];\n",
-                     id(i, kNone), label,
-                     dot_quoted(n.error.empty() ? std::string("failed (no dlerror text)") : n.error));
+      fmt::format_to(
+          std::back_inserter(out),
+          "  {} [label=<{}<BR/><FONT POINT-SIZE=\"9\">dlopen failed</FONT>>, "
+          "color=red, fontcolor=red, style=\"rounded,filled\", fillcolor=\"#fff0f0\", "
+          "tooltip={}];\n",
+          id(i, kNone), label,
+          dot_quoted(n.error.empty() ? std::string("failed (no dlerror text)") : n.error));
       return;
     }
     const ObjectRecord& o = *n.object;
     const std::string_view path = model_.path_of(o);
     std::string notes;
-    if (model_.is_main_program(o)) notes = "executable";
-    else if (o.cause == format::ObjectCause::kPreload) notes = "preload";
+    if (model_.is_main_program(o))
+      notes = "executable";
+    else if (o.cause == format::ObjectCause::kPreload)
+      notes = "preload";
     if (o.flags & format::kObjectRecorder) notes = "dltrace recorder";
     if (o.lmid != 0) notes.append(notes.empty() ? "" : ", ").append(fmt::format("ns {}", o.lmid));
     if (o.unload_seq) {
-      notes.append(notes.empty() ? "" : ", ").append(fmt::format("unloaded at seq {}", *o.unload_seq));
+      notes.append(notes.empty() ? "" : ", ")
+          .append(fmt::format("unloaded at seq {}", *o.unload_seq));
     }
     std::string label = fmt::format("<B>{}</B>", dot_html(model_.name_of(o)));
     if (!path.empty() && path != model_.name_of(o)) {
-      label.append(fmt::format("<BR/><FONT POINT-SIZE=\"8\" COLOR=\"gray45\">{}</FONT>",
-                               dot_html(path)));
+      label.append(
+          fmt::format("<BR/><FONT POINT-SIZE=\"8\" COLOR=\"gray45\">{}</FONT>", dot_html(path)));
     }
     if (!notes.empty()) {
-      label.append(fmt::format("<BR/><FONT POINT-SIZE=\"8\" COLOR=\"gray45\">{}</FONT>",
-                               dot_html(notes)));
+      label.append(
+          fmt::format("<BR/><FONT POINT-SIZE=\"8\" COLOR=\"gray45\">{}</FONT>", dot_html(notes)));
     }
     std::string attrs;
     if (model_.is_main_program(o)) attrs = ", peripheries=2";
@@ -288,20 +291,25 @@ class LoadGraph {
                    id(e.to, system_node), attrs);
   }
 
+  const LoadGraph& graph_;
+  const TraceModel& model_;
   const TraceReader& reader_;
-  TraceModel model_;
   const LoadGraphOptions& options_;
   std::vector<Node> nodes_;
-  std::vector<Edge> edges_;
-  absl::flat_hash_map<uint32_t, size_t> node_of_;
-  absl::flat_hash_map<std::tuple<size_t, size_t, int, std::string>, size_t> edge_of_;
+  std::vector<Edge> edges_;  // the model's arrows, failed opens as drawn
 };
 
 }  // namespace
 
+absl::StatusOr<std::string> load_graph_dot(const LoadGraph& graph,
+                                           const LoadGraphOptions& options) {
+  return LoadGraphDot(graph, options).render();
+}
+
 absl::StatusOr<std::string> load_graph_dot(const TraceReader& reader,
                                            const LoadGraphOptions& options) {
-  return LoadGraph(reader, options).render();
+  const TraceModel model(reader);
+  return load_graph_dot(LoadGraph(model, PythonGrouping::kNone), options);
 }
 
 }  // namespace dltrace::viewer

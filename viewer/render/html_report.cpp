@@ -1,22 +1,20 @@
 #include "render/html_report.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 
 #include <algorithm>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-
-#include "absl/container/flat_hash_map.h"
-
-#include "common/dlopen_flags.h"
 #include "analysis/elf_file.h"
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"
+#include "common/dlopen_flags.h"
+#include "model/call_nesting.h"
+#include "model/load_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_layout.h"
 #include "render/dot_load_graph.h"
@@ -34,11 +32,20 @@ std::string html_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out.append("&amp;"); break;
-      case '<': out.append("&lt;"); break;
-      case '>': out.append("&gt;"); break;
-      case '"': out.append("&quot;"); break;
-      default: out.push_back(c);
+      case '&':
+        out.append("&amp;");
+        break;
+      case '<':
+        out.append("&lt;");
+        break;
+      case '>':
+        out.append("&gt;");
+        break;
+      case '"':
+        out.append("&quot;");
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -46,18 +53,21 @@ std::string html_escape(std::string_view s) {
 
 class HtmlReport {
  public:
-  HtmlReport(const TraceReader& reader, const HtmlReportOptions& options, std::FILE* out)
-      : reader_(reader),
-        model_(reader),
-        scope_graph_(model_, elf_),
-        explain_(explain_trace(model_, elf_, scope_graph_)),
+  HtmlReport(const HtmlReportContent& content, const HtmlReportOptions& options, std::FILE* out)
+      : reader_(content.model.reader()),
+        model_(content.model),
+        load_graph_(content.load_graph),
+        scope_graph_(content.scope_graph),
+        explain_(content.findings),
         options_(options),
         out_(out) {}
 
   absl::Status run() {
     const ProcessInfo& p = reader_.process();
-    const std::string title = fmt::format("dltrace: {} (pid {})", p.exe.empty() ? "?" : p.exe, p.pid);
-    put(fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    const std::string title =
+        fmt::format("dltrace: {} (pid {})", p.exe.empty() ? "?" : p.exe, p.pid);
+    put(
+        fmt::format("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
                     "<title>{}</title>\n<style>{}</style></head><body>\n<h1>{}</h1>\n",
                     html_escape(title), html_assets::kStyle, html_escape(title)));
     put("<nav><a href=\"#findings\">Findings</a><a href=\"#load-graph\">Load graph</a>"
@@ -108,12 +118,13 @@ class HtmlReport {
     put("</p>\n<div class=\"graph\">");
     LoadGraphOptions graph_options;
     graph_options.all = options_.all;
-    auto dot = load_graph_dot(reader_, graph_options);
+    auto dot = load_graph_dot(load_graph_, graph_options);
     absl::StatusOr<std::string> svg = dot.ok() ? dot_to_svg(*dot) : dot.status();
     if (svg.ok()) {
       put(*svg);
     } else {
-      put(fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
+      put(
+          fmt::format("<p class=\"note\">The load graph could not be drawn: {}. Draw part of "
                       "it with <code>dltrace dot --focus NAME TRACE | dot -Tsvg</code>.</p>",
                       html_escape(std::string(svg.status().message()))));
     }
@@ -141,10 +152,11 @@ class HtmlReport {
     if (svg.ok()) {
       put(*svg);
     } else {
-      put(fmt::format("<p class=\"note\">The scope graph could not be drawn: {}. Draw part of "
-                      "it with <code>dltrace dot --graph scope --focus NAME TRACE | dot -Tsvg</code>."
-                      "</p>",
-                      html_escape(std::string(svg.status().message()))));
+      put(fmt::format(
+          "<p class=\"note\">The scope graph could not be drawn: {}. Draw part of "
+          "it with <code>dltrace dot --graph scope --focus NAME TRACE | dot -Tsvg</code>."
+          "</p>",
+          html_escape(std::string(svg.status().message()))));
     }
     put("</div></section>\n");
   }
@@ -216,8 +228,8 @@ class HtmlReport {
   void event_row(const format::EventSlot& e, int depth) {
     std::string args, result;
     arguments_and_result(e, args, result);
-    std::string json = fmt::format("[{},{:.4f},{},", e.seq, model_.relative_ms(model_.time_ns(e)),
-                                   e.tid);
+    std::string json =
+        fmt::format("[{},{:.4f},{},", e.seq, model_.relative_ms(model_.time_ns(e)), e.tid);
     JsonWriter::append_string(json, call_name(e.call));
     json.append(fmt::format(",{},", depth));
     JsonWriter::append_string(json, args);
@@ -229,8 +241,10 @@ class HtmlReport {
     std::string safe;
     safe.reserve(json.size() + 8);
     for (char c : json) {
-      if (c == '<') safe.append("\\u003c");
-      else safe.push_back(c);
+      if (c == '<')
+        safe.append("\\u003c");
+      else
+        safe.push_back(c);
     }
     put(safe);
   }
@@ -248,14 +262,9 @@ class HtmlReport {
         "<noscript><p class=\"note\">The event table needs JavaScript.</p></noscript>\n"
         "</section>\n<script type=\"application/json\" id=\"events-data\">[");
     bool first = true;
-    // Nesting depth per thread from parent_seq, as `show` indents.
-    absl::flat_hash_map<uint32_t, std::vector<std::pair<uint64_t, int>>> open;
+    CallNesting nesting;  // as `show` indents
     reader_.for_each_event([&](const format::EventSlot& e) {
-      auto& st = open[e.tid];
-      while (!st.empty() && st.back().first != e.parent_seq) st.pop_back();
-      const int depth = e.parent_seq == 0 ? 0 : st.empty() ? 1 : st.back().second + 1;
-      if (st.size() > 64) st.clear();
-      st.emplace_back(e.seq, depth);
+      const int depth = nesting.depth_of(e);
       if (!first) put(",\n");
       first = false;
       event_row(e, depth);
@@ -265,19 +274,29 @@ class HtmlReport {
   }
 
   const TraceReader& reader_;
-  TraceModel model_;
-  ElfCache elf_;  // declared before the analysis that uses it
-  ScopeGraph scope_graph_;
-  ExplainResult explain_;
+  const TraceModel& model_;
+  const LoadGraph& load_graph_;
+  const ScopeGraph& scope_graph_;
+  const ExplainResult& explain_;
   const HtmlReportOptions& options_;
   std::FILE* out_;
 };
 
 }  // namespace
 
+absl::Status write_html_report(const HtmlReportContent& content, const HtmlReportOptions& options,
+                               std::FILE* out) {
+  return HtmlReport(content, options, out).run();
+}
+
 absl::Status write_html_report(const TraceReader& reader, const HtmlReportOptions& options,
                                std::FILE* out) {
-  return HtmlReport(reader, options, out).run();
+  const TraceModel model(reader);
+  const LoadGraph load_graph(model, PythonGrouping::kNone);
+  ElfCache elf;
+  const ScopeGraph scope_graph(model, elf);
+  const ExplainResult findings = explain_trace(model, elf, scope_graph);
+  return write_html_report({model, load_graph, scope_graph, findings}, options, out);
 }
 
 }  // namespace dltrace::viewer
