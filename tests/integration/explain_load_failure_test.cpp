@@ -253,3 +253,41 @@ TEST_CASE("explain: objects loaded by a relative name are found from any directo
   CHECK(e.out.find("./libgood.so") == std::string::npos);
   CHECK(e.exit_code == 0);
 }
+
+// 8 KiB of initial-exec TLS does not fit in what glibc keeps for libraries dlopen'ed later.
+TEST_CASE("explain: no room in the static TLS block: the size, and fixes that work",
+          "[explain][load-failure]") {
+  const std::string dir = temp_dir("static-tls");
+  const std::string opener = build_opener(dir);
+  std::ofstream(dir + "/tls.c")
+      << "__thread char big[8192] __attribute__((tls_model(\"initial-exec\")));\n"
+         "char* tls_buffer(void) { big[0] = 1; return big; }\n";
+  compile({"-shared", "-fPIC", "-o", dir + "/libtls.so", dir + "/tls.c"});
+  Explained e = record_and_explain({opener, dir + "/libtls.so"}, dir);
+  INFO(e.text.out);
+  REQUIRE(e.program.out.find("cannot allocate memory in static TLS block") != std::string::npos);
+  const nlohmann::json f = finding(e, "static-tls");
+  REQUIRE(f.is_object());
+  CHECK(f["tls_size"] == "8192");
+  CHECK(e.text.out.find("initial-exec model") != std::string::npos);
+
+  // Each fix, applied as printed, makes the dlopen work.
+  const std::string tunable_fix = f["fixes"][0]["text"];
+  std::smatch m;
+  REQUIRE(std::regex_search(tunable_fix, m, std::regex(R"(GLIBC_TUNABLES=(\S+))")));
+  RunOptions tunable;
+  tunable.env["GLIBC_TUNABLES"] = m[1];
+  CHECK(run({opener, dir + "/libtls.so"}, tunable).out == "loaded\n");
+  const std::string preload_fix = f["fixes"][1]["text"];
+  REQUIRE(std::regex_search(preload_fix, m, std::regex(R"(LD_PRELOAD=(\S+))")));
+  RunOptions preload;
+  preload.env["LD_PRELOAD"] = m[1];
+  CHECK(run({opener, dir + "/libtls.so"}, preload).out == "loaded\n");
+  REQUIRE(std::string(f["fixes"][2]["text"]).find("-ftls-model=global-dynamic") !=
+          std::string::npos);
+  std::ofstream(dir + "/tls_gd.c") << "__thread char big[8192];\n"
+                                      "char* tls_buffer(void) { big[0] = 1; return big; }\n";
+  compile({"-shared", "-fPIC", "-ftls-model=global-dynamic", "-o", dir + "/libtls_gd.so",
+           dir + "/tls_gd.c"});
+  CHECK(run({opener, dir + "/libtls_gd.so"}).out == "loaded\n");
+}

@@ -49,6 +49,9 @@ void read_dynamic(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, ElfFile& out) {
       case DT_FLAGS_1:
         out.flags_1 = dyn.d_un.d_val;
         break;
+      case DT_FLAGS:
+        out.flags = dyn.d_un.d_val;
+        break;
       default:
         break;
     }
@@ -206,6 +209,16 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
   file->path = path;
   file->elf_type = ehdr.e_type;
   file->machine = ehdr.e_machine;
+  size_t phnum = 0;
+  if (elf_getphdrnum(elf, &phnum) == 0) {
+    for (size_t i = 0; i < phnum; ++i) {
+      GElf_Phdr ph;
+      if (gelf_getphdr(elf, static_cast<int>(i), &ph) && ph.p_type == PT_TLS) {
+        file->tls_size = ph.p_memsz;
+        file->tls_align = ph.p_align;
+      }
+    }
+  }
 
   VersionNames names;
   Elf_Scn *dynsym = nullptr, *symtab = nullptr;

@@ -49,6 +49,9 @@ class ElfFile {
   std::optional<std::string> rpath;              // DT_RPATH as written (unexpanded: $ORIGIN stays)
   std::optional<std::string> runpath;            // DT_RUNPATH as written
   uint64_t flags_1 = 0;                          // DT_FLAGS_1
+  uint64_t flags = 0;                            // DT_FLAGS (DF_STATIC_TLS: initial-exec TLS)
+  uint64_t tls_size = 0;                         // PT_TLS p_memsz, 0 without thread-locals
+  uint64_t tls_align = 0;                        // PT_TLS p_align
   std::vector<std::string> version_definitions;  // DT_VERDEF names, base (file) version first
   std::vector<ElfVersionNeed> version_needs;
   std::vector<ElfSymbol> dynamic_symbols;

@@ -6,9 +6,12 @@
 //   symbol-not-exported           defined in the executable (or a library) but not exported
 //                                 (e.g. a static Lua without -Wl,--export-dynamic)
 //   undefined-symbol              defined nowhere that was loaded
-//   library-not-found             every path the loader tried, and copies found elsewhere
+//   library-not-found             every path the loader tried, and copies found elsewhere; for a
+//                                 dependency, the needing chain and the search from its needer
 //   version-not-found             the copy that was loaded, by whom, and copies that have it
-//   load-failed / lookup-failed   any other dlopen / dlsym error (the text, the search that found it)
+//   load-failed / lookup-failed   any other dlopen / dlsym error (the text, the search that found
+//                                 it); for a refused file, what it is (file_kind)
+//   static-tls                    no room in the static TLS block: its TLS size, the tunable
 //   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
@@ -77,6 +80,10 @@ bool explain_missing_dependency(ExplainContext& ctx, const format::EventSlot& e,
 // file is and what to do; false when the file is a loadable shared object (explain_file.cpp).
 bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
                              std::string_view path, Finding& f);
+// "cannot allocate memory in static TLS block" for the object at `path`: its TLS size and
+// model, and the fixes with numbers (explain_file.cpp).
+bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e, std::string_view path,
+                        Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
 void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).

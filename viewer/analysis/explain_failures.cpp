@@ -492,9 +492,13 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::v
     case DlerrorText::Kind::kVersionNotFound: explain_version(ctx, e, err, f); break;
     case DlerrorText::Kind::kOther:
       // "FILE: invalid ELF header", "FILE: file too short", ...: the file itself was refused.
-      if (is_open_call(e.call) && error.find(": ") != std::string::npos &&
-          explain_unloadable_file(ctx, e, error.substr(0, error.find(": ")), f))
-        break;
+      if (is_open_call(e.call) && error.find(": ") != std::string::npos) {
+        const std::string file = error.substr(0, error.find(": "));
+        if (error.find("cannot allocate memory in static TLS block") != std::string::npos
+                ? explain_static_tls(ctx, e, file, f)
+                : explain_unloadable_file(ctx, e, file, f))
+          break;
+      }
       f.kind = is_open_call(e.call) ? "load-failed" : "lookup-failed";
       f.title = fmt::format("{} failed: {}", ctx.call_text(e), error.empty() ? "(no error text)" : error);
       if (is_open_call(e.call)) {

@@ -1,6 +1,10 @@
 // A dlopen the loader refused because of the file itself: what the file is (ELF of another
 // class or CPU, an executable, cut short, a linker script, a Git LFS pointer, a web page, ...)
 // and what to do instead.
+#include <elf.h>
+
+#include <algorithm>
+
 #include "analysis/explain.h"
 #include "analysis/file_kind.h"
 #include "analysis/library_search.h"
@@ -111,6 +115,54 @@ bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
       f.fixes.push_back({fmt::format("replace {} with the shared library it should be", path), ""});
       break;
   }
+  return true;
+}
+
+}  // namespace dltrace::viewer
+
+namespace dltrace::viewer {
+
+bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e,
+                        std::string_view path_in_trace, Finding& f) {
+  const std::string path = absolute_in_trace(ctx.model(), path_in_trace);
+  const ElfFile* file = ctx.elf().file(path);
+  if (!file || file->tls_size == 0) return false;
+  const std::string name = base_of(path);
+  // glibc reserves a little static TLS (glibc.rtld.optional_static_tls, 512 bytes by default)
+  // for objects loaded later that use the initial-exec model: this one needs more.
+  const uint64_t need = file->tls_size + file->tls_align;
+  const uint64_t tunable = std::max<uint64_t>(512, (need + 511) / 512 * 512 + 512);
+  f.kind = "static-tls";
+  f.fact("object", path);
+  f.fact("tls_size", std::to_string(file->tls_size));
+  f.fact("tunable", std::to_string(tunable));
+  f.title = fmt::format(
+      "{} failed: {} needs {} bytes of static TLS, more than glibc keeps for "
+      "libraries loaded after start-up",
+      ctx.call_text(e), name, file->tls_size);
+  f.evidence.push_back(fmt::format(
+      "{} has {} bytes of thread-local storage (PT_TLS, aligned to {}){}", name, file->tls_size,
+      file->tls_align,
+      (file->flags & DF_STATIC_TLS) ? " in the initial-exec model (DT_FLAGS has STATIC_TLS): it "
+                                      "must live in the static TLS block made at start-up"
+                                    : ""));
+  f.evidence.push_back(
+      "glibc sets aside glibc.rtld.optional_static_tls bytes (512 by default) "
+      "of that block for libraries dlopen'ed later; what does not fit fails with "
+      "\"cannot allocate memory in static TLS block\"");
+  f.fixes.push_back({fmt::format("reserve more at start-up: "
+                                 "GLIBC_TUNABLES=glibc.rtld.optional_static_tls={}",
+                                 tunable),
+                     ""});
+  f.fixes.push_back({fmt::format("or load it at start-up, where its TLS is part of the initial "
+                                 "block: LD_PRELOAD={} (or link the program against it)",
+                                 path),
+                     ""});
+  f.fixes.push_back({fmt::format("or rebuild {} with the global-dynamic TLS model "
+                                 "(-ftls-model=global-dynamic, no __attribute__((tls_model("
+                                 "\"initial-exec\")))), which dlopen can always allocate",
+                                 name),
+                     ""});
   return true;
 }
 
