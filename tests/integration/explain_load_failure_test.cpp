@@ -291,3 +291,44 @@ TEST_CASE("explain: no room in the static TLS block: the size, and fixes that wo
            dir + "/tls_gd.c"});
   CHECK(run({opener, dir + "/libtls_gd.so"}).out == "loaded\n");
 }
+
+// A plugin that dlopens "./helpers/libh.so" works only when started from its own directory.
+TEST_CASE("explain: a relative dlopen name depends on the working directory",
+          "[explain][load-failure]") {
+  const std::string dir = temp_dir("relative-name");
+  run({"mkdir", "-p", dir + "/plugin/helpers"});
+  const std::string opener = build_opener(dir);
+  std::ofstream(dir + "/h.c") << "int helper(void) { return 1; }\n";
+  compile({"-shared", "-fPIC", "-o", dir + "/plugin/helpers/libh.so", dir + "/h.c"});
+  auto plugin_source = [&](const std::string& name) {
+    std::ofstream(dir + "/plug.c") << "#include <dlfcn.h>\n#include <stdio.h>\n"
+                                      "__attribute__((constructor)) static void init(void) {\n"
+                                      "  if (!dlopen(\"" +
+                                          name +
+                                          "\", RTLD_NOW)) printf(\"helper: %s\\n\", dlerror());\n"
+                                          "}\n";
+  };
+  plugin_source("./helpers/libh.so");
+  compile({"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl"});
+  Explained e = record_and_explain({opener, dir + "/plugin/libplug.so"}, dir);
+  INFO(e.text.out);
+  REQUIRE(e.program.out.find("helper: ./helpers/libh.so: cannot open") != std::string::npos);
+  nlohmann::json f;
+  for (const auto& x : e.json["findings"])
+    if (x["kind"] == "library-not-found" && x.value("library", "") == "./helpers/libh.so") f = x;
+  REQUIRE(f.is_object());
+  CHECK(f["candidate"] == dir + "/plugin/helpers/libh.so");
+  CHECK(f["cwd"] != "");
+  CHECK(std::string(f["title"]).find("relative to the working directory") != std::string::npos);
+  // From the plugin's directory the same program works: the name depends on the cwd.
+  RunOptions there;
+  there.cwd = dir + "/plugin";
+  CHECK(run({opener, dir + "/plugin/libplug.so"}, there).out == "loaded\n");
+  // The second fix, applied: the bare name and a DT_RUNPATH entry $ORIGIN/helpers.
+  const std::string fix = f["fixes"][1]["text"];
+  REQUIRE(fix.find("-Wl,-rpath,'$ORIGIN/helpers'") != std::string::npos);
+  plugin_source("libh.so");
+  compile({"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl",
+           "-Wl,-rpath,$ORIGIN/helpers"});
+  CHECK(run({opener, dir + "/plugin/libplug.so"}).out == "loaded\n");
+}

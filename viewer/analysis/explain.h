@@ -82,6 +82,10 @@ bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
                              std::string_view path, Finding& f);
 // "cannot allocate memory in static TLS block" for the object at `path`: its TLS size and
 // model, and the fixes with numbers (explain_file.cpp).
+// A dlopen of a relative path ("./helpers/libh.so") that is not there from the recorded working
+// directory but is next to the caller or the program (explain_file.cpp).
+bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std::string_view name,
+                           Finding& f);
 bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e, std::string_view path,
                         Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).

@@ -365,7 +365,7 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
   if (dependency && explain_missing_dependency(ctx, e, requested, missing, f)) return;
   // A path that exists: ld.so said "cannot open" because it skipped the file (another CPU).
   if (!dependency && missing.find('/') != std::string::npos &&
-      explain_unloadable_file(ctx, e, missing, f))
+      (explain_relative_name(ctx, e, requested, f) || explain_unloadable_file(ctx, e, missing, f)))
     return;
   const ObjectRecord* caller = ctx.reader().object(e.caller_object);
   LibrarySearch search = plan_search(missing, dependency ? nullptr : caller, m, ctx.elf());

@@ -2,8 +2,10 @@
 // class or CPU, an executable, cut short, a linker script, a Git LFS pointer, a web page, ...)
 // and what to do instead.
 #include <elf.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "analysis/explain.h"
 #include "analysis/file_kind.h"
@@ -162,6 +164,65 @@ bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e,
                                  "(-ftls-model=global-dynamic, no __attribute__((tls_model("
                                  "\"initial-exec\")))), which dlopen can always allocate",
                                  name),
+                     ""});
+  return true;
+}
+
+}  // namespace dltrace::viewer
+
+namespace dltrace::viewer {
+
+bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std::string_view name,
+                           Finding& f) {
+  if (name.empty() || name.front() == '/' || name.find('/') == std::string_view::npos) return false;
+  const TraceModel& m = ctx.model();
+  const std::string in_cwd = m.absolute_path(name);
+  struct stat st;
+  if (stat(in_cwd.c_str(), &st) == 0) return false;  // it is there: something else failed
+  // Where the programmer probably meant: next to the object that called dlopen, or the program.
+  std::vector<std::string> bases;
+  if (const ObjectRecord* caller = ctx.reader().object(e.caller_object))
+    bases.push_back(std::filesystem::path(m.file_path(*caller)).parent_path().string());
+  if (!m.reader().process().exe.empty())
+    bases.push_back(std::filesystem::path(m.reader().process().exe).parent_path().string());
+  std::string found, found_base;
+  for (const std::string& base : bases) {
+    std::string candidate = (std::filesystem::path(base) / name).lexically_normal().string();
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      found = candidate;
+      found_base = base;
+      break;
+    }
+  }
+  if (found.empty()) return false;
+  const std::string& cwd = m.reader().process().cwd;
+  f.kind = "library-not-found";
+  f.fact("library", std::string(name));
+  f.fact("cwd", cwd);
+  f.fact("candidate", found);
+  f.title = fmt::format(
+      "{} is relative to the working directory {}, where it does not exist; "
+      "the file is {}",
+      name, cwd.empty() ? "(unknown)" : cwd, found);
+  f.evidence.push_back(
+      fmt::format("a name with a '/' is not searched: ld.so opens it as a path, "
+                  "relative to the process's working directory at the time "
+                  "({}), so {} was tried",
+                  cwd.empty() ? "not recorded" : cwd, in_cwd));
+  f.evidence.push_back(
+      fmt::format("the file exists at {}: the program works only when started "
+                  "from {}",
+                  found, found_base));
+  const std::filesystem::path relative = std::filesystem::path(name).lexically_normal();
+  f.fixes.push_back({fmt::format("dlopen an absolute path: build it from the calling object's "
+                                 "own location (dladdr on one of its functions, then its "
+                                 "directory + \"/{}\"), not from the working directory",
+                                 relative.string()),
+                     ""});
+  f.fixes.push_back({fmt::format("or dlopen the bare name {} and give the caller a DT_RUNPATH "
+                                 "entry $ORIGIN/{} (-Wl,-rpath,'$ORIGIN/{}')",
+                                 relative.filename().string(), relative.parent_path().string(),
+                                 relative.parent_path().string()),
                      ""});
   return true;
 }
