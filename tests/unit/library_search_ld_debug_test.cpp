@@ -151,6 +151,7 @@ void ld_so_search(const Run& run, const std::string& name, std::vector<std::stri
 // What the model predicts ld.so printed: its candidates, minus those in a directory ld.so
 // already knew to be missing. ld.so remembers an absolute directory that does not exist and
 // skips it afterwards; relative ones it tries every time (the working directory may change).
+// ld.so stops at the first file that exists (every file of these scenarios is loadable).
 std::vector<std::string> predicted(const LibrarySearch& search, std::set<std::string> missing) {
   std::vector<std::string> out;
   for (const std::string& path : search.tried) {
@@ -158,6 +159,8 @@ std::vector<std::string> predicted(const LibrarySearch& search, std::set<std::st
     if (missing.count(d)) continue;
     out.push_back(path);
     if (!d.empty() && d.front() == '/' && !is_dir(d)) missing.insert(d);
+    struct stat st;
+    if (path.front() == '/' && stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) break;
   }
   return out;
 }
@@ -167,7 +170,7 @@ void check_against_ld_so(const Scenario& s, const std::string& exe, const std::s
   Run run = run_traced(s, exe, lib, fn, missing);
   TraceModel model(*run.reader);
   ElfCache elf;
-  const format::EventSlot* failed = nullptr;
+  const format::EventSlot* failed = nullptr;  // the dlopen of `missing` (failed, or not)
   run.reader->for_each_event([&](const format::EventSlot& e) {
     if (e.call == static_cast<uint16_t>(format::CallKind::kDlopen) &&
         run.reader->string(e.name) == missing)
@@ -214,6 +217,9 @@ TEST_CASE("library search: the model tries exactly the files ld.so tries", "[sea
   }
   SECTION("the executable's DT_RUNPATH, when it dlopens the name itself") {
     check_against_ld_so(s, "host_run", "-", "none", "libmissing_run.so");
+  }
+  SECTION("a name ld.so.cache knows: the cache's file after the paths, then nothing more") {
+    check_against_ld_so(s, "host", "-", "cached", "libz.so.1");
   }
 }
 
