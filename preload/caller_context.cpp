@@ -1,7 +1,6 @@
 // CallerContext: real dl* calls whose return address lies in the original caller's object
 // (see caller_context.h). Finds a `ret` gadget per object and caches it without locks.
 #include "caller_context.h"
-#include "fork_gate.h"
 
 #include <elf.h>
 #include <link.h>
@@ -13,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fork_gate.h"
 #include "real_functions.h"
 
 namespace dltrace::preload {
@@ -51,21 +51,49 @@ uint64_t read_uleb(const uint8_t*& p) {
 // Size of an encoded pointer's value by its DW_EH_PE format nibble; 0 if unsupported.
 size_t encoded_size(uint8_t enc) {
   switch (enc & 0x0f) {
-    case 0x00: return sizeof(void*);  // absptr
-    case 0x02: case 0x0a: return 2;   // udata2, sdata2
-    case 0x03: case 0x0b: return 4;   // udata4, sdata4
-    case 0x04: case 0x0c: return 8;   // udata8, sdata8
-    default: return 0;
+    case 0x00:
+      return sizeof(void*);  // absptr
+    case 0x02:
+    case 0x0a:
+      return 2;  // udata2, sdata2
+    case 0x03:
+    case 0x0b:
+      return 4;  // udata4, sdata4
+    case 0x04:
+    case 0x0c:
+      return 8;  // udata8, sdata8
+    default:
+      return 0;
   }
 }
 
 uint64_t read_value(const uint8_t* p, uint8_t enc) {
   switch (enc & 0x0f) {
-    case 0x02: { uint16_t v; std::memcpy(&v, p, 2); return v; }
-    case 0x0a: { int16_t v; std::memcpy(&v, p, 2); return uint64_t(int64_t(v)); }
-    case 0x03: { uint32_t v; std::memcpy(&v, p, 4); return v; }
-    case 0x0b: { int32_t v; std::memcpy(&v, p, 4); return uint64_t(int64_t(v)); }
-    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+    case 0x02: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 0x0a: {
+      int16_t v;
+      std::memcpy(&v, p, 2);
+      return uint64_t(int64_t(v));
+    }
+    case 0x03: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case 0x0b: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return uint64_t(int64_t(v));
+    }
+    default: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
   }
 }
 
@@ -81,13 +109,19 @@ uint8_t cie_fde_encoding(const uint8_t* cie) {
   if (aug[0] != 'z' && aug[0] != 0) return 0xff;
   read_uleb(p);  // code alignment
   read_uleb(p);  // data alignment (sleb, but only skipped)
-  if (version == 1) ++p; else read_uleb(p);  // return address register
+  if (version == 1)
+    ++p;
+  else
+    read_uleb(p);  // return address register
   if (aug[0] == 0) return 0x00;
   read_uleb(p);  // augmentation data length
   for (const char* a = aug + 1; *a != 0; ++a) {
     switch (*a) {
-      case 'R': return *p;
-      case 'L': ++p; break;
+      case 'R':
+        return *p;
+      case 'L':
+        ++p;
+        break;
       case 'P': {
         uint8_t enc = *p++;
         size_t n = encoded_size(enc);
@@ -95,8 +129,11 @@ uint8_t cie_fde_encoding(const uint8_t* cie) {
         p += n;
         break;
       }
-      case 'S': case 'B': break;
-      default: return 0xff;
+      case 'S':
+      case 'B':
+        break;
+      default:
+        return 0xff;
     }
   }
   return 0x00;  // no 'R': absolute pointers
@@ -106,9 +143,9 @@ uint8_t cie_fde_encoding(const uint8_t* cie) {
 bool moves_rsp_before(uintptr_t ret) {
   auto b = reinterpret_cast<const uint8_t*>(ret);
   uint8_t p1 = b[-1];
-  if ((p1 >= 0x58 && p1 <= 0x5f) || p1 == 0xc9) return true;                 // pop r / leave
-  if (b[-4] == 0x48 && b[-3] == 0x83 && b[-2] == 0xc4) return true;          // add $imm8,%rsp
-  if (b[-7] == 0x48 && b[-6] == 0x81 && b[-5] == 0xc4) return true;          // add $imm32,%rsp
+  if ((p1 >= 0x58 && p1 <= 0x5f) || p1 == 0xc9) return true;         // pop r / leave
+  if (b[-4] == 0x48 && b[-3] == 0x83 && b[-2] == 0xc4) return true;  // add $imm8,%rsp
+  if (b[-7] == 0x48 && b[-6] == 0x81 && b[-5] == 0xc4) return true;  // add $imm32,%rsp
   return false;
 }
 
@@ -172,7 +209,8 @@ uintptr_t find_gadget(const dl_phdr_info& info) {
   ObjectView o;
   for (int i = 0; i < info.dlpi_phnum; ++i) {
     const ElfW(Phdr)& p = info.dlpi_phdr[i];
-    if (p.p_type == PT_GNU_EH_FRAME) o.eh_frame_hdr = reinterpret_cast<const uint8_t*>(info.dlpi_addr + p.p_vaddr);
+    if (p.p_type == PT_GNU_EH_FRAME)
+      o.eh_frame_hdr = reinterpret_cast<const uint8_t*>(info.dlpi_addr + p.p_vaddr);
     if (p.p_type == PT_LOAD && (p.p_flags & (PF_X | PF_R)) == (PF_X | PF_R) && o.exec_count < 8)
       o.exec[o.exec_count++] = {info.dlpi_addr + p.p_vaddr, info.dlpi_addr + p.p_vaddr + p.p_memsz};
   }
@@ -225,7 +263,7 @@ unsigned long long unload_generation() {
 // a writer that finds an entry being written simply does not cache).
 
 struct Entry {
-  std::atomic<uint32_t> seq{0};  // odd while being written
+  std::atomic<uint32_t> seq{0};   // odd while being written
   std::atomic<uintptr_t> key{0};  // object load address (l_addr / dlpi_addr) + 1
   std::atomic<uintptr_t> gadget{0};
   std::atomic<unsigned long long> generation{0};
@@ -234,7 +272,9 @@ constexpr size_t kEntries = 64, kProbe = 4;
 Entry g_cache[kEntries];
 std::atomic<uint32_t> g_evict{0};
 
-size_t slot_of(uintptr_t key) { return (key >> 12) * 0x9E3779B97F4A7C15ull >> 58; }
+size_t slot_of(uintptr_t key) {
+  return (key >> 12) * 0x9E3779B97F4A7C15ull >> 58;
+}
 
 bool cache_get(uintptr_t key, unsigned long long gen, uintptr_t& gadget) {
   for (size_t i = 0; i < kProbe; ++i) {
@@ -338,8 +378,9 @@ const void* gadget_for(const void* ip) {
   }
   // A resident object's gadget stays valid across other objects' unloads; asking the loader for
   // its unload count takes its lock.
-  const unsigned long long gen =
-      resident(ip) ? kResidentGeneration : unload_generation();  // read before locating: see cache_put
+  const unsigned long long gen = resident(ip)
+                                     ? kResidentGeneration
+                                     : unload_generation();  // read before locating: see cache_put
   if (FindObjectFn find = find_object_fn()) {
     FindObjectResult r;
     uintptr_t gadget = 0;

@@ -15,7 +15,9 @@ namespace {
 
 using format::CallKind;
 
-inline bool special_handle(const void* h) { return h == RTLD_DEFAULT || h == RTLD_NEXT; }
+inline bool special_handle(const void* h) {
+  return h == RTLD_DEFAULT || h == RTLD_NEXT;
+}
 
 // The API to record with, or nullptr: pass through (the recorder's own calls, not recording).
 inline const PrimaryApi* recording_api() {
@@ -99,7 +101,9 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
   const bool special = special_handle(handle);
   if (api == nullptr) {
     // glibc ignores the caller for a real handle: the fast path calls it directly.
-    if (!special) return version ? real_functions().dlvsym(handle, symbol, version) : real_functions().dlsym(handle, symbol);
+    if (!special)
+      return version ? real_functions().dlvsym(handle, symbol, version)
+                     : real_functions().dlsym(handle, symbol);
     CallerContext ctx(caller);
     return version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
   }
@@ -110,7 +114,9 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
   cs.version = version;
   cs.handle_in = handle;
   if (!api->begin(&cs)) {
-    if (!special) return version ? real_functions().dlvsym(handle, symbol, version) : real_functions().dlsym(handle, symbol);
+    if (!special)
+      return version ? real_functions().dlvsym(handle, symbol, version)
+                     : real_functions().dlsym(handle, symbol);
     CallerContext ctx(caller);
     return version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
   }

@@ -1,7 +1,6 @@
 // Resolution of the real dl* functions (RTLD_NEXT semantics relative to libdltrace.so) and the
 // dlerror-free lookups declared in real_functions.h.
 #include "real_functions.h"
-#include "fork_gate.h"
 
 #include <sched.h>
 
@@ -9,12 +8,15 @@
 #include <cstring>
 
 #include "elf_symbols.h"
+#include "fork_gate.h"
 
 namespace dltrace::preload {
 namespace {
 
 // An address inside whichever object this file was linked into.
-__attribute__((noinline)) void self_marker() { __asm__ volatile(""); }
+__attribute__((noinline)) void self_marker() {
+  __asm__ volatile("");
+}
 
 // Default versions are preferred; an unversioned request gives exactly that.
 constexpr const char* kNames[] = {
@@ -89,7 +91,8 @@ void resolve_all(RealFunctions& out) {
   }
   // IFUNC resolvers run here, outside dl_iterate_phdr's lock.
   int i = 0;
-#define DLTRACE_REAL_RESOLVE(name, type) out.name = reinterpret_cast<type>(elf::resolve(found[i++]));
+#define DLTRACE_REAL_RESOLVE(name, type) \
+  out.name = reinterpret_cast<type>(elf::resolve(found[i++]));
   DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_RESOLVE)
 #undef DLTRACE_REAL_RESOLVE
 }

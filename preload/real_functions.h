@@ -20,22 +20,22 @@ namespace dltrace::preload {
 // functions it interposes to learn how a process ends (signal dispositions, _exit, exec).
 // One row per function: the struct member and the name looked up are generated from it.
 using SigHandler = void (*)(int);
-#define DLTRACE_REAL_FUNCTIONS(X)                                          \
-  X(dlopen, void* (*)(const char*, int))                                   \
-  X(dlmopen, void* (*)(Lmid_t, const char*, int))                          \
-  X(dlsym, void* (*)(void*, const char*))                                  \
-  X(dlvsym, void* (*)(void*, const char*, const char*))                    \
-  X(dlclose, int (*)(void*))                                               \
-  X(dlerror, char* (*)())                                                  \
-  X(dlinfo, int (*)(void*, int, void*))                                    \
-  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*))   \
-  X(signal, SigHandler (*)(int, SigHandler))                               \
-  X(sysv_signal, SigHandler (*)(int, SigHandler))                          \
-  X(_exit, void (*)(int))                                                  \
-  X(execve, int (*)(const char*, char* const*, char* const*))              \
-  X(execv, int (*)(const char*, char* const*))                             \
-  X(execvp, int (*)(const char*, char* const*))                            \
-  X(execvpe, int (*)(const char*, char* const*, char* const*))             \
+#define DLTRACE_REAL_FUNCTIONS(X)                                        \
+  X(dlopen, void* (*)(const char*, int))                                 \
+  X(dlmopen, void* (*)(Lmid_t, const char*, int))                        \
+  X(dlsym, void* (*)(void*, const char*))                                \
+  X(dlvsym, void* (*)(void*, const char*, const char*))                  \
+  X(dlclose, int (*)(void*))                                             \
+  X(dlerror, char* (*)())                                                \
+  X(dlinfo, int (*)(void*, int, void*))                                  \
+  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*)) \
+  X(signal, SigHandler (*)(int, SigHandler))                             \
+  X(sysv_signal, SigHandler (*)(int, SigHandler))                        \
+  X(_exit, void (*)(int))                                                \
+  X(execve, int (*)(const char*, char* const*, char* const*))            \
+  X(execv, int (*)(const char*, char* const*))                           \
+  X(execvp, int (*)(const char*, char* const*))                          \
+  X(execvpe, int (*)(const char*, char* const*, char* const*))           \
   X(fexecve, int (*)(int, char* const*, char* const*))
 
 struct RealFunctions {
@@ -53,7 +53,8 @@ inline const RealFunctions& real_functions();
 const RealFunctions& resolve_real_functions();
 extern constinit std::atomic<const RealFunctions*> g_published_real_functions;
 inline const RealFunctions& real_functions() {
-  if (const RealFunctions* p = g_published_real_functions.load(std::memory_order_acquire)) return *p;
+  if (const RealFunctions* p = g_published_real_functions.load(std::memory_order_acquire))
+    return *p;
   return resolve_real_functions();
 }
 

@@ -23,7 +23,7 @@ struct CallState {
   OverrideResult overrides;  // dlopen/dlmopen: applied rules; overrides.flags = effective flags
   uint32_t nest_index;       // this call's depth on the thread (for pop)
   uint32_t reserved;
-  char error_text[512];      // copy of the dlerror() text for DLTRACE_LIVE (may be truncated)
+  char error_text[512];  // copy of the dlerror() text for DLTRACE_LIVE (may be truncated)
 };
 
 // Versioned table of the primary's recording functions, handed to a secondary instance by

@@ -11,8 +11,8 @@ namespace dltrace::preload {
 struct NestFrame {
   uint64_t seq;
   uint32_t caller_object;
-  uint8_t global;  // effective RTLD_GLOBAL of that call
-  uint8_t is_open; // dlopen/dlmopen (its new objects are attributed to it)
+  uint8_t global;   // effective RTLD_GLOBAL of that call
+  uint8_t is_open;  // dlopen/dlmopen (its new objects are attributed to it)
 };
 
 inline constexpr uint32_t kMaxNesting = 8;
