@@ -11,19 +11,8 @@
 namespace dltrace::preload {
 namespace {
 const char* call_name(uint16_t call) {
-  switch (static_cast<format::CallKind>(call)) {
-    case format::CallKind::kDlopen:
-      return "dlopen";
-    case format::CallKind::kDlmopen:
-      return "dlmopen";
-    case format::CallKind::kDlsym:
-      return "dlsym";
-    case format::CallKind::kDlvsym:
-      return "dlvsym";
-    case format::CallKind::kDlclose:
-      return "dlclose";
-  }
-  return "?";
+  const char* name = format::call_name(call);
+  return name != nullptr ? name : "?";
 }
 
 const char* handle_text(uint64_t h, char* buf, size_t size) {

@@ -289,13 +289,54 @@ struct OverrideEntry {
 };
 
 // ---- ring ----
+// The recorded calls, one row each: X(enumerator, name, value). CallKind, kCallKindCount and
+// call_name() are generated from it, and the recorder checks that it interposes each row's
+// function (preload/interposed_functions.h). `value` is EventSlot::call in the file: never
+// renumber a row; a new call is the next value, appended.
+#define DLTRACE_CALL_KINDS(X) \
+  X(kDlopen, dlopen, 1)       \
+  X(kDlmopen, dlmopen, 2)     \
+  X(kDlsym, dlsym, 3)         \
+  X(kDlvsym, dlvsym, 4)       \
+  X(kDlclose, dlclose, 5)
+
 enum class CallKind : uint16_t {
-  kDlopen = 1,
-  kDlmopen = 2,
-  kDlsym = 3,
-  kDlvsym = 4,
-  kDlclose = 5,
+#define DLTRACE_CALL_KIND_ENUMERATOR(kind, name, value) kind = value,
+  DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_ENUMERATOR)
+#undef DLTRACE_CALL_KIND_ENUMERATOR
 };
+
+// The kinds are 1..kCallKindCount (0 is no call), so a table indexed by EventSlot::call has
+// kCallKindCount + 1 entries.
+inline constexpr uint16_t kCallKindCount = 0
+#define DLTRACE_CALL_KIND_ONE(kind, name, value) +1
+    DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_ONE);
+#undef DLTRACE_CALL_KIND_ONE
+
+namespace detail {
+inline constexpr const char* kCallNames[kCallKindCount + 1] = {
+    nullptr,
+#define DLTRACE_CALL_KIND_NAME(kind, name, value) #name,
+    DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_NAME)
+#undef DLTRACE_CALL_KIND_NAME
+};
+// kCallNames is indexed by value: the rows must be 1, 2, ... in order.
+constexpr bool call_kinds_numbered_in_order() {
+  uint16_t expected = 0;
+  bool ok = true;
+#define DLTRACE_CALL_KIND_CHECK(kind, name, value) ok = ok && (value) == ++expected;
+  DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_CHECK)
+#undef DLTRACE_CALL_KIND_CHECK
+  return ok;
+}
+static_assert(call_kinds_numbered_in_order(),
+              "DLTRACE_CALL_KINDS: values must be 1, 2, ... in row order");
+}  // namespace detail
+
+// "dlopen", "dlmopen", ... for EventSlot::call; nullptr for a value this build does not know.
+inline constexpr const char* call_name(uint16_t call) {
+  return call <= kCallKindCount ? detail::kCallNames[call] : nullptr;
+}
 
 enum EventBits : uint16_t {
   kEventOk = 1u << 0,              // the call succeeded (non-NULL result / dlclose == 0)

@@ -31,7 +31,7 @@
 namespace dltrace::viewer {
 namespace {
 
-constexpr size_t kCalls = 6;  // CallKind 1..5; slot 0 counts unknown calls
+constexpr size_t kCalls = format::kCallKindCount + 1;  // slot 0 counts unknown calls
 constexpr size_t kMaxOpenDepth = 64;  // a damaged trace must not grow the per-thread stack
 
 struct Count {
@@ -292,11 +292,13 @@ void StatsCollector::print_text(std::FILE* out) {
   }
   if (calls_[0].total) put("  {:<8} {:>10} {:>10}\n", "unknown", calls_[0].total, calls_[0].failed);
 
-  put("\nthreads\n  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "tid", "calls", "failed",
-      "dlopen", "dlmopen", "dlsym", "dlvsym", "dlclose");
+  put("\nthreads\n  {:>8} {:>10} {:>8}", "tid", "calls", "failed");
+  for (uint16_t k = 1; k < kCalls; ++k) put(" {:>8}", call_name(k));
+  put("\n");
   for (const ThreadStats* t : thread_list()) {
-    put("  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", t->tid, t->all.total, t->all.failed,
-        t->calls[1], t->calls[2], t->calls[3], t->calls[4], t->calls[5]);
+    put("  {:>8} {:>10} {:>8}", t->tid, t->all.total, t->all.failed);
+    for (uint16_t k = 1; k < kCalls; ++k) put(" {:>8}", t->calls[k]);
+    put("\n");
   }
 
   const auto symbols = top_symbols();
