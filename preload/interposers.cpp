@@ -1,11 +1,13 @@
-// The five exported interposers. Each makes the real call itself, on behalf of the original
-// caller (CallerContext), between the recorder's call_begin/call_end. After a failed call the
+// The exported dl* interposers, one per DLTRACE_RECORDED_CALLS row (interposed_functions.h). Each
+// makes the real call itself, on behalf of the original caller (CallerContext), between the
+// recorder's call_begin/call_end. After a failed call the
 // dlerror() text is copied and re-armed by repeating the identical call; after a successful call
 // nothing here touches dlerror state.
 #include <dlfcn.h>
 #include <string.h>
 
 #include "caller_context.h"
+#include "interposed_functions.h"
 #include "real_functions.h"
 #include "recorder.h"
 #include "thread_state.h"
@@ -14,6 +16,23 @@ namespace dltrace::preload {
 namespace {
 
 using format::CallKind;
+
+// The recorded calls are format::CallKind's rows: same names, same order, same number.
+constexpr bool same_text(const char* a, const char* b) {
+  while (*a != '\0' && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+constexpr bool recorded_calls_are_call_kinds() {
+  uint16_t kind = 0;
+  bool same = true;
+#define DLTRACE_CHECK_ROW(name, type) \
+  same = same && ++kind <= format::kCallKindCount && same_text(format::call_name(kind), #name);
+  DLTRACE_RECORDED_CALLS(DLTRACE_CHECK_ROW)
+#undef DLTRACE_CHECK_ROW
+  return same && kind == format::kCallKindCount;
+}
+static_assert(recorded_calls_are_call_kinds(),
+              "DLTRACE_RECORDED_CALLS must list format::CallKind's calls in the same order");
 
 inline bool special_handle(const void* h) {
   return h == RTLD_DEFAULT || h == RTLD_NEXT;
@@ -165,8 +184,6 @@ int traced_close(void* handle, const void* caller) {
 }  // namespace dltrace::preload
 
 using namespace dltrace::preload;
-
-#define DLTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 DLTRACE_EXPORT void* dlopen(const char* file, int flags) noexcept {
   return traced_open(false, LM_ID_BASE, file, flags, __builtin_return_address(0));

@@ -14,29 +14,18 @@
 #include <atomic>
 #include <type_traits>
 
+#include "interposed_functions.h"
+
 namespace dltrace::preload {
 
 // The functions the recorder calls on behalf of the program: the dl* family, and the process
-// functions it interposes to learn how a process ends (signal dispositions, _exit, exec).
-// One row per function: the struct member and the name looked up are generated from it.
+// functions it interposes to learn how a process ends (signal dispositions, _exit, exec). The
+// rows are interposed_functions.h's: the struct member and the name looked up are generated.
 using SigHandler = void (*)(int);
-#define DLTRACE_REAL_FUNCTIONS(X)                                        \
-  X(dlopen, void* (*)(const char*, int))                                 \
-  X(dlmopen, void* (*)(Lmid_t, const char*, int))                        \
-  X(dlsym, void* (*)(void*, const char*))                                \
-  X(dlvsym, void* (*)(void*, const char*, const char*))                  \
-  X(dlclose, int (*)(void*))                                             \
-  X(dlerror, char* (*)())                                                \
-  X(dlinfo, int (*)(void*, int, void*))                                  \
-  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*)) \
-  X(signal, SigHandler (*)(int, SigHandler))                             \
-  X(sysv_signal, SigHandler (*)(int, SigHandler))                        \
-  X(_exit, void (*)(int))                                                \
-  X(execve, int (*)(const char*, char* const*, char* const*))            \
-  X(execv, int (*)(const char*, char* const*))                           \
-  X(execvp, int (*)(const char*, char* const*))                          \
-  X(execvpe, int (*)(const char*, char* const*, char* const*))           \
-  X(fexecve, int (*)(int, char* const*, char* const*))
+#define DLTRACE_REAL_FUNCTIONS(X) \
+  DLTRACE_RECORDED_CALLS(X)       \
+  DLTRACE_HELPER_FUNCTIONS(X)     \
+  DLTRACE_PROCESS_INTERPOSERS(X)
 
 struct RealFunctions {
 #define DLTRACE_REAL_MEMBER(name, type) std::type_identity_t<type> name;
