@@ -6,6 +6,8 @@
 
 #include <cstring>
 
+#include "arch/arch.h"
+
 namespace dltrace::preload::elf {
 namespace {
 
@@ -212,9 +214,7 @@ Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* ver
 void* resolve(const Symbol& symbol) {
   if (!symbol) return nullptr;
   if (!symbol.ifunc) return reinterpret_cast<void*>(symbol.address);
-  // x86-64 ld.so calls IFUNC resolvers without arguments (they read cpu features themselves).
-  auto resolver = reinterpret_cast<void* (*)()>(symbol.address);
-  return resolver();
+  return arch::call_ifunc_resolver(symbol.address);  // as ld.so calls it on this CPU
 }
 
 }  // namespace dltrace::preload::elf

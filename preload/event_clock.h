@@ -1,19 +1,21 @@
-// Event times. The invariant TSC when the CPU has one (rdtsc ~7 ns; clock_gettime costs
-// 20-70 ns on virtual machines, twice per event), calibrated against CLOCK_MONOTONIC by
-// (tsc, ns) points in the trace header; CLOCK_MONOTONIC nanoseconds otherwise. The header's
-// clock_kind tells readers which. Inline: every event reads the clock twice.
+// Event times. The CPU's cycle counter when it ticks at a constant rate (arch.h; on x86-64 the
+// invariant TSC: rdtsc ~7 ns, while clock_gettime costs 20-70 ns on virtual machines, twice per
+// event), calibrated against CLOCK_MONOTONIC by (ticks, ns) points in the trace header (its tsc_*
+// fields, clock_kind kClockTsc); CLOCK_MONOTONIC nanoseconds otherwise. Inline: every event reads
+// the clock twice.
 #pragma once
 
 #include <time.h>
 
 #include <cstdint>
 
+#include "arch/arch.h"
 #include "dltrace/format.h"
 
 namespace dltrace::preload {
 
-// Whether event times are TSC ticks (set by start_clock). Hidden: read without the GOT.
-extern constinit bool g_event_clock_is_tsc __attribute__((visibility("hidden")));
+// Whether event times are cycle-counter ticks (set by start_clock). Hidden: read without the GOT.
+extern constinit bool g_event_clock_counts_cycles __attribute__((visibility("hidden")));
 
 // Monotonic clock in ns (vDSO, no syscall).
 inline uint64_t now_ns() {
@@ -24,7 +26,7 @@ inline uint64_t now_ns() {
 
 // The event clock of this instance's trace (see PrimaryApi::clock).
 inline uint64_t event_clock() {
-  return g_event_clock_is_tsc ? __builtin_ia32_rdtsc() : now_ns();
+  return g_event_clock_counts_cycles ? arch::cycle_counter() : now_ns();
 }
 
 // Picks the clock for a new trace and writes its first calibration point into `h`.

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "arch/arch.h"
 #include "elf_info.h"
 #include "elf_symbols.h"
 #include "fork_gate.h"
@@ -167,7 +168,7 @@ bool read_snapshot(Fn&& fn) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     const uint64_t s = g_snap_seq.load(std::memory_order_acquire);
     if (s & 1) {
-      __builtin_ia32_pause();
+      arch::spin_pause();
       continue;
     }
     fn();
