@@ -1,8 +1,7 @@
-// The exported dl* interposers, one per DLTRACE_RECORDED_CALLS row (interposed_functions.h). Each
+// The exported dl* interposers, one per recorded call (DLTRACE_CALL_KINDS, dltrace/calls.h). Each
 // makes the real call itself, on behalf of the original caller (CallerContext), between the
-// recorder's call_begin/call_end. After a failed call the
-// dlerror() text is copied and re-armed by repeating the identical call; after a successful call
-// nothing here touches dlerror state.
+// recorder's call_begin/call_end. After a failed call the dlerror() text is copied and re-armed by
+// repeating the identical call; after a successful call nothing here touches dlerror state.
 #include <dlfcn.h>
 #include <string.h>
 
@@ -16,23 +15,6 @@ namespace dltrace::preload {
 namespace {
 
 using format::CallKind;
-
-// The recorded calls are format::CallKind's rows: same names, same order, same number.
-constexpr bool same_text(const char* a, const char* b) {
-  while (*a != '\0' && *a == *b) ++a, ++b;
-  return *a == *b;
-}
-constexpr bool recorded_calls_are_call_kinds() {
-  uint16_t kind = 0;
-  bool same = true;
-#define DLTRACE_CHECK_ROW(name, type) \
-  same = same && ++kind <= format::kCallKindCount && same_text(format::call_name(kind), #name);
-  DLTRACE_RECORDED_CALLS(DLTRACE_CHECK_ROW)
-#undef DLTRACE_CHECK_ROW
-  return same && kind == format::kCallKindCount;
-}
-static_assert(recorded_calls_are_call_kinds(),
-              "DLTRACE_RECORDED_CALLS must list format::CallKind's calls in the same order");
 
 inline bool special_handle(const void* h) {
   return h == RTLD_DEFAULT || h == RTLD_NEXT;

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "dltrace/calls.h"
+
 namespace dltrace::format {
 
 inline constexpr char kMagic[8] = {'D', 'L', 'T', 'R', 'A', 'C', 'E', '1'};
@@ -289,17 +291,7 @@ struct OverrideEntry {
 };
 
 // ---- ring ----
-// The recorded calls, one row each: X(enumerator, name, value). CallKind, kCallKindCount and
-// call_name() are generated from it, and the recorder checks that it interposes each row's
-// function (preload/interposed_functions.h). `value` is EventSlot::call in the file: never
-// renumber a row; a new call is the next value, appended.
-#define DLTRACE_CALL_KINDS(X) \
-  X(kDlopen, dlopen, 1)       \
-  X(kDlmopen, dlmopen, 2)     \
-  X(kDlsym, dlsym, 3)         \
-  X(kDlvsym, dlvsym, 4)       \
-  X(kDlclose, dlclose, 5)
-
+// EventSlot::call: one value per row of DLTRACE_CALL_KINDS (dltrace/calls.h).
 enum class CallKind : uint16_t {
 #define DLTRACE_CALL_KIND_ENUMERATOR(kind, name, value) kind = value,
   DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_ENUMERATOR)
