@@ -20,11 +20,12 @@
 #include "thread_state.h"
 
 namespace dltrace::preload {
-namespace {
 
 using format::CallKind;
 using format::kNoId;
 using namespace recorder;
+
+namespace {
 
 // Which objects a lookup involved: the caller's, the handle's and the one defining the result.
 // Memoised per thread in the object table. A miss on the caller or the result means objects were

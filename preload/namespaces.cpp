@@ -12,9 +12,10 @@
 #include "thread_state.h"
 
 namespace dltrace::preload {
-namespace {
 
 using namespace recorder;
+
+namespace {
 
 constinit std::atomic<const PrimaryApi*> g_attached{nullptr};  // secondary: the primary's API
 
