@@ -3,20 +3,23 @@
 // glibc's dlopen/dlmopen/dlsym/dlvsym find their caller from their return address: RTLD_NEXT
 // starts after it, RTLD_DEFAULT searches its scope and adds a dependency, a bare name is searched
 // in its DT_RPATH/DT_RUNPATH, $ORIGIN expands against it, its namespace is used, and dlerror
-// texts name it. A wrapper that calls the real function becomes the caller. So on x86-64 an
-// assembly trampoline makes the real function see a return address inside the caller's object:
-// it pushes its own continuation, then the address of a `ret` (0xC3) byte in the caller's
-// executable segment, and jumps. The real function returns onto that `ret`, which returns into
-// the trampoline. The gadget is chosen so that unwinders walking through the fake frame stay
-// sane (covered by an FDE, not preceded by an instruction that moves %rsp) and cached per object.
+// texts name it. A wrapper that calls the real function becomes the caller. So an assembly
+// trampoline makes the real function see a return address inside the caller's object: it pushes
+// its own continuation, then the address of a return gadget in the caller's executable segment
+// (on x86-64 a `ret` byte, 0xC3), and jumps. The real function returns onto the gadget, which
+// returns into the trampoline. The gadget is chosen so that unwinders walking through the fake
+// frame stay sane (on x86-64: covered by an FDE, not preceded by an instruction that moves %rsp)
+// and cached per object. The trampoline and the gadget are the CPU's (arch/arch.h).
 //
-// Where this cannot work (no gadget, shadow stack enabled, not x86-64) the call is made directly
-// and preserved() is false; the event records that the caller was emulated.
+// Where this cannot work (no gadget, shadow stack enabled, a CPU without a trampoline) the call is
+// made directly and preserved() is false; the event records that the caller was emulated.
 #pragma once
 
 #include <dlfcn.h>
 
 #include <cstdint>
+
+#include "arch/arch.h"  // dltrace_call_with_return_address
 
 namespace dltrace::preload {
 
@@ -27,7 +30,7 @@ class CallerContext {
 
   bool preserved() const { return gadget_ != nullptr; }
   const void* caller_ip() const { return caller_ip_; }
-  // The `ret` byte the real function returns onto (nullptr when not preserved).
+  // The gadget the real function returns onto (nullptr when not preserved).
   const void* gadget() const { return gadget_; }
 
   void* dlopen(const char* file, int flags) const;
@@ -37,10 +40,10 @@ class CallerContext {
 
  private:
   const void* caller_ip_;
-  const void* gadget_;  // a `ret` in the caller's object, or nullptr
+  const void* gadget_;  // a return gadget in the caller's object, or nullptr
 };
 
-// Whether the trampoline may be used at all in this process (x86-64, no shadow stack).
+// Whether the trampoline may be used at all in this process (arch::return_address_calls_possible).
 bool trampoline_available();
 
 // Tells whether the object containing an address can never be unloaded (the recorder's object
@@ -50,8 +53,3 @@ using ResidentPredicate = bool (*)(uint64_t address);
 void set_resident_predicate(ResidentPredicate predicate);
 
 }  // namespace dltrace::preload
-
-// The trampoline (caller_trampoline.S): calls fn(a0, a1, a2) with `gadget` as its return address;
-// the gadget's `ret` comes back here. Callee sees the normal ABI (rsp = 8 mod 16 at entry).
-extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
-                                                      uintptr_t a0, uintptr_t a1, uintptr_t a2);

@@ -6,16 +6,18 @@
 
 #include <cstring>
 
+#include "arch/arch.h"
+
 namespace dltrace::preload::elf {
 namespace {
 
 struct Tables {
-  const ElfW(Sym)* symtab = nullptr;
+  const ElfW(Sym) * symtab = nullptr;
   const char* strtab = nullptr;
   const uint32_t* gnu_hash = nullptr;
   const uint32_t* sysv_hash = nullptr;
-  const ElfW(Half)* versym = nullptr;
-  const ElfW(Verdef)* verdef = nullptr;
+  const ElfW(Half) * versym = nullptr;
+  const ElfW(Verdef) * verdef = nullptr;
   const char* soname = nullptr;
 };
 
@@ -46,14 +48,30 @@ bool read_tables(const dl_phdr_info& o, Tables& t) {
   bool has_soname = false;
   for (; dyn->d_tag != DT_NULL; ++dyn) {
     switch (dyn->d_tag) {
-      case DT_SYMTAB: t.symtab = reinterpret_cast<const ElfW(Sym)*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_STRTAB: t.strtab = reinterpret_cast<const char*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_GNU_HASH: t.gnu_hash = reinterpret_cast<const uint32_t*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_HASH: t.sysv_hash = reinterpret_cast<const uint32_t*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_VERSYM: t.versym = reinterpret_cast<const ElfW(Half)*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_VERDEF: t.verdef = reinterpret_cast<const ElfW(Verdef)*>(dyn_ptr(o, dyn->d_un.d_ptr)); break;
-      case DT_SONAME: soname_offset = dyn->d_un.d_val; has_soname = true; break;
-      default: break;
+      case DT_SYMTAB:
+        t.symtab = reinterpret_cast<const ElfW(Sym)*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_STRTAB:
+        t.strtab = reinterpret_cast<const char*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_GNU_HASH:
+        t.gnu_hash = reinterpret_cast<const uint32_t*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_HASH:
+        t.sysv_hash = reinterpret_cast<const uint32_t*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_VERSYM:
+        t.versym = reinterpret_cast<const ElfW(Half)*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_VERDEF:
+        t.verdef = reinterpret_cast<const ElfW(Verdef)*>(dyn_ptr(o, dyn->d_un.d_ptr));
+        break;
+      case DT_SONAME:
+        soname_offset = dyn->d_un.d_val;
+        has_soname = true;
+        break;
+      default:
+        break;
     }
   }
   if (t.strtab != nullptr && has_soname) t.soname = t.strtab + soname_offset;
@@ -82,7 +100,8 @@ ElfW(Half) version_index(const Tables& t, const char* version) {
   if (t.verdef == nullptr) return 0;
   for (const ElfW(Verdef)* d = t.verdef;;) {
     if (d->vd_cnt > 0) {
-      auto aux = reinterpret_cast<const ElfW(Verdaux)*>(reinterpret_cast<const char*>(d) + d->vd_aux);
+      auto aux =
+          reinterpret_cast<const ElfW(Verdaux)*>(reinterpret_cast<const char*>(d) + d->vd_aux);
       if (std::strcmp(t.strtab + aux->vda_name, version) == 0) return d->vd_ndx & 0x7fff;
     }
     if (d->vd_next == 0) return 0;
@@ -95,10 +114,10 @@ ElfW(Half) version_index(const Tables& t, const char* version) {
 struct Matcher {
   const Tables& t;
   const char* name;
-  const char* version;     // nullptr: unversioned request
-  ElfW(Half) wanted = 0;   // version index for a versioned request
-  const ElfW(Sym)* exact = nullptr;      // accepted outright
-  const ElfW(Sym)* versioned = nullptr;  // first default-version candidate (unversioned request)
+  const char* version;                    // nullptr: unversioned request
+  ElfW(Half) wanted = 0;                  // version index for a versioned request
+  const ElfW(Sym) * exact = nullptr;      // accepted outright
+  const ElfW(Sym) * versioned = nullptr;  // first default-version candidate (unversioned request)
   int versions = 0;
 
   // Returns true when the search can stop.
@@ -130,12 +149,16 @@ struct Matcher {
     return true;
   }
 
-  const ElfW(Sym)* result() const { return exact != nullptr ? exact : versions == 1 ? versioned : nullptr; }
+  const ElfW(Sym) * result() const {
+    return exact != nullptr ? exact : versions == 1 ? versioned : nullptr;
+  }
 };
 
 }  // namespace
 
-bool contains(const dl_phdr_info& object, uintptr_t address) { return in_loads(object, address); }
+bool contains(const dl_phdr_info& object, uintptr_t address) {
+  return in_loads(object, address);
+}
 
 const char* soname(const dl_phdr_info& object) {
   Tables t;
@@ -160,7 +183,8 @@ Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* ver
     constexpr unsigned kBits = sizeof(ElfW(Addr)) * 8;
     const uint32_t h = gnu_hash(name);
     ElfW(Addr) word = bloom[(h / kBits) % bloom_size];
-    ElfW(Addr) mask = (ElfW(Addr){1} << (h % kBits)) | (ElfW(Addr){1} << ((h >> bloom_shift) % kBits));
+    ElfW(Addr) mask =
+        (ElfW(Addr){1} << (h % kBits)) | (ElfW(Addr){1} << ((h >> bloom_shift) % kBits));
     if ((word & mask) != mask) return {};
     uint32_t i = buckets[h % nbuckets];
     if (i < symoffset) return {};
@@ -190,9 +214,7 @@ Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* ver
 void* resolve(const Symbol& symbol) {
   if (!symbol) return nullptr;
   if (!symbol.ifunc) return reinterpret_cast<void*>(symbol.address);
-  // x86-64 ld.so calls IFUNC resolvers without arguments (they read cpu features themselves).
-  auto resolver = reinterpret_cast<void* (*)()>(symbol.address);
-  return resolver();
+  return arch::call_ifunc_resolver(symbol.address);  // as ld.so calls it on this CPU
 }
 
 }  // namespace dltrace::preload::elf

@@ -1,11 +1,12 @@
-// The five exported interposers. Each makes the real call itself, on behalf of the original
-// caller (CallerContext), between the recorder's call_begin/call_end. After a failed call the
-// dlerror() text is copied and re-armed by repeating the identical call; after a successful call
-// nothing here touches dlerror state.
+// The exported dl* interposers, one per recorded call (DLTRACE_CALL_KINDS, dltrace/calls.h). Each
+// makes the real call itself, on behalf of the original caller (CallerContext), between the
+// recorder's call_begin/call_end. After a failed call the dlerror() text is copied and re-armed by
+// repeating the identical call; after a successful call nothing here touches dlerror state.
 #include <dlfcn.h>
 #include <string.h>
 
 #include "caller_context.h"
+#include "interposed_functions.h"
 #include "real_functions.h"
 #include "recorder.h"
 #include "thread_state.h"
@@ -15,7 +16,9 @@ namespace {
 
 using format::CallKind;
 
-inline bool special_handle(const void* h) { return h == RTLD_DEFAULT || h == RTLD_NEXT; }
+inline bool special_handle(const void* h) {
+  return h == RTLD_DEFAULT || h == RTLD_NEXT;
+}
 
 // The API to record with, or nullptr: pass through (the recorder's own calls, not recording).
 inline const PrimaryApi* recording_api() {
@@ -99,7 +102,9 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
   const bool special = special_handle(handle);
   if (api == nullptr) {
     // glibc ignores the caller for a real handle: the fast path calls it directly.
-    if (!special) return version ? real_functions().dlvsym(handle, symbol, version) : real_functions().dlsym(handle, symbol);
+    if (!special)
+      return version ? real_functions().dlvsym(handle, symbol, version)
+                     : real_functions().dlsym(handle, symbol);
     CallerContext ctx(caller);
     return version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
   }
@@ -110,7 +115,9 @@ void* traced_sym(void* handle, const char* symbol, const char* version, const vo
   cs.version = version;
   cs.handle_in = handle;
   if (!api->begin(&cs)) {
-    if (!special) return version ? real_functions().dlvsym(handle, symbol, version) : real_functions().dlsym(handle, symbol);
+    if (!special)
+      return version ? real_functions().dlvsym(handle, symbol, version)
+                     : real_functions().dlsym(handle, symbol);
     CallerContext ctx(caller);
     return version ? ctx.dlvsym(handle, symbol, version) : ctx.dlsym(handle, symbol);
   }
@@ -159,8 +166,6 @@ int traced_close(void* handle, const void* caller) {
 }  // namespace dltrace::preload
 
 using namespace dltrace::preload;
-
-#define DLTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 DLTRACE_EXPORT void* dlopen(const char* file, int flags) noexcept {
   return traced_open(false, LM_ID_BASE, file, flags, __builtin_return_address(0));

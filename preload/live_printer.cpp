@@ -1,5 +1,4 @@
 #include "live_printer.h"
-#include "stderr_line.h"
 
 #include <unistd.h>
 
@@ -7,18 +6,13 @@
 #include <string>
 
 #include "common/dlopen_flags.h"
+#include "stderr_line.h"
 
 namespace dltrace::preload {
 namespace {
 const char* call_name(uint16_t call) {
-  switch (static_cast<format::CallKind>(call)) {
-    case format::CallKind::kDlopen: return "dlopen";
-    case format::CallKind::kDlmopen: return "dlmopen";
-    case format::CallKind::kDlsym: return "dlsym";
-    case format::CallKind::kDlvsym: return "dlvsym";
-    case format::CallKind::kDlclose: return "dlclose";
-  }
-  return "?";
+  const char* name = format::call_name(call);
+  return name != nullptr ? name : "?";
 }
 
 const char* handle_text(uint64_t h, char* buf, size_t size) {
@@ -36,17 +30,21 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
   int n = snprintf(line, sizeof(line), "dltrace: [%u] #%llu %s", s.tid,
                    static_cast<unsigned long long>(s.seq), call_name(s.call));
   const auto put = [&](const char* fmt, auto... args) {
-    if (n >= 0 && static_cast<size_t>(n) < sizeof(line)) n += snprintf(line + n, sizeof(line) - n, fmt, args...);
+    if (n >= 0 && static_cast<size_t>(n) < sizeof(line))
+      n += snprintf(line + n, sizeof(line) - n, fmt, args...);
   };
   const double ms = static_cast<double>(s.duration_ns) / 1e6;
   switch (static_cast<format::CallKind>(s.call)) {
     case format::CallKind::kDlopen:
     case format::CallKind::kDlmopen: {
-      if (s.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) put("(ns %lld,", static_cast<long long>(s.lmid));
-      else put("(");
+      if (s.call == static_cast<uint16_t>(format::CallKind::kDlmopen))
+        put("(ns %lld,", static_cast<long long>(s.lmid));
+      else
+        put("(");
       // flags_to_string allocates; live mode is a debugging aid, not the hot path.
       const std::string flags = flags_to_string(s.effective_flags);
-      put("\"%s\", %s) = %#llx", name ? name : "NULL", flags.c_str(), static_cast<unsigned long long>(s.handle));
+      put("\"%s\", %s) = %#llx", name ? name : "NULL", flags.c_str(),
+          static_cast<unsigned long long>(s.handle));
       if (s.bits & format::kEventNoLoad) put(" (already loaded)");
       break;
     }

@@ -1,5 +1,4 @@
 #include "object_table.h"
-#include "fork_gate.h"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -13,8 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "arch/arch.h"
 #include "elf_info.h"
 #include "elf_symbols.h"
+#include "fork_gate.h"
 #include "slot_index.h"
 #include "trace_writer.h"
 
@@ -54,12 +55,13 @@ struct Cur {
 
 // Everything here is constant-initialised: wrappers can run before any dynamic initialiser.
 constinit Obj g_objs[kMaxObjects];
-constinit uint32_t g_high;  // slots [0, g_high) have been used at some point
+constinit uint32_t g_high;         // slots [0, g_high) have been used at some point
 constinit Cur g_cur[kMaxObjects];  // during a sync: loaded objects the table does not know yet
 constinit uint32_t g_ncur;
 constinit Cur g_other[kMaxObjects];  // objects of namespaces other than 0
 constinit uint32_t g_nother;
-constinit uint32_t g_new[kMaxObjects];  // g_objs indices of objects found by this sync, in list order
+constinit uint32_t
+    g_new[kMaxObjects];  // g_objs indices of objects found by this sync, in list order
 constinit uint32_t g_nnew;
 
 constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,7 +89,9 @@ constinit HandleE g_handles[kMaxObjects];
 constinit uint32_t g_nranges, g_nhandles;
 constinit std::atomic<uint64_t> g_snap_seq{0};
 template <class T>
-T rd(const T& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+T rd(const T& v) {
+  return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
 
 // The live objects' g_objs indices, kept sorted by load address and by link_map as objects come
 // and go, so that publishing a change is one ordered pass (no sort of the whole table).
@@ -95,16 +99,22 @@ constinit uint16_t g_by_start[kMaxObjects];
 constinit uint16_t g_by_lm[kMaxObjects];
 constinit uint32_t g_ntracked;
 
-uint64_t start_key(uint32_t i) { return g_objs[i].image.map_start; }
-uint64_t lm_key(uint32_t i) { return reinterpret_cast<uint64_t>(g_objs[i].lm); }
+uint64_t start_key(uint32_t i) {
+  return g_objs[i].image.map_start;
+}
+uint64_t lm_key(uint32_t i) {
+  return reinterpret_cast<uint64_t>(g_objs[i].lm);
+}
 
 void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
   const uint64_t k = key(idx);
   uint32_t lo = 0, hi = n;
   while (lo < hi) {
     const uint32_t mid = (lo + hi) / 2;
-    if (key(order[mid]) <= k) lo = mid + 1;
-    else hi = mid;
+    if (key(order[mid]) <= k)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   memmove(order + lo + 1, order + lo, (n - lo) * sizeof *order);
   order[lo] = static_cast<uint16_t>(idx);
@@ -158,7 +168,7 @@ bool read_snapshot(Fn&& fn) {
   for (int attempt = 0; attempt < 10000; ++attempt) {
     const uint64_t s = g_snap_seq.load(std::memory_order_acquire);
     if (s & 1) {
-      __builtin_ia32_pause();
+      arch::spin_pause();
       continue;
     }
     fn();
@@ -246,8 +256,10 @@ bool collect(bool only_if_changed) {
   for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
     const int known = find(c.lm, c.name, c.image.base, c.lmid);
-    if (known >= 0) g_objs[known].seen = true;
-    else if (g_ncur < kMaxObjects) g_cur[g_ncur++] = c;
+    if (known >= 0)
+      g_objs[known].seen = true;
+    else if (g_ncur < kMaxObjects)
+      g_cur[g_ncur++] = c;
   }
   return true;
 }
@@ -405,7 +417,8 @@ bool attribute(const Attribution& a) {
     o.parent = kNoId;
     o.flags = 0;
     o.cause = static_cast<uint32_t>(ObjectCause::kNeeded);
-    if (g_self_path != nullptr && o.lmid != 0 && strcmp(o.lname, g_self_path) == 0) o.flags |= format::kObjectRecorder;
+    if (g_self_path != nullptr && o.lmid != 0 && strcmp(o.lname, g_self_path) == 0)
+      o.flags |= format::kObjectRecorder;
   }
   uint32_t tail = 0;
   uint64_t opened_by = 0;
@@ -493,7 +506,9 @@ bool attribute(const Attribution& a) {
 
 }  // namespace
 
-void set_writer(TraceWriter* writer) { g_writer = writer; }
+void set_writer(TraceWriter* writer) {
+  g_writer = writer;
+}
 
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
@@ -589,8 +604,10 @@ const RangeE* range_containing(uint64_t address) {
   if (hi > kMaxObjects) hi = kMaxObjects;
   while (lo < hi) {
     const uint32_t mid = (lo + hi) / 2;
-    if (rd(g_ranges[mid].start) <= address) lo = mid + 1;
-    else hi = mid;
+    if (rd(g_ranges[mid].start) <= address)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo > 0 && address < rd(g_ranges[lo - 1].end) ? &g_ranges[lo - 1] : nullptr;
 }
@@ -660,8 +677,10 @@ bool find_handle(const void* handle, HandleE* out) {
         hit = true;
         return;
       }
-      if (v < key) lo = mid + 1;
-      else hi = mid;
+      if (v < key)
+        lo = mid + 1;
+      else
+        hi = mid;
     }
   });
   return hit;
@@ -696,7 +715,8 @@ bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, Lo
   const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
   LastLookup& m = t_last_lookup;
   const auto key = reinterpret_cast<uint64_t>(handle);
-  if (m.gen == gen && gen != 0 && m.caller_ip == caller_ip && m.handle == key && m.address == address) {
+  if (m.gen == gen && gen != 0 && m.caller_ip == caller_ip && m.handle == key &&
+      m.address == address) {
     *out = m.objects;
     return m.known != 0;
   }
@@ -790,7 +810,11 @@ void rewrite_after_fork() {
   publish();
 }
 
-const char* recorder_path() { return g_self_path; }
-const char* executable_path() { return g_exe_path; }
+const char* recorder_path() {
+  return g_self_path;
+}
+const char* executable_path() {
+  return g_exe_path;
+}
 
 }  // namespace dltrace::preload::objects

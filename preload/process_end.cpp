@@ -8,12 +8,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "interposed_functions.h"
 #include "real_functions.h"
 #include "recorder.h"
 
 using namespace dltrace::preload;
-
-#define DLTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 namespace {
 

@@ -1,7 +1,6 @@
 // Resolution of the real dl* functions (RTLD_NEXT semantics relative to libdltrace.so) and the
 // dlerror-free lookups declared in real_functions.h.
 #include "real_functions.h"
-#include "fork_gate.h"
 
 #include <sched.h>
 
@@ -9,17 +8,22 @@
 #include <cstring>
 
 #include "elf_symbols.h"
+#include "fork_gate.h"
 
 namespace dltrace::preload {
 namespace {
 
 // An address inside whichever object this file was linked into.
-__attribute__((noinline)) void self_marker() { __asm__ volatile(""); }
+__attribute__((noinline)) void self_marker() {
+  __asm__ volatile("");
+}
 
 // Default versions are preferred; an unversioned request gives exactly that.
 constexpr const char* kNames[] = {
-#define DLTRACE_REAL_NAME(name, type) #name,
-    DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_NAME)
+#define DLTRACE_REAL_NAME(name) #name,
+#define DLTRACE_REAL_CALL_NAME(kind, name, value) DLTRACE_REAL_NAME(name)
+    DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_CALL_NAME, DLTRACE_REAL_NAME)
+#undef DLTRACE_REAL_CALL_NAME
 #undef DLTRACE_REAL_NAME
 };
 constexpr int kCount = sizeof kNames / sizeof kNames[0];
@@ -89,8 +93,11 @@ void resolve_all(RealFunctions& out) {
   }
   // IFUNC resolvers run here, outside dl_iterate_phdr's lock.
   int i = 0;
-#define DLTRACE_REAL_RESOLVE(name, type) out.name = reinterpret_cast<type>(elf::resolve(found[i++]));
-  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_RESOLVE)
+#define DLTRACE_REAL_RESOLVE(name) \
+  out.name = reinterpret_cast<decltype(out.name)>(elf::resolve(found[i++]));
+#define DLTRACE_REAL_CALL_RESOLVE(kind, name, value) DLTRACE_REAL_RESOLVE(name)
+  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_CALL_RESOLVE, DLTRACE_REAL_RESOLVE)
+#undef DLTRACE_REAL_CALL_RESOLVE
 #undef DLTRACE_REAL_RESOLVE
 }
 

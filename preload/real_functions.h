@@ -10,37 +10,32 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
-#include <type_traits>
+
+#include "dltrace/calls.h"
+#include "interposed_functions.h"
 
 namespace dltrace::preload {
 
-// The functions the recorder calls on behalf of the program: the dl* family, and the process
-// functions it interposes to learn how a process ends (signal dispositions, _exit, exec).
-// One row per function: the struct member and the name looked up are generated from it.
-using SigHandler = void (*)(int);
-#define DLTRACE_REAL_FUNCTIONS(X)                                          \
-  X(dlopen, void* (*)(const char*, int))                                   \
-  X(dlmopen, void* (*)(Lmid_t, const char*, int))                          \
-  X(dlsym, void* (*)(void*, const char*))                                  \
-  X(dlvsym, void* (*)(void*, const char*, const char*))                    \
-  X(dlclose, int (*)(void*))                                               \
-  X(dlerror, char* (*)())                                                  \
-  X(dlinfo, int (*)(void*, int, void*))                                    \
-  X(sigaction, int (*)(int, const struct sigaction*, struct sigaction*))   \
-  X(signal, SigHandler (*)(int, SigHandler))                               \
-  X(sysv_signal, SigHandler (*)(int, SigHandler))                          \
-  X(_exit, void (*)(int))                                                  \
-  X(execve, int (*)(const char*, char* const*, char* const*))              \
-  X(execv, int (*)(const char*, char* const*))                             \
-  X(execvp, int (*)(const char*, char* const*))                            \
-  X(execvpe, int (*)(const char*, char* const*, char* const*))             \
-  X(fexecve, int (*)(int, char* const*, char* const*))
+// The functions the recorder calls on behalf of the program: the recorded dl* calls, helpers
+// (dlerror, dlinfo), and the process functions it interposes to learn how a process ends. The rows
+// are dltrace/calls.h's and interposed_functions.h's: X_CALL(kind, name, value) for each recorded
+// call, X(name) for the others.
+#define DLTRACE_REAL_FUNCTIONS(X_CALL, X) \
+  DLTRACE_CALL_KINDS(X_CALL)              \
+  DLTRACE_HELPER_FUNCTIONS(X)             \
+  DLTRACE_PROCESS_INTERPOSERS(X)
 
+using SigHandler = void (*)(int);  // what signal() and sysv_signal() take and return
+
+// One member per real function, with the type libc declares it with.
 struct RealFunctions {
-#define DLTRACE_REAL_MEMBER(name, type) std::type_identity_t<type> name;
-  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_MEMBER)
+#define DLTRACE_REAL_MEMBER(name) decltype(&::name) name;
+#define DLTRACE_REAL_CALL_MEMBER(kind, name, value) DLTRACE_REAL_MEMBER(name)
+  DLTRACE_REAL_FUNCTIONS(DLTRACE_REAL_CALL_MEMBER, DLTRACE_REAL_MEMBER)
+#undef DLTRACE_REAL_CALL_MEMBER
 #undef DLTRACE_REAL_MEMBER
 };
 
@@ -53,7 +48,8 @@ inline const RealFunctions& real_functions();
 const RealFunctions& resolve_real_functions();
 extern constinit std::atomic<const RealFunctions*> g_published_real_functions;
 inline const RealFunctions& real_functions() {
-  if (const RealFunctions* p = g_published_real_functions.load(std::memory_order_acquire)) return *p;
+  if (const RealFunctions* p = g_published_real_functions.load(std::memory_order_acquire))
+    return *p;
   return resolve_real_functions();
 }
 

@@ -1,8 +1,9 @@
-// The recorder: process-wide state (init from the environment, fork, exec, end of process) and
-// the two halves of every traced call. The interposers (interposers.cpp) make the real call
-// themselves, caller-preserving, between call_begin() and call_end(); everything that needs the
-// trace file happens here. A second instance of this library loaded into a dlmopen namespace
-// has no trace file: it forwards its calls to the primary through PrimaryApi.
+// The recorder as the interposers see it: the two halves of every traced call, the one-pass
+// lookup, dlmopen namespaces, and the ends of a process. The interposers (interposers.cpp) make
+// the real call themselves, caller-preserving, between PrimaryApi::begin and end; everything that
+// needs the trace file happens in the recorder (its files are listed in recorder_internal.h). A
+// second instance of this library loaded into a dlmopen namespace has no trace file: it forwards
+// its calls to the primary through PrimaryApi.
 #pragma once
 
 #include <cstdint>
@@ -23,7 +24,7 @@ struct CallState {
   OverrideResult overrides;  // dlopen/dlmopen: applied rules; overrides.flags = effective flags
   uint32_t nest_index;       // this call's depth on the thread (for pop)
   uint32_t reserved;
-  char error_text[512];      // copy of the dlerror() text for DLTRACE_LIVE (may be truncated)
+  char error_text[512];  // copy of the dlerror() text for DLTRACE_LIVE (may be truncated)
 };
 
 // Versioned table of the primary's recording functions, handed to a secondary instance by
@@ -54,11 +55,6 @@ const PrimaryApi* primary_api();
 // without a CallState. This is the hot path of dlsym-heavy programs.
 void* record_lookup(void* handle, const char* symbol, const char* version, const void* caller);
 
-// Monotonic clock in ns (vDSO, no syscall).
-uint64_t now_ns();
-// The event clock of this instance's trace (see PrimaryApi::clock).
-uint64_t event_clock();
-
 // dlmopen(LM_ID_NEWLM): load this library first into a new namespace so that it interposes
 // there too, and attach it. Returns the new namespace id, or -1 (then the caller falls back to a
 // plain LM_ID_NEWLM call). Must be called before the program's real call (touches dlerror).
@@ -73,8 +69,9 @@ void record_process_exit(int status, bool underscore);
 void record_exec(const char* target);
 void record_exec_failed();  // the exec returned: the process runs on
 
-// Secondary instance: whether this instance lives outside the base namespace.
+// Secondary instance: whether this instance lives outside the base namespace. attach_to_primary
+// makes it forward to `api` (if it is a secondary and the version fits); true if it now does.
 bool is_secondary_instance();
-void attach_to_primary(const PrimaryApi* api);
+bool attach_to_primary(const PrimaryApi* api);
 
 }  // namespace dltrace::preload

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "interposed_functions.h"
 #include "real_functions.h"
 
 namespace dltrace::preload::signals {
@@ -141,8 +142,6 @@ void install_fatal_handlers(FatalRecorder record) {
 }  // namespace dltrace::preload::signals
 
 using namespace dltrace::preload;
-
-#define DLTRACE_EXPORT extern "C" __attribute__((visibility("default")))
 
 DLTRACE_EXPORT int sigaction(int sig, const struct sigaction* act,
                              struct sigaction* oact) noexcept {

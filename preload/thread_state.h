@@ -4,6 +4,8 @@
 // because a second instance of the library lives in static TLS inside each dlmopen namespace.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 
 namespace dltrace::preload {
@@ -11,8 +13,8 @@ namespace dltrace::preload {
 struct NestFrame {
   uint64_t seq;
   uint32_t caller_object;
-  uint8_t global;  // effective RTLD_GLOBAL of that call
-  uint8_t is_open; // dlopen/dlmopen (its new objects are attributed to it)
+  uint8_t global;   // effective RTLD_GLOBAL of that call
+  uint8_t is_open;  // dlopen/dlmopen (its new objects are attributed to it)
 };
 
 inline constexpr uint32_t kMaxNesting = 8;
@@ -28,7 +30,11 @@ struct ThreadState {
 extern constinit thread_local ThreadState t_state;
 
 // Cached gettid(): the hot path must make no syscall.
-uint32_t current_tid();
+inline uint32_t current_tid() {
+  uint32_t tid = t_state.tid;
+  if (__builtin_expect(tid == 0, 0)) t_state.tid = tid = static_cast<uint32_t>(gettid());
+  return tid;
+}
 
 // RAII: the recorder's own dl* calls (libunwind) are not traced.
 struct InternalGuard {

@@ -13,8 +13,8 @@
 // * The ring holds fixed 128-byte EventSlots. An event reserves seq = fetch_add(next_seq) and
 //   lives in slot (seq - 1) % slot_count; it claims the slot by swapping its seq for kSlotBusy
 //   (unless a newer event already holds it: the ring keeps the newest), writes the payload and
-//   checksum, then release-stores seq. When the ring wraps, the oldest events are overwritten; the number of
-//   dropped events is next_seq - 1 minus the events that are readable.
+//   checksum, then release-stores seq. When the ring wraps, the oldest events are overwritten; the
+//   number of dropped events is next_seq - 1 minus the events that are readable.
 //
 // Every seq names exactly one event; objects' load/unload seqs refer to those events.
 #pragma once
@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "dltrace/calls.h"
 
 namespace dltrace::format {
 
@@ -92,10 +94,12 @@ inline uint32_t slot_checksum(const void* payload /* kSlotSize - 16 bytes */) {
   const auto* p = static_cast<const unsigned char*>(payload);
   // Written out: immediate multipliers, no loop (compilers keep a table and a loop otherwise).
   auto w = [p](int i) { return detail::load64(p + 8 * i); };
-  const uint64_t a = 0x243F6A8885A308D3ull + w(0) * 0x7E9A3C51u + w(2) * 0x59300301u + w(4) * 0x5259C2A7u +
-                     w(6) * 0x48C130EFu + w(8) * 0x70DB4005u + w(10) * 0x5B7D7CEFu + w(12) * 0x4396A6CBu;
-  const uint64_t b = w(1) * 0x5105B881u + w(3) * 0x7BA91663u + w(5) * 0x6399950Du + w(7) * 0x42F1F36Du +
-                     w(9) * 0x573E917Fu + w(11) * 0x5CC4384Bu + w(13) * 0x490CF717u;
+  const uint64_t a = 0x243F6A8885A308D3ull + w(0) * 0x7E9A3C51u + w(2) * 0x59300301u +
+                     w(4) * 0x5259C2A7u + w(6) * 0x48C130EFu + w(8) * 0x70DB4005u +
+                     w(10) * 0x5B7D7CEFu + w(12) * 0x4396A6CBu;
+  const uint64_t b = w(1) * 0x5105B881u + w(3) * 0x7BA91663u + w(5) * 0x6399950Du +
+                     w(7) * 0x42F1F36Du + w(9) * 0x573E917Fu + w(11) * 0x5CC4384Bu +
+                     w(13) * 0x490CF717u;
   uint64_t h = a + b;
   h ^= h >> 33;
   h *= 0xFF51AFD7ED558CCDull;
@@ -114,11 +118,11 @@ enum class EndKind : uint32_t { kRunning = 0, kExit = 1, kSignal = 2, kExec = 3 
 // Who recorded the end (FileHeader::end_via).
 enum EndVia : uint32_t {
   kEndViaNone = 0,
-  kEndViaExit = 1,          // exit() or a return from main (the recorder's on_exit handler)
-  kEndViaUnderscoreExit = 2, // _exit() / _Exit() called by the program
-  kEndViaFatalSignal = 3,   // the recorder's handler for a fatal signal at SIG_DFL
-  kEndViaExec = 4,          // an exec* call (end_kind kExec)
-  kEndViaObserved = 5,      // filled in by `dltrace run` from the wait status it reaped
+  kEndViaExit = 1,            // exit() or a return from main (the recorder's on_exit handler)
+  kEndViaUnderscoreExit = 2,  // _exit() / _Exit() called by the program
+  kEndViaFatalSignal = 3,     // the recorder's handler for a fatal signal at SIG_DFL
+  kEndViaExec = 4,            // an exec* call (end_kind kExec)
+  kEndViaObserved = 5,        // filled in by `dltrace run` from the wait status it reaped
 };
 
 struct FileHeader {
@@ -151,7 +155,7 @@ struct FileHeader {
   uint32_t end_kind;  // EndKind
   int32_t end_code;   // exit status or signal number
   uint64_t end_monotonic_ns;
-  uint32_t config;  // string id of the override config path, or kNoId
+  uint32_t config;      // string id of the override config path, or kNoId
   uint32_t clock_kind;  // ClockKind of EventSlot.time_ns / duration_ns as stored
   // TSC calibration (clock_kind == kClockTsc): two (tsc, CLOCK_MONOTONIC ns) points. The base
   // is taken at creation; the recorder refreshes the latest point on slow paths (dlopen,
@@ -223,9 +227,9 @@ struct StringEntry {
 };
 
 struct ProcessEntry {
-  uint32_t exe;   // string id
-  uint32_t cwd;   // string id
-  uint32_t argc;  // followed by uint32_t argv[argc] string ids
+  uint32_t exe;              // string id
+  uint32_t cwd;              // string id
+  uint32_t argc;             // followed by uint32_t argv[argc] string ids
   uint32_t ld_library_path;  // string id + 1 of LD_LIBRARY_PATH at start-up; 0 = unset
 };
 
@@ -244,19 +248,19 @@ enum ObjectFlags : uint32_t {
 };
 
 struct ObjectLoadEntry {
-  uint32_t path;        // string id (l_name; for the executable its real path)
-  uint32_t soname;      // string id or kNoId
-  uint32_t cause;       // ObjectCause
-  uint32_t flags;       // ObjectFlags
-  uint32_t parent;      // object id or kNoId
+  uint32_t path;    // string id (l_name; for the executable its real path)
+  uint32_t soname;  // string id or kNoId
+  uint32_t cause;   // ObjectCause
+  uint32_t flags;   // ObjectFlags
+  uint32_t parent;  // object id or kNoId
   uint32_t build_id_len;
-  uint64_t opened_by;   // seq of the dlopen/dlmopen event, 0 = none (start-up)
-  uint64_t load_seq;    // seq of the event that brought it in (0 at start-up)
-  int64_t lmid;         // namespace
-  uint64_t base;        // l_addr
-  uint64_t map_start;   // lowest PT_LOAD address (absolute)
-  uint64_t map_end;     // one past the highest PT_LOAD address (absolute)
-  uint64_t link_map;    // struct link_map* (the dlopen handle value)
+  uint64_t opened_by;  // seq of the dlopen/dlmopen event, 0 = none (start-up)
+  uint64_t load_seq;   // seq of the event that brought it in (0 at start-up)
+  int64_t lmid;        // namespace
+  uint64_t base;       // l_addr
+  uint64_t map_start;  // lowest PT_LOAD address (absolute)
+  uint64_t map_end;    // one past the highest PT_LOAD address (absolute)
+  uint64_t link_map;   // struct link_map* (the dlopen handle value)
   uint8_t build_id[40];
 };
 static_assert(sizeof(ObjectLoadEntry) == 120);
@@ -279,21 +283,52 @@ struct PyFrame {
 };
 
 struct OverrideEntry {
-  uint64_t seq;        // event the rule applied to
-  uint32_t line;       // line of the rule's [[override]] header
+  uint64_t seq;   // event the rule applied to
+  uint32_t line;  // line of the rule's [[override]] header
   int32_t flags_before;
   int32_t flags_after;
   uint32_t reserved;
 };
 
 // ---- ring ----
+// EventSlot::call: one value per row of DLTRACE_CALL_KINDS (dltrace/calls.h).
 enum class CallKind : uint16_t {
-  kDlopen = 1,
-  kDlmopen = 2,
-  kDlsym = 3,
-  kDlvsym = 4,
-  kDlclose = 5,
+#define DLTRACE_CALL_KIND_ENUMERATOR(kind, name, value) kind = value,
+  DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_ENUMERATOR)
+#undef DLTRACE_CALL_KIND_ENUMERATOR
 };
+
+// The kinds are 1..kCallKindCount (0 is no call), so a table indexed by EventSlot::call has
+// kCallKindCount + 1 entries.
+inline constexpr uint16_t kCallKindCount = 0
+#define DLTRACE_CALL_KIND_ONE(kind, name, value) +1
+    DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_ONE);
+#undef DLTRACE_CALL_KIND_ONE
+
+namespace detail {
+inline constexpr const char* kCallNames[kCallKindCount + 1] = {
+    nullptr,
+#define DLTRACE_CALL_KIND_NAME(kind, name, value) #name,
+    DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_NAME)
+#undef DLTRACE_CALL_KIND_NAME
+};
+// kCallNames is indexed by value: the rows must be 1, 2, ... in order.
+constexpr bool call_kinds_numbered_in_order() {
+  uint16_t expected = 0;
+  bool ok = true;
+#define DLTRACE_CALL_KIND_CHECK(kind, name, value) ok = ok && (value) == ++expected;
+  DLTRACE_CALL_KINDS(DLTRACE_CALL_KIND_CHECK)
+#undef DLTRACE_CALL_KIND_CHECK
+  return ok;
+}
+static_assert(call_kinds_numbered_in_order(),
+              "DLTRACE_CALL_KINDS: values must be 1, 2, ... in row order");
+}  // namespace detail
+
+// "dlopen", "dlmopen", ... for EventSlot::call; nullptr for a value this build does not know.
+inline constexpr const char* call_name(uint16_t call) {
+  return call <= kCallKindCount ? detail::kCallNames[call] : nullptr;
+}
 
 enum EventBits : uint16_t {
   kEventOk = 1u << 0,              // the call succeeded (non-NULL result / dlclose == 0)
@@ -324,12 +359,12 @@ struct EventSlot {
   uint64_t address;        // dlsym/dlvsym: returned address
   uint64_t caller_ip;      // return address in the original caller
   int32_t flags;           // requested flags
-  int32_t effective_flags; // flags passed to glibc
-  int32_t result;          // dlclose return value
-  uint32_t override_line;  // line of the last applied override rule, 0 = none
-  uint32_t caller_object;  // object id of the caller
+  int32_t effective_flags;  // flags passed to glibc
+  int32_t result;           // dlclose return value
+  uint32_t override_line;   // line of the last applied override rule, 0 = none
+  uint32_t caller_object;   // object id of the caller
   uint32_t reserved;
-  uint64_t parent_seq;     // seq of the enclosing traced call on this thread, 0 = none
+  uint64_t parent_seq;  // seq of the enclosing traced call on this thread, 0 = none
 };
 static_assert(sizeof(EventSlot) == kSlotSize);
 static_assert(offsetof(EventSlot, time_ns) == 16);

@@ -18,7 +18,7 @@
 
 namespace dltrace::viewer {
 
-inline constexpr size_t kCallKinds = 6;  // CallKind 1..5; slot 0 counts unknown calls
+inline constexpr size_t kCallKinds = format::kCallKindCount + 1;  // slot 0 counts unknown calls
 
 struct CallCount {
   uint64_t total = 0;

@@ -42,15 +42,17 @@ absl::StatusOr<EventFilter> make_event_filter(const std::string& seq_range,
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
       if (name.empty()) continue;
       bool known = false;
-      for (uint16_t k = 1; k <= 5; ++k) {
+      for (uint16_t k = 1; k <= format::kCallKindCount; ++k) {
         if (call_name(k) == name) {
           f.call_mask |= 1u << k;
           known = true;
         }
       }
       if (!known) {
-        return UsageError(fmt::format(
-            "--call: unknown call '{}'; use dlopen, dlmopen, dlsym, dlvsym, dlclose", name));
+        std::string names;
+        for (uint16_t k = 1; k <= format::kCallKindCount; ++k)
+          names += fmt::format("{}{}", k > 1 ? ", " : "", call_name(k));
+        return UsageError(fmt::format("--call: unknown call '{}'; use {}", name, names));
       }
     }
   }

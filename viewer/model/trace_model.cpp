@@ -21,14 +21,8 @@ absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path)
 }
 
 std::string_view call_name(uint16_t call) {
-  switch (static_cast<format::CallKind>(call)) {
-    case format::CallKind::kDlopen: return "dlopen";
-    case format::CallKind::kDlmopen: return "dlmopen";
-    case format::CallKind::kDlsym: return "dlsym";
-    case format::CallKind::kDlvsym: return "dlvsym";
-    case format::CallKind::kDlclose: return "dlclose";
-  }
-  return "unknown";
+  const char* name = format::call_name(call);
+  return name != nullptr ? name : "unknown";
 }
 
 std::string_view cause_name(format::ObjectCause cause) {

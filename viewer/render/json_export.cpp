@@ -347,14 +347,13 @@ class Exporter {
   // ---- cached fragments ----
   // `"call":"dlsym"`, the member every event has.
   static std::string_view call_member(uint16_t call) {
-    static constexpr std::string_view kMembers[] = {
-        R"("call":"unknown")", R"("call":"dlopen")", R"("call":"dlmopen")",
-        R"("call":"dlsym")",   R"("call":"dlvsym")", R"("call":"dlclose")"};
-    static_assert(static_cast<int>(format::CallKind::kDlopen) == 1 &&
-                  static_cast<int>(format::CallKind::kDlmopen) == 2 &&
-                  static_cast<int>(format::CallKind::kDlsym) == 3 &&
-                  static_cast<int>(format::CallKind::kDlvsym) == 4 &&
-                  static_cast<int>(format::CallKind::kDlclose) == 5);
+    // Indexed by EventSlot::call (format.h numbers the rows 1, 2, ...).
+    static constexpr std::string_view kMembers[format::kCallKindCount + 1] = {
+        R"("call":"unknown")",
+#define DLTRACE_CALL_MEMBER(kind, name, value) "\"call\":\"" #name "\"",
+        DLTRACE_CALL_KINDS(DLTRACE_CALL_MEMBER)
+#undef DLTRACE_CALL_MEMBER
+    };
     return kMembers[call < std::size(kMembers) ? call : 0];
   }
 

@@ -59,11 +59,13 @@ class StatsText {
   }
 
   void threads() {
-    put("\nthreads\n  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", "tid", "calls", "failed",
-        "dlopen", "dlmopen", "dlsym", "dlvsym", "dlclose");
+    put("\nthreads\n  {:>8} {:>10} {:>8}", "tid", "calls", "failed");
+    for (uint16_t k = 1; k <= format::kCallKindCount; ++k) put(" {:>8}", call_name(k));
+    put("\n");
     for (const ThreadStats& t : stats_.threads) {
-      put("  {:>8} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}\n", t.tid, t.all.total, t.all.failed,
-          t.calls[1], t.calls[2], t.calls[3], t.calls[4], t.calls[5]);
+      put("  {:>8} {:>10} {:>8}", t.tid, t.all.total, t.all.failed);
+      for (uint16_t k = 1; k <= format::kCallKindCount; ++k) put(" {:>8}", t.calls[k]);
+      put("\n");
     }
   }
 

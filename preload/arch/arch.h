@@ -1,0 +1,49 @@
+// Everything the recorder needs from the CPU, behind one interface. CMake builds the folder
+// preload/arch/<cpu>/ that CMAKE_SYSTEM_PROCESSOR names and puts it on the include path; no other
+// file of the preload names a CPU. A folder provides what is declared here: the inline part in
+// its cpu.h (hot paths), the rest in its sources (see README for what a new CPU must do).
+#pragma once
+
+#include <link.h>
+
+#include <cstdint>
+
+namespace dltrace::preload::arch {
+
+// ---- the event clock (event_clock.h) ----
+// A counter read in a few ns, for event times and durations.
+inline uint64_t cycle_counter();
+// Whether cycle_counter() ticks at one constant rate on every core and through sleep states:
+// then the recorder calibrates it against CLOCK_MONOTONIC; otherwise it uses CLOCK_MONOTONIC.
+inline bool cycle_counter_is_invariant();
+
+// ---- spinning (object_table.cpp's seqlock readers) ----
+inline void spin_pause();
+
+// ---- the dynamic loader's conventions on this CPU ----
+// Runs an STT_GNU_IFUNC resolver at `resolver` the way ld.so does; returns what it chose.
+inline void* call_ifunc_resolver(uintptr_t resolver);
+// glibc's struct dl_find_object (its layout differs between CPUs).
+struct DlFindObject;
+
+// ---- calls made on the original caller's behalf (caller_context.h) ----
+// Whether this process may give a callee a made-up return address at all: false with a shadow
+// stack, or on a CPU without a trampoline (every such call is then made directly and recorded as
+// emulated). Asked once per process.
+bool return_address_calls_possible();
+// A gadget in `object`'s executable code: an address that, entered as a return address, returns
+// again to the address then on top of the stack (on x86-64 a `ret` byte). Chosen so that
+// unwinders walking through the made-up frame stay sane. 0 if there is none.
+uintptr_t find_return_gadget(const dl_phdr_info& object);
+// Whether a gadget found earlier is still one (a cautious fork child checks its cached gadget).
+bool is_return_gadget(uintptr_t gadget);
+
+}  // namespace dltrace::preload::arch
+
+// The trampoline (caller_trampoline.S): calls fn(a0, a1, a2) with `gadget` as its return address;
+// the gadget returns into the trampoline, which returns fn's result. The callee sees the normal
+// calling convention otherwise.
+extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
+                                                      uintptr_t a0, uintptr_t a1, uintptr_t a2);
+
+#include "cpu.h"  // this CPU's inline definitions (preload/arch/<cpu>/cpu.h)

@@ -1,0 +1,98 @@
+// x86-64: the return gadget and whether it may be used (arch.h).
+//
+// Any 0xC3 byte executes as `ret`; the choice only matters to unwinders, which look up the CFI
+// row at gadget-1. Best: the last byte of an FDE (a real function-final ret) preceded by
+// `xor %eax,%eax` (leaf-style, rsp unchanged), so the row at gadget-1 says CFA=rsp+8. Else the
+// last `ret` of a function not preceded by an instruction that moves %rsp; else, without a usable
+// unwind table, any `xor %eax,%eax; ret`, or any 0xC3 at all.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "arch/arch.h"
+#include "eh_frame_index.h"
+
+namespace dltrace::preload::arch {
+namespace {
+
+// Bytes ending at `ret` that move %rsp (pop, leave, add $imm,%rsp): reject those gadgets.
+bool moves_rsp_before(uintptr_t ret) {
+  auto b = reinterpret_cast<const uint8_t*>(ret);
+  uint8_t p1 = b[-1];
+  if ((p1 >= 0x58 && p1 <= 0x5f) || p1 == 0xc9) return true;         // pop r / leave
+  if (b[-4] == 0x48 && b[-3] == 0x83 && b[-2] == 0xc4) return true;  // add $imm8,%rsp
+  if (b[-7] == 0x48 && b[-6] == 0x81 && b[-5] == 0xc4) return true;  // add $imm32,%rsp
+  return false;
+}
+
+struct FunctionEndSearch {
+  const CodeView* code;
+  uintptr_t best = 0;
+  uintptr_t fallback = 0;
+};
+
+bool consider_function_end(uintptr_t begin, uint64_t range, void* context) {
+  auto& s = *static_cast<FunctionEndSearch*>(context);
+  const CodeView& o = *s.code;
+  uintptr_t end = begin + range;
+  if (range < 1 || !o.contains(end - 1, 1)) return false;
+  auto b = reinterpret_cast<const uint8_t*>(end);
+  if (b[-1] != 0xc3) return false;
+  if (range >= 3 && o.contains(end - 3, 3) && b[-3] == 0x31 && b[-2] == 0xc0) {
+    s.best = end - 1;
+    return true;
+  }
+  if (s.fallback == 0 && range >= 2 && o.contains(end - 8, 8) && !moves_rsp_before(end - 1))
+    s.fallback = end - 1;
+  return false;
+}
+
+uintptr_t gadget_from_eh_frame(const CodeView& o) {
+  FunctionEndSearch s{&o};
+  for_each_unwound_function(o.eh_frame_hdr, consider_function_end, &s);
+  return s.best != 0 ? s.best : s.fallback;
+}
+
+// No usable unwind table: any `xor %eax,%eax; ret`, else any 0xC3 in an executable segment.
+uintptr_t gadget_from_scan(const CodeView& o) {
+  for (int i = 0; i < o.exec_count; ++i) {
+    auto b = reinterpret_cast<const uint8_t*>(o.exec[i].start);
+    size_t n = o.exec[i].end - o.exec[i].start;
+    for (size_t k = 2; k < n; ++k)
+      if (b[k] == 0xc3 && b[k - 1] == 0xc0 && b[k - 2] == 0x31) return o.exec[i].start + k;
+  }
+  for (int i = 0; i < o.exec_count; ++i) {
+    auto b = reinterpret_cast<const uint8_t*>(o.exec[i].start);
+    if (auto p = std::memchr(b, 0xc3, o.exec[i].end - o.exec[i].start))
+      return reinterpret_cast<uintptr_t>(p);
+  }
+  return 0;
+}
+
+}  // namespace
+
+uintptr_t find_return_gadget(const dl_phdr_info& info) {
+  const CodeView o = code_view(info);
+  if (o.exec_count == 0) return 0;
+  if (uintptr_t g = gadget_from_eh_frame(o)) return g;
+  return gadget_from_scan(o);
+}
+
+bool is_return_gadget(uintptr_t gadget) {
+  return *reinterpret_cast<const unsigned char*>(gadget) == 0xC3;
+}
+
+// A shadow stack (CET SHSTK) would fault on the made-up return address.
+bool return_address_calls_possible() {
+  const int saved = errno;  // the traced program must not see our probe's errno
+  unsigned long long features = 0;
+  constexpr int kArchShstkStatus = 0x5005;
+  const long rc = syscall(SYS_arch_prctl, kArchShstkStatus, &features);
+  errno = saved;
+  const bool shadow_stack = rc == 0 && (features & 1) != 0;
+  return !shadow_stack;
+}
+
+}  // namespace dltrace::preload::arch

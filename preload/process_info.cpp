@@ -1,0 +1,79 @@
+// Who the traced process is, written once per trace: its command line, working directory and
+// LD_LIBRARY_PATH (catalog), and its pid and parent as seen from outside a PID namespace
+// (header), so that the viewer can name processes and join parents to children.
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "object_table.h"
+#include "recorder_internal.h"
+
+namespace dltrace::preload::recorder {
+namespace {
+// Static storage: nothing is allocated, and a fork child rewrites them for its own trace.
+constinit char g_cmdline[65536];
+constinit const char* g_argv[2048];
+constinit char g_cwd[4096];
+
+}  // namespace
+
+void write_process_info() {
+  int argc = 0;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t total = 0, n;
+    while (total < static_cast<ssize_t>(sizeof(g_cmdline)) - 1 &&
+           (n = read(fd, g_cmdline + total, sizeof(g_cmdline) - 1 - total)) > 0)
+      total += n;
+    close(fd);
+    g_cmdline[total] = '\0';
+    for (ssize_t i = 0; i < total && argc < 2048;) {
+      g_argv[argc++] = g_cmdline + i;
+      i += static_cast<ssize_t>(strlen(g_cmdline + i)) + 1;
+    }
+  }
+  if (getcwd(g_cwd, sizeof(g_cwd)) == nullptr) g_cwd[0] = '\0';
+  g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv,
+                         getenv("LD_LIBRARY_PATH"));
+}
+
+// pid and ppid as /proc shows them: from outside a PID namespace sandbox (where the process may
+// be pid 1 with no parent), as far as the /proc mounted here can see.
+void write_outer_pids() {
+  format::FileHeader* h = g_writer.header();
+  if (h == nullptr) return;
+  char buf[2048];
+  // The common case costs one readlink: /proc names us by our own pid, and our parent is in our
+  // namespace (a PID namespace's first process has ppid 0).
+  const ssize_t self = readlink("/proc/self", buf, 32);
+  if (self > 0 && h->ppid != 0) {
+    int64_t v = 0;
+    for (ssize_t i = 0; i < self && buf[i] >= '0' && buf[i] <= '9'; ++i)
+      v = v * 10 + (buf[i] - '0');
+    if (v == h->pid) {
+      h->outer_pid = h->pid;
+      h->outer_ppid = h->ppid;
+      return;
+    }
+  }
+  const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = '\0';
+  auto field = [&](const char* name) -> int32_t {
+    const char* p = strstr(buf, name);
+    if (p == nullptr) return 0;
+    p += strlen(name);
+    while (*p == ' ' || *p == '\t') ++p;
+    int64_t v = 0;
+    while (*p >= '0' && *p <= '9' && v < INT32_MAX) v = v * 10 + (*p++ - '0');
+    return static_cast<int32_t>(v);
+  };
+  h->outer_pid = field("\nPid:");
+  h->outer_ppid = field("\nPPid:");
+}
+
+}  // namespace dltrace::preload::recorder
