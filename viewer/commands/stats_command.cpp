@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "analysis/outcome.h"
 #include "analysis/python_imports.h"
 #include "commands/command.h"
 #include "model/trace_model.h"
@@ -113,6 +114,8 @@ class StatsCollector {
 
   void print_text(std::FILE* out);
   void print_json(JsonWriter& w) const;
+  // The failed calls by class, as explain counts them (analysis/outcome.h).
+  void set_outcomes(const OutcomeCounts& counts) { outcomes_ = counts; }
 
  private:
   // The module's file name: the resolved object's, else the requested one's.
@@ -221,6 +224,7 @@ class StatsCollector {
   std::vector<Load> slowest_;
   PythonLoadCollector python_loads_;  // loads made by Python code, attributed to their statements
   PythonLoads python_;                // what it found, once finished
+  OutcomeCounts outcomes_;
 };
 
 // The native-load complement of `python -X importtime`: time in dlopen (constructors included)
@@ -285,6 +289,8 @@ void StatsCollector::print_text(std::FILE* out) {
   put("  events:    {} recorded, {} readable, {} dropped\n", reader_.last_seq(), readable_,
       r.dropped_events);
   put("  failed:    {} call(s)\n", failed_);
+  put("  outcome:   {} failure(s), {} probe(s) (misses the program expected: explain --probes)\n",
+      outcomes_.failures, outcomes_.probes);
 
   put("\ncalls\n  {:<8} {:>10} {:>10}\n", "call", "total", "failed");
   for (uint16_t k = 1; k < kCalls; ++k) {
@@ -354,6 +360,8 @@ void StatsCollector::print_json(JsonWriter& w) const {
   w.key("dropped").value(r.dropped_events);
   w.end_object();
   w.key("failed_calls").value(failed_);
+  w.key("failure_calls").value(outcomes_.failures);
+  w.key("probe_calls").value(outcomes_.probes);
   w.key("calls").begin_object();
   for (uint16_t k = 1; k < kCalls; ++k) {
     w.key(call_name(k)).begin_object();
@@ -467,6 +475,7 @@ absl::Status stats_trace(const TraceReader& reader, const StatsOptions& options,
     return true;
   });
   stats.finish();
+  stats.set_outcomes(count_outcomes(reader));
   if (options.json) {
     JsonWriter w(out);
     stats.print_json(w);
