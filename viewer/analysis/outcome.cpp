@@ -166,16 +166,22 @@ void OutcomeClassifier::index(const format::EventSlot& e) {
   const TraceReader& r = model_.reader();
   const bool ok = (e.bits & format::kEventOk) != 0;
   if (ok && !is_close_call(e.call)) {  // a dlclose is cleaning up, not going on
-    uint64_t& last = last_ok_[e.tid];
-    last = std::max(last, e.seq);
+    // Consecutive events are mostly of one thread: its entry is kept (valid until an insert).
+    if (!last_tid_ok_ || last_tid_ != e.tid) {
+      auto it = last_ok_.try_emplace(e.tid, 0).first;
+      last_tid_ = e.tid;
+      last_tid_ok_ = &it->second;
+    }
+    *last_tid_ok_ = std::max(*last_tid_ok_, e.seq);
   }
   if (is_sym_call(e.call)) {
-    std::string_view name = r.string(e.name);
-    if (ok) found_[{e.caller_object, name}] = e.seq;
+    Lookups& l = lookups_[{e.caller_object, e.name}];
+    if (ok) l.last_found = e.seq;
     if (real_handle(e)) {
-      auto [it, fresh] =
-          handles_.try_emplace({e.caller_object, name}, HandlesSeen{e.handle_object});
-      if (!fresh && it->second.first != e.handle_object) it->second.several = true;
+      if (l.first_handle == format::kNoId)
+        l.first_handle = e.handle_object;
+      else if (l.first_handle != e.handle_object)
+        l.several_handles = true;
     }
     return;
   }
@@ -428,8 +434,8 @@ Classification OutcomeClassifier::classify_sym(const format::EventSlot& e) {
     c.pattern = conv->pattern;
   }
   if (real_handle(e)) {
-    auto it = handles_.find({e.caller_object, name});
-    c.per_module = conv != nullptr || (it != handles_.end() && it->second.several);
+    auto it = lookups_.find({e.caller_object, e.name});
+    c.per_module = conv != nullptr || (it != lookups_.end() && it->second.several_handles);
   }
   std::string bad_end = end_ == End::kBad ? fmt::format("; {} after it", end_clause()) : "";
   if (conv) {
@@ -438,12 +444,14 @@ Classification OutcomeClassifier::classify_sym(const format::EventSlot& e) {
       return failure("near-miss", Severity::kError, *miss + bad_end);
     return probe("optional-hook", fmt::format("{}: {}", conv->framework, conv->why));
   }
-  if (auto it = found_.find({e.caller_object, name}); it != found_.end() && it->second > e.seq) {
+  if (auto it = lookups_.find({e.caller_object, e.name});
+      it != lookups_.end() && it->second.last_found > e.seq) {
     std::string where;
-    if (auto later = r.event(it->second))
+    const uint64_t found = it->second.last_found;
+    if (auto later = r.event(found))
       if (const ObjectRecord* o = r.object(later->object)) where = ", in " + model_.name_of(*o);
     return probe("obtained-later", fmt::format("{} found {} with a later lookup (#{}{})", caller,
-                                               name, it->second, where));
+                                               name, found, where));
   }
   if (auto miss = near_miss(e, name, version, c.per_module))
     return failure("near-miss", Severity::kError, *miss + bad_end);

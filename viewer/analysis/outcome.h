@@ -52,9 +52,11 @@ class OutcomeClassifier {
   Classification classify(const format::EventSlot& e);
 
  private:
-  struct HandlesSeen {
-    uint32_t first = format::kNoId;
-    bool several = false;
+  // What one caller did with one symbol name.
+  struct Lookups {
+    uint64_t last_found = 0;                // seq of its last successful lookup, 0: none
+    uint32_t first_handle = format::kNoId;  // the first object whose handle it was looked up in
+    bool several_handles = false;           // ... and another object's handle too
   };
   struct PendingOpen {
     uint64_t seq;
@@ -91,10 +93,12 @@ class OutcomeClassifier {
   End end_ = End::kUnknown;
   bool main_here_ = false;  // the executable's file on this machine is the one that ran
 
-  // (caller object, symbol name) -> the last successful lookup / the handles it was looked up in.
-  absl::flat_hash_map<std::pair<uint32_t, std::string_view>, uint64_t> found_;
-  absl::flat_hash_map<std::pair<uint32_t, std::string_view>, HandlesSeen> handles_;
+  // (caller object, symbol name's string id): by id, not text, since the recorder interns each
+  // name once and this is the hot path (one hash lookup per dlsym).
+  absl::flat_hash_map<std::pair<uint32_t, uint32_t>, Lookups> lookups_;
   absl::flat_hash_map<uint32_t, uint64_t> last_ok_;         // tid -> last successful open/lookup
+  uint32_t last_tid_ = 0;                                   // the thread of the previous event
+  uint64_t* last_tid_ok_ = nullptr;                         // its last_ok_ entry
   absl::flat_hash_map<std::string_view, uint64_t> opened_;  // basename -> last ok
   absl::flat_hash_map<uint32_t, std::vector<PendingOpen>> pending_;  // tid -> failed opens
   absl::flat_hash_map<std::pair<uint32_t, std::string_view>, Alternative> alternatives_;
