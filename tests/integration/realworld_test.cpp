@@ -201,6 +201,38 @@ public class Zip {
   REQUIRE(onload.is_object());
   CHECK(onload["label"] == "JNI");
   CHECK(probe_group(e, "JVM_begin_signal_setting").is_object());  // libjsig's hook, absent
+
+  // The same JVM with a native method that no library has: UnsatisfiedLinkError, exit 1. Its
+  // lookups are failures (the JVM only looked up more natives to report it, it loaded nothing
+  // new), while the JVM's own probes stay probes.
+  std::ofstream(dir + "/Nat.java") << "public class Nat {\n"
+                                      "  static native void missingNative();\n"
+                                      "  public static void main(String[] args) {\n"
+                                      "    System.loadLibrary(\"zip\");\n"
+                                      "    missingNative();\n"
+                                      "  }\n"
+                                      "}\n";
+  REQUIRE(run({"/usr/bin/javac", "-d", dir, dir + "/Nat.java"}, opts).exit_code == 0);
+  fs::create_directories(dir + "/nat");
+  ProcessResult nat = run_traced({"/usr/bin/java", "-cp", dir, "Nat"}, dir + "/nat/", opts);
+  INFO(describe(nat));
+  REQUIRE(nat.exit_code == 1);
+  CHECK(contains(nat.err, "UnsatisfiedLinkError"));
+  const std::string nat_trace = trace_named(dir + "/nat", "java");
+  REQUIRE(!nat_trace.empty());
+  Explained failing = explain(nat_trace);
+  INFO(failing.text.out);
+  CHECK(failing.text.exit_code == 1);
+  bool reported = false;
+  for (const auto& f : failing.doc["findings"]) {
+    if (f.value("symbol", "") != "Java_Nat_missingNative") continue;
+    reported = true;
+    CHECK(f["severity"] == "warning");
+    CHECK(f["outcome"] == "failure");
+    CHECK(f["fixes"].empty());
+  }
+  CHECK(reported);
+  CHECK(probe_group(failing, "JVM_begin_signal_setting").is_object());
 }
 
 TEST_CASE("realworld: ImageMagick convert (libltdl modules)", "[explain-realworld][imagemagick]") {

@@ -354,6 +354,15 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
   f.kind = "undefined-symbol";
   f.title = fmt::format("{} needs {}{}, which no loaded object defines", base_name(needer),
                         err.symbol, err.version.empty() ? "" : "@" + err.version);
+  if (!is_open && e.handle != 0 && e.handle != uint64_t(-1)) {
+    // A lookup by handle: the caller asked that object, which needs nothing.
+    if (const ObjectRecord* h = ctx.reader().object(e.handle_object))
+      f.title = fmt::format(
+          "{} looked up {}{} through the handle of {}: no loaded object "
+          "defines it",
+          caller_name(ctx, e), err.symbol, err.version.empty() ? "" : "@" + err.version,
+          m.name_of(*h));
+  }
   if (!err.version.empty()) {
     for (const ObjectRecord* o : ctx.model().objects_by_load()) {
       if (!o->alive_at(e.seq)) continue;

@@ -29,9 +29,10 @@
 //      (a warning when the program caught it and exited 0)
 //   5. the files of the loaded objects cannot all be read here: absence unproven -> failure
 //   6. defined nowhere, and the process then failed with the thread not going on -> failure
-//      its end says nothing and the thread did not go on                        -> failure (note)
-//      the thread went on, but the process crashed later                        -> failure
-//      (warning) else (the thread went on, or the process ended well)                     -> probe
+//      ... the thread went on with lookups, but nothing new was loaded after it  -> failure
+//      (warning) its end says nothing and the thread did not go on                        ->
+//      failure (note) the thread went on, but the process crashed later                        ->
+//      failure (warning) else (the thread went on, or the process ended well) -> probe
 #include "analysis/outcome.h"
 
 #include <dlfcn.h>
@@ -195,6 +196,7 @@ void OutcomeClassifier::index(const format::EventSlot& e) {
     }
     return;
   }
+  if (!model_.new_objects(e.seq).empty()) last_new_load_ = std::max(last_new_load_, e.seq);
   if (!name.empty()) opened_[basename_of(name)] = e.seq;
   if (const ObjectRecord* o = r.object(e.object)) {
     opened_[basename_of(model_.path_of(*o))] = e.seq;
@@ -488,6 +490,14 @@ Classification OutcomeClassifier::classify_sym(const format::EventSlot& e) {
                    fmt::format("no loaded object defines {}; the thread went on (#{}), but {} "
                                "later",
                                name, *next, end_clause()));
+  // In a process that then failed, lookups alone after the miss are weak evidence that it was
+  // handled (the JVM looks up the natives it needs to report an UnsatisfiedLinkError); loading
+  // more libraries after it is strong: the program got on with its work.
+  if (next && end_ == End::kBad && last_new_load_ < e.seq)
+    return failure("needed", Severity::kWarning,
+                   fmt::format("no loaded object defines {}, and {}; the thread made lookups after "
+                               "it (up to #{}) but the program loaded nothing new",
+                               name, end_clause(), *next));
   if (next)
     return probe("defined-nowhere",
                  fmt::format("no loaded object defines {} or anything like it, and the thread "

@@ -96,10 +96,11 @@ class OutcomeClassifier {
   // (caller object, symbol name's string id): by id, not text, since the recorder interns each
   // name once and this is the hot path (one hash lookup per dlsym).
   absl::flat_hash_map<std::pair<uint32_t, uint32_t>, Lookups> lookups_;
-  absl::flat_hash_map<uint32_t, uint64_t> last_ok_;         // tid -> last successful open/lookup
-  uint32_t last_tid_ = 0;                                   // the thread of the previous event
-  uint64_t* last_tid_ok_ = nullptr;                         // its last_ok_ entry
-  absl::flat_hash_map<std::string_view, uint64_t> opened_;  // basename -> last ok
+  absl::flat_hash_map<uint32_t, uint64_t> last_ok_;  // tid -> last successful open/lookup
+  uint64_t last_new_load_ = 0;                       // the last dlopen that brought new objects in
+  uint32_t last_tid_ = 0;                            // the thread of the previous event
+  uint64_t* last_tid_ok_ = nullptr;                  // its last_ok_ entry
+  absl::flat_hash_map<std::string_view, uint64_t> opened_;           // basename -> last ok
   absl::flat_hash_map<uint32_t, std::vector<PendingOpen>> pending_;  // tid -> failed opens
   absl::flat_hash_map<std::pair<uint32_t, std::string_view>, Alternative> alternatives_;
   absl::flat_hash_map<uint32_t, bool> python_import_;  // py_stack id -> made by an import
