@@ -529,7 +529,11 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e,
   f.fact("outcome_rule", std::string(outcome.rule));
   f.evidence.push_back(fmt::format("dlerror: {}", error.empty() ? "(not recorded)" : error));
   add_origin(ctx, e, f);
-  f.evidence.push_back(fmt::format("why this is a failure, not a probe: {}", outcome.reason));
+  f.evidence.push_back(fmt::format("{}: {}",
+                                   outcome.severity == Severity::kInfo
+                                       ? "why this is only a note"
+                                       : "why this is a failure, not a probe",
+                                   outcome.reason));
   DlerrorText err = parse_dlerror(error);
   switch (err.kind) {
     case DlerrorText::Kind::kUndefinedSymbol:
@@ -558,11 +562,13 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e,
       }
       break;
   }
-  if (outcome.rule == "not-installed") {
-    // A library that exists nowhere, in a program that carried on: where it was searched, and no
-    // fix (installing it would change what a working program does).
-    f.title = fmt::format("{} is not installed; the program carried on without it",
-                          basename_of(ctx.reader().string(e.name)));
+  if (is_open_call(e.call) && (outcome.rule == "not-installed" || outcome.rule == "end-unknown")) {
+    // A library that exists nowhere, in a program that carried on (or whose end says nothing):
+    // where it was searched, and no fix (installing it would change what a working program
+    // does).
+    f.title =
+        fmt::format("{} is not installed{}", basename_of(ctx.reader().string(e.name)),
+                    outcome.rule == "not-installed" ? "; the program carried on without it" : "");
     f.fixes.clear();
   }
   out.push_back(std::move(f));
