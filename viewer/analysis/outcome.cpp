@@ -1,38 +1,40 @@
+// clang-format off
 // Probe or failure, for each failed call. The rules, in the order they apply (the first that
 // holds decides). "The thread went on": a later successful dlopen/dlsym on the same thread (a
 // dlclose is cleanup, not going on). "Failed": exit status != 0 or a crash signal (SEGV, BUS, ILL,
 // FPE, ABRT, TRAP, SYS); SIGKILL, SIGTERM and the like come from outside and decide nothing.
 //
 // dlopen / dlmopen
-//   1. RTLD_NOLOAD requested: a question ("is it loaded?"), never a load        -> probe
-//   2. the same library (basename or soname) was loaded by a later call          -> probe
-//   3. the file was found and could not be loaded, or a dependency was missing   -> failure
-//   4. a file of exactly that name exists where the loader did not look          -> failure
-//      (and the program's files must be on this machine to tell: else           -> failure)
-//   5. the same caller loaded a related library right after (same name without
-//      "lib", ".so" and version: libsoup-3.0.so.0 -> libsoup-2.4.so.1)           -> probe
-//   6. another version of the file exists (libfoo.so.1 for libfoo.so)            -> failure
-//   7. not installed: the process then failed and the thread did not go on      -> failure
-//      else (it carried on, or its end says nothing)                            -> failure (note)
+//   1. RTLD_NOLOAD requested: a question ("is it loaded?"), never a load         -> probe
+//   2. the same library (basename or soname) was loaded by a later call           -> probe
+//   3. the file was found and could not be loaded, or a dependency was missing    -> failure
+//   4. a file of exactly that name exists where the loader did not look           -> failure
+//      (the program's files must be on this machine to tell; else                 -> failure)
+//   5. the same caller loaded a related library right after (the same name
+//      without "lib", ".so" and version: libsoup-3.0.so.0 -> libsoup-2.4.so.1)    -> probe
+//   6. another version of the file exists (libfoo.so.1 for libfoo.so)             -> failure
+//   7. not installed, the process then failed and the thread did not go on        -> failure
+//      else (it carried on, or its end says nothing)                              -> note
 // dlsym / dlvsym
-//   1. a named convention's optional hook (kConventions below)                   -> probe
-//      unless a near miss (3) is in the module's own file                        -> failure
+//   1. a named convention's optional hook (kConventions below)                    -> probe
+//      unless a near miss (3) is in the module's own file                         -> failure
 //   2. the same caller found the same name with a later lookup (JNI tries each
-//      library in turn)                                                          -> probe
-//   3. a near miss exists: the name exported by an object the lookup could not
-//      see (RTLD_LOCAL group, another namespace; not the caller's own definition
-//      for RTLD_NEXT), defined but hidden or only in .symtab, another version,
-//      or its C++-mangled spelling                                               -> failure
+//      library in turn)                                                           -> probe
+//   3. a near miss: the name exported by an object the lookup could not see
+//      (RTLD_LOCAL group, another namespace; not the caller's own definition for
+//      RTLD_NEXT), defined but hidden or only in .symtab, another version, or its
+//      C++-mangled spelling                                                       -> failure
 //      (for a per-module lookup, one the caller makes in each module it opens by
 //      that module's handle, only the module's own file counts)
-//   4. Python's import system made the call: ImportError                         -> failure
-//      (a warning when the program caught it and exited 0)
-//   5. the files of the loaded objects cannot all be read here: absence unproven -> failure
-//   6. defined nowhere, and the process then failed with the thread not going on -> failure
-//      ... the thread went on with lookups, but nothing new was loaded after it  -> failure
-//      (warning) its end says nothing and the thread did not go on                        ->
-//      failure (note) the thread went on, but the process crashed later                        ->
-//      failure (warning) else (the thread went on, or the process ended well) -> probe
+//   4. Python's import system made the call: ImportError                          -> failure
+//      (a warning when the program caught it and the process ended well)
+//   5. the files of the loaded objects cannot all be read: absence unproven       -> failure
+//   6. defined nowhere, the process then failed, the thread did not go on         -> failure
+//      ... the thread made lookups after it, but nothing new was loaded           -> warning
+//      ... the thread went on, but the process crashed later                      -> warning
+//      the thread did not go on and the process's end says nothing                -> note
+//      else (the thread went on, or the process ended well)                       -> probe
+// clang-format on
 #include "analysis/outcome.h"
 
 #include <dlfcn.h>
@@ -54,8 +56,8 @@ namespace {
 // (or in the executable) and documents as optional. They are the only names that decide
 // anything, and only where the trace's evidence cannot: a module may be opened, asked for its
 // hooks and closed with nothing else looked up in it, and a process may fail later for a reason
-// of its own, so "the caller went on" is not always there to see. A near miss in the module's
-// own file (rule 2: the hook compiled as C++, or hidden) still makes the miss a failure.
+// of its own, so "the thread went on" is not always there to see. A near miss in the module's
+// own file (dlsym rule 3: the hook compiled as C++, or hidden) still makes the miss a failure.
 struct Convention {
   std::string_view framework;
   std::string_view pattern;  // exact; "X*": prefix; "*X*": contained after the first character
