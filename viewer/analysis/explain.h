@@ -8,8 +8,8 @@
 //   undefined-symbol              defined nowhere that was loaded
 //   library-not-found             every path the loader tried, and copies found elsewhere
 //   version-not-found             the copy that was loaded, by whom, and copies that have it
-//   load-failed / lookup-failed   any other dlopen / dlsym error (the text, the search that found
-//   it) duplicate-library             one library loaded twice (paths or namespaces)
+//   load-failed / lookup-failed   any other dlopen / dlsym error (its text, the file it found)
+//   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
 //   file-changed / file-missing   the file on disk is not the one that was loaded, or is gone
