@@ -16,6 +16,9 @@ packages=(
   liblua5.4-dev nlohmann-json3-dev
   default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)
+  # real programs that probe for optional symbols and libraries (explain's realworld tests)
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  imagemagick
 )
 
 missing=()

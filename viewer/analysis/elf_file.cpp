@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {
@@ -105,8 +106,38 @@ void read_verneed(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, ElfFile& out,
   }
 }
 
+// The .dynsym indexes that the dynamic relocation sections (SHT_RELA/SHT_REL linked to the
+// dynamic symbol table `dynsym_index`) refer to.
+absl::flat_hash_set<uint32_t> relocated_symbols(Elf* elf, size_t dynsym_index) {
+  absl::flat_hash_set<uint32_t> out;
+  for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
+    GElf_Shdr shdr;
+    if (!gelf_getshdr(scn, &shdr) || (shdr.sh_type != SHT_RELA && shdr.sh_type != SHT_REL) ||
+        shdr.sh_link != dynsym_index || shdr.sh_entsize == 0)
+      continue;
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (!data) continue;
+    const size_t count = shdr.sh_size / shdr.sh_entsize;
+    for (size_t i = 0; i < count; ++i) {
+      uint64_t info = 0;
+      if (shdr.sh_type == SHT_RELA) {
+        GElf_Rela rela;
+        if (!gelf_getrela(data, static_cast<int>(i), &rela)) break;
+        info = rela.r_info;
+      } else {
+        GElf_Rel rel;
+        if (!gelf_getrel(data, static_cast<int>(i), &rel)) break;
+        info = rel.r_info;
+      }
+      if (uint32_t sym = static_cast<uint32_t>(GELF_R_SYM(info)); sym != 0) out.insert(sym);
+    }
+  }
+  return out;
+}
+
 void read_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, Elf_Data* versym,
-                  const VersionNames& names, bool defined_only, std::vector<ElfSymbol>& out) {
+                  const VersionNames& names, bool defined_only, std::vector<ElfSymbol>& out,
+                  const absl::flat_hash_set<uint32_t>* relocated = nullptr) {
   Elf_Data* data = elf_getdata(scn, nullptr);
   if (!data || shdr.sh_entsize == 0) return;
   size_t count = shdr.sh_size / shdr.sh_entsize;
@@ -131,6 +162,7 @@ void read_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, Elf_Data* versy
     s.section = sym.st_shndx;
     s.value = sym.st_value;
     s.size = sym.st_size;
+    s.relocated = relocated && relocated->contains(static_cast<uint32_t>(i));
     GElf_Versym index;
     if (versym && gelf_getversym(versym, static_cast<int>(i), &index)) {
       s.default_version = (index & 0x8000) == 0;
@@ -164,6 +196,13 @@ const ElfSymbol* ElfFile::exported(std::string_view name, std::string_view versi
     if (version.empty() ? s.default_version : s.version == version) return &s;
   }
   return nullptr;
+}
+
+std::vector<const ElfSymbol*> ElfFile::dynamic_entries(std::string_view name) const {
+  std::vector<const ElfSymbol*> out;
+  if (auto it = dynamic_index_.find(name); it != dynamic_index_.end())
+    for (uint32_t i : it->second) out.push_back(&dynamic_symbols[i]);
+  return out;
 }
 
 const ElfSymbol* ElfFile::static_definition(std::string_view name) const {
@@ -253,7 +292,10 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
         break;
     }
   }
-  if (dynsym) read_symbols(elf, dynsym, dynsym_shdr, versym, names, false, file->dynamic_symbols);
+  if (dynsym) {
+    const auto relocated = relocated_symbols(elf, elf_ndxscn(dynsym));
+    read_symbols(elf, dynsym, dynsym_shdr, versym, names, false, file->dynamic_symbols, &relocated);
+  }
   if (symtab) {
     file->has_static_symbols = true;
     read_symbols(elf, symtab, symtab_shdr, nullptr, names, true, file->static_symbols);

@@ -28,6 +28,9 @@ struct ElfSymbol {
   uint16_t section = 0;         // st_shndx (SHN_ABS for version-name symbols)
   uint64_t value = 0;
   uint64_t size = 0;
+  // .dynsym only: a dynamic relocation of this file names it, so the file's own uses of it go
+  // through ld.so's lookup (and bind to the first definition in scope, not necessarily its own).
+  bool relocated = false;
 
   // What ld.so can bind a reference to: defined, global/weak/unique, default or protected.
   bool exported() const;
@@ -64,6 +67,8 @@ class ElfFile {
   const ElfSymbol* exported(std::string_view name, std::string_view version = {}) const;
   // A defined function/object of that name in .symtab, nullptr if none (or stripped).
   const ElfSymbol* static_definition(std::string_view name) const;
+  // Every .dynsym entry of that name (definitions of any version or visibility, references).
+  std::vector<const ElfSymbol*> dynamic_entries(std::string_view name) const;
   bool defines_version(std::string_view version) const;
 
   void build_indexes();  // after the vectors are filled; called by read_elf_file

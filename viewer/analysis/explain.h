@@ -9,23 +9,27 @@
 //   library-not-found             every path the loader tried, and copies found elsewhere; for a
 //                                 dependency, the needing chain and the search from its needer
 //   version-not-found             the copy that was loaded, by whom, and copies that have it
-//   load-failed / lookup-failed   any other dlopen / dlsym error (the text, the search that found
-//                                 it); for a refused file, what it is (file_kind)
+//   load-failed / lookup-failed   any other dlopen / dlsym error (its text, the file it found);
+//                                 for a refused file, what it is (file_kind)
 //   static-tls                    no room in the static TLS block: its TLS size, the tunable
 //   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
 //   file-changed / file-missing   the file on disk is not the one that was loaded, or is gone
 //   more-failures                 distinct failures past the analysis limit, counted
+//   probe                         (--probes only) a failed call the program expected and handled
+// Every failed call is first classified (analysis/outcome.h): failures become the findings above,
+// with the severity their consequence gives them; probes are counted per name and folded into
+// one summary (ExplainResult::probe_groups), and never get a fix.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-
 #include "analysis/elf_file.h"
 #include "analysis/finding.h"
+#include "analysis/outcome.h"
 #include "analysis/scope_graph.h"
 #include "analysis/symbolizer.h"
 #include "model/trace_model.h"
@@ -41,7 +45,9 @@ class ExplainContext {
   const TraceReader& reader() const { return model_.reader(); }
   ElfCache& elf() { return elf_; }
   const ScopeGraph& graph() const { return graph_; }
-  const ElfFile* file_of(const ObjectRecord& o) { return elf_.for_object(o, model_.file_path(o)).file; }
+  const ElfFile* file_of(const ObjectRecord& o) {
+    return elf_.for_object(o, model_.file_path(o)).file;
+  }
 
   // "main() at host.c:57 in ov_host" / "ov_host+0x1234": where the call was made.
   std::string call_site(const format::EventSlot& e);
@@ -69,8 +75,12 @@ class ExplainContext {
   Symbolizer symbolizer_;
 };
 
-// Failed dlopen/dlmopen/dlsym/dlvsym events (explain_failures.cpp).
-void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// Failed dlopen/dlmopen/dlsym/dlvsym events classified as failures (explain_failures.cpp).
+void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e,
+                         const Classification& outcome, std::vector<Finding>& out);
+// A failed call classified as a probe: what was asked, by whom, and why it was expected; no fix.
+Finding probe_finding(ExplainContext& ctx, const format::EventSlot& e,
+                      const Classification& outcome);
 // A failed dlopen of `requested` whose dependency `missing` was not found: fills the needing
 // chain, the search from the needer and the fixes into f; false when the replay on disk does
 // not end at `missing` (explain_dependency.cpp).
@@ -80,12 +90,12 @@ bool explain_missing_dependency(ExplainContext& ctx, const format::EventSlot& e,
 // file is and what to do; false when the file is a loadable shared object (explain_file.cpp).
 bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
                              std::string_view path, Finding& f);
-// "cannot allocate memory in static TLS block" for the object at `path`: its TLS size and
-// model, and the fixes with numbers (explain_file.cpp).
 // A dlopen of a relative path ("./helpers/libh.so") that is not there from the recorded working
 // directory but is next to the caller or the program (explain_file.cpp).
 bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std::string_view name,
                            Finding& f);
+// "cannot allocate memory in static TLS block" for the object at `path`: its TLS size and
+// model, and the fixes with numbers (explain_file.cpp).
 bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e, std::string_view path,
                         Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
@@ -93,12 +103,30 @@ void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<F
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).
 void explain_objects(ExplainContext& ctx, std::vector<Finding>& out);
 
-struct ExplainResult {
-  std::vector<Finding> findings;  // errors first, then warnings, then informational; by seq
-  size_t problems = 0;            // errors + warnings
+// The probes of one name (or one convention's pattern, "*_LTX_*") and why they were expected.
+struct ProbeGroup {
+  std::string name;   // the symbol, the library's basename or the convention's pattern
+  std::string label;  // "GModule", "RTLD_NOLOAD", "found later", ...
+  uint64_t count = 0;
+  uint64_t first_seq = 0;
 };
+
+struct ExplainResult {
+  std::vector<Finding> findings;         // errors first, then warnings, then informational; by seq
+  size_t problems = 0;                   // errors + warnings
+  uint64_t failure_calls = 0;            // failed calls classified as failures
+  uint64_t probe_calls = 0;              // failed calls classified as probes
+  std::vector<ProbeGroup> probe_groups;  // most calls first
+  std::vector<Finding> probes;  // kind "probe", one per distinct call site and error, by seq
+};
+
+// "312 optional lookups missed as their callers expected: g_module_check_init ×102 (GModule),
+// ..." (at most `max_groups` names), or "" without probes.
+std::string probe_summary(const ExplainResult& result, size_t max_groups = 8);
 
 // One pass over the events; identical failures (same error, same call site) are merged.
 ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph);
+ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeGraph& graph,
+                            OutcomeClassifier& outcomes);
 
 }  // namespace dltrace::viewer

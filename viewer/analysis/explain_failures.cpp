@@ -16,7 +16,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string base_name(std::string_view path) { return std::string(basename_of(path)); }
+std::string base_name(std::string_view path) {
+  return std::string(basename_of(path));
+}
 
 std::string override_rule(std::string_view match, std::string_view flag) {
   return fmt::format("[[override]]\nmatch = \"{}\"\nadd = [\"{}\"]\n", match, flag);
@@ -49,6 +51,12 @@ std::string api_glob(std::string_view symbol) {
   size_t underscore = symbol.find('_', 1);
   if (underscore == std::string_view::npos || underscore > 12) return std::string(symbol);
   return fmt::format("{}*", symbol.substr(0, underscore + 1));
+}
+
+// The object whose code made the call: "libgmodule-2.0.so.0".
+std::string caller_name(ExplainContext& ctx, const format::EventSlot& e) {
+  const ObjectRecord* c = ctx.reader().object(e.caller_object);
+  return c ? ctx.model().name_of(*c) : std::string("its caller");
 }
 
 void add_origin(ExplainContext& ctx, const format::EventSlot& e, Finding& f) {
@@ -90,9 +98,9 @@ LookupScope scope_for_open(ExplainContext& ctx, const format::EventSlot& e, cons
   LookupScope s;
   if (auto g = ctx.graph().global_list(lmid)) s.global = ctx.graph().lists()[*g].objects_at(e.seq);
   if (failing) s.group = ctx.graph().closure_of_file(*failing, lmid, e.seq, nullptr);
-  s.group_label = failing ? fmt::format("its own group ({} and its dependencies)",
-                                        basename_of(failing->path))
-                          : std::string("its own group");
+  s.group_label =
+      failing ? fmt::format("its own group ({} and its dependencies)", basename_of(failing->path))
+              : std::string("its own group");
   s.self_in_group = failing != nullptr;
   return s;
 }
@@ -109,7 +117,8 @@ const SearchList* group_of(ExplainContext& ctx, const ObjectRecord& object) {
       return &list;
   }
   for (const auto& list : ctx.graph().lists())
-    if (list.kind == SearchList::Kind::kLocal && list.contains_at(object.id, UINT64_MAX)) return &list;
+    if (list.kind == SearchList::Kind::kLocal && list.contains_at(object.id, UINT64_MAX))
+      return &list;
   return nullptr;
 }
 
@@ -134,23 +143,25 @@ bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
     f.kind = "undefined-symbol-other-namespace";
     f.title = fmt::format("{} needs {}, which is defined only in {} in another namespace ({})",
                           base_name(needer), symbol, m.name_of(*d), d->lmid);
-    f.evidence.push_back(fmt::format("{} ({}) is in namespace {}, the lookup ran in namespace {}: "
-                                     "namespaces never share symbols",
-                                     m.name_of(*d), m.path_of(*d), d->lmid, lmid));
-    f.fixes.push_back({fmt::format("load {} in the same namespace (dlmopen it into namespace {}, or "
-                                   "link {} against it)",
-                                   m.name_of(*d), lmid, base_name(needer)),
-                       ""});
+    f.evidence.push_back(
+        fmt::format("{} ({}) is in namespace {}, the lookup ran in namespace {}: "
+                    "namespaces never share symbols",
+                    m.name_of(*d), m.path_of(*d), d->lmid, lmid));
+    f.fixes.push_back(
+        {fmt::format("load {} in the same namespace (dlmopen it into namespace {}, or "
+                     "link {} against it)",
+                     m.name_of(*d), lmid, base_name(needer)),
+         ""});
     return true;
   }
   const SearchList* group = group_of(ctx, *d);
   auto opener = group ? ctx.reader().event(group->opened_by) : std::nullopt;
   const ObjectRecord* root = group ? ctx.reader().object(group->root) : nullptr;
   f.kind = "undefined-symbol-local-scope";
-  f.title = fmt::format("{} needs {}, defined in {}, which was loaded RTLD_LOCAL{}",
-                        base_name(needer), symbol, m.name_of(*d),
-                        root && root != d ? fmt::format(" as a dependency of {}", m.name_of(*root))
-                                          : "");
+  f.title =
+      fmt::format("{} needs {}, defined in {}, which was loaded RTLD_LOCAL{}", base_name(needer),
+                  symbol, m.name_of(*d),
+                  root && root != d ? fmt::format(" as a dependency of {}", m.name_of(*root)) : "");
   f.evidence.push_back(fmt::format("{} is defined in {} ({}), loaded at #{}", symbol, m.name_of(*d),
                                    m.path_of(*d), d->load_seq));
   if (opener && root) {
@@ -200,9 +211,10 @@ bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
   }
   std::string soname = d->soname.empty() ? m.name_of(*d) : d->soname;
   if (soname.find("libpython") != std::string::npos) {
-    f.evidence.push_back(fmt::format("note: linking {} against {} is not the fix: Python "
-                                     "extension modules must not link libpython",
-                                     base_name(needer), soname));
+    f.evidence.push_back(
+        fmt::format("note: linking {} against {} is not the fix: Python "
+                    "extension modules must not link libpython",
+                    base_name(needer), soname));
   } else {
     f.fixes.push_back({fmt::format("or link {} against {} ({} when linking it), so that its own "
                                    "group brings the definition in",
@@ -277,15 +289,16 @@ bool explain_not_exported(ExplainContext& ctx, const std::string& symbol, const 
                                      symbol, m.name_of(*o)),
                          ""});
     }
-    f.evidence.push_back("note: a dltrace override cannot fix this: flags do not change what an "
-                         "object exports");
+    f.evidence.push_back(
+        "note: a dltrace override cannot fix this: flags do not change what an "
+        "object exports");
     return true;
   }
   return false;
 }
 
 void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
-                       Finding& f) {
+                       const Classification& outcome, Finding& f) {
   const TraceModel& m = ctx.model();
   const bool is_open = is_open_call(e.call);
   int64_t lmid = namespace_of(ctx, e);
@@ -302,8 +315,8 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
         auto rest = ctx.graph().closure_of_file(*hf, h->lmid, e.seq, nullptr);
         scope.group.insert(scope.group.end(), rest.begin(), rest.end());
       }
-      scope.group_label = fmt::format("the handle's search list ({} and its dependencies)",
-                                      m.name_of(*h));
+      scope.group_label =
+          fmt::format("the handle's search list ({} and its dependencies)", m.name_of(*h));
       if (needer.empty()) needer = std::string(m.path_of(*h));
     } else if (const ObjectRecord* c = ctx.reader().object(e.caller_object)) {
       scope.global = ctx.graph().search_order(c->id, e.seq);
@@ -316,6 +329,15 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
   if (!err.version.empty()) f.fact("version", err.version);
 
   auto definers = ctx.exporters(err.symbol, err.version, e.seq);
+  if (outcome.per_module) {
+    // The caller asks each module it opens for this name: other modules' definitions are theirs,
+    // and making them visible here (RTLD_GLOBAL, linking) is not what the caller wants.
+    f.evidence.push_back(
+        fmt::format("{} looks {} up in each module it opens, by that module's "
+                    "handle: definitions in other modules are theirs",
+                    caller_name(ctx, e), err.symbol));
+    definers.clear();
+  }
   if (explain_hidden_definition(ctx, e, err.symbol, needer, definers, scope, f)) {
     if (!is_open && f.kind == "undefined-symbol-local-scope") {
       f.title = fmt::format("{} found nothing: {} is defined in {}, which was loaded RTLD_LOCAL",
@@ -332,6 +354,15 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
   f.kind = "undefined-symbol";
   f.title = fmt::format("{} needs {}{}, which no loaded object defines", base_name(needer),
                         err.symbol, err.version.empty() ? "" : "@" + err.version);
+  if (!is_open && e.handle != 0 && e.handle != uint64_t(-1)) {
+    // A lookup by handle: the caller asked that object, which needs nothing.
+    if (const ObjectRecord* h = ctx.reader().object(e.handle_object))
+      f.title = fmt::format(
+          "{} looked up {}{} through the handle of {}: no loaded object "
+          "defines it",
+          caller_name(ctx, e), err.symbol, err.version.empty() ? "" : "@" + err.version,
+          m.name_of(*h));
+  }
   if (!err.version.empty()) {
     for (const ObjectRecord* o : ctx.model().objects_by_load()) {
       if (!o->alive_at(e.seq)) continue;
@@ -340,14 +371,18 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
       for (const auto& s : file->dynamic_symbols)
         if (s.name == err.symbol && s.exported())
           f.evidence.push_back(fmt::format("{} defines {}@{} (another version)", m.name_of(*o),
-                                           s.name, s.version.empty() ? "<unversioned>" : s.version));
+                                           s.name,
+                                           s.version.empty() ? "<unversioned>" : s.version));
     }
   }
   f.evidence.push_back(fmt::format("searched: {}", scope_text(ctx, scope)));
-  f.fixes.push_back({fmt::format("link {} against the library that defines {} (so that it is "
-                                 "loaded with it), or load that library RTLD_GLOBAL before it",
-                                 base_name(needer), err.symbol),
-                     ""});
+  // No fix: which library should have brought the definition in is not in the trace, and
+  // linking against a library is only advised when that library is known to export it.
+  f.evidence.push_back(
+      fmt::format("no loaded object defines {} (nor a hidden, versioned or C++ "
+                  "spelling of it): the library meant to provide it was not "
+                  "loaded, or does not define it",
+                  err.symbol));
 }
 
 void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
@@ -355,8 +390,8 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
   const TraceModel& m = ctx.model();
   std::string requested(ctx.reader().string(e.name));
   std::string missing = err.object.empty() ? requested : err.object;
-  const bool dependency = !requested.empty() && missing != requested &&
-                          basename_of(requested) != basename_of(missing);
+  const bool dependency =
+      !requested.empty() && missing != requested && basename_of(requested) != basename_of(missing);
   f.kind = "library-not-found";
   f.fact("library", missing);
   f.title = dependency ? fmt::format("{} was found, but its dependency {} was not",
@@ -370,9 +405,10 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
   const ObjectRecord* caller = ctx.reader().object(e.caller_object);
   LibrarySearch search = plan_search(missing, dependency ? nullptr : caller, m, ctx.elf());
   f.evidence.push_back(fmt::format("the loader tried, in order ({}):",
-                                   dependency ? "as a DT_NEEDED entry, from the executable's point of view"
-                                   : caller   ? "as dlopen'ed from " + m.name_of(*caller)
-                                              : "as dlopen'ed"));
+                                   dependency
+                                       ? "as a DT_NEEDED entry, from the executable's point of view"
+                                   : caller ? "as dlopen'ed from " + m.name_of(*caller)
+                                            : "as dlopen'ed"));
   for (const auto& step : search.steps) {
     if (step.candidate.empty()) {
       f.evidence.push_back(fmt::format("  {}: no entry for {}", step.source, missing));
@@ -384,12 +420,16 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
   for (const auto& note : search.notes) f.evidence.push_back("note: " + note);
   auto found = find_on_disk(basename_of(missing), m);
   if (found.empty()) {
-    f.evidence.push_back(fmt::format("no file named {} was found near the program, its libraries "
-                                     "or in the system directories",
-                                     base_name(missing)));
-    f.fixes.push_back({fmt::format("install or build {}, then make it findable (below)", base_name(missing)), ""});
+    f.evidence.push_back(
+        fmt::format("no file named {} was found near the program, its libraries "
+                    "or in the system directories",
+                    base_name(missing)));
+    f.fixes.push_back(
+        {fmt::format("install or build {}, then make it findable (below)", base_name(missing)),
+         ""});
   } else {
-    for (const auto& path : found) f.evidence.push_back(fmt::format("a file with that name exists: {}", path));
+    for (const auto& path : found)
+      f.evidence.push_back(fmt::format("a file with that name exists: {}", path));
     f.fact("candidate", found.front());
     std::string dir = fs::path(found.front()).parent_path().string();
     std::string owner = caller && !dependency ? m.name_of(*caller) : "the executable";
@@ -399,10 +439,12 @@ void explain_not_found(ExplainContext& ctx, const format::EventSlot& e, const Dl
                        ""});
     f.fixes.push_back({fmt::format("or run with LD_LIBRARY_PATH={}", dir), ""});
     if (!dependency)
-      f.fixes.push_back({fmt::format("or dlopen the full path: dlopen(\"{}\", ...)", found.front()), ""});
+      f.fixes.push_back(
+          {fmt::format("or dlopen the full path: dlopen(\"{}\", ...)", found.front()), ""});
   }
-  f.evidence.push_back("note: a dltrace override cannot fix this: rules change flags, not where "
-                       "files are searched");
+  f.evidence.push_back(
+      "note: a dltrace override cannot fix this: rules change flags, not where "
+      "files are searched");
 }
 
 void explain_version(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
@@ -412,9 +454,10 @@ void explain_version(ExplainContext& ctx, const format::EventSlot& e, const Dler
   f.fact("version", err.version);
   f.fact("provider", err.object);
   f.fact("needed_by", err.needed_by);
-  f.title = fmt::format("{} needs version {} of {}, but the copy that was loaded ({}) does not "
-                        "have it",
-                        base_name(err.needed_by), err.version, base_name(err.object), err.object);
+  f.title = fmt::format(
+      "{} needs version {} of {}, but the copy that was loaded ({}) does not "
+      "have it",
+      base_name(err.needed_by), err.version, base_name(err.object), err.object);
   const ObjectRecord* loaded = ctx.object_by_path(err.object, e.seq);
   if (loaded) {
     std::string how;
@@ -429,10 +472,10 @@ void explain_version(ExplainContext& ctx, const format::EventSlot& e, const Dler
         how += fmt::format("{}by #{}: {} from {}", how.empty() ? "" : ", pulled in ", opener->seq,
                            ctx.call_text(*opener), ctx.call_site(*opener));
     }
-    f.evidence.push_back(fmt::format("that copy was loaded {} {}",
-                                     loaded->load_seq ? fmt::format("at #{}", loaded->load_seq)
-                                                      : std::string("at start-up"),
-                                     how));
+    f.evidence.push_back(fmt::format(
+        "that copy was loaded {} {}",
+        loaded->load_seq ? fmt::format("at #{}", loaded->load_seq) : std::string("at start-up"),
+        how));
   }
   if (const ElfFile* have = ctx.elf().file(err.object)) {
     std::string versions;
@@ -444,7 +487,8 @@ void explain_version(ExplainContext& ctx, const format::EventSlot& e, const Dler
                                      versions.empty() ? std::string("no versions") : versions));
   }
   std::vector<std::string> names{base_name(err.object)};
-  if (loaded && !loaded->soname.empty() && loaded->soname != names.front()) names.push_back(loaded->soname);
+  if (loaded && !loaded->soname.empty() && loaded->soname != names.front())
+    names.push_back(loaded->soname);
   std::string good;
   for (const auto& name : names) {
     for (const auto& path : find_on_disk(name, m)) {
@@ -466,7 +510,9 @@ void explain_version(ExplainContext& ctx, const format::EventSlot& e, const Dler
                                    good, err.object, dir, dir),
                        ""});
   } else {
-    f.fixes.push_back({fmt::format("install a newer {} that defines {}", base_name(err.object), err.version), ""});
+    f.fixes.push_back(
+        {fmt::format("install a newer {} that defines {}", base_name(err.object), err.version),
+         ""});
   }
   f.fixes.push_back({fmt::format("or rebuild {} against the {} that is actually deployed",
                                  base_name(err.needed_by), base_name(err.object)),
@@ -475,21 +521,35 @@ void explain_version(ExplainContext& ctx, const format::EventSlot& e, const Dler
 
 }  // namespace
 
-void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out) {
+void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e,
+                         const Classification& outcome, std::vector<Finding>& out) {
   if (!is_open_call(e.call) && !is_sym_call(e.call)) return;
   Finding f;
   f.seq = e.seq;
-  f.severity = Severity::kError;
+  f.severity = outcome.severity;
   std::string error(ctx.reader().string(e.error));
   f.fact("call", std::string(call_name(e.call)));
   f.fact("error", error);
+  f.fact("outcome", outcome_name(outcome.outcome));
+  f.fact("outcome_rule", std::string(outcome.rule));
   f.evidence.push_back(fmt::format("dlerror: {}", error.empty() ? "(not recorded)" : error));
   add_origin(ctx, e, f);
+  f.evidence.push_back(fmt::format("{}: {}",
+                                   outcome.severity == Severity::kInfo
+                                       ? "why this is only a note"
+                                       : "why this is a failure, not a probe",
+                                   outcome.reason));
   DlerrorText err = parse_dlerror(error);
   switch (err.kind) {
-    case DlerrorText::Kind::kUndefinedSymbol: explain_undefined(ctx, e, err, f); break;
-    case DlerrorText::Kind::kNotFound: explain_not_found(ctx, e, err, f); break;
-    case DlerrorText::Kind::kVersionNotFound: explain_version(ctx, e, err, f); break;
+    case DlerrorText::Kind::kUndefinedSymbol:
+      explain_undefined(ctx, e, err, outcome, f);
+      break;
+    case DlerrorText::Kind::kNotFound:
+      explain_not_found(ctx, e, err, f);
+      break;
+    case DlerrorText::Kind::kVersionNotFound:
+      explain_version(ctx, e, err, f);
+      break;
     case DlerrorText::Kind::kOther:
       // "FILE: invalid ELF header", "FILE: file too short", ...: the file itself was refused.
       if (is_open_call(e.call) && error.find(": ") != std::string::npos) {
@@ -500,10 +560,12 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::v
           break;
       }
       f.kind = is_open_call(e.call) ? "load-failed" : "lookup-failed";
-      f.title = fmt::format("{} failed: {}", ctx.call_text(e), error.empty() ? "(no error text)" : error);
+      f.title =
+          fmt::format("{} failed: {}", ctx.call_text(e), error.empty() ? "(no error text)" : error);
       if (is_open_call(e.call)) {
-        LibrarySearch search = plan_search(ctx.reader().string(e.name),
-                                           ctx.reader().object(e.caller_object), ctx.model(), ctx.elf());
+        LibrarySearch search =
+            plan_search(ctx.reader().string(e.name), ctx.reader().object(e.caller_object),
+                        ctx.model(), ctx.elf());
         for (const auto& step : search.steps)
           if (step.exists) {
             f.evidence.push_back(fmt::format("the loader found {} ({}) and could not load it",
@@ -513,7 +575,55 @@ void explain_failed_call(ExplainContext& ctx, const format::EventSlot& e, std::v
       }
       break;
   }
+  if (is_open_call(e.call) && (outcome.rule == "not-installed" || outcome.rule == "end-unknown")) {
+    // A library that exists nowhere, in a program that carried on (or whose end says nothing):
+    // where it was searched, and no fix (installing it would change what a working program
+    // does).
+    f.title =
+        fmt::format("{} is not installed{}", basename_of(ctx.reader().string(e.name)),
+                    outcome.rule == "not-installed" ? "; the program carried on without it" : "");
+    f.fixes.clear();
+  }
   out.push_back(std::move(f));
+}
+
+Finding probe_finding(ExplainContext& ctx, const format::EventSlot& e,
+                      const Classification& outcome) {
+  Finding f;
+  f.kind = "probe";
+  f.severity = Severity::kInfo;
+  f.seq = e.seq;
+  std::string error(ctx.reader().string(e.error));
+  std::string_view name = ctx.reader().string(e.name);
+  std::string asked = ctx.call_text(e);
+  if (is_sym_call(e.call) && e.handle != 0 && e.handle != uint64_t(-1)) {
+    if (const ObjectRecord* h = ctx.reader().object(e.handle_object)) {
+      std::string handle = "handle of " + ctx.model().name_of(*h);
+      asked = e.call == static_cast<uint16_t>(format::CallKind::kDlvsym)
+                  ? fmt::format("dlvsym({}, \"{}\", \"{}\")", handle, name,
+                                ctx.reader().string(e.version))
+                  : fmt::format("dlsym({}, \"{}\")", handle, name);
+    }
+  }
+  std::string why = outcome.rule == "noload"           ? "RTLD_NOLOAD asks, it does not load"
+                    : outcome.rule == "obtained-later" ? "found by a later call"
+                    : outcome.rule == "alternative"    ? "another library was loaded instead"
+                    : outcome.rule == "optional-hook"
+                        ? fmt::format("an optional hook of {}", outcome.convention)
+                        : "defined nowhere, and the program went on";
+  f.title = fmt::format("{} found nothing: {}", asked, why);
+  f.fact("call", std::string(call_name(e.call)));
+  f.fact(is_open_call(e.call) ? "library" : "symbol", std::string(name));
+  f.fact("error", error);
+  f.fact("outcome", outcome_name(outcome.outcome));
+  f.fact("outcome_rule", std::string(outcome.rule));
+  if (!outcome.convention.empty()) f.fact("convention", std::string(outcome.convention));
+  f.evidence.push_back(fmt::format("dlerror: {}", error.empty() ? "(none)" : error));
+  f.evidence.push_back(fmt::format("the call: {} from {}", ctx.call_text(e), ctx.call_site(e)));
+  if (std::string py = ctx.python_line(e); !py.empty())
+    f.evidence.push_back(fmt::format("Python line: {}", py));
+  f.evidence.push_back(fmt::format("why this is a probe: {}", outcome.reason));
+  return f;
 }
 
 }  // namespace dltrace::viewer

@@ -177,23 +177,9 @@ bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std:
   if (name.empty() || name.front() == '/' || name.find('/') == std::string_view::npos) return false;
   const TraceModel& m = ctx.model();
   const std::string in_cwd = m.absolute_path(name);
-  struct stat st;
-  if (stat(in_cwd.c_str(), &st) == 0) return false;  // it is there: something else failed
-  // Where the programmer probably meant: next to the object that called dlopen, or the program.
-  std::vector<std::string> bases;
-  if (const ObjectRecord* caller = ctx.reader().object(e.caller_object))
-    bases.push_back(std::filesystem::path(m.file_path(*caller)).parent_path().string());
-  if (!m.reader().process().exe.empty())
-    bases.push_back(std::filesystem::path(m.reader().process().exe).parent_path().string());
-  std::string found, found_base;
-  for (const std::string& base : bases) {
-    std::string candidate = (std::filesystem::path(base) / name).lexically_normal().string();
-    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      found = candidate;
-      found_base = base;
-      break;
-    }
-  }
+  std::string found_base;
+  const std::string found =
+      relative_name_elsewhere(name, ctx.reader().object(e.caller_object), m, &found_base);
   if (found.empty()) return false;
   const std::string& cwd = m.reader().process().cwd;
   f.kind = "library-not-found";

@@ -55,8 +55,9 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
         if (same_file) {
           f.title = fmt::format("{} is loaded in namespaces {} and {}: two independent copies",
                                 name, a.lmid, b.lmid);
-          f.evidence.push_back("each namespace has its own copy with its own global state "
-                               "(that is what dlmopen is for)");
+          f.evidence.push_back(
+              "each namespace has its own copy with its own global state "
+              "(that is what dlmopen is for)");
         } else {
           f.title = fmt::format("{} is loaded twice, from {} and from {}", name, m.path_of(a),
                                 m.path_of(b));
@@ -71,11 +72,14 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
             }
             return std::string("at start-up");
           };
-          f.evidence.push_back(fmt::format("#{}: {} ({}), namespace {}", a.load_seq, m.path_of(a), how(a), a.lmid));
-          f.evidence.push_back(fmt::format("#{}: {} ({}), namespace {}", b.load_seq, m.path_of(b), how(b), b.lmid));
-          f.evidence.push_back("two copies have two sets of globals: state set through one is "
-                               "invisible to code bound to the other, and each symbol resolves "
-                               "to whichever copy comes first in the looking object's scope");
+          f.evidence.push_back(
+              fmt::format("#{}: {} ({}), namespace {}", a.load_seq, m.path_of(a), how(a), a.lmid));
+          f.evidence.push_back(
+              fmt::format("#{}: {} ({}), namespace {}", b.load_seq, m.path_of(b), how(b), b.lmid));
+          f.evidence.push_back(
+              "two copies have two sets of globals: state set through one is "
+              "invisible to code bound to the other, and each symbol resolves "
+              "to whichever copy comes first in the looking object's scope");
           f.fixes.push_back({fmt::format("load {} from one place only: open it by name (not by "
                                          "path) everywhere, or remove the stale copy",
                                          name),
@@ -90,12 +94,65 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
 // glibc's own libraries share compatibility aliases (__finite in libc and libm, ...) by design.
 bool is_glibc_part(const ObjectRecord& o) {
   static constexpr std::string_view kGlibc[] = {
-      "libc.so.6",    "libm.so.6",     "libmvec.so.1", "libpthread.so.0", "libdl.so.2",
-      "librt.so.1",   "libresolv.so.2", "libutil.so.1", "libanl.so.1",     "libnsl.so.1",
-      "ld-linux-x86-64.so.2", "libBrokenLocale.so.1", "libthread_db.so.1"};
+      "libc.so.6",        "libm.so.6",   "libmvec.so.1",         "libpthread.so.0",
+      "libdl.so.2",       "librt.so.1",  "libresolv.so.2",       "libutil.so.1",
+      "libanl.so.1",      "libnsl.so.1", "ld-linux-x86-64.so.2", "libBrokenLocale.so.1",
+      "libthread_db.so.1"};
   for (std::string_view name : kGlibc)
     if (o.soname == name) return true;
   return false;
+}
+
+// Names that every object may define by design, so two definitions are not a clash: _init and
+// _fini (DT_INIT/DT_FINI code, called by address, never looked up), and the C++ ABI's vague
+// linkage that is emitted in every object using it (typeinfo and its name, guard variables, TLS
+// init/wrapper functions; inline functions and template instances are weak or unique already).
+bool defined_everywhere_by_design(std::string_view name) {
+  if (name == "_init" || name == "_fini") return true;
+  for (std::string_view prefix : {"_ZTI", "_ZTS", "_ZGV", "_ZTH", "_ZTW"})
+    if (name.starts_with(prefix)) return true;
+  return false;
+}
+
+// Whether a reference to `symbol` binds to `winner`'s copy where `loser`'s was meant: `loser`
+// itself refers to it through a dynamic relocation (its own uses go through the scope), or an
+// object of the list that was linked against `loser` (not `winner`) refers to it. One sentence,
+// or "" when no reference crosses (each copy is only used by its own object's code).
+std::string crossing_reference(ExplainContext& ctx, const SearchList& list,
+                               const ObjectRecord& winner, const ObjectRecord& loser,
+                               std::string_view symbol) {
+  const TraceModel& m = ctx.model();
+  if (const ElfFile* lf = ctx.file_of(loser)) {
+    for (const ElfSymbol* s : lf->dynamic_entries(symbol))
+      if (s->defined && s->relocated)
+        return fmt::format("{}'s own references to {} bind to {}'s copy", m.name_of(loser), symbol,
+                           m.name_of(winner));
+  }
+  const ElfFile* wf = ctx.file_of(winner);
+  const ElfFile* lf = ctx.file_of(loser);
+  auto names = [](const ElfFile* f, const ObjectRecord& o) {
+    std::vector<std::string> out{o.soname};
+    if (f && !f->soname.empty()) out.push_back(f->soname);
+    return out;
+  };
+  const auto winner_names = names(wf, winner), loser_names = names(lf, loser);
+  auto needs_any = [](const ElfFile& f, const std::vector<std::string>& wanted) {
+    for (const auto& n : f.needed)
+      for (const auto& w : wanted)
+        if (!w.empty() && n == w) return true;
+    return false;
+  };
+  for (const auto& member : list.members) {
+    if (member.object == winner.id || member.object == loser.id) continue;
+    const ObjectRecord* o = ctx.reader().object(member.object);
+    const ElfFile* f = o ? ctx.file_of(*o) : nullptr;
+    if (!f || !needs_any(*f, loser_names) || needs_any(*f, winner_names)) continue;
+    for (const ElfSymbol* s : f->dynamic_entries(symbol))
+      if (!s->defined)
+        return fmt::format("{} was linked against {}, but its reference to {} binds to {}'s copy",
+                           m.name_of(*o), m.name_of(loser), symbol, m.name_of(winner));
+  }
+  return {};
 }
 
 // Strong definitions that compete in one search list; the first in the list wins.
@@ -115,7 +172,9 @@ void duplicate_symbols(ExplainContext& ctx, std::vector<Finding>& out) {
       for (const auto& s : file->dynamic_symbols) {
         if (!s.exported() || s.bind != STB_GLOBAL || !s.default_version) continue;
         if (s.type != STT_FUNC && s.type != STT_OBJECT && s.type != STT_GNU_IFUNC) continue;
-        if (s.section == SHN_ABS || s.version == "GLIBC_PRIVATE") continue;  // version names, ld.so/libc internals
+        if (s.section == SHN_ABS || s.version == "GLIBC_PRIVATE")
+          continue;  // version names, ld.so/libc internals
+        if (defined_everywhere_by_design(s.name)) continue;
         // The executable's copies of library data (copy relocations) are meant to win.
         if (exe && s.type == STT_OBJECT) continue;
         std::string key = s.version.empty() ? s.name : s.name + "@" + s.version;
@@ -136,11 +195,16 @@ void duplicate_symbols(ExplainContext& ctx, std::vector<Finding>& out) {
       if (!ctx.first_time(fmt::format("dupsym {} {}", pair.first, pair.second))) continue;
       Finding f;
       f.kind = "duplicate-symbol";
-      // A handful of clashes involving a system library is usually deliberate (numpy's xerbla_
-      // replaces BLAS's error handler); many, or between the program's own libraries, is not.
-      const bool deliberate_looking =
-          symbols.size() <= 3 && (is_system_path(m.path_of(*winner)) || is_system_path(m.path_of(*loser)));
-      f.severity = deliberate_looking ? Severity::kInfo : Severity::kWarning;
+      std::string crossing;
+      for (const auto& symbol : symbols)
+        if (crossing = crossing_reference(ctx, list, *winner, *loser, symbol); !crossing.empty())
+          break;
+      // A shadowed copy that no reference crosses is only a note. A handful of clashes involving
+      // a system library is usually deliberate (numpy's xerbla_ replaces BLAS's error handler);
+      // many, or between the program's own libraries, is not.
+      const bool deliberate_looking = symbols.size() <= 3 && (is_system_path(m.path_of(*winner)) ||
+                                                              is_system_path(m.path_of(*loser)));
+      f.severity = crossing.empty() || deliberate_looking ? Severity::kInfo : Severity::kWarning;
       f.seq = std::max(winner->load_seq, loser->load_seq);
       std::string scope = list.kind == SearchList::Kind::kGlobal
                               ? fmt::format("the global scope of namespace {}", list.lmid)
@@ -160,10 +224,19 @@ void duplicate_symbols(ExplainContext& ctx, std::vector<Finding>& out) {
       f.evidence.push_back(fmt::format("{} ({}) joined at #{}; {} ({}) at #{}", m.name_of(*winner),
                                        m.path_of(*winner), winner->load_seq, m.name_of(*loser),
                                        m.path_of(*loser), loser->load_seq));
-      f.fixes.push_back({fmt::format("keep only one of them in that scope (open {} RTLD_LOCAL, or "
-                                     "drop it), or rename/hide the clashing symbols",
-                                     m.name_of(*loser)),
-                         ""});
+      f.evidence.push_back(crossing.empty()
+                               ? fmt::format("no reference crosses: {} refers to none of them "
+                                             "through the scope, and no object linked against it "
+                                             "does, so each copy is used only by its own code",
+                                             m.name_of(*loser))
+                               : "a reference crosses: " + crossing);
+      // Only for a clash worth a warning: a note's copies may be deliberate, and changing what
+      // a working program loads is not a fix.
+      if (f.severity == Severity::kWarning)
+        f.fixes.push_back({fmt::format("keep only one of them in that scope (open {} RTLD_LOCAL, "
+                                       "or drop it), or rename/hide the clashing symbols",
+                                       m.name_of(*loser)),
+                           ""});
       out.push_back(std::move(f));
     }
   }

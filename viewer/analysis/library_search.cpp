@@ -81,6 +81,25 @@ std::string absolute_in_trace(const TraceModel& model, std::string_view path) {
   return model.absolute_path(path);
 }
 
+std::string relative_name_elsewhere(std::string_view name, const ObjectRecord* caller,
+                                    const TraceModel& model, std::string* base) {
+  if (name.empty() || name.front() == '/' || name.find('/') == std::string_view::npos) return {};
+  struct stat st;
+  if (stat(model.absolute_path(name).c_str(), &st) == 0) return {};
+  std::vector<std::string> bases;
+  if (caller) bases.push_back(fs::path(model.file_path(*caller)).parent_path().string());
+  if (!model.reader().process().exe.empty())
+    bases.push_back(fs::path(model.reader().process().exe).parent_path().string());
+  for (const std::string& b : bases) {
+    std::string candidate = (fs::path(b) / name).lexically_normal().string();
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      if (base) *base = b;
+      return candidate;
+    }
+  }
+  return {};
+}
+
 std::string expand_search_dir(std::string_view dir, std::string_view origin) {
   const common::LoaderPlatform& platform = common::host_loader_platform();
   const char* platform_name = host_subdirs().platform ? host_subdirs().platform : platform.platform;

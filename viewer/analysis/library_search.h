@@ -59,6 +59,12 @@ LibrarySearch plan_search_from(std::string_view name, const std::vector<Loader>&
 std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& model,
                                       size_t max_entries = 50000);
 
+// For a relative name with a '/' ("./helpers/libh.so") that does not exist in the traced
+// process's working directory: the file it names relative to the calling object's directory
+// or the program's, where the programmer likely meant it; "" when none. *base: that directory.
+std::string relative_name_elsewhere(std::string_view name, const ObjectRecord* caller,
+                                    const TraceModel& model, std::string* base = nullptr);
+
 // A path of the traced process made absolute against its recorded working directory.
 std::string absolute_in_trace(const TraceModel& model, std::string_view path);
 

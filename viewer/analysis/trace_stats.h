@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "analysis/outcome.h"
 #include "analysis/python_imports.h"
 #include "model/trace_model.h"
 
@@ -64,6 +65,7 @@ struct TraceStats {
   std::vector<SymbolStats> top_symbols;       // most looked up first (ties: by name)
   std::vector<LoadTiming> slowest_loads;      // most time first (ties: the earlier call)
   PythonLoads python;
+  OutcomeCounts outcomes;  // failed calls by class, as explain counts them (analysis/outcome.h)
 };
 
 // Streams the events of the model's trace once.

@@ -14,6 +14,7 @@ struct ExplainOptions {
   std::string trace;
   bool json = false;
   bool no_info = false;  // leave out informational findings
+  bool probes = false;   // also list the failed calls classified as probes, one per call site
   bool color = false;
 };
 

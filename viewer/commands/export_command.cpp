@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include <fmt/format.h>
+#include "analysis/elf_file.h"
+#include "analysis/outcome.h"
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/chrome_export.h"
@@ -54,6 +56,13 @@ absl::Status run_export(const ExportOptions& o) {
   if (o.format == "chrome") {
     DLTRACE_RETURN_IF_ERROR(write_chrome_export(*source, writer));
   } else {
+    // Failed calls carry "kind": "probe" | "failure", classified as explain does.
+    TraceModel model(*source);
+    ElfCache elf;
+    OutcomeClassifier outcomes(model, elf);
+    json.failed_kind = [&outcomes](const format::EventSlot& e) {
+      return outcome_name(outcomes.classify(e).outcome);
+    };
     DLTRACE_RETURN_IF_ERROR(write_json_export(*source, json, writer));
   }
   if (file && std::fclose(file.release()) != 0) {

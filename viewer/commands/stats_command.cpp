@@ -29,7 +29,8 @@ absl::Status run_stats(const StatsOptions& o) {
 
 absl::Status stats_trace(const TraceReader& reader, const StatsOptions& options, std::FILE* out) {
   const TraceModel model(reader);
-  const TraceStats stats = compute_trace_stats(model, options.top);
+  TraceStats stats = compute_trace_stats(model, options.top);
+  stats.outcomes = count_outcomes(reader);
   if (options.json) {
     DLTRACE_RETURN_IF_ERROR(write_stats_json(stats, model, out));
   } else {

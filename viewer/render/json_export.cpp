@@ -281,6 +281,11 @@ class Exporter {
     p = boolean(p, (e.bits & format::kEventOk) != 0);
     p = literal(p, R"(,"error":)");
     p = bytes(p, error);
+    if (!(e.bits & format::kEventOk) && (open || sym) && options_.failed_kind) {
+      p = literal(p, R"(,"kind":")");
+      p = bytes(p, options_.failed_kind(e));
+      p = literal(p, "\"");
+    }
     p = literal(p, R"(,"caller":)");
     p = bytes(p, caller);
     p = literal(p, R"(,"stack":)");

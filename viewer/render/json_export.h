@@ -3,6 +3,8 @@
 // rendered one at a time from the reader; stacks are rendered once per stack id and reused.
 #pragma once
 
+#include <functional>
+
 #include "absl/status/status.h"
 #include "analysis/symbolizer.h"
 #include "dltrace/reader.h"
@@ -19,6 +21,8 @@ struct JsonExportOptions {
   JsonFlavor flavor = JsonFlavor::kJson;
   bool stacks = true;     // native and Python stacks of every event
   bool symbolize = true;  // function/file/line via debug info (else only object + offset)
+  // For a failed dlopen/dlsym: "probe" or "failure" (analysis/outcome.h), written as "kind".
+  std::function<const char*(const format::EventSlot&)> failed_kind;
 };
 
 // How the process ended, as members of the current object: "end", "exit_status", "signal",

@@ -152,6 +152,8 @@ absl::Status write_stats_json(const TraceStats& stats, const TraceModel& model, 
   w.key("dropped").value(reader.recovery().dropped_events);
   w.end_object();
   w.key("failed_calls").value(stats.failed);
+  w.key("failure_calls").value(stats.outcomes.failures);
+  w.key("probe_calls").value(stats.outcomes.probes);
   calls_json(w, stats);
   slowest_loads_json(w, stats);
   python_json(w, stats.python, model);

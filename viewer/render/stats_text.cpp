@@ -46,6 +46,8 @@ class StatsText {
     put("  events:    {} recorded, {} readable, {} dropped\n", reader_.last_seq(), stats_.readable,
         r.dropped_events);
     put("  failed:    {} call(s)\n", stats_.failed);
+    put("  outcome:   {} failure(s), {} probe(s) (misses the program expected: explain --probes)\n",
+        stats_.outcomes.failures, stats_.outcomes.probes);
   }
 
   void calls() {
