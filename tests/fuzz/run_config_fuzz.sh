@@ -15,12 +15,12 @@ source "$(dirname "$0")/find_clang.sh"
 
 mkdir -p "$work/corpus"
 echo "fuzz_config: building with $clang"
-# -fexceptions and the toml++ settings as in preload/CMakeLists.txt; no NDEBUG, so any toml++
+# -fexceptions and the toml++ settings as in common/CMakeLists.txt; no NDEBUG, so any toml++
 # assertion config.cpp failed to disable would abort the run.
 "$clang" -std=c++20 -g -O1 -fexceptions -DTOML_EXCEPTIONS=0 -DTOML_HEADER_ONLY=1 \
-  -I"$src/include" -I"$src/preload" \
+  -I"$src/include" -I"$src" -I"$src/preload" \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/preload/config.cpp"
+  -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/common/config.cpp"
 
 # Replay every seed first (a regression on any of them fails here), then fuzz.
 "$work/config_fuzz" -runs=0 -artifact_prefix="$work/" "$src/tests/fuzz/config_corpus"

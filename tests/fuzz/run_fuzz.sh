@@ -18,7 +18,7 @@ seeds="$work/seeds"
 rm -rf "$seeds"
 mkdir -p "$corpus" "$seeds"
 
-common=(-std=c++20 -g -I"$src/include" -I"$src/preload")
+common=(-std=c++20 -g -I"$src/include" -I"$src" -I"$src/preload")
 
 echo "fuzz_trace_reader: building with $clang"
 "$clang" "${common[@]}" -O1 -o "$work/make_seed_traces" \
