@@ -6,7 +6,7 @@
 
 namespace dltrace::preload::elf {
 
-Image from_phdrs(uint64_t base, const ElfW(Phdr)* phdr, uint16_t phnum) {
+Image from_phdrs(uint64_t base, const ElfW(Phdr) * phdr, uint16_t phnum) {
   Image im{};
   im.base = base;
   im.phdr = phdr;
@@ -31,7 +31,8 @@ Image from_phdrs(uint64_t base, const ElfW(Phdr)* phdr, uint16_t phnum) {
 bool from_link_map(const link_map* lm, Image* out) {
   const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(lm->l_addr);
   if (lm->l_addr == 0 || reinterpret_cast<uint64_t>(lm->l_ld) < lm->l_addr) return false;
-  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr))) return false;
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr)))
+    return false;
   *out = from_phdrs(lm->l_addr, reinterpret_cast<const ElfW(Phdr)*>(lm->l_addr + eh->e_phoff),
                     eh->e_phnum);
   return true;

@@ -12,16 +12,16 @@ namespace dltrace::preload::elf {
 // Plain data (no member initialisers): the object table holds these in constant-initialised
 // static storage that is used before any dynamic initialiser could run.
 struct Image {
-  uint64_t base;                   // l_addr
-  const ElfW(Phdr)* phdr;
+  uint64_t base;  // l_addr
+  const ElfW(Phdr) * phdr;
   uint16_t phnum;
-  const ElfW(Dyn)* dynamic;
-  uint64_t map_start;              // lowest PT_LOAD address
-  uint64_t map_end;                // one past the highest
+  const ElfW(Dyn) * dynamic;
+  uint64_t map_start;  // lowest PT_LOAD address
+  uint64_t map_end;    // one past the highest
 };
 
 // From dl_iterate_phdr data.
-Image from_phdrs(uint64_t base, const ElfW(Phdr)* phdr, uint16_t phnum);
+Image from_phdrs(uint64_t base, const ElfW(Phdr) * phdr, uint16_t phnum);
 // From a link_map alone (objects in other namespaces): the ELF header is read at l_addr, which
 // holds for ET_DYN objects whose first PT_LOAD starts at vaddr 0 (every dlmopen'able library).
 bool from_link_map(const link_map* lm, Image* out);

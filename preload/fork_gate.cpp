@@ -230,7 +230,9 @@ int iterate_phdr(int (*callback)(dl_phdr_info*, size_t, void*), void* data) {
   return dl_iterate_phdr(callback, data);
 }
 
-bool in_section() { return t_nest != 0; }
+bool in_section() {
+  return t_nest != 0;
+}
 
 bool cautious() {
   return __atomic_load_n(&g_cautious, __ATOMIC_RELAXED);

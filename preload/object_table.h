@@ -3,9 +3,10 @@
 // sync() diffs what the loader has (dl_iterate_phdr for namespace 0, the r_debug_extended chain
 // for other namespaces) against the table, writes new objects with their cause/parent (BFS over
 // DT_NEEDED) and marks unloaded ones. It is only needed when dlpi_adds/dlpi_subs moved, which
-// sync_if_changed() checks at the walk's first object. Lookups (address -> object, handle -> object) are lock-free: a
-// seqlock-protected sorted snapshot in static storage. The table lock is never held across a
-// real dl* call, and nothing here touches dlerror state (no dladdr: it takes dl_load_lock).
+// sync_if_changed() checks at the walk's first object. Lookups (address -> object, handle ->
+// object) are lock-free: a seqlock-protected sorted snapshot in static storage. The table lock is
+// never held across a real dl* call, and nothing here touches dlerror state (no dladdr: it takes
+// dl_load_lock).
 #pragma once
 
 #include <atomic>
@@ -28,10 +29,10 @@ enum class Mode : uint8_t {
 
 struct Attribution {
   Mode mode = Mode::kDiscovered;
-  uint64_t seq = 0;                       // load_seq (and opened_by for kCall)
-  uint32_t caller_object = format::kNoId; // parent of the opened object
-  bool global = false;                    // effective RTLD_GLOBAL
-  const void* opened = nullptr;           // link_map of the opened object, if known
+  uint64_t seq = 0;                        // load_seq (and opened_by for kCall)
+  uint32_t caller_object = format::kNoId;  // parent of the opened object
+  bool global = false;                     // effective RTLD_GLOBAL
+  const void* opened = nullptr;            // link_map of the opened object, if known
 };
 
 struct SyncResult {
@@ -56,7 +57,9 @@ inline constexpr char kPythonMarker[] = "Py_IsInitialized";
 namespace detail {
 extern std::atomic<uint64_t> g_python_generation;
 }
-inline uint64_t python_generation() { return detail::g_python_generation.load(std::memory_order_acquire); }
+inline uint64_t python_generation() {
+  return detail::g_python_generation.load(std::memory_order_acquire);
+}
 
 // Lock-free lookups. object_at returns kNoId when unknown; *found tells whether the address lies
 // in any known mapping (including the recorder's own, which have no id); *lmid its namespace.

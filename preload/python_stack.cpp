@@ -1,7 +1,4 @@
 #include "python_stack.h"
-#include "fork_gate.h"
-
-#include "object_table.h"
 
 #include <link.h>
 #include <sys/types.h>
@@ -10,6 +7,8 @@
 #include <cstring>
 
 #include "dltrace/format.h"
+#include "fork_gate.h"
+#include "object_table.h"
 #include "real_functions.h"
 #include "thread_state.h"
 #include "trace_writer.h"
@@ -20,20 +19,20 @@ namespace python_stack_detail {
 // The C API subset we use, as opaque pointers (no Python headers: any 3.x ABI).
 struct PyApi {
   int (*is_initialized)();
-  int (*is_finalizing)();          // Py_IsFinalizing (3.13) or _Py_IsFinalizing; may be null
-  void* (*current_tstate)();       // PyThreadState_GetUnchecked / _PyThreadState_UncheckedGet
-  void* (*this_thread_state)();    // PyGILState_GetThisThreadState
-  int (*gil_check)();              // PyGILState_Check
-  void* (*get_frame)(void*);       // PyThreadState_GetFrame: new reference or null
-  void* (*frame_code)(void*);      // PyFrame_GetCode: new reference
-  int (*frame_line)(void*);        // PyFrame_GetLineNumber
-  void* (*frame_back)(void*);      // PyFrame_GetBack: new reference or null
+  int (*is_finalizing)();        // Py_IsFinalizing (3.13) or _Py_IsFinalizing; may be null
+  void* (*current_tstate)();     // PyThreadState_GetUnchecked / _PyThreadState_UncheckedGet
+  void* (*this_thread_state)();  // PyGILState_GetThisThreadState
+  int (*gil_check)();            // PyGILState_Check
+  void* (*get_frame)(void*);     // PyThreadState_GetFrame: new reference or null
+  void* (*frame_code)(void*);    // PyFrame_GetCode: new reference
+  int (*frame_line)(void*);      // PyFrame_GetLineNumber
+  void* (*frame_back)(void*);    // PyFrame_GetBack: new reference or null
   void* (*get_attr)(void*, const char*);  // PyObject_GetAttrString: new reference or null
   const char* (*utf8)(void*, ssize_t*);   // PyUnicode_AsUTF8AndSize
   void (*dec_ref)(void*);                 // Py_DecRef
   void (*err_clear)();
-  void* (*err_get_raised)();              // 3.12+: PyErr_GetRaisedException
-  void (*err_set_raised)(void*);          // 3.12+: PyErr_SetRaisedException
+  void* (*err_get_raised)();      // 3.12+: PyErr_GetRaisedException
+  void (*err_set_raised)(void*);  // 3.12+: PyErr_SetRaisedException
   void (*err_fetch)(void**, void**, void**);
   void (*err_restore)(void*, void*, void*);
   bool in_executable;  // found in the main program: it can never be unloaded
@@ -50,9 +49,15 @@ namespace {
 // PyFrame_GetBack are 3.9+) but a public, fixed layout: PyThreadState {prev, next, interp,
 // frame, ...} and PyFrameObject {PyObject_VAR_HEAD, f_back, f_code, ...} (three words of
 // header without Py_TRACE_REFS). The pointers read are borrowed, valid while we hold the GIL.
-void* legacy_get_frame(void* tstate) { return static_cast<void**>(tstate)[3]; }
-void* legacy_frame_back(void* frame) { return static_cast<void**>(frame)[3]; }
-void* legacy_frame_code(void* frame) { return static_cast<void**>(frame)[4]; }
+void* legacy_get_frame(void* tstate) {
+  return static_cast<void**>(tstate)[3];
+}
+void* legacy_frame_back(void* frame) {
+  return static_cast<void**>(frame)[3];
+}
+void* legacy_frame_code(void* frame) {
+  return static_cast<void**>(frame)[4];
+}
 
 PyApi g_slots[2];
 std::atomic<int> g_probing{0};
@@ -69,7 +74,8 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
   *api = PyApi{};
   api->in_executable = o.dlpi_name == nullptr || o.dlpi_name[0] == '\0';
   if (!find(o, objects::kPythonMarker, &api->is_initialized)) return false;
-  if (!find(o, "Py_IsFinalizing", &api->is_finalizing)) find(o, "_Py_IsFinalizing", &api->is_finalizing);
+  if (!find(o, "Py_IsFinalizing", &api->is_finalizing))
+    find(o, "_Py_IsFinalizing", &api->is_finalizing);
   if (!find(o, "PyThreadState_GetUnchecked", &api->current_tstate) &&
       !find(o, "_PyThreadState_UncheckedGet", &api->current_tstate))
     return false;
@@ -84,7 +90,8 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
     api->frame_code = legacy_frame_code;
     api->frame_back = legacy_frame_back;
     api->borrowed = true;
-  } else if (!find(o, "PyFrame_GetCode", &api->frame_code) || !find(o, "PyFrame_GetBack", &api->frame_back)) {
+  } else if (!find(o, "PyFrame_GetCode", &api->frame_code) ||
+             !find(o, "PyFrame_GetBack", &api->frame_back)) {
     return false;
   }
   bool ok = find(o, "PyGILState_GetThisThreadState", &api->this_thread_state) &&
@@ -98,7 +105,8 @@ bool fill_api(const dl_phdr_info& o, PyApi* api) {
         find(o, "PyErr_SetRaisedException", &api->err_set_raised))) {
     api->err_get_raised = nullptr;
     api->err_set_raised = nullptr;
-    if (!find(o, "PyErr_Fetch", &api->err_fetch) || !find(o, "PyErr_Restore", &api->err_restore)) return false;
+    if (!find(o, "PyErr_Fetch", &api->err_fetch) || !find(o, "PyErr_Restore", &api->err_restore))
+      return false;
   }
   return true;
 }
@@ -147,8 +155,9 @@ uint32_t intern_attr(const PyApi& py, TraceWriter& writer, void* object, const c
   if (value == nullptr) return format::kNoId;
   ssize_t size = 0;
   const char* text = py.utf8(value, &size);
-  const uint32_t id = text != nullptr && size >= 0 ? writer.intern_string(text, static_cast<size_t>(size))
-                                                   : format::kNoId;
+  const uint32_t id = text != nullptr && size >= 0
+                          ? writer.intern_string(text, static_cast<size_t>(size))
+                          : format::kNoId;
   py.dec_ref(value);
   return id;
 }
@@ -160,7 +169,8 @@ uint32_t capture(TraceWriter& writer) {
   if (api == nullptr) return format::kNoId;
   // Once per trace file (a fork child opens a new one).
   if (format::FileHeader* h = writer.header();
-      h != nullptr && (__atomic_load_n(&h->recorder_flags, __ATOMIC_RELAXED) & format::kRecorderPythonStacks) == 0)
+      h != nullptr &&
+      (__atomic_load_n(&h->recorder_flags, __ATOMIC_RELAXED) & format::kRecorderPythonStacks) == 0)
     __atomic_fetch_or(&h->recorder_flags, format::kRecorderPythonStacks, __ATOMIC_RELAXED);
   const PyApi& py = *api;
   if (!py.is_initialized()) return format::kNoId;
@@ -168,7 +178,8 @@ uint32_t capture(TraceWriter& writer) {
   // This thread must hold the GIL with its own thread state: on 3.8-3.11 the "current" thread
   // state is process-wide (the GIL holder's), so a native thread must not walk it.
   void* tstate = py.current_tstate();
-  if (tstate == nullptr || py.this_thread_state() != tstate || !py.gil_check()) return format::kNoId;
+  if (tstate == nullptr || py.this_thread_state() != tstate || !py.gil_check())
+    return format::kNoId;
 
   // Python code could run below (a collection finalizer): its own dl* calls pass through untraced.
   InternalGuard guard;

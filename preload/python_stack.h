@@ -32,7 +32,8 @@ uint32_t capture(TraceWriter& writer);
 // Inline: without Python, and nothing to probe again, every event pays two loads here.
 inline uint32_t capture_python_stack(TraceWriter& writer) {
   if (python_stack_detail::g_api.load(std::memory_order_relaxed) == nullptr &&
-      objects::python_generation() == python_stack_detail::g_generation.load(std::memory_order_relaxed))
+      objects::python_generation() ==
+          python_stack_detail::g_generation.load(std::memory_order_relaxed))
     return format::kNoId;
   return python_stack_detail::capture(writer);
 }

@@ -14,19 +14,22 @@ namespace dltrace::preload::stack {
 namespace {
 using BacktraceFn = int (*)(void**, int);
 constinit std::atomic<BacktraceFn> g_backtrace{nullptr};
-constinit std::atomic<int> g_state{0};  // 0 = not tried, 1 = loading, 2 = done (g_backtrace may be null)
+constinit std::atomic<int> g_state{
+    0};  // 0 = not tried, 1 = loading, 2 = done (g_backtrace may be null)
 }  // namespace
 
 bool load_unwinder() {
   int expected = 0;
-  if (g_state.load(std::memory_order_acquire) == 2) return g_backtrace.load(std::memory_order_relaxed) != nullptr;
+  if (g_state.load(std::memory_order_acquire) == 2)
+    return g_backtrace.load(std::memory_order_relaxed) != nullptr;
   if (!g_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) return false;
   const RealFunctions& real = real_functions();
   if (real.dlopen != nullptr && real.dlsym != nullptr) {
     InternalGuard guard;  // libunwind's own load (and anything its constructors do) is not traced
     void* h = real.dlopen("libunwind.so.8", RTLD_LOCAL | RTLD_NOW);
     if (h != nullptr) {
-      g_backtrace.store(reinterpret_cast<BacktraceFn>(real.dlsym(h, "unw_backtrace")), std::memory_order_relaxed);
+      g_backtrace.store(reinterpret_cast<BacktraceFn>(real.dlsym(h, "unw_backtrace")),
+                        std::memory_order_relaxed);
     }
   }
   g_state.store(2, std::memory_order_release);
@@ -61,7 +64,8 @@ uint32_t capture(TraceWriter& writer, const void* caller_ip, uint32_t depth) {
     // frame we know.
     ips[count++] = reinterpret_cast<uint64_t>(caller_ip);
   } else {
-    for (int i = first; i < n && count < depth; ++i) ips[count++] = reinterpret_cast<uint64_t>(frames[i]);
+    for (int i = first; i < n && count < depth; ++i)
+      ips[count++] = reinterpret_cast<uint64_t>(frames[i]);
   }
   return writer.intern_stack(ips, count);
 }

@@ -2,14 +2,10 @@
 // no locks, no dl* calls) and include/dltrace/format.h for the layout.
 #include "trace_writer.h"
 
-#include "bounded_text.h"
-#include "run_report.h"
-#include "self_exe.h"
-
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -17,6 +13,10 @@
 #include <unistd.h>
 
 #include <cstddef>
+
+#include "bounded_text.h"
+#include "run_report.h"
+#include "self_exe.h"
 
 namespace dltrace::preload {
 
@@ -39,11 +39,17 @@ constexpr uint64_t kFirstRing = 32 * 1024;
 
 // ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
 template <typename T>
-T fetch_add(T* p, T v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+T fetch_add(T* p, T v) {
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
 template <typename T>
-void store_release(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+void store_release(T* p, T v) {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
 template <typename T>
-void store_relaxed(T* p, T v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+void store_relaxed(T* p, T v) {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
 
 uint64_t now_ns(clockid_t clock) {
   timespec ts{};
@@ -51,8 +57,9 @@ uint64_t now_ns(clockid_t clock) {
   return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
 }
 
-uint64_t round_up(uint64_t v, uint64_t to) { return (v + to - 1) / to * to; }
-
+uint64_t round_up(uint64_t v, uint64_t to) {
+  return (v + to - 1) / to * to;
+}
 
 // strerrordesc_np: the untranslated text, no locale machinery, no allocation.
 const char* error_text(int err) {
@@ -67,10 +74,14 @@ void set_error(char* error, size_t error_size, const char* what, const char* pat
 }
 
 void add_size(Text& t, uint64_t bytes) {
-  if (bytes % (1u << 30) == 0) t.add(bytes >> 30).add(" GiB");
-  else if (bytes % (1u << 20) == 0) t.add(bytes >> 20).add(" MiB");
-  else if (bytes % (1u << 10) == 0) t.add(bytes >> 10).add(" KiB");
-  else t.add(bytes).add(" bytes");
+  if (bytes % (1u << 30) == 0)
+    t.add(bytes >> 30).add(" GiB");
+  else if (bytes % (1u << 20) == 0)
+    t.add(bytes >> 20).add(" MiB");
+  else if (bytes % (1u << 10) == 0)
+    t.add(bytes >> 10).add(" KiB");
+  else
+    t.add(bytes).add(" bytes");
 }
 
 // Expands %p, %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.
@@ -118,7 +129,8 @@ bool with_suffix(const char* base, uint64_t n, char* out, size_t out_size) {
   size_t len = strlen(base);
   const char* ext = ".trace";
   size_t ext_len = 6;
-  bool has_ext = len > ext_len && strcmp(base + len - ext_len, ext) == 0 && base[len - ext_len - 1] != '/';
+  bool has_ext =
+      len > ext_len && strcmp(base + len - ext_len, ext) == 0 && base[len - ext_len - 1] != '/';
   size_t stem = has_ext ? len - ext_len : len;
   t.add(base, stem).add(".").add(uint64_t(n));
   if (has_ext) t.add(ext);
@@ -264,8 +276,8 @@ int TraceWriter::create_fallback(const char* base) {
   return fd;
 }
 
-bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth,
-                       char* error, size_t error_size) {
+bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth, char* error,
+                       size_t error_size) {
   if (error && error_size) error[0] = '\0';
   if (header_) {
     Text(error, error_size).add("trace file already open: ").add(path_);
@@ -322,7 +334,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   }
 
   // Layout: see "Sizing" in format.h.
-  uint64_t file_size = round_up(buffer_size < format::kMinBufferSize ? format::kMinBufferSize : buffer_size, kPage);
+  uint64_t file_size =
+      round_up(buffer_size < format::kMinBufferSize ? format::kMinBufferSize : buffer_size, kPage);
   uint64_t catalog_min = file_size / 4 > kMinCatalog ? round_up(file_size / 4, kPage) : kMinCatalog;
   uint64_t ring_room = (file_size - format::kHeaderSize - catalog_min) / format::kSlotSize;
   uint64_t slot_count = 1;
@@ -441,7 +454,9 @@ void TraceWriter::close() {
 
 // The child's mapping is its own after fork (munmap does not touch the file), and the tables are
 // private copies: dropping both leaves the parent's trace untouched.
-void TraceWriter::abandon_after_fork() { close(); }
+void TraceWriter::abandon_after_fork() {
+  close();
+}
 
 // ---- backing the file ahead of the writers ----
 
@@ -453,7 +468,9 @@ namespace {
 // Zeros to write from: .bss, so it costs address space, not memory.
 char g_zeros[1 << 16];
 
-bool disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
+bool disk_full(int err) {
+  return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
 
 }  // namespace
 
@@ -521,8 +538,8 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
                                     __ATOMIC_RELAXED)) {
       const uint64_t have = __atomic_load_n(backed, __ATOMIC_ACQUIRE);
       if (have < needed_end) {
-        uint64_t want = round_up(needed_end > have + kBackingChunk ? needed_end : have + kBackingChunk,
-                                 kBackingChunk);
+        uint64_t want = round_up(
+            needed_end > have + kBackingChunk ? needed_end : have + kBackingChunk, kBackingChunk);
         if (want > region_size) want = region_size;
         if (back_range(region_offset + have, want - have)) {
           __atomic_store_n(backed, want, __ATOMIC_RELEASE);
@@ -568,7 +585,8 @@ uint64_t TraceWriter::reserve_catalog(uint64_t total) {
   return off;
 }
 
-void TraceWriter::commit_catalog(uint64_t off, format::CatalogType type, uint32_t id, uint64_t total) {
+void TraceWriter::commit_catalog(uint64_t off, format::CatalogType type, uint32_t id,
+                                 uint64_t total) {
   auto* e = reinterpret_cast<CatalogEntryHeader*>(catalog_ + off);
   e->size = uint32_t(total);
   e->id = id;
@@ -729,7 +747,8 @@ void TraceWriter::write_process(const char* exe, const char* cwd, int argc, cons
 uint32_t TraceWriter::add_object(const format::ObjectLoadEntry& entry) {
   if (!header_) return format::kNoId;
   uint32_t id = fetch_add(&header_->next_object_id, uint32_t{1});
-  return append_catalog(format::CatalogType::kObjectLoad, id, &entry, sizeof entry, nullptr, 0, nullptr);
+  return append_catalog(format::CatalogType::kObjectLoad, id, &entry, sizeof entry, nullptr, 0,
+                        nullptr);
 }
 
 void TraceWriter::object_unloaded(uint32_t object_id, uint64_t seq) {
@@ -743,7 +762,8 @@ void TraceWriter::object_promoted(uint32_t object_id, uint64_t seq) {
 }
 
 void TraceWriter::add_override(const format::OverrideEntry& entry) {
-  append_catalog(format::CatalogType::kOverride, format::kNoId, &entry, sizeof entry, nullptr, 0, nullptr);
+  append_catalog(format::CatalogType::kOverride, format::kNoId, &entry, sizeof entry, nullptr, 0,
+                 nullptr);
 }
 
 void TraceWriter::set_config_path(const char* path) {
@@ -758,7 +778,6 @@ uint64_t TraceWriter::reserve_seq() {
   return header_ ? fetch_add(&header_->next_seq, uint64_t{1}) : 0;
 }
 
-
 void TraceWriter::commit(format::EventSlot& slot) {
   if (!header_ || slot.seq == 0) return;
   // Checksum and copy straight from the caller's slot: a staging copy costs more (~8 ns) in
@@ -766,7 +785,8 @@ void TraceWriter::commit(format::EventSlot& slot) {
   slot.checksum = format::slot_checksum(reinterpret_cast<const unsigned char*>(&slot) + 16);
   const uint64_t seq = slot.seq;
   const uint64_t index = (seq - 1) & slot_mask_;
-  if (__builtin_expect(index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0))
+  if (__builtin_expect(
+          index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0))
     return commit_unbacked(slot, index);
   auto* dst = reinterpret_cast<uint64_t*>(ring_ + index);
   // Claim the slot by swapping its seq for kSlotBusy: a reader (or a crash) between here and the
@@ -783,7 +803,8 @@ void TraceWriter::commit(format::EventSlot& slot) {
 
 // Past the backed frontier: back the ring up to this slot first (or drop the event on a full
 // disk: it is counted as dropped), then commit as usual.
-__attribute__((noinline)) void TraceWriter::commit_unbacked(format::EventSlot& slot, uint64_t index) {
+__attribute__((noinline)) void TraceWriter::commit_unbacked(format::EventSlot& slot,
+                                                            uint64_t index) {
   if (!ensure_backed(&backed_ring_, (index + 1) * format::kSlotSize, header_->ring_offset,
                      (slot_mask_ + 1) * format::kSlotSize))
     return;

@@ -45,7 +45,8 @@ class TraceWriter {
   void abandon_after_fork();
 
   // Interning: returns the id (format::kNoId if the catalog is full).
-  // `stored`, if given, receives the catalog's NUL-terminated copy (valid while epoch() is the same).
+  // `stored`, if given, receives the catalog's NUL-terminated copy (valid while epoch() is the
+  // same).
   uint32_t intern_string(const char* text, size_t length, const char** stored = nullptr);
   uint32_t intern_string(const char* text);  // NUL-terminated; nullptr -> kNoId
   // Changes with every open(): catalog pointers from an earlier file (before fork) are stale.
@@ -107,7 +108,7 @@ class TraceWriter {
   unsigned char* base_ = nullptr;  // the whole mapping (header_ once published)
   uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write
   uint64_t file_ino_ = 0;
-  char abs_path_[4096] = {};       // path_ made absolute at creation (the program may chdir)
+  char abs_path_[4096] = {};     // path_ made absolute at creation (the program may chdir)
   uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start
   uint64_t backed_ring_ = 0;     // ring bytes backed, from the ring's start
   int extending_ = 0;            // one thread backs at a time

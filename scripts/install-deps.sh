@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  clang-format  # scripts/check-format.sh, run by ctest
   binutils file
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind-dev

@@ -1,10 +1,9 @@
 /* host SCRIPT.lua: an application that embeds Lua by linking liblua5.4.a statically, and lets
  * scripts load C modules with `require`. Runs the script; on a Lua error prints it and exits 1. */
-#include <stdio.h>
-
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <stdio.h>
 
 int main(int argc, char** argv) {
   if (argc != 2) {

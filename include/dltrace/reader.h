@@ -39,7 +39,7 @@ struct ProcessInfo {
   uint64_t end_monotonic_ns = 0;
   uint32_t stack_depth = 0;
   uint32_t recorder_flags = 0;
-  std::string config;  // override config path, empty if none
+  std::string config;                          // override config path, empty if none
   std::optional<std::string> ld_library_path;  // LD_LIBRARY_PATH at start-up, if set
 };
 
@@ -77,12 +77,13 @@ struct OverrideRecord {
 
 // What the reader could not read, and why. Never fatal once the header is valid.
 struct Recovery {
-  bool truncated = false;         // the file is shorter than its header says
-  uint64_t torn_events = 0;       // slots reserved but never committed, or failing the checksum
-  uint64_t dropped_events = 0;    // seqs handed out whose events are not readable (overwritten or torn)
-  uint64_t corrupt_catalog = 0;   // catalog bytes skipped because they did not check out
-  uint64_t catalog_dropped = 0;   // catalog entries the recorder could not fit (from the header)
-  std::vector<std::string> notes; // one human-readable sentence per problem
+  bool truncated = false;    // the file is shorter than its header says
+  uint64_t torn_events = 0;  // slots reserved but never committed, or failing the checksum
+  uint64_t dropped_events =
+      0;  // seqs handed out whose events are not readable (overwritten or torn)
+  uint64_t corrupt_catalog = 0;    // catalog bytes skipped because they did not check out
+  uint64_t catalog_dropped = 0;    // catalog entries the recorder could not fit (from the header)
+  std::vector<std::string> notes;  // one human-readable sentence per problem
   bool clean() const {
     return !truncated && torn_events == 0 && corrupt_catalog == 0 && catalog_dropped == 0;
   }

@@ -1,2 +1,4 @@
-int bench_lookup_fn(int x) { return x + 1; }
+int bench_lookup_fn(int x) {
+  return x + 1;
+}
 int bench_lookup_value = 1;

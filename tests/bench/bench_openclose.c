@@ -1,1 +1,3 @@
-int bench_openclose_fn(int x) { return x + 2; }
+int bench_openclose_fn(int x) {
+  return x + 2;
+}

@@ -8,6 +8,7 @@
 //           the preload's dltrace_set_stack_depth() when it exports it.
 //
 // Benchmark names are GROUP/VARIANT; run_benchmarks.sh turns them into a native-vs-traced table.
+#include <benchmark/benchmark.h>
 #include <dlfcn.h>
 
 #include <atomic>
@@ -15,8 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <benchmark/benchmark.h>
 
 namespace {
 
@@ -88,15 +87,17 @@ void floor_two_tsc_reads(benchmark::State& state) {
 
 std::atomic<uint64_t> g_floor_seq{0};
 void floor_seq_reserve(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(g_floor_seq.fetch_add(1, std::memory_order_relaxed));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(g_floor_seq.fetch_add(1, std::memory_order_relaxed));
 }
 
 void register_group(const std::string& group, void (*body)(benchmark::State&, int)) {
   benchmark::RegisterBenchmark((group + "/native").c_str(), body, -1);
   if (set_stack_depth != nullptr) {
     benchmark::RegisterBenchmark((group + "/traced_stacks_off").c_str(), body, 0);
-    benchmark::RegisterBenchmark((group + "/traced_stacks_" + std::to_string(kDefaultDepth)).c_str(),
-                                 body, int(kDefaultDepth));
+    benchmark::RegisterBenchmark(
+        (group + "/traced_stacks_" + std::to_string(kDefaultDepth)).c_str(), body,
+        int(kDefaultDepth));
   } else {
     benchmark::RegisterBenchmark((group + "/traced").c_str(), body, -2);
   }
@@ -118,13 +119,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   preload_active = reinterpret_cast<void*>(native_dlsym) != reinterpret_cast<void*>(&dlsym);
-  set_stack_depth = reinterpret_cast<SetDepthFn>(native_dlsym(RTLD_DEFAULT, "dltrace_set_stack_depth"));
+  set_stack_depth =
+      reinterpret_cast<SetDepthFn>(native_dlsym(RTLD_DEFAULT, "dltrace_set_stack_depth"));
   if (!preload_active)
-    std::fprintf(stderr, "dl_bench: WARNING: dlsym is not interposed (no preload): "
-                         "\"traced\" numbers are native\n");
+    std::fprintf(stderr,
+                 "dl_bench: WARNING: dlsym is not interposed (no preload): "
+                 "\"traced\" numbers are native\n");
   else if (set_stack_depth == nullptr)
-    std::fprintf(stderr, "dl_bench: the preload does not export dltrace_set_stack_depth: "
-                         "stack on/off variants skipped, \"traced\" uses DLTRACE_STACK_DEPTH\n");
+    std::fprintf(stderr,
+                 "dl_bench: the preload does not export dltrace_set_stack_depth: "
+                 "stack on/off variants skipped, \"traced\" uses DLTRACE_STACK_DEPTH\n");
   lookup_handle = dlopen(BENCH_LOOKUP_LIB, RTLD_NOW | RTLD_LOCAL);
   if (lookup_handle == nullptr) {
     std::fprintf(stderr, "dl_bench: %s\n", dlerror());
@@ -137,12 +141,10 @@ int main(int argc, char** argv) {
   register_group("dlsym_handle_missing", [](benchmark::State& s, int v) {
     dlsym_loop(s, v, lookup_handle, "bench_no_such_symbol", false);
   });
-  register_group("dlsym_default", [](benchmark::State& s, int v) {
-    dlsym_loop(s, v, RTLD_DEFAULT, "fopen", true);
-  });
-  register_group("dlsym_next", [](benchmark::State& s, int v) {
-    dlsym_loop(s, v, RTLD_NEXT, "fopen", true);
-  });
+  register_group("dlsym_default",
+                 [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_DEFAULT, "fopen", true); });
+  register_group("dlsym_next",
+                 [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_NEXT, "fopen", true); });
   register_group("dlopen_dlclose", dlopen_dlclose_loop);
   benchmark::RegisterBenchmark("floor/two_tsc_reads", floor_two_tsc_reads);
   benchmark::RegisterBenchmark("floor/seq_reserve", floor_seq_reserve);

@@ -5,6 +5,7 @@
 // items_per_second = events per second. Target: >= 2M events/s with 32-frame stacks.
 //
 //   build/bench/export_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,8 +14,6 @@
 #include <map>
 #include <memory>
 #include <string>
-
-#include <benchmark/benchmark.h>
 
 #include "big_trace.h"
 #include "dltrace/reader.h"
@@ -73,8 +72,8 @@ Traces& traces() {
   return t;
 }
 
-// Args: stack depth recorded in the trace, whether the export includes stacks, json (0) / jsonl (1),
-// whether frames are symbolized (0: --no-symbols).
+// Args: stack depth recorded in the trace, whether the export includes stacks, json (0) / jsonl
+// (1), whether frames are symbolized (0: --no-symbols).
 void BM_Export(benchmark::State& state) {
   const auto depth = static_cast<uint32_t>(state.range(0));
   std::string error;
@@ -86,8 +85,8 @@ void BM_Export(benchmark::State& state) {
   dltrace::viewer::JsonExportOptions options;
   options.stacks = state.range(1) != 0;
   options.symbolize = state.range(3) != 0;
-  options.flavor = state.range(2) ? dltrace::viewer::JsonFlavor::kJsonl
-                                  : dltrace::viewer::JsonFlavor::kJson;
+  options.flavor =
+      state.range(2) ? dltrace::viewer::JsonFlavor::kJsonl : dltrace::viewer::JsonFlavor::kJson;
   // The output goes where `export -o /dev/null` sends it: a FILE* on a descriptor (the writer
   // hands large cached fragments to writev) that discards it.
   std::FILE* out = std::fopen("/dev/null", "w");
@@ -115,13 +114,13 @@ void BM_Export(benchmark::State& state) {
 
 BENCHMARK(BM_Export)
     ->ArgNames({"depth", "stacks", "jsonl", "symbols"})
-    ->Args({16, 1, 0, 1})   // 16-frame stacks, exported
-    ->Args({32, 1, 0, 1})   // the recorder's default depth
-    ->Args({16, 0, 0, 1})   // --no-stacks
-    ->Args({0, 0, 0, 1})    // a trace recorded without stacks
-    ->Args({16, 1, 1, 1})   // jsonl
-    ->Args({32, 1, 1, 1})   // jsonl at the recorder's default depth
-    ->Args({32, 1, 0, 0})   // --no-symbols: without the debug-info lookups (fixed per export)
+    ->Args({16, 1, 0, 1})  // 16-frame stacks, exported
+    ->Args({32, 1, 0, 1})  // the recorder's default depth
+    ->Args({16, 0, 0, 1})  // --no-stacks
+    ->Args({0, 0, 0, 1})   // a trace recorded without stacks
+    ->Args({16, 1, 1, 1})  // jsonl
+    ->Args({32, 1, 1, 1})  // jsonl at the recorder's default depth
+    ->Args({32, 1, 0, 0})  // --no-symbols: without the debug-info lookups (fixed per export)
     ->Unit(benchmark::kMillisecond);  // rates from CPU time: the machine is shared
 
 }  // namespace

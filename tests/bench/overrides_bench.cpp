@@ -3,6 +3,7 @@
 // resolution cache, a name matched by nothing, and an absolute path. Target: < 1 us per call.
 //
 //   BUILD/bench/overrides_bench [--benchmark_min_time=...]
+#include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -10,16 +11,18 @@
 #include <fstream>
 #include <string>
 
-#include <benchmark/benchmark.h>
-
 #include "overrides.h"
 
 using namespace dltrace::preload;
 
 namespace {
 
-int code_in_this_executable() { return 1; }
-const void* caller_ip() { return reinterpret_cast<const void*>(&code_in_this_executable); }
+int code_in_this_executable() {
+  return 1;
+}
+const void* caller_ip() {
+  return reinterpret_cast<const void*>(&code_in_this_executable);
+}
 
 void BM_NoConfig(benchmark::State& state) {
   OverrideResult r;
@@ -60,10 +63,18 @@ std::string write_hundred_rules() {
   for (int i = 0; i < 97; ++i) {
     f << "[[override]]\n";
     switch (i % 4) {
-      case 0: f << "match = \"libnomatch" << i << ".so\"\n"; break;
-      case 1: f << "match = \"libnomatch" << i << "*.so*\"\n"; break;
-      case 2: f << "match = \"/opt/nomatch" << i << "/*.so\"\n"; break;
-      default: f << "match = \"*\"\ncaller = \"libnotthecaller" << i << "*.so\"\n"; break;
+      case 0:
+        f << "match = \"libnomatch" << i << ".so\"\n";
+        break;
+      case 1:
+        f << "match = \"libnomatch" << i << "*.so*\"\n";
+        break;
+      case 2:
+        f << "match = \"/opt/nomatch" << i << "/*.so\"\n";
+        break;
+      default:
+        f << "match = \"*\"\ncaller = \"libnotthecaller" << i << "*.so\"\n";
+        break;
     }
     f << "add = [\"RTLD_NODELETE\"]\n";
   }
@@ -79,7 +90,8 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   benchmark::RegisterBenchmark("overrides/no_config", BM_NoConfig);
   benchmark::RegisterBenchmark("overrides/100_rules/soname_match", BM_HundredRules, "libz.so");
-  benchmark::RegisterBenchmark("overrides/100_rules/no_match", BM_HundredRules, "libnomatch-at-all.so");
+  benchmark::RegisterBenchmark("overrides/100_rules/no_match", BM_HundredRules,
+                               "libnomatch-at-all.so");
   benchmark::RegisterBenchmark("overrides/100_rules/absolute_path", BM_HundredRules,
                                "/usr/lib/x86_64-linux-gnu/libz.so.1");
   benchmark::RunSpecifiedBenchmarks();

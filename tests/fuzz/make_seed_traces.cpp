@@ -41,10 +41,12 @@ bool write_trace(const std::string& path, int events, bool wrap) {
     std::string lib = "libplugin" + std::to_string(i % 3) + ".so";
     e.name = w.intern_string(lib.c_str());
     e.version = format::kNoId;
-    e.error = i % 4 == 3 ? w.intern_string("libplugin3.so: cannot open shared object file") : format::kNoId;
+    e.error = i % 4 == 3 ? w.intern_string("libplugin3.so: cannot open shared object file")
+                         : format::kNoId;
     uint64_t ips[3] = {0x400100 + i % 2, 0x7f0000000100, 0x400200};
     e.stack = w.intern_stack(ips, 3);
-    format::PyFrame frame{w.intern_string("app.py"), w.intern_string("<module>"), int32_t(i % 7), 0};
+    format::PyFrame frame{w.intern_string("app.py"), w.intern_string("<module>"), int32_t(i % 7),
+                          0};
     e.py_stack = w.intern_py_stack(&frame, 1);
     e.caller_object = exe_id;
     e.caller_ip = 0x400100;
@@ -60,8 +62,10 @@ bool write_trace(const std::string& path, int events, bool wrap) {
       o.map_end = o.map_start + 0x10000;
       e.object = w.add_object(o);
       w.add_override({seq, 3, 1, 0x101, 0});
-      if (i % 10 == 0) w.object_unloaded(e.object, seq + 2);
-      else w.object_promoted(e.object, seq + 1);
+      if (i % 10 == 0)
+        w.object_unloaded(e.object, seq + 2);
+      else
+        w.object_promoted(e.object, seq + 1);
     }
     e.address = 0x7f0000000100;
     w.commit(e);
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string dir = argv[1];
-  bool ok = write_trace(dir + "/small.trace", 12, false) && write_trace(dir + "/wrapped.trace", 0, true);
+  bool ok =
+      write_trace(dir + "/small.trace", 12, false) && write_trace(dir + "/wrapped.trace", 0, true);
   return ok ? 0 : 1;
 }

@@ -9,8 +9,12 @@ namespace {
 
 // Keeps the compiler from dropping reads whose results are otherwise unused.
 volatile uint64_t g_sink;
-void use(uint64_t v) { g_sink = g_sink + v; }
-void use(std::string_view s) { use(s.size() + (s.empty() ? 0 : uint8_t(s.front()) + uint8_t(s.back()))); }
+void use(uint64_t v) {
+  g_sink = g_sink + v;
+}
+void use(std::string_view s) {
+  use(s.size() + (s.empty() ? 0 : uint8_t(s.front()) + uint8_t(s.back())));
+}
 
 void touch_ids(const dltrace::TraceReader& r, const dltrace::format::EventSlot& e) {
   for (uint32_t id : {e.name, e.version, e.error}) {

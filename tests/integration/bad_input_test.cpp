@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -14,8 +15,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -26,8 +25,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct SplitErr {
-  std::string rest;                 // stderr without the dltrace: lines
-  std::vector<std::string> dltrace; // the dltrace: lines
+  std::string rest;                  // stderr without the dltrace: lines
+  std::vector<std::string> dltrace;  // the dltrace: lines
 };
 
 SplitErr split_stderr(const std::string& err) {
@@ -51,9 +50,11 @@ SplitErr split_stderr(const std::string& err) {
 std::vector<std::string> require_same_plus_lines(const ProcessResult& plain,
                                                  const ProcessResult& traced, size_t lines) {
   INFO("untraced: exit " << plain.exit_code << " signal " << plain.signal << "\nstdout:\n"
-                         << plain.out << "stderr:\n" << plain.err);
+                         << plain.out << "stderr:\n"
+                         << plain.err);
   INFO("traced: exit " << traced.exit_code << " signal " << traced.signal << "\nstdout:\n"
-                       << traced.out << "stderr:\n" << traced.err);
+                       << traced.out << "stderr:\n"
+                       << traced.err);
   CHECK(traced.exit_code == plain.exit_code);
   CHECK(traced.signal == plain.signal);
   CHECK(traced.out == plain.out);
@@ -63,7 +64,9 @@ std::vector<std::string> require_same_plus_lines(const ProcessResult& plain,
   return s.dltrace;
 }
 
-std::vector<std::string> program() { return {fixture("rt_exit3"), "arg"}; }
+std::vector<std::string> program() {
+  return {fixture("rt_exit3"), "arg"};
+}
 
 ProcessResult plain_run() {
   settle_fixtures();
@@ -96,7 +99,9 @@ std::string error_line_for(const std::string& output, RunOptions opts = {}) {
   return lines.empty() ? std::string() : lines[0];
 }
 
-bool dir_is_empty(const std::string& dir) { return fs::is_empty(dir); }
+bool dir_is_empty(const std::string& dir) {
+  return fs::is_empty(dir);
+}
 
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
@@ -132,15 +137,14 @@ TEST_CASE("unusable output path: program unaffected, one dltrace: line", "[runti
     std::string ro = dir + "/ro";
     REQUIRE(mkdir(ro.c_str(), 0555) == 0);
     settle_fixtures();
-    std::vector<std::string> as_nobody = {"setpriv", "--reuid=65534", "--regid=65534",
-                                          "--clear-groups", "--", "env"};
+    std::vector<std::string> as_nobody = {
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "env"};
     std::vector<std::string> plain_argv = as_nobody;
     for (const auto& a : program()) plain_argv.push_back(a);
     ProcessResult plain = run(plain_argv);
     if (plain.exit_code != 3) {
-      WARN("cannot run the fixture as nobody via setpriv (exit " << plain.exit_code << ": "
-                                                                 << plain.err
-                                                                 << "); read-only case not tested");
+      WARN("cannot run the fixture as nobody via setpriv (exit "
+           << plain.exit_code << ": " << plain.err << "); read-only case not tested");
       return;
     }
     // A name of our own: the trace goes to nobody's fallback directory, shared by every test run.
@@ -168,7 +172,8 @@ TEST_CASE("unusable output path: program unaffected, one dltrace: line", "[runti
   }
 }
 
-TEST_CASE("bad DLTRACE_BUFFER_SIZE: program unaffected, one dltrace: line", "[runtime][bad_input]") {
+TEST_CASE("bad DLTRACE_BUFFER_SIZE: program unaffected, one dltrace: line",
+          "[runtime][bad_input]") {
   for (const char* value : {"banana", "0", "12Q", "-5M"}) {
     SECTION(std::string("DLTRACE_BUFFER_SIZE=") + value) {
       std::string dir = temp_dir("bufsize");
@@ -222,7 +227,8 @@ TEST_CASE("bad DLTRACE_CONFIG: program runs untouched, one dltrace: line", "[run
       ProcessResult traced = run_traced(program(), dir + "/missing.trace", opts);
       SplitErr s = split_stderr(traced.err);
       INFO("stderr: " << traced.err);
-      if (std::string(quiet) == "1") require_same_plus_lines(plain, traced, 1);
+      if (std::string(quiet) == "1")
+        require_same_plus_lines(plain, traced, 1);
       else {
         CHECK(traced.exit_code == plain.exit_code);
         CHECK(traced.out == plain.out);

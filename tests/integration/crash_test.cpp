@@ -7,14 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -95,7 +94,8 @@ KilledRun run_and_kill(const std::vector<std::string>& argv, const std::string& 
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   char buf[65536];
   for (;;) {
-    if (!killed && (count_markers(r.out) >= stop_after || r.out.find("waiting\n") != std::string::npos)) {
+    if (!killed &&
+        (count_markers(r.out) >= stop_after || r.out.find("waiting\n") != std::string::npos)) {
       kill(pid, SIGKILL);
       killed = true;
     }
@@ -136,8 +136,8 @@ TEST_CASE("a process that dies by a signal keeps every committed event", "[runti
       std::vector<std::string> argv = {fixture("rt_crash"), c.mode, std::to_string(n)};
       DifferentialResult d = run_differential(argv);
       INFO("untraced: exit " << d.plain.exit_code << " signal " << d.plain.signal);
-      INFO("traced: exit " << d.traced.exit_code << " signal " << d.traced.signal << " stderr: "
-                           << d.traced.err);
+      INFO("traced: exit " << d.traced.exit_code << " signal " << d.traced.signal
+                           << " stderr: " << d.traced.err);
       REQUIRE(d.plain.signal == c.signal);
       // The traced process dies of the same signal, after the same output.
       CHECK(d.traced.signal == d.plain.signal);

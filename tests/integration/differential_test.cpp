@@ -4,11 +4,10 @@
 // behaviour, so that a broken fixture cannot make a test pass, and one test runs the fixtures
 // under a deliberately naive interposer to prove that these comparisons do detect a wrapper that
 // changes the caller.
+#include <catch2/catch.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -49,18 +48,10 @@ DifferentialResult same(const std::vector<std::string>& argv, RunOptions opts = 
 // Every program invocation of this file, for the stress and the mutation tests.
 std::vector<std::vector<std::string>> differential_invocations() {
   std::vector<std::vector<std::string>> all = {
-      {fixture("diff_next")},
-      {fixture("diff_dlmopen")},
-      {fixture("diff_unload"), "all"},
-      {fixture("diff_symver_old")},
-      {fixture("diff_symver_new")},
-      {fixture("diff_nested")},
-      {fixture("diff_early")},
-      {fixture("diff_record")},
-      {fixture("diff_unwind")},
-      {fixture("diff_noret")},
-      {fixture("diff_next_nopie")},
-      {fixture("diff_churn")},
+      {fixture("diff_next")},       {fixture("diff_dlmopen")},    {fixture("diff_unload"), "all"},
+      {fixture("diff_symver_old")}, {fixture("diff_symver_new")}, {fixture("diff_nested")},
+      {fixture("diff_early")},      {fixture("diff_record")},     {fixture("diff_unwind")},
+      {fixture("diff_noret")},      {fixture("diff_next_nopie")}, {fixture("diff_churn")},
   };
   for (const char* s : {"runpath-bare", "rpath-bare", "runpath-origin", "rpath-origin",
                         "runpath-lazy-global", "exe-bare", "exe-origin", "lib-then-exe-origin"})
@@ -81,14 +72,14 @@ TEST_CASE("RTLD_NEXT through three linked libraries and a dlopen'ed group", "[di
   CHECK(line(o, "a: ") == "a: RTLD_NEXT who -> next_b");
   CHECK(line(o, "b: ") == "b: RTLD_NEXT who -> next_c");
   // Nothing after c: the error names c (the caller), not the preload.
-  CHECK(line(o, "c: ") == "c: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_c.so") +
-                              ": undefined symbol: who]");
+  CHECK(line(o, "c: ") ==
+        "c: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_c.so") + ": undefined symbol: who]");
   CHECK(line(o, "after chain") == "after chain: dlerror=(null)");
   CHECK(line(o, "dlopen d: ") == "dlopen d: ok");
   // Inside the RTLD_LOCAL group d -> e: RTLD_NEXT walks the group's local scope.
   CHECK(line(o, "d: ") == "d: RTLD_NEXT who -> next_e");
-  CHECK(line(o, "e: ") == "e: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_e.so") +
-                              ": undefined symbol: who]");
+  CHECK(line(o, "e: ") ==
+        "e: RTLD_NEXT who -> NULL [" + fixture("libdiff_next_e.so") + ": undefined symbol: who]");
   CHECK(line(o, "handle d: who") == "handle d: who -> next_d");
 }
 
@@ -99,27 +90,33 @@ TEST_CASE("bare-name and $ORIGIN dlopen from a library with RUNPATH or RPATH", "
   };
   const std::string plugin_ok = "plugin says diff_plugin, defined in libdiff_plugin.so";
   std::vector<Expect> cases = {
-      {"runpath-bare", {"loader_runpath bare: ok", "loader_runpath: dlerror=(null)",
-                        "loader_runpath bare: " + plugin_ok}},
-      {"rpath-bare", {"loader_rpath bare: ok", "loader_rpath: dlerror=(null)",
-                      "loader_rpath bare: " + plugin_ok}},
-      {"runpath-origin", {"loader_runpath origin: ok", "loader_runpath: dlerror=(null)",
-                          "loader_runpath origin: " + plugin_ok}},
-      {"rpath-origin", {"loader_rpath origin: ok", "loader_rpath: dlerror=(null)",
-                        "loader_rpath origin: " + plugin_ok}},
-      {"runpath-lazy-global", {"loader_runpath bare lazy global: ok",
-                               "loader_runpath bare lazy global: " + plugin_ok}},
+      {"runpath-bare",
+       {"loader_runpath bare: ok", "loader_runpath: dlerror=(null)",
+        "loader_runpath bare: " + plugin_ok}},
+      {"rpath-bare",
+       {"loader_rpath bare: ok", "loader_rpath: dlerror=(null)",
+        "loader_rpath bare: " + plugin_ok}},
+      {"runpath-origin",
+       {"loader_runpath origin: ok", "loader_runpath: dlerror=(null)",
+        "loader_runpath origin: " + plugin_ok}},
+      {"rpath-origin",
+       {"loader_rpath origin: ok", "loader_rpath: dlerror=(null)",
+        "loader_rpath origin: " + plugin_ok}},
+      {"runpath-lazy-global",
+       {"loader_runpath bare lazy global: ok", "loader_runpath bare lazy global: " + plugin_ok}},
       // Negative controls: the executable itself cannot reach the plugin, so the library really
       // is the only caller that finds it.
-      {"exe-bare", {"exe exe-bare: failed",
-                    "exe: dlerror=libdiff_plugin.so: cannot open shared object file: No such file "
-                    "or directory"}},
-      {"exe-origin", {"exe exe-origin: failed",
-                      "exe: dlerror=$ORIGIN/plugins/libdiff_plugin.so: cannot open shared object "
-                      "file: No such file or directory"}},
+      {"exe-bare",
+       {"exe exe-bare: failed",
+        "exe: dlerror=libdiff_plugin.so: cannot open shared object file: No such file "
+        "or directory"}},
+      {"exe-origin",
+       {"exe exe-origin: failed",
+        "exe: dlerror=$ORIGIN/plugins/libdiff_plugin.so: cannot open shared object "
+        "file: No such file or directory"}},
       // Loaded objects are matched by the unexpanded name.
-      {"lib-then-exe-origin", {"loader_runpath origin: ok", "exe origin after lib: ok",
-                               "exe: dlerror=(null)"}},
+      {"lib-then-exe-origin",
+       {"loader_runpath origin: ok", "exe origin after lib: ok", "exe: dlerror=(null)"}},
   };
   for (const auto& c : cases) {
     SECTION(c.scenario) {
@@ -211,8 +208,7 @@ TEST_CASE("dlerror sequences", "[differential]") {
        {"main: failing dlsym NULL", "thread: failing dlsym NULL",
         "main, after thread's failure: dlerror=" + prog + ": undefined symbol: diff_main_missing",
         "main: succeeding dlsym non-NULL",
-        "thread, after main's success: dlerror=" + prog +
-            ": undefined symbol: diff_thread_missing",
+        "thread, after main's success: dlerror=" + prog + ": undefined symbol: diff_thread_missing",
         "thread: succeeding dlsym non-NULL", "main, after thread's success: dlerror=(null)"}},
   };
   auto check_in_order = [](const std::string& out, const std::vector<std::string>& lines) {
@@ -291,7 +287,8 @@ TEST_CASE("dlclose really unloads after dlsym; RTLD_DEFAULT pinning follows the 
           "pin2 after its dlclose (pincaller holds it): loaded");
     CHECK(line(o, "pincaller after dlclose") == "pincaller after dlclose: not loaded");
     // A dependency, not NODELETE: it goes with its user. A wrapper as caller would pin it.
-    CHECK(line(o, "pin2 after pincaller's dlclose") == "pin2 after pincaller's dlclose: not loaded");
+    CHECK(line(o, "pin2 after pincaller's dlclose") ==
+          "pin2 after pincaller's dlclose: not loaded");
   }
   SECTION("all") {
     DifferentialResult d = same({fixture("diff_unload"), "all"});
@@ -353,9 +350,9 @@ TEST_CASE("dl* calls made before the recorder's constructor ran", "[differential
   const std::string& o = d.plain.out;
   CHECK(line(o, "early ctor: dlopen plugin") == "early ctor: dlopen plugin ok");
   CHECK(line(o, "early ctor: plugin says") == "early ctor: plugin says diff_plugin");
-  CHECK(line(o, "early ctor missing") == "early ctor missing: dlerror=" +
-                                             fixture("libdiff_early.so") +
-                                             ": undefined symbol: diff_early_missing");
+  CHECK(line(o, "early ctor missing") ==
+        "early ctor missing: dlerror=" + fixture("libdiff_early.so") +
+            ": undefined symbol: diff_early_missing");
   CHECK(line(o, "early ctor: RTLD_NEXT puts") == "early ctor: RTLD_NEXT puts in libc.so.6");
   CHECK(line(o, "main: early value") == "main: early value 8");
   CHECK(line(o, "main: plugin symbol") == "main: plugin symbol in global scope: no");
@@ -368,7 +365,7 @@ TEST_CASE("a caller without a clean ret gadget or unwind tables", "[differential
   CHECK(line(o, "noret origin dlopen") == "noret origin dlopen: ok");
   CHECK(line(o, "noret RTLD_NEXT who") == "noret RTLD_NEXT who -> next_a");
   CHECK(line(o, "noret default") == "noret default: dlerror=" + fixture("libdiff_noret.so") +
-                                         ": undefined symbol: diff_noret_missing");
+                                        ": undefined symbol: diff_noret_missing");
   CHECK(line(o, "noret dlvsym RTLD_NEXT") == "noret dlvsym RTLD_NEXT puts in libc.so.6");
 }
 

@@ -7,12 +7,11 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -26,7 +25,9 @@ const char* const kNumpyCode = "import numpy; print(numpy.arange(3).sum())";
 // Extension modules in lib-dynload (not built into Debian's libpython) that import nothing else.
 const std::vector<std::string> kModules = {"_json", "_decimal", "_ctypes"};
 
-std::string host() { return fixture("embedded_python/embedpy_host"); }
+std::string host() {
+  return fixture("embedded_python/embedpy_host");
+}
 
 // False (with a WARN) when the fixture group was not built: no Python embedding files.
 bool have_fixture() {
@@ -35,7 +36,9 @@ bool have_fixture() {
   return false;
 }
 
-bool python_can(const std::string& code) { return run({kPython, "-c", code}).exit_code == 0; }
+bool python_can(const std::string& code) {
+  return run({kPython, "-c", code}).exit_code == 0;
+}
 
 std::string write_config(const std::string& dir) {
   std::string path = dir + "/dltrace.toml";
@@ -50,7 +53,8 @@ void check_real_failure(const ProcessResult& r, const std::string& module_file) 
   CHECK(r.exit_code == 1);
   CHECK(r.signal == 0);
   const std::string tail = "\nfailed\n";
-  CHECK((r.out.size() >= tail.size() && r.out.compare(r.out.size() - tail.size(), tail.size(), tail) == 0));
+  CHECK((r.out.size() >= tail.size() &&
+         r.out.compare(r.out.size() - tail.size(), tail.size(), tail) == 0));
   CHECK(r.out.rfind("ImportError: ", 0) == 0);
   // numpy wraps the loader's message in its own ImportError ("Original error was: ...").
   std::string escaped = std::regex_replace(module_file, std::regex(R"([.])"), R"(\.)");
@@ -93,9 +97,10 @@ const nlohmann::json* object_by_id(const nlohmann::json& doc, const nlohmann::js
 
 }  // namespace
 
-TEST_CASE("embedded Python: lib-dynload modules fail under RTLD_LOCAL; one RTLD_GLOBAL rule "
-          "fixes them",
-          "[overrides][python]") {
+TEST_CASE(
+    "embedded Python: lib-dynload modules fail under RTLD_LOCAL; one RTLD_GLOBAL rule "
+    "fixes them",
+    "[overrides][python]") {
   if (!have_fixture()) return;
   settle_fixtures();
   for (const auto& mod : kModules) {
@@ -125,9 +130,10 @@ TEST_CASE("embedded Python: lib-dynload modules fail under RTLD_LOCAL; one RTLD_
   }
 }
 
-TEST_CASE("embedded Python: the trace records the override on libembedpy.so and libpython "
-          "going global",
-          "[overrides][python]") {
+TEST_CASE(
+    "embedded Python: the trace records the override on libembedpy.so and libpython "
+    "going global",
+    "[overrides][python]") {
   if (!have_fixture()) return;
   settle_fixtures();
   Traced t = run_with_config("import _json, _decimal, _ctypes");
@@ -217,7 +223,9 @@ TEST_CASE("embedded Python: the preload without a config fails exactly like the 
   for (const auto& [code, module_file] : cases) {
     DYNAMIC_SECTION(code) {
       DifferentialResult d = run_differential({host(), code});
-      INFO("untraced:\n" << d.plain.out << d.plain.err << "traced:\n" << d.traced.out << d.traced.err);
+      INFO("untraced:\n"
+           << d.plain.out << d.plain.err << "traced:\n"
+           << d.traced.out << d.traced.err);
       check_real_failure(d.plain, module_file);
       CHECK(d.same());
       // The trace saw the failing dlopen of the module, with the loader's error.
@@ -226,7 +234,8 @@ TEST_CASE("embedded Python: the preload without a config fails exactly like the 
       REQUIRE(opens.size() == 1);
       CHECK(opens[0].at("ok") == false);
       REQUIRE(opens[0].at("error").is_string());
-      CHECK(opens[0].at("error").get<std::string>().find("undefined symbol: ") != std::string::npos);
+      CHECK(opens[0].at("error").get<std::string>().find("undefined symbol: ") !=
+            std::string::npos);
       CHECK(d.plain.out.find(opens[0].at("error").get<std::string>()) != std::string::npos);
       auto embed = dlopens(doc, "/libembedpy.so");
       REQUIRE(embed.size() == 1);

@@ -4,11 +4,10 @@
 // trace must hold the event with the exact dlerror text the program saw.
 #include <dlfcn.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -18,8 +17,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string ex(const std::string& name) { return fixtures_dir() + "/explain/" + name; }
-std::string ov_host() { return fixtures_dir() + "/overrides/ov_host"; }
+std::string ex(const std::string& name) {
+  return fixtures_dir() + "/explain/" + name;
+}
+std::string ov_host() {
+  return fixtures_dir() + "/overrides/ov_host";
+}
 
 // Runs argv untraced and traced (run_differential retries once on a transient difference) and
 // checks that both runs behave identically.
@@ -85,15 +88,16 @@ int object_id(const json& trace, const std::string& path_suffix) {
 
 bool have_lua() {
   if (fs::exists(ex("ex_lua_host"))) return true;
-  WARN("no " << ex("ex_lua_host") << " (liblua5.4.a missing? scripts/install-deps.sh installs "
-       "liblua5.4-dev); skipped");
+  WARN("no " << ex("ex_lua_host")
+             << " (liblua5.4.a missing? scripts/install-deps.sh installs "
+                "liblua5.4-dev); skipped");
   return false;
 }
 
 RunOptions lua_options() {
   RunOptions opts;
-  opts.unset = {"LUA_CPATH", "LUA_CPATH_5_4", "LUA_PATH", "LUA_PATH_5_4", "LUA_INIT",
-                "LUA_INIT_5_4"};
+  opts.unset = {"LUA_CPATH",    "LUA_CPATH_5_4", "LUA_PATH",
+                "LUA_PATH_5_4", "LUA_INIT",      "LUA_INIT_5_4"};
   return opts;
 }
 
@@ -109,8 +113,8 @@ TEST_CASE("explain fixtures: a C module in a static Lua host without --export-dy
     DifferentialResult d = run_both({ex("ex_lua_host"), ex("luamod_test.lua")}, lua_options());
     INFO("plain: " << describe(d.plain));
     CHECK(d.plain.exit_code == 1);
-    CHECK(d.plain.out == "lua error: error loading module 'luamod' from file '" + mod + "':\n\t" +
-                             error + "\n");
+    CHECK(d.plain.out ==
+          "lua error: error loading module 'luamod' from file '" + mod + "':\n\t" + error + "\n");
     CHECK(d.plain.err.empty());
     json t = traced_export(d);
     check_failed_open(t, mod, error);
@@ -136,8 +140,9 @@ TEST_CASE("explain fixtures: a C module in a static Lua host without --export-dy
 
 TEST_CASE("explain fixtures: library not found, with a candidate in explain/plugins/",
           "[explain-fixtures]") {
-  const std::string error = "libex_hidden.so: cannot open shared object file: No such file or "
-                            "directory";
+  const std::string error =
+      "libex_hidden.so: cannot open shared object file: No such file or "
+      "directory";
   DifferentialResult d = run_both({ov_host(), "open:libex_hidden.so:NOW"});
   INFO("plain: " << describe(d.plain));
   CHECK(d.plain.exit_code == 0);
@@ -159,9 +164,9 @@ TEST_CASE("explain fixtures: version EXVER_2.0 not found in the old libex_ver.so
           "[explain-fixtures]") {
   const std::string old_ver = ex("old/libex_ver.so");
   const std::string needs = ex("libex_needs_ver.so");
-  const std::string error =
-      old_ver + ": version `EXVER_2.0' not found (required by " + needs + ")";
-  DifferentialResult d = run_both({ov_host(), "open:" + old_ver + ":NOW", "open:" + needs + ":NOW"});
+  const std::string error = old_ver + ": version `EXVER_2.0' not found (required by " + needs + ")";
+  DifferentialResult d =
+      run_both({ov_host(), "open:" + old_ver + ":NOW", "open:" + needs + ":NOW"});
   INFO("plain: " << describe(d.plain));
   CHECK(d.plain.exit_code == 0);
   CHECK(d.plain.out == "open " + old_ver + ": ok\nopen " + needs + ": null: " + error + "\n");
@@ -175,23 +180,22 @@ TEST_CASE("explain fixtures: version EXVER_2.0 not found in the old libex_ver.so
 
   // With the new copy loaded first the same dlopen works (what the fix looks like).
   const std::string new_ver = ex("new/libex_ver.so");
-  DifferentialResult fixed = run_both({ov_host(), "open:" + new_ver + ":NOW",
-                                       "open:" + needs + ":NOW",
-                                       "int:" + needs + ":needs_ver_value"});
-  CHECK(fixed.plain.out == "open " + new_ver + ": ok\nopen " + needs +
-                               ": ok\nint needs_ver_value = 42\n");
+  DifferentialResult fixed =
+      run_both({ov_host(), "open:" + new_ver + ":NOW", "open:" + needs + ":NOW",
+                "int:" + needs + ":needs_ver_value"});
+  CHECK(fixed.plain.out ==
+        "open " + new_ver + ": ok\nopen " + needs + ": ok\nint needs_ver_value = 42\n");
 }
 
-TEST_CASE("explain fixtures: the same soname loaded twice from two files",
-          "[explain-fixtures]") {
+TEST_CASE("explain fixtures: the same soname loaded twice from two files", "[explain-fixtures]") {
   const std::string dup1 = ex("dup1/libex_dup.so");
   const std::string dup2 = ex("dup2/libex_dup.so");
   DifferentialResult d = run_both({ov_host(), "open:" + dup1 + ":NOW", "open:" + dup2 + ":NOW",
                                    "int:" + dup1 + ":dup_value", "int:" + dup2 + ":dup_value"});
   INFO("plain: " << describe(d.plain));
   CHECK(d.plain.exit_code == 0);
-  CHECK(d.plain.out == "open " + dup1 + ": ok\nopen " + dup2 +
-                           ": ok\nint dup_value = 1\nint dup_value = 2\n");
+  CHECK(d.plain.out ==
+        "open " + dup1 + ": ok\nopen " + dup2 + ": ok\nint dup_value = 1\nint dup_value = 2\n");
   json t = traced_export(d);
   check_ok_open(t, dup1);
   check_ok_open(t, dup2);
@@ -209,10 +213,10 @@ TEST_CASE("explain fixtures: the same soname loaded twice from two files",
 TEST_CASE("explain fixtures: two global libraries defining twin_value()", "[explain-fixtures]") {
   const std::string a = ex("libex_twin_a.so");
   const std::string b = ex("libex_twin_b.so");
-  DifferentialResult d = run_both(
-      {ov_host(), "open:" + a + ":NOW|GLOBAL", "open:" + b + ":NOW|GLOBAL",
-       "int:" + a + ":twin_value", "int:" + b + ":twin_value", "int:" + a + ":twin_a_sees",
-       "int:" + b + ":twin_b_sees", "global:twin_value"});
+  DifferentialResult d =
+      run_both({ov_host(), "open:" + a + ":NOW|GLOBAL", "open:" + b + ":NOW|GLOBAL",
+                "int:" + a + ":twin_value", "int:" + b + ":twin_value", "int:" + a + ":twin_a_sees",
+                "int:" + b + ":twin_b_sees", "global:twin_value"});
   INFO("plain: " << describe(d.plain));
   CHECK(d.plain.exit_code == 0);
   // dlsym by handle finds each library's own definition; libex_twin_b.so's own call binds to
@@ -271,6 +275,7 @@ TEST_CASE("explain fixtures: RTLD_DEEPBIND (overrides/libdeep.so)", "[explain-fi
   REQUIRE(opens.size() == 1);
   CHECK(opens[0]["flags"] == (RTLD_NOW | RTLD_DEEPBIND));
 
-  DifferentialResult plain = run_both({ov_host(), "open:libdeep.so:NOW", "str:libdeep.so:deep_which"});
+  DifferentialResult plain =
+      run_both({ov_host(), "open:libdeep.so:NOW", "str:libdeep.so:deep_which"});
   CHECK(plain.plain.out == "open libdeep.so: ok\nstr deep_which = host\n");
 }

@@ -5,10 +5,9 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -43,12 +42,14 @@ TEST_CASE("sys.setdlopenflags and ctypes mode= are the flags of the recorded cal
   }
   std::string dir = temp_dir("pyflags");
   std::string api = fixtures_dir() + "/overrides/libapi.so";
-  std::string script = write_script(
-      dir, "import sys, os, ctypes\n"
-           "sys.setdlopenflags(os.RTLD_NOW | os.RTLD_GLOBAL)\n"
-           "import _json\n"
-           "ctypes.CDLL('" + api + "', mode=os.RTLD_GLOBAL)\n"
-           "ctypes.CDLL('libm.so.6')\n");
+  std::string script = write_script(dir,
+                                    "import sys, os, ctypes\n"
+                                    "sys.setdlopenflags(os.RTLD_NOW | os.RTLD_GLOBAL)\n"
+                                    "import _json\n"
+                                    "ctypes.CDLL('" +
+                                        api +
+                                        "', mode=os.RTLD_GLOBAL)\n"
+                                        "ctypes.CDLL('libm.so.6')\n");
   ProcessResult r = run_traced({kPython, script}, dir + "/run.trace");
   INFO(describe(r));
   REQUIRE(r.exit_code == 0);
@@ -75,13 +76,18 @@ TEST_CASE("explain: a Python host loading a library RTLD_LOCAL gets the Python f
   std::string dir = temp_dir("pylocal");
   std::string ov = fixtures_dir() + "/overrides/";
   auto script_with = [&](const std::string& mode) {
-    return write_script(dir, "import ctypes\n"
-                             "ctypes.CDLL('" + ov + "libembed.so'" + mode + ")\n"
-                             "try:\n"
-                             "    ctypes.CDLL('" + ov + "libplugin.so')\n"
-                             "    print('plugin loaded')\n"
-                             "except OSError as e:\n"
-                             "    print('failed:', e)\n");
+    return write_script(dir,
+                        "import ctypes\n"
+                        "ctypes.CDLL('" +
+                            ov + "libembed.so'" + mode +
+                            ")\n"
+                            "try:\n"
+                            "    ctypes.CDLL('" +
+                            ov +
+                            "libplugin.so')\n"
+                            "    print('plugin loaded')\n"
+                            "except OSError as e:\n"
+                            "    print('failed:', e)\n");
   };
   std::string script = script_with("");
   ProcessResult r = run_traced({kPython, script}, dir + "/run.trace");

@@ -3,11 +3,10 @@
 // the fix; for the RTLD_LOCAL class, the override rule explain prints makes the program work.
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -15,8 +14,12 @@ using namespace dltrace::test;
 
 namespace {
 
-std::string ex(const std::string& name) { return fixtures_dir() + "/explain/" + name; }
-std::string ov_host() { return fixtures_dir() + "/overrides/ov_host"; }
+std::string ex(const std::string& name) {
+  return fixtures_dir() + "/explain/" + name;
+}
+std::string ov_host() {
+  return fixtures_dir() + "/overrides/ov_host";
+}
 
 struct Explained {
   ProcessResult program;
@@ -181,8 +184,7 @@ TEST_CASE("explain: library not found lists the search in order and the copy els
   CHECK(contains(out, "LD_LIBRARY_PATH=" + fixtures_dir() + "/explain/plugins"));
 }
 
-TEST_CASE("explain: version not found names the loaded copy and the one that has it",
-          "[explain]") {
+TEST_CASE("explain: version not found names the loaded copy and the one that has it", "[explain]") {
   RunOptions opts;
   opts.cwd = fixtures_dir() + "/explain";
   Explained e = explain_run({ov_host(), "open:" + ex("old/libex_ver.so") + ":NOW",
@@ -200,8 +202,7 @@ TEST_CASE("explain: version not found names the loaded copy and the one that has
   CHECK(mentions(f, "that copy defines: EXVER_1.0"));
 }
 
-TEST_CASE("explain: one library loaded twice, one symbol defined twice in a scope",
-          "[explain]") {
+TEST_CASE("explain: one library loaded twice, one symbol defined twice in a scope", "[explain]") {
   Explained twice = explain_run({ov_host(), "open:" + ex("dup1/libex_dup.so") + ":NOW",
                                  "open:" + ex("dup2/libex_dup.so") + ":NOW"});
   INFO(twice.text.out);

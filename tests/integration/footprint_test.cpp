@@ -1,18 +1,16 @@
 // The preload's footprint on the traced process: what libdltrace.so needs and exports, and that
 // it does not change which unwinder (libgcc_s vs libunwind) the program sees.
+#include <catch2/catch.hpp>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 
-#include <catch2/catch.hpp>
-
 #include "harness.h"
 
 using namespace dltrace::test;
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("libdltrace.so needs only libc and the loader", "[footprint]") {
   ProcessResult d = run({"readelf", "-d", "-W", preload_path()});
@@ -37,8 +35,8 @@ const std::set<std::string> kExports = {
     // the dl* interposers (what is recorded)
     "dlopen", "dlmopen", "dlsym", "dlvsym", "dlclose",
     // how a process ends, seen without changing it (signal_dispositions.cpp, process_end.cpp)
-    "sigaction", "signal", "bsd_signal", "sysv_signal", "__sysv_signal", "_exit", "_Exit",
-    "execve", "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
+    "sigaction", "signal", "bsd_signal", "sysv_signal", "__sysv_signal", "_exit", "_Exit", "execve",
+    "execv", "execvp", "execvpe", "execl", "execlp", "execle", "fexecve",
     // the C API
     "dltrace_set_stack_depth", "dltrace_trace_path", "dltrace_attach_namespace"};
 

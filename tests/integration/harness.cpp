@@ -4,12 +4,13 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -18,19 +19,27 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <catch2/catch.hpp>
-
 extern char** environ;
 
 namespace fs = std::filesystem;
 
 namespace dltrace::test {
 
-std::string build_dir() { return DLTRACE_TEST_BUILD_DIR; }
-std::string fixtures_dir() { return build_dir() + "/fixtures"; }
-std::string preload_path() { return DLTRACE_TEST_PRELOAD; }
-std::string viewer_path() { return DLTRACE_TEST_VIEWER; }
-std::string fixture(const std::string& name) { return fixtures_dir() + "/" + name; }
+std::string build_dir() {
+  return DLTRACE_TEST_BUILD_DIR;
+}
+std::string fixtures_dir() {
+  return build_dir() + "/fixtures";
+}
+std::string preload_path() {
+  return DLTRACE_TEST_PRELOAD;
+}
+std::string viewer_path() {
+  return DLTRACE_TEST_VIEWER;
+}
+std::string fixture(const std::string& name) {
+  return fixtures_dir() + "/" + name;
+}
 
 namespace {
 
@@ -160,7 +169,8 @@ std::string temp_dir(const std::string& prefix) {
 std::vector<std::string> traces_in(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".trace" || e.path().filename().string().find(".trace") != std::string::npos)
+    if (e.path().extension() == ".trace" ||
+        e.path().filename().string().find(".trace") != std::string::npos)
       out.push_back(e.path().string());
   std::sort(out.begin(), out.end());
   return out;
@@ -186,7 +196,8 @@ int number_after(const std::string& out, const std::string& prefix) {
 std::string describe(const ProcessResult& r) {
   std::ostringstream s;
   s << "exit=" << r.exit_code << " signal=" << r.signal << "\n--- stdout:\n"
-    << r.out << "--- stderr:\n" << r.err;
+    << r.out << "--- stderr:\n"
+    << r.err;
   return s.str();
 }
 
@@ -205,9 +216,9 @@ const nlohmann::json* find_object(const nlohmann::json& trace, const std::string
   for (const auto& o : trace["objects"]) {
     if (!o["path"].is_string()) continue;
     std::string p = o["path"].get<std::string>();
-    if (p == basename || (p.size() > basename.size() &&
-                          p.compare(p.size() - basename.size() - 1, std::string::npos,
-                                    "/" + basename) == 0))
+    if (p == basename ||
+        (p.size() > basename.size() &&
+         p.compare(p.size() - basename.size() - 1, std::string::npos, "/" + basename) == 0))
       return &o;
   }
   return nullptr;

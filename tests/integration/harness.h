@@ -2,19 +2,18 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace dltrace::test {
 
 // Paths baked in by CMake.
-std::string build_dir();     // ${CMAKE_BINARY_DIR}
-std::string fixtures_dir();  // ${CMAKE_BINARY_DIR}/fixtures
-std::string preload_path();  // the built libdltrace.so
-std::string viewer_path();   // the built dltrace binary
+std::string build_dir();                       // ${CMAKE_BINARY_DIR}
+std::string fixtures_dir();                    // ${CMAKE_BINARY_DIR}/fixtures
+std::string preload_path();                    // the built libdltrace.so
+std::string viewer_path();                     // the built dltrace binary
 std::string fixture(const std::string& name);  // fixtures_dir() + "/" + name
 
 struct ProcessResult {
@@ -25,11 +24,12 @@ struct ProcessResult {
 };
 
 struct RunOptions {
-  std::map<std::string, std::string> env;  // added to (or, with an empty value... set to "") the environment
-  std::vector<std::string> unset;          // removed from the environment
-  std::string cwd;                         // empty: current directory
+  std::map<std::string, std::string>
+      env;  // added to (or, with an empty value... set to "") the environment
+  std::vector<std::string> unset;  // removed from the environment
+  std::string cwd;                 // empty: current directory
   std::string stdin_data;
-  int timeout_seconds = 60;                // SIGKILL after that, and the test fails
+  int timeout_seconds = 60;  // SIGKILL after that, and the test fails
 };
 
 // Runs argv[0] (searched in PATH if it has no '/') and collects its output. The child always

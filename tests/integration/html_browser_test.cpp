@@ -5,11 +5,10 @@
 // (BUILD_DIR/test-artifacts/html_report.png) for a person to look at.
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -104,10 +103,10 @@ TEST_CASE("the HTML report works in headless Chromium: findings, two graphs, tab
   std::filesystem::create_directories(artifacts);
   const std::string png = artifacts + "/html_report.png";
   std::filesystem::remove(png);
-  ProcessResult shot = run(chromium(work + "/profile3", {"--screenshot=" + png,
-                                                         "--window-size=1280,1600",
-                                                         "--hide-scrollbars", url}),
-                           opts);
+  ProcessResult shot =
+      run(chromium(work + "/profile3",
+                   {"--screenshot=" + png, "--window-size=1280,1600", "--hide-scrollbars", url}),
+          opts);
   INFO(describe(shot));
   CHECK(shot.exit_code == 0);
   CHECK(std::filesystem::exists(png));

@@ -38,9 +38,8 @@ TEST_CASE("live lines to a closed stderr pipe do not kill the program", "[runtim
   std::string dir = temp_dir("live");
   ProcessResult plain = run_with_broken_stderr(fixture("rt_local_plugin"), {});
   ProcessResult traced = run_with_broken_stderr(
-      fixture("rt_local_plugin"), {{"LD_PRELOAD", preload_path()},
-                            {"DLTRACE_OUTPUT", dir + "/"},
-                            {"DLTRACE_LIVE", "1"}});
+      fixture("rt_local_plugin"),
+      {{"LD_PRELOAD", preload_path()}, {"DLTRACE_OUTPUT", dir + "/"}, {"DLTRACE_LIVE", "1"}});
   INFO("untraced: " << describe(plain) << "\ntraced: " << describe(traced));
   CHECK(plain.out.find("status=0") != std::string::npos);  // it never writes to stderr itself
   CHECK(traced.out == plain.out);

@@ -5,12 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "common/dlopen_flags.h"
 #include "dltrace/reader.h"
@@ -21,8 +20,12 @@ using namespace dltrace::test;
 
 namespace {
 
-std::string ov_dir() { return fixtures_dir() + "/overrides"; }
-std::string host() { return ov_dir() + "/ov_host"; }
+std::string ov_dir() {
+  return fixtures_dir() + "/overrides";
+}
+std::string host() {
+  return ov_dir() + "/ov_host";
+}
 
 std::string write_config(const std::string& dir, const std::string& text,
                          const std::string& name = "dltrace.toml") {
@@ -123,16 +126,17 @@ TEST_CASE("overrides: RTLD_GLOBAL on libembed.so fixes the plugin's undefined sy
   CHECK(plugin[0].applied.empty());
 }
 
-TEST_CASE("overrides: the rule matches bare names, relative and absolute paths, RUNPATH and "
-          "soname resolution", "[overrides]") {
+TEST_CASE(
+    "overrides: the rule matches bare names, relative and absolute paths, RUNPATH and "
+    "soname resolution",
+    "[overrides]") {
   const std::string abs = ov_dir() + "/libembed.so";
   SECTION("relative path") {
     RunOptions opts;
     opts.cwd = ov_dir();
-    Outcome o = run_with_config(kGlobalEmbed,
-                                {"open:./libembed.so:NOW", "open:libplugin.so:NOW",
-                                 "int:libplugin.so:plugin_value"},
-                                opts);
+    Outcome o = run_with_config(
+        kGlobalEmbed,
+        {"open:./libembed.so:NOW", "open:libplugin.so:NOW", "int:libplugin.so:plugin_value"}, opts);
     CHECK(has_line(o.plain.out, "int plugin_value: not found"));
     CHECK(has_line(o.traced.out, "int plugin_value = 43"));
   }
@@ -143,8 +147,9 @@ TEST_CASE("overrides: the rule matches bare names, relative and absolute paths, 
     CHECK(has_line(o.traced.out, "int plugin_value = 43"));
   }
   SECTION("full-path pattern against a bare name found through the caller's RUNPATH") {
-    Outcome o = run_with_config("[[override]]\nmatch = \"*/overrides/libembed.so\"\nadd = [\"RTLD_GLOBAL\"]\n",
-                                kEmbedSteps);
+    Outcome o = run_with_config(
+        "[[override]]\nmatch = \"*/overrides/libembed.so\"\nadd = [\"RTLD_GLOBAL\"]\n",
+        kEmbedSteps);
     CHECK(has_line(o.plain.out, "int plugin_value: not found"));
     CHECK(has_line(o.traced.out, "int plugin_value = 43"));
   }
@@ -169,14 +174,15 @@ TEST_CASE("overrides: the rule matches bare names, relative and absolute paths, 
     std::filesystem::copy_file(ov_dir() + "/libapi.so", dir + "/ldlp/libldlp.so");
     RunOptions opts;
     opts.env["LD_LIBRARY_PATH"] = dir + "/ldlp";
-    Outcome o = run_with_config("[[override]]\nmatch = \"*/ldlp/libldlp.so\"\nadd = [\"RTLD_NOLOAD\"]\n",
-                                {"open:libldlp.so:NOW"}, opts);
+    Outcome o =
+        run_with_config("[[override]]\nmatch = \"*/ldlp/libldlp.so\"\nadd = [\"RTLD_NOLOAD\"]\n",
+                        {"open:libldlp.so:NOW"}, opts);
     CHECK(has_line(o.plain.out, "open libldlp.so: ok"));
     CHECK(has_line(o.traced.out, "open libldlp.so: null: (no error)"));
   }
   SECTION("a rule that matches nothing changes nothing") {
-    Outcome o = run_with_config("[[override]]\nmatch = \"libnothing*.so\"\nadd = [\"RTLD_GLOBAL\"]\n",
-                                kEmbedSteps);
+    Outcome o = run_with_config(
+        "[[override]]\nmatch = \"libnothing*.so\"\nadd = [\"RTLD_GLOBAL\"]\n", kEmbedSteps);
     CHECK(o.traced.out == o.plain.out);
     auto embed = opens_of(o.trace, "libembed.so");
     REQUIRE(embed.size() == 1);
@@ -205,8 +211,9 @@ TEST_CASE("overrides: each flag can be added", "[overrides]") {
     CHECK(has_line(o.traced.out, "global api_value: not found"));
   }
   SECTION("RTLD_NODELETE") {
-    Outcome o = run_with_config("[[override]]\nmatch = \"libapi.so\"\nadd = [\"RTLD_NODELETE\"]\n",
-                                {"open:libapi.so:NOW", "close:libapi.so", "open:libapi.so:NOW|NOLOAD"});
+    Outcome o =
+        run_with_config("[[override]]\nmatch = \"libapi.so\"\nadd = [\"RTLD_NODELETE\"]\n",
+                        {"open:libapi.so:NOW", "close:libapi.so", "open:libapi.so:NOW|NOLOAD"});
     CHECK(has_line(o.plain.out, "open libapi.so: null: (no error)"));
     CHECK_FALSE(has_line(o.traced.out, "open libapi.so: null: (no error)"));
   }
@@ -239,9 +246,10 @@ TEST_CASE("overrides: remove and set, all matching rules in file order", "[overr
     CHECK(o.traced.out.find("undefined symbol: missing_function") != std::string::npos);
   }
   SECTION("set replaces all flags") {
-    Outcome o = run_with_config("[[override]]\nmatch = \"libembed.so\"\nset = [\"RTLD_LAZY\", \"RTLD_GLOBAL\"]\n",
-                                {"open:libembed.so:NOW|NODELETE", "open:libplugin.so:NOW",
-                                 "int:libplugin.so:plugin_value"});
+    Outcome o = run_with_config(
+        "[[override]]\nmatch = \"libembed.so\"\nset = [\"RTLD_LAZY\", \"RTLD_GLOBAL\"]\n",
+        {"open:libembed.so:NOW|NODELETE", "open:libplugin.so:NOW",
+         "int:libplugin.so:plugin_value"});
     CHECK(has_line(o.traced.out, "int plugin_value = 43"));
     auto embed = opens_of(o.trace, "libembed.so");
     REQUIRE(embed.size() == 1);
@@ -272,7 +280,8 @@ add = ["RTLD_NODELETE"]
 }
 
 TEST_CASE("overrides: caller filter", "[overrides]") {
-  const char* config = "[[override]]\nmatch = \"libembed.so\"\ncaller = \"libopener.so\"\nadd = [\"RTLD_GLOBAL\"]\n";
+  const char* config =
+      "[[override]]\nmatch = \"libembed.so\"\ncaller = \"libopener.so\"\nadd = [\"RTLD_GLOBAL\"]\n";
   SECTION("dlopen from the named object: applies") {
     Outcome o = run_with_config(config, {"opener:libembed.so:NOW", "open:libplugin.so:NOW",
                                          "int:libplugin.so:plugin_value"});
@@ -312,16 +321,20 @@ TEST_CASE("overrides: a bad config leaves the program untouched plus one dltrace
     std::string expected;  // the one stderr line, "" = none
   };
   std::vector<Case> cases;
-  std::string bad = write_config(dir, "[[override]]\nmatch = \"libembed.so\nadd = [\"RTLD_GLOBAL\"]\n", "bad.toml");
+  std::string bad = write_config(
+      dir, "[[override]]\nmatch = \"libembed.so\nadd = [\"RTLD_GLOBAL\"]\n", "bad.toml");
   cases.push_back({"bad TOML", bad, "dltrace: " + bad + ":2:"});
   std::string flag = write_config(
       dir, "[[override]]\nmatch = \"libembed.so\"\nadd = [\"RTLD_GLOBL\"]\n", "flag.toml");
-  cases.push_back({"unknown flag", flag,
-                   "dltrace: " + flag + ":3:8: unknown flag 'RTLD_GLOBL'; did you mean 'RTLD_GLOBAL'?\n"});
+  cases.push_back(
+      {"unknown flag", flag,
+       "dltrace: " + flag + ":3:8: unknown flag 'RTLD_GLOBL'; did you mean 'RTLD_GLOBAL'?\n"});
   std::string key = write_config(
-      dir, "[[override]]\nmatch = \"libembed.so\"\nadd = [\"RTLD_GLOBAL\"]\ncaler = \"x\"\n", "key.toml");
-  cases.push_back({"unknown key", key,
-                   "dltrace: " + key + ":4:1: unknown key 'caler' in [[override]]; did you mean 'caller'?\n"});
+      dir, "[[override]]\nmatch = \"libembed.so\"\nadd = [\"RTLD_GLOBAL\"]\ncaler = \"x\"\n",
+      "key.toml");
+  cases.push_back(
+      {"unknown key", key,
+       "dltrace: " + key + ":4:1: unknown key 'caler' in [[override]]; did you mean 'caller'?\n"});
   std::string missing = dir + "/missing.toml";
   cases.push_back({"missing file", missing,
                    "dltrace: " + missing + ": cannot open config: No such file or directory\n"});
@@ -338,9 +351,11 @@ TEST_CASE("overrides: a bad config leaves the program untouched plus one dltrace
                      "dltrace: " + unreadable + ": cannot open config: Permission denied\n"});
   }
   // A good rule before the bad one must not apply either: never half a config.
-  std::string half = write_config(dir, std::string(kGlobalEmbed) + "[[override]]\nmatch = \"x\"\nset = [\"NOPE\"]\n",
-                                  "half.toml");
-  cases.push_back({"good rule then a bad one", half, "dltrace: " + half + ":7:8: unknown flag 'NOPE'\n"});
+  std::string half = write_config(
+      dir, std::string(kGlobalEmbed) + "[[override]]\nmatch = \"x\"\nset = [\"NOPE\"]\n",
+      "half.toml");
+  cases.push_back(
+      {"good rule then a bad one", half, "dltrace: " + half + ":7:8: unknown flag 'NOPE'\n"});
   cases.push_back({"empty file", write_config(dir, "", "empty.toml"), ""});
 
   for (const auto& c : cases) {
@@ -348,7 +363,8 @@ TEST_CASE("overrides: a bad config leaves the program untouched plus one dltrace
       RunOptions opts;
       opts.env["DLTRACE_CONFIG"] = c.config_path;
       ProcessResult plain = run(host_args(kEmbedSteps));
-      ProcessResult traced = run_traced(host_args(kEmbedSteps), dir + "/" + c.name + ".trace", opts);
+      ProcessResult traced =
+          run_traced(host_args(kEmbedSteps), dir + "/" + c.name + ".trace", opts);
       INFO("traced stderr:\n" << traced.err);
       CHECK(traced.out == plain.out);
       CHECK(traced.exit_code == plain.exit_code);
@@ -376,26 +392,30 @@ TEST_CASE("overrides: a bad config leaves the program untouched plus one dltrace
 TEST_CASE("overrides: dltrace config check prints rules and the ones a trace never matched",
           "[overrides]") {
   std::string dir = temp_dir("overrides-check");
-  std::string cfg = write_config(dir, std::string(kGlobalEmbed) +
-                                          "\n[[override]]\nmatch = \"libnothing*.so\"\n"
-                                          "caller = \"libhost*\"\nremove = [\"RTLD_LAZY\"]\nadd = [\"RTLD_NOW\"]\n");
+  std::string cfg = write_config(
+      dir, std::string(kGlobalEmbed) +
+               "\n[[override]]\nmatch = \"libnothing*.so\"\n"
+               "caller = \"libhost*\"\nremove = [\"RTLD_LAZY\"]\nadd = [\"RTLD_NOW\"]\n");
   ProcessResult r = run({viewer_path(), "config", "check", cfg});
   CHECK(r.exit_code == 0);
   CHECK(has_line(r.out, "rule 1 (line 2): match basename 'libembed.so' \u2192 add RTLD_GLOBAL"));
-  CHECK(has_line(r.out, "rule 2 (line 6): match basename 'libnothing*.so', caller basename "
-                        "'libhost*' \u2192 remove RTLD_LAZY, add RTLD_NOW"));
+  CHECK(has_line(r.out,
+                 "rule 2 (line 6): match basename 'libnothing*.so', caller basename "
+                 "'libhost*' \u2192 remove RTLD_LAZY, add RTLD_NOW"));
 
-  Outcome o = run_with_config(std::string(kGlobalEmbed) +
-                                  "\n[[override]]\nmatch = \"libnothing*.so\"\n"
-                                  "caller = \"libhost*\"\nremove = [\"RTLD_LAZY\"]\nadd = [\"RTLD_NOW\"]\n",
-                              kEmbedSteps);
+  Outcome o =
+      run_with_config(std::string(kGlobalEmbed) +
+                          "\n[[override]]\nmatch = \"libnothing*.so\"\n"
+                          "caller = \"libhost*\"\nremove = [\"RTLD_LAZY\"]\nadd = [\"RTLD_NOW\"]\n",
+                      kEmbedSteps);
   r = run({viewer_path(), "config", "check", cfg, "--trace", o.trace});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("rule 2 (line 6) never matched") != std::string::npos);
   CHECK(r.out.find("rule 1 (line 2) never matched") == std::string::npos);
 
-  std::string bad = write_config(dir, "[[override]]\nmatch = \"a\"\nadd = [\"RTLD_GLOBL\"]\n", "bad.toml");
+  std::string bad =
+      write_config(dir, "[[override]]\nmatch = \"a\"\nadd = [\"RTLD_GLOBL\"]\n", "bad.toml");
   r = run({viewer_path(), "config", "check", bad});
   CHECK(r.exit_code != 0);
   CHECK(r.err == bad + ":3:8: unknown flag 'RTLD_GLOBL'; did you mean 'RTLD_GLOBAL'?\n");

@@ -8,15 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "harness.h"
 
@@ -302,9 +301,9 @@ TEST_CASE("show --follow prints a running program's events as they come, then en
   const std::string dir = temp_dir("pics-follow");
   const std::string trace = dir + "/live.trace";
   const std::string go = dir + "/go";
-  Background program({fixture("pics_main"), go}, {{"LD_PRELOAD", preload_path()},
-                                                  {"DLTRACE_QUIET", "1"},
-                                                  {"DLTRACE_OUTPUT", trace}});
+  Background program(
+      {fixture("pics_main"), go},
+      {{"LD_PRELOAD", preload_path()}, {"DLTRACE_QUIET", "1"}, {"DLTRACE_OUTPUT", trace}});
   REQUIRE(program.read_until("phase 1 done"));
 
   Background follow({viewer_path(), "show", "--follow", "--color=never", trace}, {});

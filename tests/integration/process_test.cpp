@@ -2,14 +2,13 @@
 // ended, and `dltrace run`.
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -30,7 +29,9 @@ int count_mentions(const json& trace, const std::string& needle) {
   return n;
 }
 
-std::string basename_of(const std::string& p) { return fs::path(p).filename().string(); }
+std::string basename_of(const std::string& p) {
+  return fs::path(p).filename().string();
+}
 
 std::string list_dir(const std::string& dir) {
   std::string s;
@@ -106,7 +107,8 @@ TEST_CASE("fork: parent and child write separate traces", "[runtime][process]") 
     // libc came in at start-up, before the fork; the child's table still needs it.
     bool has_libc = false;
     for (const auto& o : c["objects"])
-      if (o["path"].is_string() && o["path"].get<std::string>().find("libc.so.6") != std::string::npos)
+      if (o["path"].is_string() &&
+          o["path"].get<std::string>().find("libc.so.6") != std::string::npos)
         has_libc = true;
     CHECK(has_libc);
     // The child's dlopen event names the object it opened in the child's own table.
@@ -243,7 +245,8 @@ TEST_CASE("dltrace run -o OUT exits with the program's status and writes the tra
 
   SECTION("a program killed by a signal") {
     std::string out2 = dir + "/killed.trace";
-    ProcessResult k = run({viewer_path(), "run", "-o", out2, "--", fixture("rt_crash"), "abort", "3"});
+    ProcessResult k =
+        run({viewer_path(), "run", "-o", out2, "--", fixture("rt_crash"), "abort", "3"});
     INFO("stderr: " << k.err);
     // The launcher reports the child's death the way shells do (128 + signal) or dies of it.
     CHECK((k.exit_code == 128 + 6 || k.signal == 6));
@@ -256,7 +259,8 @@ TEST_CASE("dltrace run -o OUT exits with the program's status and writes the tra
 
 // The recorder memoises symbol names per thread by pointer; a reused buffer, more names than the
 // memo holds, and a fork (new catalog, same buffer address) must still record each name exactly.
-TEST_CASE("dlsym names from a reused buffer are recorded exactly before and after fork", "[runtime][process]") {
+TEST_CASE("dlsym names from a reused buffer are recorded exactly before and after fork",
+          "[runtime][process]") {
   settle_fixtures();
   std::string dir = temp_dir("name_reuse");
   ProcessResult r = run_traced({fixture("rt_name_reuse")}, dir + "/");

@@ -59,7 +59,8 @@ TEST_CASE("CPython imports stdlib extension modules identically under the preloa
       saw_failed_ctypes = true;
       CHECK(e["ok"] == false);
       CHECK(e["error"] ==
-            "libdoes_not_exist_dltrace.so: cannot open shared object file: No such file or directory");
+            "libdoes_not_exist_dltrace.so: cannot open shared object file: No such file or "
+            "directory");
     }
   }
   CHECK(saw_failed_ctypes);

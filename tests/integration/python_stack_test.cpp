@@ -3,13 +3,12 @@
 // Fixtures: tests/fixtures/python_stacks (the expected lines are found by their MARK comments).
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "dltrace/format.h"
 #include "harness.h"
@@ -21,7 +20,9 @@ namespace {
 
 const char* const kPython = "/usr/bin/python3";
 
-std::string dir() { return fixture("python_stacks"); }
+std::string dir() {
+  return fixture("python_stacks");
+}
 
 // 1-based line of the first line of `path` containing "MARK:<marker>"; 0 if none.
 int marker_line(const std::string& path, const std::string& marker) {
@@ -34,12 +35,14 @@ int marker_line(const std::string& path, const std::string& marker) {
 
 std::string frame_text(const json& f) {
   std::ostringstream s;
-  s << f["file"].get<std::string>() << ":" << f["line"].get<int>() << ":" << f["function"].get<std::string>();
+  s << f["file"].get<std::string>() << ":" << f["line"].get<int>() << ":"
+    << f["function"].get<std::string>();
   return s.str();
 }
 
 // "file:line:function" for `file` (relative to the fixture dir) at its `marker` line.
-std::string expected(const std::string& file, const std::string& marker, const std::string& function) {
+std::string expected(const std::string& file, const std::string& marker,
+                     const std::string& function) {
   const std::string path = dir() + "/" + file;
   const int line = marker_line(path, marker);
   REQUIRE(line > 0);
@@ -111,7 +114,8 @@ TEST_CASE("dlopen from Python code records the Python stack at the calling line"
     CHECK(frames[1] == expected("pystack_pkg/outer.py", "outer-import", "<module>"));
     CHECK(frames[2] == expected("main.py", "main-import", "<module>"));
     // importlib's own frames are there too, innermost of all.
-    CHECK((*e)["python_stack"][0]["file"].get<std::string>().find("importlib") != std::string::npos);
+    CHECK((*e)["python_stack"][0]["file"].get<std::string>().find("importlib") !=
+          std::string::npos);
     // The extension's init lookup happens under the same stack.
     bool init_lookup = false;
     for (const json& s : j["events"])
@@ -174,8 +178,10 @@ TEST_CASE("dlopen from Python code records the Python stack at the calling line"
 TEST_CASE("import numpy under the preload: same output, extension loads carry Python stacks",
           "[python][differential]") {
   if (!has_python()) return;
-  DifferentialResult d = run_differential(
-      {kPython, "-c", "import numpy\nprint(numpy.__version__, numpy.arange(10).sum(), numpy.linalg.det(numpy.eye(3)))"});
+  DifferentialResult d =
+      run_differential({kPython, "-c",
+                        "import numpy\nprint(numpy.__version__, numpy.arange(10).sum(), "
+                        "numpy.linalg.det(numpy.eye(3)))"});
   INFO("untraced:\n" << describe(d.plain) << "\ntraced:\n" << describe(d.traced));
   if (d.plain.exit_code != 0) {
     WARN("numpy not importable here; skipped");

@@ -2,14 +2,13 @@
 // `dltrace export --format json` (schema in the interface spec), checked field by field against
 // what the program itself printed.
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <functional>
 #include <set>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -27,11 +26,13 @@ std::string line_after(const std::string& out, const std::string& prefix) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string str(const json& j, const char* key) {
-  if (!j.is_object() || !j.contains(key) || !j[key].is_string()) return "<no string " + std::string(key) + ">";
+  if (!j.is_object() || !j.contains(key) || !j[key].is_string())
+    return "<no string " + std::string(key) + ">";
   return j[key].get<std::string>();
 }
 
@@ -40,7 +41,9 @@ int64_t num(const json& j, const char* key) {
   return j[key].get<int64_t>();
 }
 
-bool is_null(const json& j, const char* key) { return !j.contains(key) || j[key].is_null(); }
+bool is_null(const json& j, const char* key) {
+  return !j.contains(key) || j[key].is_null();
+}
 
 // Runs argv under the preload (trace in a fresh directory) and returns the exported trace.
 struct Traced {
@@ -76,7 +79,8 @@ std::vector<json> objects_ending(const json& trace, const std::string& suffix) {
 
 json the_object(const json& trace, const std::string& suffix) {
   std::vector<json> found = objects_ending(trace, suffix);
-  INFO("objects ending with " << suffix << " (expected exactly one):\n" << trace["objects"].dump(1));
+  INFO("objects ending with " << suffix << " (expected exactly one):\n"
+                              << trace["objects"].dump(1));
   REQUIRE(found.size() == 1);
   return found[0];
 }
@@ -285,8 +289,8 @@ TEST_CASE("calls made before the recorder's constructor are recorded", "[recordi
   json early = the_object(j, "/libdiff_early.so");
   json plugin = the_object(j, "/libdiff_plugin.so");
   CHECK(str(early, "cause") == "needed");
-  auto from_early = events_where(
-      j, [&](const json& e) { return caller_object(e) == num(early, "id"); });
+  auto from_early =
+      events_where(j, [&](const json& e) { return caller_object(e) == num(early, "id"); });
   REQUIRE(from_early.size() == 4);
   CHECK(str(from_early[0], "call") == "dlopen");
   CHECK(str(from_early[0], "file") == "libdiff_plugin.so");
@@ -303,7 +307,8 @@ TEST_CASE("calls made before the recorder's constructor are recorded", "[recordi
   CHECK(str(from_early[3], "symbol") == "puts");
   // They come before main's call.
   json exe = the_object(j, "/diff_early");
-  auto from_main = events_where(j, [&](const json& e) { return caller_object(e) == num(exe, "id"); });
+  auto from_main =
+      events_where(j, [&](const json& e) { return caller_object(e) == num(exe, "id"); });
   REQUIRE(from_main.size() == 1);
   CHECK(num(from_main[0], "seq") > num(from_early[3], "seq"));
 }

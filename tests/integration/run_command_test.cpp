@@ -3,12 +3,11 @@
 // as a child subreaper, how the orphans it reaped ended.
 #include <signal.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <sstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -18,11 +17,13 @@ TEST_CASE("dltrace run records a child killed by SIGTERM or SIGKILL", "[runtime]
   // Paths via std::filesystem: GCC 12 warns falsely (-Wrestrict) on some std::string + literal.
   for (const std::string sig : {"TERM", "KILL"}) {
     DYNAMIC_SECTION("SIG" << sig) {
-      const std::string trace = (std::filesystem::path(temp_dir("run-end")) / "child.trace").string();
+      const std::string trace =
+          (std::filesystem::path(temp_dir("run-end")) / "child.trace").string();
       RunOptions quiet;
       quiet.env.emplace("DLTRACE_QUIET", "1");
       const std::string command = sig == "TERM" ? "kill -TERM $$" : "kill -KILL $$";
-      ProcessResult r = run({viewer_path(), "run", "-o", trace, "--", "/bin/sh", "-c", command}, quiet);
+      ProcessResult r =
+          run({viewer_path(), "run", "-o", trace, "--", "/bin/sh", "-c", command}, quiet);
       INFO(describe(r));
       const int signo = sig == "TERM" ? 15 : 9;
       CHECK(r.exit_code == 128 + signo);  // like a shell
@@ -35,7 +36,8 @@ TEST_CASE("dltrace run records a child killed by SIGTERM or SIGKILL", "[runtime]
   }
 }
 
-TEST_CASE("without the launcher, a SIGTERM end stays unknown rather than guessed", "[runtime][run]") {
+TEST_CASE("without the launcher, a SIGTERM end stays unknown rather than guessed",
+          "[runtime][run]") {
   const std::string trace = temp_dir("run-end") + "/direct.trace";
   ProcessResult r = run_traced({"/bin/sh", "-c", "kill -TERM $$"}, trace);
   CHECK(r.signal == 15);

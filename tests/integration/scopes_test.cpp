@@ -1,6 +1,7 @@
 // `dltrace scopes` against the dynamic linker's own account: the same traced run also prints
 // LD_DEBUG=scopes, and every dlopen'ed object's scopes, and the global scope's growth, must be
 // what ld.so said.
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -8,8 +9,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "harness.h"
 
@@ -88,10 +87,10 @@ TEST_CASE("scopes match what LD_DEBUG=scopes printed for the same run", "[scopes
   RunOptions opts;
   opts.env["LD_DEBUG"] = "scopes";
   opts.cwd = dir;
-  ProcessResult r = run_traced({dir + "/ov_host", "open:libembed.so:NOW|LOCAL",
-                                "open:libdeep.so:NOW|GLOBAL", "open:liblazy.so:LAZY|LOCAL",
-                                "open:libembed.so:NOW|NOLOAD|GLOBAL"},
-                               trace, opts);
+  ProcessResult r =
+      run_traced({dir + "/ov_host", "open:libembed.so:NOW|LOCAL", "open:libdeep.so:NOW|GLOBAL",
+                  "open:liblazy.so:LAZY|LOCAL", "open:libembed.so:NOW|NOLOAD|GLOBAL"},
+                 trace, opts);
   INFO(describe(r));
   REQUIRE(r.exit_code == 0);
   LdDebugScopes ld = parse_ld_debug(r.err, dir);
@@ -169,8 +168,8 @@ TEST_CASE("dot --graph scope draws the scopes and the failed lookup, and Graphvi
   const std::string dir = fixtures_dir() + "/overrides";
   const std::string work = temp_dir("scopes-dot");
   const std::string trace = work + "/run.trace";
-  ProcessResult r = run_traced(
-      {dir + "/ov_host", "open:libembed.so:NOW|LOCAL", "open:libplugin.so:NOW"}, trace);
+  ProcessResult r =
+      run_traced({dir + "/ov_host", "open:libembed.so:NOW|LOCAL", "open:libplugin.so:NOW"}, trace);
   REQUIRE(r.exit_code == 0);
   ProcessResult dot = run({viewer_path(), "dot", "--graph", "scope", "-o", work + "/s.dot", trace});
   INFO(dot.err);
@@ -186,10 +185,12 @@ TEST_CASE("dot --graph scope draws the scopes and the failed lookup, and Graphvi
   CHECK(text.find("libplugin.so") != std::string::npos);
   CHECK(text.find("needs api_value (RTLD_LOCAL)") != std::string::npos);
   // --focus keeps only the scopes holding that object.
-  ProcessResult focus = run({viewer_path(), "dot", "--graph", "scope", "--focus", "libapi.so", trace});
+  ProcessResult focus =
+      run({viewer_path(), "dot", "--graph", "scope", "--focus", "libapi.so", trace});
   REQUIRE(focus.exit_code == 0);
   CHECK(focus.out.find("global scope, namespace 0") == std::string::npos);
   CHECK(focus.out.find("libapi.so") != std::string::npos);
-  ProcessResult none = run({viewer_path(), "dot", "--graph", "scope", "--focus", "libnope.so", trace});
+  ProcessResult none =
+      run({viewer_path(), "dot", "--graph", "scope", "--focus", "libnope.so", trace});
   CHECK(none.exit_code == 2);
 }

@@ -1,10 +1,9 @@
 // Threads: many threads calling dlsym at once lose nothing while the ring is big enough, and when
 // it wraps the trace says exactly how many events were overwritten and keeps the object table.
+#include <catch2/catch.hpp>
 #include <set>
 #include <sstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "dltrace/reader.h"
 #include "harness.h"
@@ -28,9 +27,9 @@ Run run_threads(const std::string& name, RunOptions opts) {
   std::string dir = temp_dir(name);
   Run r;
   r.trace_path = dir + "/threads.trace";
-  ProcessResult p = run_traced({fixture("rt_threads"), std::to_string(kThreads),
-                                std::to_string(kCallsPerThread)},
-                               r.trace_path, opts);
+  ProcessResult p =
+      run_traced({fixture("rt_threads"), std::to_string(kThreads), std::to_string(kCallsPerThread)},
+                 r.trace_path, opts);
   INFO("stderr: " << p.err);
   REQUIRE(p.exit_code == 0);
   REQUIRE(p.out == "calls " + std::to_string(kProgramCalls) + "\n");
@@ -42,7 +41,8 @@ Run run_threads(const std::string& name, RunOptions opts) {
 
 TEST_CASE("8 threads x 20000 dlsym: every call recorded once", "[runtime][threads]") {
   RunOptions opts;
-  opts.env["DLTRACE_STACK_DEPTH"] = "0";  // keeps the 160k-event export small; the wrap test has stacks
+  opts.env["DLTRACE_STACK_DEPTH"] =
+      "0";  // keeps the 160k-event export small; the wrap test has stacks
   Run r = run_threads("threads", opts);
   const json& events = r.trace["events"];
 
@@ -109,8 +109,9 @@ TEST_CASE("a small ring wraps: dropped_events is exact, objects survive", "[runt
   // and committing must not overwrite a slot that already holds a newer event.
   uint64_t stale = 0;
   for (uint64_t s : seqs) stale += s <= kProgramCalls - slots ? 1 : 0;
-  INFO(stale << " events older than the last " << slots << " seqs survived (a newer event in the "
-             "same slot was overwritten by a late commit)");
+  INFO(stale << " events older than the last " << slots
+             << " seqs survived (a newer event in the "
+                "same slot was overwritten by a late commit)");
   CHECK(*seqs.begin() > kProgramCalls - slots);
   CHECK(*seqs.rbegin() == kProgramCalls);
   // dropped_events is exactly (seqs handed out) - (events present).

@@ -83,9 +83,9 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
   };
 
   std::vector<Object> code;  // objects stack frames and callers point into
-  const Object exe = add_object("/opt/bigtrace/bin/bigtrace-host", nullptr,
-                                format::ObjectCause::kStartup, format::kObjectGlobal,
-                                format::kNoId, 0, 0x555555554000);
+  const Object exe =
+      add_object("/opt/bigtrace/bin/bigtrace-host", nullptr, format::ObjectCause::kStartup,
+                 format::kObjectGlobal, format::kNoId, 0, 0x555555554000);
   code.push_back(exe);
   code.push_back(add_object("/lib/x86_64-linux-gnu/libc.so.6", "libc.so.6",
                             format::ObjectCause::kNeeded, format::kObjectGlobal, exe.id, 0,
@@ -93,8 +93,8 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
   code.push_back(add_object("/lib/x86_64-linux-gnu/libm.so.6", "libm.so.6",
                             format::ObjectCause::kNeeded, format::kObjectGlobal, exe.id, 0,
                             0x7f0000200000));
-  add_object("linux-vdso.so.1", "linux-vdso.so.1", format::ObjectCause::kStartup, format::kObjectVdso,
-             format::kNoId, 0, 0x7fff00000000);
+  add_object("linux-vdso.so.1", "linux-vdso.so.1", format::ObjectCause::kStartup,
+             format::kObjectVdso, format::kNoId, 0, 0x7fff00000000);
 
   Rng rng;
   uint64_t written = 0;
@@ -124,8 +124,8 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
   for (uint32_t i = 0; i < kMissingSymbols; ++i) {
     const std::string name = "missing_fn_" + std::to_string(i);
     missing.push_back(w.intern_string(name.c_str()));
-    missing_errors.push_back(w.intern_string(
-        ("/opt/bigtrace/bin/bigtrace-host: undefined symbol: " + name).c_str()));
+    missing_errors.push_back(
+        w.intern_string(("/opt/bigtrace/bin/bigtrace-host: undefined symbol: " + name).c_str()));
   }
   for (uint32_t i = 0; i < kMissingLibraries; ++i) {
     const std::string name = "libmissing_" + std::to_string(i) + ".so";
@@ -157,7 +157,8 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
       const std::string dir = "/opt/bigtrace/py/pkg_" + std::to_string(pkg);
       std::vector<format::PyFrame> frames(std::begin(machinery), std::end(machinery));
       if (k % 4 != 3) {
-        frames.push_back({str(dir + "/mod_" + std::to_string(k) + ".py"), module, int32_t(3 + k), 0});
+        frames.push_back(
+            {str(dir + "/mod_" + std::to_string(k) + ".py"), module, int32_t(3 + k), 0});
         frames.push_back(call);
         frames.push_back({str(dir + "/__init__.py"), module, int32_t(5 + k), 0});
         frames.push_back(call);
@@ -171,8 +172,8 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
         }
         // k == 7: under a vendored package no complete stack holds, so it stays cut.
         frames.push_back(call);
-        frames.push_back({str(k == 3 ? dir + "/__init__.py"
-                                     : dir + "/_vendor/__init__.py"), module, int32_t(5 + k), 0});
+        frames.push_back({str(k == 3 ? dir + "/__init__.py" : dir + "/_vendor/__init__.py"), module,
+                          int32_t(5 + k), 0});
       }
       load_stacks.push_back(w.intern_py_stack(frames.data(), uint32_t(frames.size())));
     }
@@ -186,9 +187,10 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
     char name[64];
     std::snprintf(name, sizeof name, "libplugin_%02u.so", k);
     const uint32_t name_id = w.intern_string(name);
-    const Object p = add_object(std::string("/opt/bigtrace/plugins/") + name, name,
-                                format::ObjectCause::kDlopen, k % 4 == 0 ? uint32_t{format::kObjectGlobal} : 0u,
-                                exe.id, seq, 0x7e0000000000 + uint64_t(k) * 0x1000000);
+    const Object p =
+        add_object(std::string("/opt/bigtrace/plugins/") + name, name, format::ObjectCause::kDlopen,
+                   k % 4 == 0 ? uint32_t{format::kObjectGlobal} : 0u, exe.id, seq,
+                   0x7e0000000000 + uint64_t(k) * 0x1000000);
     plugins.push_back(p);
     plugin_names.push_back(name_id);
     code.push_back(p);
@@ -230,9 +232,11 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
       for (uint32_t s = 0; s < kPyStacks; ++s) {
         format::PyFrame frames[4];
         for (uint32_t j = 0; j < 4; ++j) {
-          frames[j] = {w.intern_string(("/opt/bigtrace/py/mod_" + std::to_string((s + j) % 12) + ".py").c_str()),
-                       w.intern_string(("func_" + std::to_string((s * 3 + j) % 40)).c_str()),
-                       int32_t(10 + s * 4 + j), 0};
+          frames[j] = {
+              w.intern_string(
+                  ("/opt/bigtrace/py/mod_" + std::to_string((s + j) % 12) + ".py").c_str()),
+              w.intern_string(("func_" + std::to_string((s * 3 + j) % 40)).c_str()),
+              int32_t(10 + s * 4 + j), 0};
         }
         py_stacks.push_back(w.intern_py_stack(frames, 4));
       }
@@ -301,7 +305,7 @@ std::string write_big_trace(const std::string& path, const BigTraceOptions& opti
       // A failing import is retried from the same few lines (one per missing library), so the
       // tree's failure leaves stay few; the successful ones come from every stack.
       e.py_stack = (e.bits & format::kEventOk) ? load_stacks[rng.below(kPythonLoadStacks)]
-                                             : load_stacks[(e.name * 97) % kPythonLoadStacks];
+                                               : load_stacks[(e.name * 97) % kPythonLoadStacks];
     }
     w.commit(e);
     ++written;

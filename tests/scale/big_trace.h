@@ -12,9 +12,9 @@ namespace dltrace::test {
 
 struct BigTraceOptions {
   uint64_t events = 1'000'000;
-  uint32_t stack_depth = 16;    // native frames per stack; 0: no stacks at all
+  uint32_t stack_depth = 16;  // native frames per stack; 0: no stacks at all
   uint32_t distinct_stacks = 256;
-  bool python_stacks = true;    // one event in 8 carries a Python stack
+  bool python_stacks = true;  // one event in 8 carries a Python stack
   // A Python program's trace: every dlopen carries a Python stack (the import that made it),
   // drawn from kPythonLoadStacks distinct stacks under 256 top-level statements, one in four
   // cut at the recorder's 64 frames. What the Python attribution keeps must stay bounded by

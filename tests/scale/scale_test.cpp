@@ -38,7 +38,7 @@ constexpr long kMaxGrowthKb = 16 * 1024;
 constexpr long kMaxPythonGrowthKb = 4 * 1024;
 
 struct Result {
-  bool ok = false;       // exited normally
+  bool ok = false;  // exited normally
   int exit_code = -1;
   long max_rss_kb = 0;
   uint64_t bytes = 0;
@@ -108,7 +108,9 @@ struct Command {
   int exit_code = 0;  // explain exits 1 when it found problems (the trace has failed calls)
 };
 
-std::string expect(bool ok, const std::string& what) { return ok ? std::string() : what; }
+std::string expect(bool ok, const std::string& what) {
+  return ok ? std::string() : what;
+}
 
 // The number after `prefix` in `text`, or -1.
 long long number_after(const std::string& text, std::string_view prefix) {
@@ -140,8 +142,8 @@ int compare(const std::string& dltrace, const std::vector<Command>& commands,
       problem = e2 + " (large trace)";
     } else if (growth > max_growth_kb) {
       problem = "peak RSS grew by " + std::to_string(growth) + " KB for " +
-                std::to_string(large - small) + " more events (bound: " +
-                std::to_string(max_growth_kb) + " KB)";
+                std::to_string(large - small) +
+                " more events (bound: " + std::to_string(max_growth_kb) + " KB)";
     }
     if (!problem.empty()) {
       std::printf("FAIL: %s: %s\n", c.name.c_str(), problem.c_str());
@@ -195,28 +197,46 @@ int main(int argc, char** argv) {
   }
 
   const std::vector<Command> commands = {
-      {"show", {"show"}, "dlsym(", [](const Result& r, uint64_t events) {
+      {"show",
+       {"show"},
+       "dlsym(",
+       [](const Result& r, uint64_t events) {
          // One line per event (dlopen/dlclose lines have no "dlsym(" but are ~10%).
          return expect(r.lines >= events && r.matches >= events * 8 / 10,
                        "show printed " + std::to_string(r.lines) + " lines");
        }},
-      {"export json", {"export", "--format", "json"}, "{\"seq\":", [](const Result& r, uint64_t events) {
-         return expect(r.matches == events, "export json has " + std::to_string(r.matches) +
-                                                " events");
+      {"export json",
+       {"export", "--format", "json"},
+       "{\"seq\":",
+       [](const Result& r, uint64_t events) {
+         return expect(r.matches == events,
+                       "export json has " + std::to_string(r.matches) + " events");
        }},
-      {"export jsonl", {"export", "--format", "jsonl"}, "{\"type\":\"event\"", [](const Result& r, uint64_t events) {
-         return expect(r.matches == events, "export jsonl has " + std::to_string(r.matches) +
-                                                 " event lines");
+      {"export jsonl",
+       {"export", "--format", "jsonl"},
+       "{\"type\":\"event\"",
+       [](const Result& r, uint64_t events) {
+         return expect(r.matches == events,
+                       "export jsonl has " + std::to_string(r.matches) + " event lines");
        }},
-      {"stats", {"stats"}, "", [](const Result& r, uint64_t events) {
+      {"stats",
+       {"stats"},
+       "",
+       [](const Result& r, uint64_t events) {
          return expect(r.head.find(std::to_string(events) + " readable") != std::string::npos,
                        "stats does not count every event");
        }},
-      {"stats --json", {"stats", "--json"}, "", [](const Result& r, uint64_t events) {
+      {"stats --json",
+       {"stats", "--json"},
+       "",
+       [](const Result& r, uint64_t events) {
          return expect(r.head.find("\"readable\":" + std::to_string(events)) != std::string::npos,
                        "stats --json does not count every event");
        }},
-      {"tree", {"tree", "--color=never"}, "\u2717 dl", [](const Result& r, uint64_t events) {
+      {"tree",
+       {"tree", "--color=never"},
+       "\u2717 dl",
+       [](const Result& r, uint64_t events) {
          // The failed dlopens (1% of the events) are in the tree as red leaves, but repeats of
          // one failure share a leaf (distinct ones are bounded by the catalog): 20k failures in
          // 2M events give ~3k leaves; one leaf per call would be 20k.
@@ -224,40 +244,60 @@ int main(int argc, char** argv) {
                        "tree has " + std::to_string(r.matches) + " failed-load leaves for " +
                            std::to_string(events / 100) + " failed calls");
        }},
-      {"scopes", {"scopes", "--color=never"}, "local scope of dlopen #", [](const Result& r, uint64_t) {
+      {"scopes",
+       {"scopes", "--color=never"},
+       "local scope of dlopen #",
+       [](const Result& r, uint64_t) {
          // One local scope per dlopen group (the plugins are opened once, then only get more
          // references), whatever the number of events.
          return expect(r.matches > 0 && r.matches < 100,
                        "scopes printed " + std::to_string(r.matches) + " local scopes");
        }},
-      {"explain", {"explain", "--color=never"}, "[library-not-found]", [](const Result& r, uint64_t) {
+      {"explain",
+       {"explain", "--color=never"},
+       "[library-not-found]",
+       [](const Result& r, uint64_t) {
          // 20 missing libraries, failing again and again: one finding per library and caller.
          return expect(r.matches > 0 && r.matches <= 20 * 64,
                        "explain printed " + std::to_string(r.matches) + " not-found findings");
-       }, 1},
-      {"explain --json", {"explain", "--json"}, "\"kind\":\"library-not-found\"", [](const Result& r, uint64_t) {
+       },
+       1},
+      {"explain --json",
+       {"explain", "--json"},
+       "\"kind\":\"library-not-found\"",
+       [](const Result& r, uint64_t) {
          return expect(r.matches > 0 && r.matches <= 20 * 64,
                        "explain --json has " + std::to_string(r.matches) + " not-found findings");
-       }, 1},
+       },
+       1},
   };
 
   // Every dlopen is made from Python: 5% of the events, ~4% of them are the 24 plugins again.
   const std::vector<Command> python_commands = {
-      {"stats", {"stats"}, "", [](const Result& r, uint64_t events) {
+      {"stats",
+       {"stats"},
+       "",
+       [](const Result& r, uint64_t events) {
          const long long calls = number_after(r.head, " statement(s), ");
          return expect(calls >= static_cast<long long>(events / 25) &&
                            r.head.find(std::to_string(events) + " readable") != std::string::npos,
                        "stats counts " + std::to_string(calls) + " dlopen calls from Python");
        }},
-      {"stats --json", {"stats", "--json"}, "\"truncated\":true", [](const Result& r, uint64_t events) {
+      {"stats --json",
+       {"stats", "--json"},
+       "\"truncated\":true",
+       [](const Result& r, uint64_t events) {
          // The statements of the cut stacks that no complete stack resolves: one per package.
          const long long calls = number_after(r.head, "\"python_loads\":");
-         return expect(calls >= static_cast<long long>(events / 25) && r.matches > 0 &&
-                           r.matches <= 256,
-                       "stats --json: " + std::to_string(calls) + " Python loads, " +
-                           std::to_string(r.matches) + " cut statements");
+         return expect(
+             calls >= static_cast<long long>(events / 25) && r.matches > 0 && r.matches <= 256,
+             "stats --json: " + std::to_string(calls) + " Python loads, " +
+                 std::to_string(r.matches) + " cut statements");
        }},
-      {"tree", {"tree", "--color=never"}, "python /opt/bigtrace/app/main.py:", [](const Result& r, uint64_t) {
+      {"tree",
+       {"tree", "--color=never"},
+       "python /opt/bigtrace/app/main.py:",
+       [](const Result& r, uint64_t) {
          // One group per caller object and statement (the failures' callers vary).
          return expect(r.matches > 0 && r.matches < 2000,
                        "tree has " + std::to_string(r.matches) + " statement groups");

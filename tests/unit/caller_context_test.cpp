@@ -1,6 +1,6 @@
 // CallerContext and the trampoline: a call made through a context whose caller_ip lies in a
 // fixture library must get exactly what the fixture library gets when it makes the call itself.
-#include <catch2/catch.hpp>
+#include "caller_context.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <unwind.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -15,14 +16,15 @@
 #include <thread>
 #include <vector>
 
-#include "caller_context.h"
 #include "real_functions.h"
 
 using namespace dltrace::preload;
 
 namespace {
 
-std::string fixture(const char* name) { return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/" + name; }
+std::string fixture(const char* name) {
+  return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/" + name;
+}
 
 // Design doc §9: right after the fixtures were written, glibc has been seen to misidentify
 // callers; flushing them and dropping them from the page cache avoids it.
@@ -30,8 +32,8 @@ void settle_fixtures() {
   static bool done = false;
   if (done) return;
   done = true;
-  for (const char* f : {"libcaller_fx_main.so", "libcaller_fx_next.so", "caller_sub/libcaller_fx_sub.so",
-                        "libcaller_fx_ver_gnu.so"}) {
+  for (const char* f : {"libcaller_fx_main.so", "libcaller_fx_next.so",
+                        "caller_sub/libcaller_fx_sub.so", "libcaller_fx_ver_gnu.so"}) {
     int fd = open(fixture(f).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     fsync(fd);
@@ -118,7 +120,8 @@ TEST_CASE("CallerContext makes calls on behalf of a library's code", "[caller_co
     // Made from here directly, the same call means something else.
     CHECK(dlsym(RTLD_NEXT, "fx_shared_name") != expected);
     take_error();
-    CHECK(ctx.dlvsym(RTLD_NEXT, "fx_shared_name", "ANY_1") == fx.dlvsym(RTLD_NEXT, "fx_shared_name", "ANY_1"));
+    CHECK(ctx.dlvsym(RTLD_NEXT, "fx_shared_name", "ANY_1") ==
+          fx.dlvsym(RTLD_NEXT, "fx_shared_name", "ANY_1"));
   }
 
   SECTION("dlsym(RTLD_DEFAULT) error text names the caller") {
@@ -266,7 +269,8 @@ __attribute__((noinline)) uintptr_t three_args(uintptr_t a, uintptr_t b, uintptr
 }
 
 __attribute__((noinline)) uintptr_t call_through(const void* gadget) {
-  uintptr_t r = dltrace_call_with_return_address(reinterpret_cast<const void*>(&three_args), gadget, 1, 2, 3);
+  uintptr_t r =
+      dltrace_call_with_return_address(reinterpret_cast<const void*>(&three_args), gadget, 1, 2, 3);
   __asm__ volatile("" ::: "memory");
   return r;
 }
@@ -298,6 +302,7 @@ TEST_CASE("trampoline passes three arguments, keeps alignment and unwinds", "[ca
   // Repeatedly, to catch stack imbalance.
   uintptr_t sum = 0;
   for (int i = 0; i < 1000; ++i)
-    sum += dltrace_call_with_return_address(reinterpret_cast<const void*>(&three_args), ctx.gadget(), 0, 0, i % 10);
+    sum += dltrace_call_with_return_address(reinterpret_cast<const void*>(&three_args),
+                                            ctx.gadget(), 0, 0, i % 10);
   CHECK(sum == 4500);
 }

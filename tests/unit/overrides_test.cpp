@@ -1,25 +1,27 @@
 // The recorder side of flag overrides: the emulated library search (library_resolver) and
 // apply_overrides() over a 100-rule config, including its cost per call.
+#include "overrides.h"
+
 #include <dlfcn.h>
 #include <link.h>
 #include <unistd.h>
 
-#include <ctime>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <string>
 
-#include <catch2/catch.hpp>
-
 #include "library_resolver.h"
-#include "overrides.h"
 
 using namespace dltrace::preload;
 
 namespace {
 
-std::string ov_dir() { return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/overrides"; }
+std::string ov_dir() {
+  return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/overrides";
+}
 
 CallerObject caller_of(void* handle) {
   link_map* lm = nullptr;
@@ -31,7 +33,9 @@ CallerObject caller_of(void* handle) {
   return c;
 }
 
-int code_in_this_executable() { return 1; }
+int code_in_this_executable() {
+  return 1;
+}
 
 std::string exe_name() {
   char buf[4096];
@@ -108,10 +112,18 @@ TEST_CASE("apply_overrides: 100 rules, name/soname/caller matching, under 1 us p
     for (int i = 0; i < 97; ++i) {
       f << "[[override]]\n";
       switch (i % 4) {
-        case 0: f << "match = \"libnomatch" << i << ".so\"\n"; break;
-        case 1: f << "match = \"libnomatch" << i << "*.so*\"\n"; break;
-        case 2: f << "match = \"/opt/nomatch" << i << "/*.so\"\n"; break;
-        default: f << "match = \"*\"\ncaller = \"libnotthecaller" << i << "*.so\"\n"; break;
+        case 0:
+          f << "match = \"libnomatch" << i << ".so\"\n";
+          break;
+        case 1:
+          f << "match = \"libnomatch" << i << "*.so*\"\n";
+          break;
+        case 2:
+          f << "match = \"/opt/nomatch" << i << "/*.so\"\n";
+          break;
+        default:
+          f << "match = \"*\"\ncaller = \"libnotthecaller" << i << "*.so\"\n";
+          break;
       }
       f << "add = [\"RTLD_NODELETE\"]\n";
     }
@@ -120,7 +132,8 @@ TEST_CASE("apply_overrides: 100 rules, name/soname/caller matching, under 1 us p
     path_line = soname_line + 3;
     f << "[[override]]\nmatch = \"*/libz.so\"\nremove = [\"RTLD_LAZY\"]\nadd = [\"RTLD_NOW\"]\n";
     caller_line = path_line + 4;
-    f << "[[override]]\nmatch = \"libz*\"\ncaller = \"" << exe_name() << "\"\nadd = [\"RTLD_NOLOAD\"]\n";
+    f << "[[override]]\nmatch = \"libz*\"\ncaller = \"" << exe_name()
+      << "\"\nadd = [\"RTLD_NOLOAD\"]\n";
   }
   REQUIRE(setenv("DLTRACE_CONFIG", path.c_str(), 1) == 0);
   const char* loaded = load_overrides_from_env();

@@ -1,20 +1,21 @@
 // SlotIndex: the object table's link_map index. A tiny table forces long runs, wrap-around and
 // shared keys, where backward-shift deletion goes wrong if it is going to.
-#include <catch2/catch.hpp>
+#include "slot_index.h"
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
 #include <set>
 #include <vector>
-
-#include "slot_index.h"
 
 using dltrace::preload::SlotIndex;
 
 namespace {
 
 uint64_t g_keys[64];
-uint64_t key_of(uint32_t slot) { return g_keys[slot]; }
+uint64_t key_of(uint32_t slot) {
+  return g_keys[slot];
+}
 
 // Every slot in `live` is found under its key; no other slot is.
 template <uint32_t N>

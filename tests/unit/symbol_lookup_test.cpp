@@ -1,11 +1,10 @@
 // lookup_in_object / lookup_global / real_functions against what the real loader answers.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
 #include <sys/auxv.h>
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
 
@@ -48,7 +47,9 @@ bool has_dynamic_tag(const dl_phdr_info& info, ElfW(Sxword) tag) {
   return false;
 }
 
-std::string fixture(const char* name) { return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/" + name; }
+std::string fixture(const char* name) {
+  return std::string(DLTRACE_TEST_FIXTURES_DIR) + "/" + name;
+}
 
 }  // namespace
 
@@ -67,9 +68,9 @@ TEST_CASE("lookup_in_object agrees with dlsym/dlvsym on libc", "[symbol_lookup]"
     struct {
       const char* name;
       const char* version;
-    } versioned[] = {{"dlsym", "GLIBC_2.2.5"}, {"dlsym", "GLIBC_2.34"}, {"dlopen", "GLIBC_2.34"},
-                     {"dlopen", "GLIBC_2.2.5"}, {"malloc", "GLIBC_2.2.5"},
-                     {"memcpy", "GLIBC_2.14"}, {"memcpy", "GLIBC_2.2.5"}};
+    } versioned[] = {{"dlsym", "GLIBC_2.2.5"},  {"dlsym", "GLIBC_2.34"},   {"dlopen", "GLIBC_2.34"},
+                     {"dlopen", "GLIBC_2.2.5"}, {"malloc", "GLIBC_2.2.5"}, {"memcpy", "GLIBC_2.14"},
+                     {"memcpy", "GLIBC_2.2.5"}};
     for (auto& v : versioned) {
       INFO(v.name << "@" << v.version);
       void* expected = dlvsym(libc, v.name, v.version);
@@ -86,7 +87,8 @@ TEST_CASE("lookup_in_object agrees with dlsym/dlvsym on libc", "[symbol_lookup]"
   dlclose(libc);
 }
 
-TEST_CASE("lookup_in_object handles hidden versions with GNU and SysV hash tables", "[symbol_lookup]") {
+TEST_CASE("lookup_in_object handles hidden versions with GNU and SysV hash tables",
+          "[symbol_lookup]") {
   for (const char* file : {"libcaller_fx_ver_gnu.so", "libcaller_fx_ver_sysv.so"}) {
     INFO(file);
     void* h = dlopen(fixture(file).c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -136,7 +138,8 @@ TEST_CASE("lookup_in_object reads the vDSO's unrelocated dynamic section", "[sym
       [](dl_phdr_info* info, size_t, void* data) {
         auto& c = *static_cast<Ctx*>(data);
         for (int i = 0; i < info->dlpi_phnum; ++i)
-          if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_addr + info->dlpi_phdr[i].p_vaddr == c.base) {
+          if (info->dlpi_phdr[i].p_type == PT_LOAD &&
+              info->dlpi_addr + info->dlpi_phdr[i].p_vaddr == c.base) {
             c.seen = true;
             c.sym = lookup_in_object(*info, "__vdso_clock_gettime", "LINUX_2.6");
             return 1;

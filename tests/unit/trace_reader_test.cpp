@@ -1,7 +1,6 @@
 // TraceReader: round trips of every record the writer produces, and recovery from wrapped,
 // torn, truncated and corrupt files.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 
 #include "trace_test_support.h"
@@ -194,7 +193,8 @@ TEST_CASE("every record type survives a write/read round trip", "[trace][reader]
   CHECK_FALSE(r->has_string(format::kNoId));
 }
 
-TEST_CASE("a wrapped ring keeps the newest events and counts the dropped ones exactly", "[trace][reader]") {
+TEST_CASE("a wrapped ring keeps the newest events and counts the dropped ones exactly",
+          "[trace][reader]") {
   ScratchDir dir;
   std::string path = dir.file("wrap.trace");
   preload::TraceWriter w;
@@ -297,7 +297,9 @@ TEST_CASE("the slot checksum changes with every single-bit change and with a spl
     word += 0x0000000100000001ull;
     std::memcpy(reinterpret_cast<unsigned char*>(&b) + at, &word, 8);
   }
-  auto payload = [](const format::EventSlot& e) { return reinterpret_cast<const unsigned char*>(&e) + 16; };
+  auto payload = [](const format::EventSlot& e) {
+    return reinterpret_cast<const unsigned char*>(&e) + 16;
+  };
   const uint32_t sum_a = format::slot_checksum(payload(a));
   CHECK(format::slot_checksum(payload(b)) != sum_a);
   unsigned changed = 0, bits = 0;
@@ -312,8 +314,8 @@ TEST_CASE("the slot checksum changes with every single-bit change and with a spl
   // Every split of a's payload followed by b's, at each 8-byte boundary (how a torn copy looks).
   for (size_t cut = 24; cut < format::kSlotSize; cut += 8) {
     format::EventSlot spliced = a;
-    std::memcpy(reinterpret_cast<unsigned char*>(&spliced) + cut, reinterpret_cast<const unsigned char*>(&b) + cut,
-                format::kSlotSize - cut);
+    std::memcpy(reinterpret_cast<unsigned char*>(&spliced) + cut,
+                reinterpret_cast<const unsigned char*>(&b) + cut, format::kSlotSize - cut);
     const uint32_t sum = format::slot_checksum(payload(spliced));
     CHECK(sum != sum_a);
     CHECK(sum != format::slot_checksum(payload(b)));
@@ -369,7 +371,8 @@ TEST_CASE("files that are not traces give one clear sentence", "[trace][reader]"
   CHECK(error == "cannot open " + dir.file("missing") + ": No such file or directory");
 
   std::vector<unsigned char> garbage(10000);
-  for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<unsigned char>(i * 7919 + 13);
+  for (size_t i = 0; i < garbage.size(); ++i)
+    garbage[i] = static_cast<unsigned char>(i * 7919 + 13);
   CHECK(open_error(garbage.data(), garbage.size()) == "not a dltrace trace (bad magic)");
   CHECK(open_error("#!/bin/sh", 9) == "not a dltrace trace (bad magic)");
   CHECK(open_error("DLT", 3) == "truncated header");
@@ -479,7 +482,8 @@ TEST_CASE("object_at picks the object mapped at that address at that time", "[tr
   CHECK(r->object_at(0x210000, 30) == nullptr);
 }
 
-TEST_CASE("a header that claims a huge ring over a short file is read in bounded time", "[trace][reader]") {
+TEST_CASE("a header that claims a huge ring over a short file is read in bounded time",
+          "[trace][reader]") {
   ScratchDir dir;
   std::string path = dir.file("liar.trace");
   preload::TraceWriter w;

@@ -1,7 +1,6 @@
 // Many threads committing events and interning strings and stacks at once: every event must be
 // readable exactly once and every count exact. Also built under ThreadSanitizer (tests/tsan).
 #include <catch2/catch.hpp>
-
 #include <set>
 #include <thread>
 

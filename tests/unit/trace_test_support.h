@@ -36,7 +36,8 @@ class ScratchDir {
     std::vector<std::string> names;
     if (DIR* d = opendir(path_.c_str())) {
       while (dirent* e = readdir(d))
-        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.push_back(e->d_name);
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..")
+          names.push_back(e->d_name);
       closedir(d);
     }
     return names;
@@ -50,8 +51,10 @@ class ScratchDir {
         if (name == "." || name == "..") continue;
         std::string child = path + "/" + name;
         struct stat st {};
-        if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(child);
-        else unlink(child.c_str());
+        if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+          remove_tree(child);
+        else
+          unlink(child.c_str());
       }
       closedir(d);
     }
@@ -117,7 +120,8 @@ struct ObjectMapping {
 };
 
 inline uint32_t add_object(preload::TraceWriter& w, const char* path, format::ObjectCause cause,
-                           uint32_t flags, uint32_t parent, uint64_t seq, const ObjectMapping& m = {}) {
+                           uint32_t flags, uint32_t parent, uint64_t seq,
+                           const ObjectMapping& m = {}) {
   format::ObjectLoadEntry o{};
   o.path = w.intern_string(path);
   o.soname = m.soname ? w.intern_string(m.soname) : format::kNoId;

@@ -1,10 +1,9 @@
 // TraceWriter: file naming, creation failures, layout, interning.
-#include <catch2/catch.hpp>
-
 #include <sys/mount.h>
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -21,7 +20,8 @@ using dltrace::test::ScratchDir;
 
 namespace {
 
-std::string open_pattern(preload::TraceWriter& w, const std::string& pattern, uint64_t size = format::kMinBufferSize) {
+std::string open_pattern(preload::TraceWriter& w, const std::string& pattern,
+                         uint64_t size = format::kMinBufferSize) {
   char error[512] = {};
   if (!w.open(pattern.c_str(), size, 8, error, sizeof error)) return std::string("error: ") + error;
   std::string path = w.path();
@@ -37,7 +37,8 @@ struct SmallTmpfs {
   SmallTmpfs(std::string where, const char* size) : path(std::move(where)) {
     REQUIRE(mkdir(path.c_str(), 0755) == 0);
     mounted = mount("tmpfs", path.c_str(), "tmpfs", 0, (std::string("size=") + size).c_str()) == 0;
-    if (!mounted) WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
+    if (!mounted)
+      WARN("cannot mount a small tmpfs (" << std::strerror(errno) << "); full-disk test skipped");
   }
   ~SmallTmpfs() {
     if (mounted) umount2(path.c_str(), MNT_DETACH);
@@ -54,7 +55,8 @@ TEST_CASE("DLTRACE_OUTPUT patterns expand %p, %e and a trailing '/'", "[trace][w
   std::string exe = program_invocation_short_name;
 
   CHECK(open_pattern(w, dir.file("t.%p.trace")) == dir.file("t." + pid + ".trace"));
-  CHECK(open_pattern(w, dir.file("%e-%p-100%%.trace")) == dir.file(exe + "-" + pid + "-100%.trace"));
+  CHECK(open_pattern(w, dir.file("%e-%p-100%%.trace")) ==
+        dir.file(exe + "-" + pid + "-100%.trace"));
   CHECK(open_pattern(w, dir.path() + "/") == dir.file("dltrace." + exe + "." + pid + ".trace"));
   CHECK(file_exists(dir.file("dltrace." + exe + "." + pid + ".trace")));
 }
@@ -72,11 +74,13 @@ TEST_CASE("an existing file is never overwritten: .1, .2, ... are tried", "[trac
   CHECK(TraceReader::open(dir.file("x.trace"), &error));
 }
 
-TEST_CASE("a file that cannot be created gives one sentence and leaves nothing", "[trace][writer]") {
+TEST_CASE("a file that cannot be created gives one sentence and leaves nothing",
+          "[trace][writer]") {
   ScratchDir dir;
   preload::TraceWriter w;
   std::string missing = dir.file("no/such/dir/x.trace");
-  CHECK(open_pattern(w, missing) == "error: cannot create " + missing + ": No such file or directory");
+  CHECK(open_pattern(w, missing) ==
+        "error: cannot create " + missing + ": No such file or directory");
   CHECK_FALSE(w.is_open());
   CHECK(dir.entries().empty());
 
@@ -106,7 +110,8 @@ TEST_CASE("a file that cannot be created gives one sentence and leaves nothing",
     WARN("cannot drop privileges to test an unwritable directory");
   } else {
     CHECK(WEXITSTATUS(status) == 0);
-    CHECK(std::string(buf, n > 0 ? size_t(n) : 0) == "cannot create " + ro + "/x.trace: Permission denied");
+    CHECK(std::string(buf, n > 0 ? size_t(n) : 0) ==
+          "cannot create " + ro + "/x.trace: Permission denied");
     CHECK_FALSE(file_exists(ro + "/x.trace"));
   }
 }
@@ -207,7 +212,8 @@ TEST_CASE("interning deduplicates strings and stacks", "[trace][writer]") {
   CHECK(r->recovery().clean());
 }
 
-TEST_CASE("more distinct strings than the intern table holds are still written", "[trace][writer]") {
+TEST_CASE("more distinct strings than the intern table holds are still written",
+          "[trace][writer]") {
   ScratchDir dir;
   preload::TraceWriter w;
   REQUIRE(open_writer(w, dir.file("many.trace"), 64 << 20) == "");
@@ -236,7 +242,8 @@ TEST_CASE("abandon_after_fork leaves the parent's file alone", "[trace][writer]"
     w.abandon_after_fork();
     bool ok = !w.is_open() && w.reserve_seq() == 0;
     char error[512];
-    ok = ok && w.open(dir.file("child.trace").c_str(), format::kMinBufferSize, 8, error, sizeof error);
+    ok = ok &&
+         w.open(dir.file("child.trace").c_str(), format::kMinBufferSize, 8, error, sizeof error);
     format::EventSlot c = make_event(w.reserve_seq());
     w.commit(c);
     _exit(ok && c.seq == 1 ? 0 : 1);
@@ -311,7 +318,8 @@ TEST_CASE("cost of interning a seen string and committing one event", "[.bench]"
   w.close();
 }
 
-TEST_CASE("a disk that fills up while recording drops later events, never faults", "[trace][writer]") {
+TEST_CASE("a disk that fills up while recording drops later events, never faults",
+          "[trace][writer]") {
   ScratchDir dir;
   SmallTmpfs small(dir.file("filling"), "1m");
   if (!small.mounted) return;
@@ -342,7 +350,8 @@ TEST_CASE("a disk that fills up while recording drops later events, never faults
   CHECK(readable < total);
   CHECK(r->recovery().dropped_events == total - readable);
   bool noted = false;
-  for (const auto& n : r->recovery().notes) noted = noted || n.find("disk filled up") != std::string::npos;
+  for (const auto& n : r->recovery().notes)
+    noted = noted || n.find("disk filled up") != std::string::npos;
   CHECK(noted);
 }
 

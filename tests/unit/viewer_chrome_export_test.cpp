@@ -1,12 +1,10 @@
 // `dltrace export --format chrome`: the Trace Event JSON of a synthetic trace with nested loads,
 // two threads, a failed dlopen and an override, parsed back with nlohmann-json.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 
-#include <string>
-
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "render/chrome_export.h"
 #include "viewer_test_trace.h"
@@ -38,8 +36,8 @@ std::string write_chrome_trace(const std::string& path, int32_t* pid) {
   };
   using C = format::ObjectCause;
   const uint32_t exe = object("/usr/bin/app", C::kStartup, format::kNoId, 0);
-  auto event = [&](uint64_t seq, format::CallKind call, const char* name, uint64_t at,
-                   uint64_t dur, uint32_t tid, uint64_t parent) {
+  auto event = [&](uint64_t seq, format::CallKind call, const char* name, uint64_t at, uint64_t dur,
+                   uint32_t tid, uint64_t parent) {
     format::EventSlot e = test::make_event(seq, name ? w.intern_string(name) : format::kNoId);
     e.call = uint16_t(call);
     e.time_ns = kStart + at;
@@ -54,8 +52,8 @@ std::string write_chrome_trace(const std::string& path, int32_t* pid) {
   const uint32_t dep = object("/opt/app/libdep.so", C::kNeeded, outer, outer_seq);
   const uint64_t inner_seq = w.reserve_seq();  // 2
   const uint32_t inner = object("/opt/app/libinner.so", C::kDlopen, outer, inner_seq);
-  format::EventSlot sym = event(w.reserve_seq(), format::CallKind::kDlsym, "inner_init",
-                                1'150'000, 1'000, main_tid, inner_seq);  // 3
+  format::EventSlot sym = event(w.reserve_seq(), format::CallKind::kDlsym, "inner_init", 1'150'000,
+                                1'000, main_tid, inner_seq);  // 3
   sym.object = inner;
   w.commit(sym);
   format::EventSlot in = event(inner_seq, format::CallKind::kDlopen, "libinner.so", 1'100'000,
@@ -87,8 +85,8 @@ std::string write_chrome_trace(const std::string& path, int32_t* pid) {
   fail.handle = 0;
   fail.error = w.intern_string("libmissing.so: cannot open shared object file");
   w.commit(fail);
-  format::EventSlot close = event(w.reserve_seq(), format::CallKind::kDlclose, nullptr,
-                                  3'000'000, 50'000, main_tid, 0);  // 6
+  format::EventSlot close = event(w.reserve_seq(), format::CallKind::kDlclose, nullptr, 3'000'000,
+                                  50'000, main_tid, 0);  // 6
   close.handle = 0x5000;
   close.handle_object = outer;
   close.object = outer;
@@ -138,8 +136,8 @@ TEST_CASE("chrome export: spans, instants, threads, nesting and args", "[viewer]
       process_named = e["args"]["name"] == "app";
     } else if (e["name"] == "thread_name") {
       ++thread_names;
-      CHECK(e["args"]["name"] == (e["tid"] == pid ? std::string("main thread")
-                                                  : "thread " + std::to_string(pid + 1)));
+      CHECK(e["args"]["name"] ==
+            (e["tid"] == pid ? std::string("main thread") : "thread " + std::to_string(pid + 1)));
     }
   }
   CHECK(process_named);

@@ -1,9 +1,8 @@
 // `dltrace dot --graph load` on a synthetic trace written with the real TraceWriter: nodes,
 // dlopen/DT_NEEDED/failed edges, folding, --focus, escaping.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 
+#include <catch2/catch.hpp>
 #include <regex>
 #include <string>
 
@@ -40,7 +39,9 @@ TEST_CASE("dot load graph: objects, dlopen and DT_NEEDED edges, failures", "[vie
   REQUIRE(!deep.empty());
   REQUIRE(!helper.empty());
   // Paths under the names, small and grey.
-  CHECK(has(dot, "<B>libplug.so</B><BR/><FONT POINT-SIZE=\"8\" COLOR=\"gray45\">/opt/app/plugins/libplug.so</FONT>"));
+  CHECK(has(dot,
+            "<B>libplug.so</B><BR/><FONT POINT-SIZE=\"8\" "
+            "COLOR=\"gray45\">/opt/app/plugins/libplug.so</FONT>"));
   CHECK(has(dot, app + " [label=<<B>app</B>"));
   // DT_NEEDED: dashed.
   CHECK(has(dot, app + " -> " + core + " [style=dashed"));
@@ -53,7 +54,8 @@ TEST_CASE("dot load graph: objects, dlopen and DT_NEEDED edges, failures", "[vie
   CHECK(has(dot, app + " -> " + plug + " [label=\"RTLD_NOW|RTLD_LOCAL\"];"));  // already loaded
   // The two failed dlopens: one red node, counted, the error (escaped) as tooltip.
   CHECK(has(dot, "✗ libnope&lt;x&gt;.so ×2"));
-  CHECK(has(dot, "tooltip=\"libnope<x>.so: cannot open shared object file: \\\"No\\\" such file\""));
+  CHECK(
+      has(dot, "tooltip=\"libnope<x>.so: cannot open shared object file: \\\"No\\\" such file\""));
   CHECK(has(dot, "color=red, fontcolor=red, style=\"rounded,filled\""));
   // System libraries folded into one node; the recorder hidden.
   CHECK(has(dot, "system [label=\"3 system libraries\""));

@@ -3,11 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "analysis/dlerror_text.h"
 #include "analysis/elf_file.h"
@@ -26,7 +25,8 @@ TEST_CASE("ElfFile reads the dynamic section, versions and symbols of libc", "[e
   REQUIRE(file.ok());
   const ElfFile& libc = **file;
   CHECK(libc.soname == "libc.so.6");
-  CHECK(std::find(libc.needed.begin(), libc.needed.end(), "ld-linux-x86-64.so.2") != libc.needed.end());
+  CHECK(std::find(libc.needed.begin(), libc.needed.end(), "ld-linux-x86-64.so.2") !=
+        libc.needed.end());
   CHECK(libc.defines_version("GLIBC_2.34"));
   CHECK(libc.defines_version("GLIBC_2.2.5"));
   CHECK_FALSE(libc.defines_version("GLIBC_99.0"));
@@ -42,7 +42,8 @@ TEST_CASE("ElfFile reads the dynamic section, versions and symbols of libc", "[e
   CHECK(libc.exported("no_such_symbol_anywhere") == nullptr);
   // libc references ld.so's symbols through verneed.
   bool needs_ld = false;
-  for (const auto& need : libc.version_needs) needs_ld = needs_ld || need.file == "ld-linux-x86-64.so.2";
+  for (const auto& need : libc.version_needs)
+    needs_ld = needs_ld || need.file == "ld-linux-x86-64.so.2";
   CHECK(needs_ld);
 }
 

@@ -1,10 +1,9 @@
 // scopes and explain on the synthetic viewer trace (whose files do not exist on this machine:
 // the analysis must say so and fall back to what the trace recorded) and on garbled traces.
-#include <cstdio>
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "commands/explain_command.h"
 #include "commands/scopes_command.h"
@@ -33,7 +32,8 @@ std::vector<std::string> member_names(const nlohmann::json& list) {
 
 }  // namespace
 
-TEST_CASE("scopes of the viewer trace: global scope growth and the dlopen group", "[viewer][scopes]") {
+TEST_CASE("scopes of the viewer trace: global scope growth and the dlopen group",
+          "[viewer][scopes]") {
   test::ScratchDir dir;
   auto reader = viewer_trace(dir);
   viewer::ScopesOptions json;
@@ -62,8 +62,11 @@ TEST_CASE("scopes of the viewer trace: global scope growth and the dlopen group"
   CHECK(has(text, "libdep.so (/opt/plugins/libdep.so), at its load (#1):"));
   CHECK(has(text, " scope 0: global scope of namespace 0\n"));
   INFO(text);
-  CHECK(has(text, " scope 1: local scope of dlopen #1 \"libplugin.so\" RTLD_NOW|RTLD_GLOBAL (requested RTLD_NOW|RTLD_LOCAL) from host\n"));
-  CHECK(has(text, "libplugin.so joined the global scope of namespace 0 at #1 (dlopen #1 RTLD_GLOBAL)"));
+  CHECK(has(text,
+            " scope 1: local scope of dlopen #1 \"libplugin.so\" RTLD_NOW|RTLD_GLOBAL (requested "
+            "RTLD_NOW|RTLD_LOCAL) from host\n"));
+  CHECK(has(text,
+            "libplugin.so joined the global scope of namespace 0 at #1 (dlopen #1 RTLD_GLOBAL)"));
 }
 
 TEST_CASE("explain on the viewer trace: the failed dlvsym, the override, missing files",
@@ -94,7 +97,8 @@ TEST_CASE("explain on the viewer trace: the failed dlvsym, the override, missing
       CHECK(f["line"] == "3");
       CHECK(f["config"] == "/etc/dl.toml");
     }
-    if (f["kind"] == "file-missing" && f["object"] == "/opt/plugins/libplugin.so") missing_file = true;
+    if (f["kind"] == "file-missing" && f["object"] == "/opt/plugins/libplugin.so")
+      missing_file = true;
     if (f["kind"] == "dlsym-from-dependency") {
       from_dependency = true;
       CHECK(f["symbol"] == "plugin_init");
@@ -110,7 +114,8 @@ TEST_CASE("explain on the viewer trace: the failed dlvsym, the override, missing
   const std::string text = rendered_text(
       [&](std::FILE* f) { CHECK(viewer::explain_trace_to(*reader, text_options, f).ok()); });
   CHECK(has(text, "1 problem (1 error, 0 warnings)"));
-  CHECK(has(text, "error [undefined-symbol] #4: host needs missing@V1, which no loaded object defines"));
+  CHECK(has(text,
+            "error [undefined-symbol] #4: host needs missing@V1, which no loaded object defines"));
 }
 
 TEST_CASE("scopes and explain survive garbled traces", "[viewer][scopes][explain]") {

@@ -1,12 +1,11 @@
 // FunctionTable (the symbolizer's address -> function lookup) against what it replaces,
 // elfutils' dwfl_module_addrinfo: the same symbol and offset at every address of a fixture
 // library built to hold the hard cases, and around every symbol of libc.
-#include <catch2/catch.hpp>
-
 #include <elfutils/libdwfl.h>
 #include <link.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <string>

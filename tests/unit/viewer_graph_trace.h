@@ -4,10 +4,9 @@
 
 #include <dlfcn.h>
 
+#include <catch2/catch.hpp>
 #include <memory>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "render/dot_load_graph.h"
 #include "viewer_test_trace.h"
@@ -51,8 +50,8 @@ inline std::string write_graph_trace(const std::string& path) {
     return e;
   };
   const uint64_t plug_seq = w.reserve_seq();  // 1
-  const uint32_t plug = object("/opt/app/plugins/libplug.so", C::kDlopen, format::kObjectGlobal,
-                               core, plug_seq);
+  const uint32_t plug =
+      object("/opt/app/plugins/libplug.so", C::kDlopen, format::kObjectGlobal, core, plug_seq);
   object("/opt/app/libhelper.so", C::kNeeded, format::kObjectGlobal, plug, plug_seq);
   object("/usr/lib/x86_64-linux-gnu/libm.so.6", C::kNeeded, format::kObjectGlobal, plug, plug_seq);
   const uint64_t deep_seq = w.reserve_seq();  // 2
@@ -60,12 +59,12 @@ inline std::string write_graph_trace(const std::string& path) {
   format::EventSlot deep_open =
       open_event(deep_seq, "libdeep.so", RTLD_NOW, RTLD_NOW, plug, deep, plug_seq);
   w.commit(deep_open);
-  format::EventSlot plug_open = open_event(plug_seq, "plugins/libplug.so", RTLD_LAZY,
-                                           RTLD_LAZY | RTLD_GLOBAL, core, plug, 0);
+  format::EventSlot plug_open =
+      open_event(plug_seq, "plugins/libplug.so", RTLD_LAZY, RTLD_LAZY | RTLD_GLOBAL, core, plug, 0);
   w.commit(plug_open);
   for (int i = 0; i < 2; ++i) {
-    format::EventSlot nope = open_event(w.reserve_seq(), "libnope<x>.so", RTLD_NOW, RTLD_NOW,
-                                        core, format::kNoId, 0);  // 3, 4
+    format::EventSlot nope = open_event(w.reserve_seq(), "libnope<x>.so", RTLD_NOW, RTLD_NOW, core,
+                                        format::kNoId, 0);  // 3, 4
     nope.bits = 0;
     nope.handle = 0;
     nope.error = w.intern_string("libnope<x>.so: cannot open shared object file: \"No\" such file");

@@ -1,10 +1,8 @@
 // `dltrace html` on a synthetic trace: the load graph inline as SVG, the events embedded as
 // JSON that cannot close its <script>, the placeholder sections, nothing fetched from a network.
 #include <catch2/catch.hpp>
-
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "render/dot_layout.h"
 #include "render/html_report.h"

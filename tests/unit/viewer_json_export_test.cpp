@@ -1,11 +1,9 @@
 // `dltrace export`: the spec's field names and values on a synthetic trace, json and jsonl.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "render/json_export.h"
 #include "viewer_test_trace.h"
@@ -33,14 +31,32 @@ std::string export_text(const TraceReader& reader, viewer::JsonFlavor flavor) {
   return std::string(w.str());
 }
 
-const char* const kEventKeys[] = {
-    "seq",    "time_ns", "tid",     "call",    "duration_ns", "file",         "namespace",
-    "flags",  "flags_text", "effective_flags", "effective_flags_text", "override", "handle",
-    "object", "new_objects", "symbol", "version", "address", "ok", "error", "caller", "stack",
-    "python_stack"};
-const char* const kObjectKeys[] = {"id",        "path",   "soname",    "base",     "build_id",
-                                   "namespace", "cause",  "parent",    "opened_by", "global",
-                                   "load_seq",  "unload_seq"};
+const char* const kEventKeys[] = {"seq",
+                                  "time_ns",
+                                  "tid",
+                                  "call",
+                                  "duration_ns",
+                                  "file",
+                                  "namespace",
+                                  "flags",
+                                  "flags_text",
+                                  "effective_flags",
+                                  "effective_flags_text",
+                                  "override",
+                                  "handle",
+                                  "object",
+                                  "new_objects",
+                                  "symbol",
+                                  "version",
+                                  "address",
+                                  "ok",
+                                  "error",
+                                  "caller",
+                                  "stack",
+                                  "python_stack"};
+const char* const kObjectKeys[] = {"id",        "path",      "soname",   "base",
+                                   "build_id",  "namespace", "cause",    "parent",
+                                   "opened_by", "global",    "load_seq", "unload_seq"};
 
 }  // namespace
 
@@ -120,7 +136,8 @@ TEST_CASE("json export has the spec's fields and values", "[viewer][export]") {
   CHECK(open["stack"][2]["object"].is_null());  // 0xdead is in no object
   CHECK(open["stack"][2]["offset"].is_null());
   REQUIRE(open["python_stack"].size() == 1);
-  CHECK(open["python_stack"][0] == json({{"file", "app.py"}, {"line", 3}, {"function", "<module>"}}));
+  CHECK(open["python_stack"][0] ==
+        json({{"file", "app.py"}, {"line", 3}, {"function", "<module>"}}));
 
   const json& nested = events[1];
   CHECK(nested["seq"] == 2);

@@ -1,17 +1,15 @@
 // JsonWriter's output to a FILE*: large cached fragments (raw_stable) go out with writev from where
 // they are, small ones and everything else through the writer's buffer. Whatever the path (in
 // memory, a descriptor, a FILE* without one), the bytes must be the same, in the same order.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "render/json_export.h"
 #include "render/json_writer.h"
@@ -185,11 +183,12 @@ std::string write_sink_trace(const std::string& path) {
                             {base, 0x100000, base + 0x10});
   };
   constexpr uint64_t kExe = 0x400000, kPlugin = 0x7f0000000000;
-  const uint32_t exe = object("/nonexistent/host", format::ObjectCause::kStartup, format::kNoId,
-                              0, kExe);
+  const uint32_t exe =
+      object("/nonexistent/host", format::ObjectCause::kStartup, format::kNoId, 0, kExe);
 
   std::vector<uint64_t> ips;
-  for (uint64_t i = 0; i < 14; ++i) ips.push_back((i % 3 == 0 ? kPlugin : kExe) + 0x1000 + i * 0x40);
+  for (uint64_t i = 0; i < 14; ++i)
+    ips.push_back((i % 3 == 0 ? kPlugin : kExe) + 0x1000 + i * 0x40);
   ips.push_back(0xdead);  // no object: rendered again after every load
   ips.push_back(0);
   const uint32_t stacks[] = {w.intern_stack(ips.data(), uint32_t(ips.size())),
@@ -197,7 +196,8 @@ std::string write_sink_trace(const std::string& path) {
   std::vector<format::PyFrame> py;
   for (uint32_t i = 0; i < 6; ++i) {
     py.push_back({w.intern_string(("pkg/module_" + std::to_string(i) + ".py").c_str()),
-                  w.intern_string(i % 2 ? "<module>" : "load \"\xff\" plugin"), int32_t(10 + i), 0});
+                  w.intern_string(i % 2 ? "<module>" : "load \"\xff\" plugin"), int32_t(10 + i),
+                  0});
   }
   const uint32_t py_stack = w.intern_py_stack(py.data(), uint32_t(py.size()));
   const uint32_t error = w.intern_string("libx.so: cannot open shared object file:\tNo such file");
@@ -227,7 +227,8 @@ std::string write_sink_trace(const std::string& path) {
       w.commit(e);
       w.object_unloaded(plugin, seq);
     } else {
-      format::EventSlot e = test::make_event(seq, w.intern_string(("sym" + std::to_string(i % 37)).c_str()));
+      format::EventSlot e =
+          test::make_event(seq, w.intern_string(("sym" + std::to_string(i % 37)).c_str()));
       e.handle = i % 5 ? kPlugin + 0x10 : 0;
       e.handle_object = plugin;
       if (i % 7 == 0) {
@@ -262,7 +263,9 @@ TEST_CASE("json export: the same bytes in memory, to a file and to a FILE* witho
   for (auto flavor : {viewer::JsonFlavor::kJson, viewer::JsonFlavor::kJsonl}) {
     viewer::JsonExportOptions options;
     options.flavor = flavor;
-    auto write = [&](JsonWriter& w) { REQUIRE(viewer::write_json_export(*reader, options, w).ok()); };
+    auto write = [&](JsonWriter& w) {
+      REQUIRE(viewer::write_json_export(*reader, options, w).ok());
+    };
     check_same_everywhere(write);
 
     if (flavor == viewer::JsonFlavor::kJson) {

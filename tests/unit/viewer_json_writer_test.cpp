@@ -1,13 +1,11 @@
 // JsonWriter: escaping (quotes, backslashes, control characters, UTF-8), separators, numbers.
 #include <catch2/catch.hpp>
-
 #include <charconv>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "render/json_writer.h"
 
@@ -95,7 +93,17 @@ TEST_CASE("json writer streams JSON Lines to a file", "[viewer][json]") {
 }
 
 TEST_CASE("json writer formats integers and addresses like to_chars", "[viewer][json]") {
-  std::vector<uint64_t> values = {0, 1, 9, 10, 99, 100, 101, 4096, 0xff, 0x100, 0x7f00deadbeef,
+  std::vector<uint64_t> values = {0,
+                                  1,
+                                  9,
+                                  10,
+                                  99,
+                                  100,
+                                  101,
+                                  4096,
+                                  0xff,
+                                  0x100,
+                                  0x7f00deadbeef,
                                   std::numeric_limits<uint64_t>::max(),
                                   std::numeric_limits<uint64_t>::max() - 1};
   for (uint64_t p = 1; p != 0 && p <= std::numeric_limits<uint64_t>::max() / 10; p *= 10) {

@@ -1,8 +1,7 @@
 // ProgressLine: format, the 1 s delay, the 10/s throttle, erasing, and silence off a terminal.
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "util/progress.h"
 #include "viewer_test_trace.h"

@@ -24,7 +24,6 @@ using test::PythonFixture;
 
 namespace {
 
-
 constexpr size_t kAll = std::numeric_limits<size_t>::max();
 
 const viewer::PyLoad* load_at(const viewer::PythonLoads& loads, uint64_t seq) {
@@ -192,9 +191,9 @@ TEST_CASE("python loads: summed per stack while streaming; the N slowest, ties t
     };
     const format::PyFrame import = frame("<frozen importlib._bootstrap>", 241, "_call");
     const format::PyFrame pkg = frame("/app/pkg/__init__.py", 4, "<module>");
-    const std::vector<format::PyFrame> complete = {
-        import, frame("/app/pkg/fast.py", 2, "<module>"), import, pkg, import,
-        frame("/app/main.py", 3, "<module>")};
+    const std::vector<format::PyFrame> complete = {import, frame("/app/pkg/fast.py", 2, "<module>"),
+                                                   import, pkg,
+                                                   import, frame("/app/main.py", 3, "<module>")};
     std::vector<format::PyFrame> cut(viewer::kRecordedPythonFrames - 2,
                                      frame("/app/pkg/deep.py", 9, "<module>"));
     cut.insert(cut.end(), {import, pkg});
@@ -254,7 +253,7 @@ TEST_CASE("stats: native load time per top-level import, and the slowest loads f
   INFO(out);
   CHECK(has(out,
             "native load time per top-level import: 6 of 6 statement(s), 8 dlopen call(s) from "
-                 "Python\n"));
+            "Python\n"));
   CHECK(has(out,
             "         total  calls  objects  statement\n"
             "      3.000 ms      3        4  /app/main.py:2\n"

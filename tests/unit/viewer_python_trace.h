@@ -15,13 +15,12 @@
 
 #include <dlfcn.h>
 
+#include <catch2/catch.hpp>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include <catch2/catch.hpp>
 
 #include "trace_test_support.h"
 
@@ -34,7 +33,8 @@ inline std::string write_python_trace(const std::string& path) {
   w.write_process("/usr/bin/python3.11", "/app", 2, argv);
 
   auto object = [&](const char* p, format::ObjectCause cause, uint32_t parent, uint64_t seq) {
-    const uint32_t flags = cause == format::ObjectCause::kDlopen ? 0u : uint32_t{format::kObjectGlobal};
+    const uint32_t flags =
+        cause == format::ObjectCause::kDlopen ? 0u : uint32_t{format::kObjectGlobal};
     return test::add_object(w, p, cause, flags, parent, seq);
   };
   using C = format::ObjectCause;

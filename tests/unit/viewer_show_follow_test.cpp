@@ -1,7 +1,5 @@
 // `dltrace show --color` and `show --follow` on synthetic traces: colour only when asked to (or
 // on a terminal without NO_COLOR), and following a trace while its writer is still adding to it.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -9,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -41,10 +40,16 @@ class NoColorEnv {
  public:
   explicit NoColorEnv(const char* value) {
     if (const char* old = std::getenv("NO_COLOR")) saved_ = old, had_ = true;
-    if (value) ::setenv("NO_COLOR", value, 1); else ::unsetenv("NO_COLOR");
+    if (value)
+      ::setenv("NO_COLOR", value, 1);
+    else
+      ::unsetenv("NO_COLOR");
   }
   ~NoColorEnv() {
-    if (had_) ::setenv("NO_COLOR", saved_.c_str(), 1); else ::unsetenv("NO_COLOR");
+    if (had_)
+      ::setenv("NO_COLOR", saved_.c_str(), 1);
+    else
+      ::unsetenv("NO_COLOR");
   }
 
  private:
@@ -90,8 +95,8 @@ TEST_CASE("show --color=always marks failures, call names and overrides", "[view
   always.color = viewer::ColorMode::kAlways;
   const std::string colored = show_text(*reader, always);
   INFO(colored);
-  CHECK(has(colored, "\x1b[1mdlopen\x1b[0m("));                  // call names bold
-  CHECK(has(colored, "\x1b[31m\x1b[1mdlvsym\x1b[0m("));           // a failed call: red
+  CHECK(has(colored, "\x1b[1mdlopen\x1b[0m("));          // call names bold
+  CHECK(has(colored, "\x1b[31m\x1b[1mdlvsym\x1b[0m("));  // a failed call: red
   CHECK(has(colored, "= \x1b[31mNULL\x1b[0m"));
   CHECK(has(colored, "\x1b[31merror: /usr/bin/host: undefined symbol: missing, version V1"));
   CHECK(has(colored, "\x1b[33m=> RTLD_NOW|RTLD_GLOBAL [override dl.toml:3]\x1b[0m"));
@@ -101,8 +106,9 @@ TEST_CASE("show --color=always marks failures, call names and overrides", "[view
   const std::string plain = show_text(*reader, never);
   CHECK_FALSE(has(plain, "\x1b["));
   // The same text without the escapes.
-  CHECK(has(plain, "dlopen(\"libplugin.so\", RTLD_NOW|RTLD_LOCAL => RTLD_NOW|RTLD_GLOBAL "
-                   "[override dl.toml:3]) = 0x5000"));
+  CHECK(has(plain,
+            "dlopen(\"libplugin.so\", RTLD_NOW|RTLD_LOCAL => RTLD_NOW|RTLD_GLOBAL "
+            "[override dl.toml:3]) = 0x5000"));
   viewer::ShowOptions automatic;  // a file is not a terminal
   CHECK_FALSE(has(show_text(*reader, automatic), "\x1b["));
 }

@@ -1,6 +1,5 @@
 // `dltrace show`: the event log of a synthetic trace, and never crashing on a damaged one.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <string>
 
@@ -13,7 +12,8 @@ using namespace dltrace;
 namespace {
 
 std::string show_text(const TraceReader& reader, const viewer::ShowOptions& options = {}) {
-  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::show_trace(reader, options, f).ok()); });
+  return test::rendered_text(
+      [&](std::FILE* f) { CHECK(viewer::show_trace(reader, options, f).ok()); });
 }
 
 }  // namespace

@@ -1,11 +1,10 @@
 // `dltrace stats`: counts per call and thread, top symbols, self time of a nested dlopen,
 // completeness lines and the JSON form, on synthetic traces written with the real TraceWriter.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
-#include <nlohmann/json.hpp>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "commands/stats_command.h"
@@ -18,7 +17,8 @@ using test::has;
 namespace {
 
 std::string stats_text(const TraceReader& reader, const viewer::StatsOptions& options = {}) {
-  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::stats_trace(reader, options, f).ok()); });
+  return test::rendered_text(
+      [&](std::FILE* f) { CHECK(viewer::stats_trace(reader, options, f).ok()); });
 }
 
 // A host dlopens libouter.so (1000 ns), whose constructor dlopens libinner.so (600 ns) and
@@ -128,8 +128,9 @@ TEST_CASE("stats: self time of a load excludes its nested traced calls", "[viewe
   // libouter: 1000 ns total, minus the nested dlopen (600) and dlsym (50) = 350 ns self.
   CHECK(has(out, "        1.0 us       350 ns        1  dlopen(\"libouter.so\") +1 object(s)\n"));
   CHECK(has(out, "        600 ns       600 ns        2  dlopen(\"libinner.so\") +1 object(s)\n"));
-  CHECK(has(out, "         20 ns        20 ns        7  dlopen(\"libmissing.so\") failed: "
-                 "libmissing.so: cannot open shared object file\n"));
+  CHECK(has(out,
+            "         20 ns        20 ns        7  dlopen(\"libmissing.so\") failed: "
+            "libmissing.so: cannot open shared object file\n"));
   CHECK(out.find("libouter.so") < out.find("libinner.so"));  // slowest first
 
   viewer::StatsOptions json;

@@ -1,9 +1,8 @@
 // Symbolizer: a function of this test binary (built with -g) resolves to its name and file:line;
 // a build-id mismatch disables symbolization of that object.
-#include <catch2/catch.hpp>
-
 #include <link.h>
 
+#include <catch2/catch.hpp>
 #include <climits>
 #include <cstdlib>
 #include <string>

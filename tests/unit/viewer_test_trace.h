@@ -5,11 +5,10 @@
 
 #include <dlfcn.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <random>
 #include <string>
-
-#include <catch2/catch.hpp>
 
 #include "trace_test_support.h"
 
@@ -58,8 +57,9 @@ inline std::string write_viewer_trace(const std::string& path, bool clean_end = 
          format::kObjectGlobal, exe, 0, 0x7e0000000000);
 
   const uint64_t open_seq = w.reserve_seq();  // 1
-  const uint32_t lib = object("/opt/plugins/libplugin.so", "libplugin.so",
-                              format::ObjectCause::kDlopen, 0, exe, open_seq, ViewerTrace::kLibBase);
+  const uint32_t lib =
+      object("/opt/plugins/libplugin.so", "libplugin.so", format::ObjectCause::kDlopen, 0, exe,
+             open_seq, ViewerTrace::kLibBase);
   const uint32_t dep = object("/opt/plugins/libdep.so", nullptr, format::ObjectCause::kNeeded, 0,
                               lib, open_seq, ViewerTrace::kDepBase);
 

@@ -1,9 +1,8 @@
 // `dltrace tree`: who loaded whom, on synthetic traces written with the real TraceWriter.
-#include <catch2/catch.hpp>
-
 #include <dlfcn.h>
 #include <stdlib.h>
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <string>
 
@@ -17,7 +16,8 @@ namespace {
 
 std::string tree_text(const TraceReader& reader, const viewer::TreeOptions& options = {},
                       bool color = false) {
-  return test::rendered_text([&](std::FILE* f) { CHECK(viewer::tree_trace(reader, options, color, f).ok()); });
+  return test::rendered_text(
+      [&](std::FILE* f) { CHECK(viewer::tree_trace(reader, options, color, f).ok()); });
 }
 
 // /usr/bin/app needs /opt/app/libcore.so (which needs libc) and libc; the recorder is preloaded.
@@ -35,8 +35,8 @@ std::string write_tree_trace(const std::string& path) {
                     uint64_t seq) { return test::add_object(w, p, cause, flags, parent, seq); };
   using C = format::ObjectCause;
   const uint32_t exe = object("/usr/bin/app", C::kStartup, format::kObjectGlobal, format::kNoId, 0);
-  object("/opt/dltrace/lib/libdltrace.so", C::kPreload, format::kObjectGlobal | format::kObjectRecorder,
-         format::kNoId, 0);
+  object("/opt/dltrace/lib/libdltrace.so", C::kPreload,
+         format::kObjectGlobal | format::kObjectRecorder, format::kNoId, 0);
   const uint32_t core = object("/opt/app/libcore.so", C::kNeeded, format::kObjectGlobal, exe, 0);
   object("/lib/x86_64-linux-gnu/libc.so.6", C::kNeeded, format::kObjectGlobal, core, 0);
   object("/lib64/ld-linux-x86-64.so.2", C::kStartup, format::kObjectGlobal, format::kNoId, 0);
@@ -58,10 +58,10 @@ std::string write_tree_trace(const std::string& path) {
     return e;
   };
   const uint64_t plug_seq = w.reserve_seq();  // 1
-  const uint32_t plug = object("/opt/app/plugins/libplug.so", C::kDlopen, format::kObjectGlobal,
-                               core, plug_seq);
-  const uint32_t helper = object("/opt/app/libhelper.so", C::kNeeded, format::kObjectGlobal, plug,
-                                 plug_seq);
+  const uint32_t plug =
+      object("/opt/app/plugins/libplug.so", C::kDlopen, format::kObjectGlobal, core, plug_seq);
+  const uint32_t helper =
+      object("/opt/app/libhelper.so", C::kNeeded, format::kObjectGlobal, plug, plug_seq);
   object("/usr/lib/x86_64-linux-gnu/libm.so.6", C::kNeeded, format::kObjectGlobal, plug, plug_seq);
   const uint64_t deep_seq = w.reserve_seq();  // 2
   object("/opt/app/plugins/libdeep.so", C::kDlopen, 0, plug, deep_seq);
@@ -71,11 +71,12 @@ std::string write_tree_trace(const std::string& path) {
   format::EventSlot plug_open = open_event(plug_seq, "plugins/libplug.so", RTLD_LAZY,
                                            RTLD_LAZY | RTLD_GLOBAL, 2500000, core, 0);
   w.commit(plug_open);
-  format::EventSlot nope = open_event(w.reserve_seq(), "libnope.so", RTLD_NOW, RTLD_NOW, 40000,
-                                      core, 0);  // 3
+  format::EventSlot nope =
+      open_event(w.reserve_seq(), "libnope.so", RTLD_NOW, RTLD_NOW, 40000, core, 0);  // 3
   nope.bits = 0;
   nope.handle = 0;
-  nope.error = w.intern_string("libnope.so: cannot open shared object file: No such file or directory");
+  nope.error =
+      w.intern_string("libnope.so: cannot open shared object file: No such file or directory");
   w.commit(nope);
   format::EventSlot close = test::make_event(w.reserve_seq());  // 4
   close.call = uint16_t(format::CallKind::kDlclose);
@@ -138,7 +139,7 @@ TEST_CASE("tree --all shows system libraries and the recorder; --depth cuts", "[
   CHECK(has(out, "/lib64/ld-linux-x86-64.so.2 [startup]\n"));
   CHECK(has(out, "└── /opt/app/libcore.so\n    ├── /lib/x86_64-linux-gnu/libc.so.6\n"));
   CHECK(has(out, "    │   ├── /usr/lib/x86_64-linux-gnu/libm.so.6\n"));  // libm under libplug
-  CHECK(out.find("libhelper.so") < out.find("libm.so.6"));  // load order
+  CHECK(out.find("libhelper.so") < out.find("libm.so.6"));               // load order
   CHECK(out.find("libm.so.6") < out.find("libdeep.so"));
 
   viewer::TreeOptions shallow;
@@ -171,7 +172,10 @@ TEST_CASE("tree colours only when asked to", "[viewer][tree]") {
   ::setenv("NO_COLOR", "1", 1);
   CHECK_FALSE(viewer::use_color(ColorMode::kAuto, true));
   CHECK(viewer::use_color(ColorMode::kAlways, true));  // explicit --color=always wins
-  if (saved) ::setenv("NO_COLOR", saved_value.c_str(), 1); else ::unsetenv("NO_COLOR");
+  if (saved)
+    ::setenv("NO_COLOR", saved_value.c_str(), 1);
+  else
+    ::unsetenv("NO_COLOR");
 }
 
 TEST_CASE("tree survives a truncated trace and says so", "[viewer][tree]") {
@@ -181,8 +185,8 @@ TEST_CASE("tree survives a truncated trace and says so", "[viewer][tree]") {
   auto bytes = test::read_file(path);
   const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());
   std::string error;
-  auto reader = TraceReader::open_bytes(bytes.data(), size_t(h.ring_offset + format::kSlotSize + 8),
-                                        &error);
+  auto reader =
+      TraceReader::open_bytes(bytes.data(), size_t(h.ring_offset + format::kSlotSize + 8), &error);
   REQUIRE(reader);
   const std::string out = tree_text(*reader);
   INFO(out);
@@ -227,8 +231,10 @@ TEST_CASE("tree folds identical failed dlopens into one line with a count", "[vi
   REQUIRE(reader);
   const std::string out = tree_text(*reader);
   INFO(out);
-  CHECK(has(out, "├── ✗ dlopen(\"libretry.so\", RTLD_NOW|RTLD_LOCAL) failed: libretry.so: "
-                 "cannot open shared object file [seq 1, 3 times, the last at seq 4]\n"));
-  CHECK(has(out, "└── ✗ dlopen(\"libretry.so\", RTLD_LAZY|RTLD_LOCAL) failed: libretry.so: "
-                 "cannot open shared object file [seq 3]\n"));
+  CHECK(has(out,
+            "├── ✗ dlopen(\"libretry.so\", RTLD_NOW|RTLD_LOCAL) failed: libretry.so: "
+            "cannot open shared object file [seq 1, 3 times, the last at seq 4]\n"));
+  CHECK(has(out,
+            "└── ✗ dlopen(\"libretry.so\", RTLD_LAZY|RTLD_LOCAL) failed: libretry.so: "
+            "cannot open shared object file [seq 3]\n"));
 }

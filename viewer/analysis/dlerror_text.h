@@ -14,9 +14,9 @@ struct DlerrorText {
     kNotFound,         // "NAME: cannot open shared object file: No such file or directory"
     kVersionNotFound,  // "OBJ: version `VER' not found (required by NEEDER)"
   } kind = Kind::kOther;
-  std::string object;   // the object the message is about (may be "" for the executable)
-  std::string symbol;   // kUndefinedSymbol
-  std::string version;  // kUndefinedSymbol (optional), kVersionNotFound
+  std::string object;     // the object the message is about (may be "" for the executable)
+  std::string symbol;     // kUndefinedSymbol
+  std::string version;    // kUndefinedSymbol (optional), kVersionNotFound
   std::string needed_by;  // kVersionNotFound: the object that requires the version
 };
 

@@ -88,8 +88,8 @@ bool explain_missing_dependency(ExplainContext& ctx, const format::EventSlot& e,
                                 std::string_view requested, std::string_view missing, Finding& f);
 // A failed dlopen refused because of the file at `path` (as the process named it): what the
 // file is and what to do; false when the file is a loadable shared object (explain_file.cpp).
-bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e,
-                             std::string_view path, Finding& f);
+bool explain_unloadable_file(ExplainContext& ctx, const format::EventSlot& e, std::string_view path,
+                             Finding& f);
 // A dlopen of a relative path ("./helpers/libh.so") that is not there from the recorded working
 // directory but is next to the caller or the program (explain_file.cpp).
 bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std::string_view name,

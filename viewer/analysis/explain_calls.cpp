@@ -27,9 +27,10 @@ void note_dlsym(ExplainContext& ctx, const format::EventSlot& e, std::vector<Fin
     f.kind = "dlsym-interposed";
     f.severity = Severity::kInfo;
     f.seq = e.seq;
-    f.title = fmt::format("{} defines {} itself, but dlsym(RTLD_DEFAULT, \"{}\") from it returned "
-                          "{}'s definition",
-                          m.name_of(*caller), symbol, symbol, m.name_of(*got));
+    f.title = fmt::format(
+        "{} defines {} itself, but dlsym(RTLD_DEFAULT, \"{}\") from it returned "
+        "{}'s definition",
+        m.name_of(*caller), symbol, symbol, m.name_of(*got));
     f.fact("symbol", symbol);
     f.fact("object", std::string(m.path_of(*caller)));
     f.fact("defined_in", std::string(m.path_of(*got)));
@@ -43,9 +44,10 @@ void note_dlsym(ExplainContext& ctx, const format::EventSlot& e, std::vector<Fin
       names += m.name_of(*o);
       if (id == caller->id) break;
     }
-    f.evidence.push_back(fmt::format("RTLD_DEFAULT searches the caller's scopes in order: {} — {} "
-                                     "comes first",
-                                     names, m.name_of(*got)));
+    f.evidence.push_back(
+        fmt::format("RTLD_DEFAULT searches the caller's scopes in order: {} — {} "
+                    "comes first",
+                    names, m.name_of(*got)));
     f.fixes.push_back({fmt::format("if {} wants its own {}: look it up through its own handle, or "
                                    "link it with -Wl,-Bsymbolic / give the symbol protected "
                                    "visibility, or open it RTLD_DEEPBIND",
@@ -70,8 +72,8 @@ void note_dlsym(ExplainContext& ctx, const format::EventSlot& e, std::vector<Fin
   f.evidence.push_back(fmt::format("the call: {} from {}", ctx.call_text(e), ctx.call_site(e)));
   f.evidence.push_back(
       own && own->exported(symbol)
-          ? fmt::format("{} defines it too, yet {}'s definition was found first", m.name_of(*handle),
-                        m.name_of(*got))
+          ? fmt::format("{} defines it too, yet {}'s definition was found first",
+                        m.name_of(*handle), m.name_of(*got))
           : fmt::format("{} does not define it; a handle's lookup also searches its dependencies, "
                         "where {} has it",
                         m.name_of(*handle), m.name_of(*got)));
@@ -89,9 +91,10 @@ void note_open(ExplainContext& ctx, const format::EventSlot& e, std::vector<Find
       f.seq = e.seq;
       const ObjectRecord* o = ctx.reader().object(e.object);
       std::string opened = o ? m.name_of(*o) : name;
-      f.title = fmt::format("{} was opened with RTLD_DEEPBIND: its group's own definitions come "
-                            "before the global scope",
-                            opened);
+      f.title = fmt::format(
+          "{} was opened with RTLD_DEEPBIND: its group's own definitions come "
+          "before the global scope",
+          opened);
       f.fact("object", o ? std::string(m.path_of(*o)) : name);
       f.evidence.push_back(fmt::format("the call: {} from {}", ctx.call_text(e), ctx.call_site(e)));
       f.evidence.push_back(
@@ -108,17 +111,18 @@ void note_open(ExplainContext& ctx, const format::EventSlot& e, std::vector<Find
     f.severity = Severity::kInfo;
     f.seq = e.seq;
     const std::string& config = ctx.reader().process().config;
-    f.title = fmt::format("a dltrace override is in effect: {} ran with {} instead of {}",
-                          ctx.call_text(e), flags_to_string(e.effective_flags),
-                          flags_to_string(e.flags));
+    f.title =
+        fmt::format("a dltrace override is in effect: {} ran with {} instead of {}",
+                    ctx.call_text(e), flags_to_string(e.effective_flags), flags_to_string(e.flags));
     f.fact("config", config);
     f.fact("line", std::to_string(e.override_line));
     for (const auto& r : ctx.reader().overrides_for(e.seq))
-      f.evidence.push_back(fmt::format("rule at {}:{}: {} -> {}", config.empty() ? "config" : config,
-                                       r.line, flags_to_string(r.flags_before),
-                                       flags_to_string(r.flags_after)));
-    f.evidence.push_back("without the preload and this config, the program would use the "
-                         "requested flags: make the fix permanent in the code or the build");
+      f.evidence.push_back(
+          fmt::format("rule at {}:{}: {} -> {}", config.empty() ? "config" : config, r.line,
+                      flags_to_string(r.flags_before), flags_to_string(r.flags_after)));
+    f.evidence.push_back(
+        "without the preload and this config, the program would use the "
+        "requested flags: make the fix permanent in the code or the build");
     out.push_back(std::move(f));
   }
 }

@@ -26,7 +26,9 @@ struct Finding {
   // Machine-readable facts for --json: "symbol", "object", "defined_in", ... (string values).
   std::vector<std::pair<std::string, std::string>> facts;
 
-  void fact(std::string key, std::string value) { facts.emplace_back(std::move(key), std::move(value)); }
+  void fact(std::string key, std::string value) {
+    facts.emplace_back(std::move(key), std::move(value));
+  }
 };
 
 inline const char* severity_name(Severity s) {

@@ -164,8 +164,8 @@ void PythonLoadCollector::add(const format::EventSlot& e) {
   if (!ok) ++s.failed;
 
   if (keep_ == 0) return;
-  const Ranked r{duration, order, e.seq, e.name, ok ? e.object : format::kNoId, it->second,
-                 new_objects, ok, e.parent_seq != 0};
+  const Ranked r{duration,   order,       e.seq, e.name,           ok ? e.object : format::kNoId,
+                 it->second, new_objects, ok,    e.parent_seq != 0};
   if (slowest_.size() < keep_) {
     slowest_.push_back(r);
   } else if (ranks_before(r, slowest_.front())) {

@@ -12,7 +12,9 @@
 namespace dltrace::viewer {
 namespace {
 
-bool loaded_by_dlopen(const ObjectRecord& o) { return o.opened_by != 0; }
+bool loaded_by_dlopen(const ObjectRecord& o) {
+  return o.opened_by != 0;
+}
 
 }  // namespace
 
@@ -275,10 +277,9 @@ void ScopeGraph::build() {
     }
   }
   for (auto& list : lists_) {
-    std::stable_sort(list.members.begin(), list.members.end(),
-                     [](const ScopeMember& a, const ScopeMember& b) {
-                       return a.since_seq < b.since_seq;
-                     });
+    std::stable_sort(
+        list.members.begin(), list.members.end(),
+        [](const ScopeMember& a, const ScopeMember& b) { return a.since_seq < b.since_seq; });
   }
   // Objects whose dlopen event was lost: at least the namespace's global scope.
   for (const ObjectRecord* o : by_load) {

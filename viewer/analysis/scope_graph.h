@@ -24,14 +24,14 @@ namespace dltrace::viewer {
 struct ScopeMember {
   uint32_t object = format::kNoId;
   uint64_t since_seq = 0;  // global scope: the event that added it (0 = start-up)
-  std::string reason;      // "executable", "preload", "needed by libfoo.so", "dlopen #12 RTLD_GLOBAL"
+  std::string reason;  // "executable", "preload", "needed by libfoo.so", "dlopen #12 RTLD_GLOBAL"
 };
 
 // One search list: a namespace's global scope or a dlopen group's local scope.
 struct SearchList {
   enum class Kind { kGlobal, kLocal } kind = Kind::kLocal;
   int64_t lmid = 0;
-  uint64_t opened_by = 0;  // local: the dlopen/dlmopen event that created the group
+  uint64_t opened_by = 0;         // local: the dlopen/dlmopen event that created the group
   uint32_t root = format::kNoId;  // local: the opened object
   std::vector<ScopeMember> members;
   std::vector<std::string> gaps;  // what could not be reconstructed (unreadable files, ...)

@@ -2,13 +2,12 @@
 
 #include <cxxabi.h>
 #include <elfutils/libdwfl.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <tuple>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace dltrace::viewer {
 namespace {
@@ -287,15 +286,15 @@ Symbolizer::Module& Symbolizer::module_for(const ObjectRecord& object) {
     GElf_Addr vaddr = 0;
     const int n = dwfl_module_build_id(m.mod, &bits, &vaddr);
     if (n > 0 && to_hex(bits, n) != object.build_id) {
-      m.problem = fmt::format("{} changed since the trace was recorded (build-id {}, recorded {})", path, to_hex(bits, n), object.build_id);
+      m.problem = fmt::format("{} changed since the trace was recorded (build-id {}, recorded {})",
+                              path, to_hex(bits, n), object.build_id);
       m.mod = nullptr;
     }
   }
   return m;
 }
 
-const SymbolInfo& Symbolizer::lookup(const ObjectRecord& object, uint64_t ip,
-                                     bool return_address) {
+const SymbolInfo& Symbolizer::lookup(const ObjectRecord& object, uint64_t ip, bool return_address) {
   const uint64_t addr = (return_address && ip > 0) ? ip - 1 : ip;
   auto [it, inserted] = cache_.try_emplace(std::pair{object.id, addr});
   if (!inserted) return it->second;

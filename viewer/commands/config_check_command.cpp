@@ -1,13 +1,13 @@
 // `dltrace config check CONFIG [--trace TRACE]`: validates an override config with the same
 // parser the recorder uses, prints each rule as understood and, against a trace, the rules that
 // never matched any dlopen/dlmopen in it.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "commands/command.h"
 #include "common/config.h"
@@ -82,9 +82,10 @@ int run_config_check(const ConfigCheckOptions& o) {
   }
   if (never == 0) fmt::print("every rule matched at least one call\n");
   if (!reader->recovery().clean() || reader->recovery().dropped_events != 0)
-    fmt::print("note: the trace is incomplete ({} events not readable); a rule may have matched "
-               "one of them\n",
-               reader->recovery().dropped_events);
+    fmt::print(
+        "note: the trace is incomplete ({} events not readable); a rule may have matched "
+        "one of them\n",
+        reader->recovery().dropped_events);
   return kExitOk;
 }
 

@@ -1,13 +1,13 @@
 // `dltrace dot --graph load|scope TRACE [--all] [--focus NAME] [-o FILE]`: Graphviz DOT of the
 // load graph (render/dot_load_graph.h) or the symbol-scope graph (render/dot_scope_graph.h).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "commands/command.h"
 #include "model/trace_model.h"
@@ -27,7 +27,8 @@ struct DotOptions {
 absl::Status write_output(const std::string& text, const std::string& path) {
   if (path.empty() || path == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);
-    if (std::fflush(stdout) != 0 || std::ferror(stdout)) return TraceError("cannot write the output");
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+      return TraceError("cannot write the output");
     return absl::OkStatus();
   }
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "w"), &std::fclose);
@@ -45,8 +46,9 @@ absl::Status run_dot(const DotOptions& o) {
   }
   auto reader = open_trace(o.trace);
   if (!reader.ok()) return reader.status();
-  auto text = o.graph == "load" ? load_graph_dot(**reader, o.load)
-                                : scope_graph_dot(**reader, ScopeGraphOptions{o.load.all, o.load.focus});
+  auto text = o.graph == "load"
+                  ? load_graph_dot(**reader, o.load)
+                  : scope_graph_dot(**reader, ScopeGraphOptions{o.load.all, o.load.focus});
   if (!text.ok()) return text.status();
   return write_output(*text, o.output);
 }

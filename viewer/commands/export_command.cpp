@@ -1,13 +1,13 @@
 // `dltrace export --format json|jsonl TRACE [-o FILE]`: machine-readable export.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
-#include <fmt/format.h>
 #include "analysis/elf_file.h"
 #include "analysis/outcome.h"
 #include "commands/command.h"

@@ -1,13 +1,13 @@
 // `dltrace html TRACE -o REPORT.html [--all]`: one self-contained HTML report
 // (render/html_report.h).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "commands/command.h"
 #include "model/trace_model.h"

@@ -1,19 +1,21 @@
 // `dltrace run -- CMD [ARGS...]`: runs CMD with libdltrace.so preloaded and exits like CMD.
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -22,9 +24,6 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-
-#include <fmt/format.h>
 #include "commands/command.h"
 #include "commands/run_reaper.h"
 #include "commands/run_session.h"
@@ -65,7 +64,10 @@ absl::StatusOr<std::string> find_preload() {
   if (ec) return TraceError(fmt::format("cannot find our own executable: {}", ec.message()));
   const fs::path lib = exe.parent_path().parent_path() / "lib" / "libdltrace.so";
   if (::access(lib.c_str(), R_OK) != 0) {
-    return TraceError(fmt::format("the recorder {} is missing; build the dltrace_preload target (or install dltrace) so that lib/libdltrace.so sits next to bin/dltrace", lib.string()));
+    return TraceError(
+        fmt::format("the recorder {} is missing; build the dltrace_preload target (or install "
+                    "dltrace) so that lib/libdltrace.so sits next to bin/dltrace",
+                    lib.string()));
   }
   return fs::weakly_canonical(lib, ec).string();
 }
@@ -189,12 +191,15 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
   std::fprintf(stderr, "dltrace: view it with: dltrace show %s\n", best.c_str());
 }
 
-void set_env(const char* name, const std::string& value) { ::setenv(name, value.c_str(), 1); }
+void set_env(const char* name, const std::string& value) {
+  ::setenv(name, value.c_str(), 1);
+}
 
 absl::Status run_command(const RunOptions& o, int* exit_code) {
   if (o.command.empty()) return UsageError("no command given: dltrace run -- CMD [ARGS...]");
   if (!o.buffer_size.empty() && !valid_size(o.buffer_size)) {
-    return UsageError(fmt::format("--buffer-size '{}': expected a number with an optional K, M or G suffix", o.buffer_size));
+    return UsageError(fmt::format(
+        "--buffer-size '{}': expected a number with an optional K, M or G suffix", o.buffer_size));
   }
   if (!o.only.empty()) {
     config::Glob glob;
@@ -206,7 +211,8 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
 
   // The environment is set in our own process before fork; we exec nothing else.
   const char* existing = std::getenv("LD_PRELOAD");
-  set_env("LD_PRELOAD", existing && *existing ? fmt::format("{}:{}", *preload, existing) : *preload);
+  set_env("LD_PRELOAD",
+          existing && *existing ? fmt::format("{}:{}", *preload, existing) : *preload);
   if (!o.output.empty()) {
     if (o.output.back() == '/') create_private_directories(o.output);  // the user wants one
     set_env("DLTRACE_OUTPUT", o.output);
@@ -308,8 +314,7 @@ void register_run_command(CLI::App& app, CommandResult& result) {
                   "record only processes whose executable's basename matches this glob, e.g. "
                   "'python3*' (DLTRACE_ONLY); the others run untraced and create no file, and "
                   "their children are matched in turn");
-  cmd->add_option("command", opts->command, "the program and its arguments (after --)")
-      ->required();
+  cmd->add_option("command", opts->command, "the program and its arguments (after --)")->required();
   cmd->positionals_at_end();
   cmd->callback([opts, &result] {
     int code = kExitOk;

@@ -12,8 +12,8 @@ namespace dltrace::viewer {
 
 struct ScopesOptions {
   std::string trace;
-  std::string for_object;           // --for NAME: the search list of one object
-  std::optional<uint64_t> at_seq;   // --at SEQ: the state at that event (default: its load)
+  std::string for_object;          // --for NAME: the search list of one object
+  std::optional<uint64_t> at_seq;  // --at SEQ: the state at that event (default: its load)
   bool json = false;
   bool color = false;
 };

@@ -39,7 +39,6 @@ struct FollowControl {
 // `show --follow`: prints the events of the trace at `options.trace` as it grows, re-reading it
 // every poll_interval, until its header records the end of the process or `control.stop()`.
 // Waits for the file to appear if it does not exist yet.
-absl::Status follow_trace(const ShowOptions& options, const FollowControl& control,
-                          std::FILE* out);
+absl::Status follow_trace(const ShowOptions& options, const FollowControl& control, std::FILE* out);
 
 }  // namespace dltrace::viewer

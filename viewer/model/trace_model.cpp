@@ -1,12 +1,12 @@
 #include "model/trace_model.h"
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <string.h>
 
 #include <algorithm>
 #include <filesystem>
 
-#include <fmt/format.h>
 #include "util/status.h"
 
 namespace dltrace::viewer {
@@ -27,21 +27,28 @@ std::string_view call_name(uint16_t call) {
 
 std::string_view cause_name(format::ObjectCause cause) {
   switch (cause) {
-    case format::ObjectCause::kStartup: return "startup";
-    case format::ObjectCause::kNeeded: return "needed";
-    case format::ObjectCause::kDlopen: return "dlopen";
-    case format::ObjectCause::kPreload: return "preload";
+    case format::ObjectCause::kStartup:
+      return "startup";
+    case format::ObjectCause::kNeeded:
+      return "needed";
+    case format::ObjectCause::kDlopen:
+      return "dlopen";
+    case format::ObjectCause::kPreload:
+      return "preload";
   }
   return "unknown";
 }
 
 std::string_view end_name(format::EndKind end) {
   switch (end) {
-    case format::EndKind::kExit: return "exit";
-    case format::EndKind::kSignal: return "signal";
+    case format::EndKind::kExit:
+      return "exit";
+    case format::EndKind::kSignal:
+      return "signal";
     case format::EndKind::kExec:
       return "exec";
-    case format::EndKind::kRunning: break;
+    case format::EndKind::kRunning:
+      break;
   }
   return "unknown";
 }
@@ -168,25 +175,33 @@ std::vector<std::string> recovery_sentences(const TraceReader& reader) {
     return out;
   }
   if (r.truncated) {
-    out.push_back("The file is truncated: it is shorter than its header says; events and "
-                  "catalog entries past the end were lost.");
+    out.push_back(
+        "The file is truncated: it is shorter than its header says; events and "
+        "catalog entries past the end were lost.");
   }
   if (r.torn_events) {
-    out.push_back(fmt::format("{} event(s) were torn (started but never committed, or failing "
-                              "their checksum) and were skipped.", r.torn_events));
+    out.push_back(
+        fmt::format("{} event(s) were torn (started but never committed, or failing "
+                    "their checksum) and were skipped.",
+                    r.torn_events));
   }
   if (r.dropped_events) {
-    out.push_back(fmt::format("{} of {} event(s) are not readable (overwritten when the ring "
-                              "buffer wrapped, or torn); raise --buffer-size to keep them.",
-                              r.dropped_events, reader.last_seq()));
+    out.push_back(
+        fmt::format("{} of {} event(s) are not readable (overwritten when the ring "
+                    "buffer wrapped, or torn); raise --buffer-size to keep them.",
+                    r.dropped_events, reader.last_seq()));
   }
   if (r.corrupt_catalog) {
-    out.push_back(fmt::format("{} byte(s) of the catalog (strings, objects, stacks) did not "
-                              "check out and were skipped.", r.corrupt_catalog));
+    out.push_back(
+        fmt::format("{} byte(s) of the catalog (strings, objects, stacks) did not "
+                    "check out and were skipped.",
+                    r.corrupt_catalog));
   }
   if (r.catalog_dropped) {
-    out.push_back(fmt::format("{} catalog entries did not fit in the buffer and were not "
-                              "recorded; names or stacks may be missing.", r.catalog_dropped));
+    out.push_back(
+        fmt::format("{} catalog entries did not fit in the buffer and were not "
+                    "recorded; names or stacks may be missing.",
+                    r.catalog_dropped));
   }
   return out;
 }
@@ -226,8 +241,8 @@ uint64_t TraceModel::to_ns(uint64_t value, bool absolute) const {
   if (!tsc_) return value;
   const format::FileHeader& h = reader_.header();
   if (!absolute) return static_cast<uint64_t>(static_cast<long double>(value) * ns_per_tick_);
-  const long double delta = (static_cast<long double>(value) - static_cast<long double>(h.tsc_base)) *
-                            ns_per_tick_;
+  const long double delta =
+      (static_cast<long double>(value) - static_cast<long double>(h.tsc_base)) * ns_per_tick_;
   const long double ns = static_cast<long double>(h.tsc_base_ns) + delta;
   return ns <= 0 ? 0 : static_cast<uint64_t>(ns);
 }

@@ -57,7 +57,9 @@ inline bool is_close_call(uint16_t call) {
 }
 
 // In the global scope: at load time, or promoted later (dlopen RTLD_NOLOAD|RTLD_GLOBAL).
-inline bool is_global(const ObjectRecord& o) { return o.global_at_load() || o.promote_seq; }
+inline bool is_global(const ObjectRecord& o) {
+  return o.global_at_load() || o.promote_seq;
+}
 
 // Short human name of an object: basename of its path, else soname, else "[vdso]" / "#id".
 std::string object_name(const ObjectRecord& o);

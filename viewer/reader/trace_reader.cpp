@@ -1,8 +1,6 @@
 // TraceReader over a read-only mapping or caller-owned bytes. The catalog is loaded once at open;
 // events are streamed from the ring. Nothing in the file is trusted: every offset and size is
 // checked against the bytes actually present, in 64-bit arithmetic.
-#include "dltrace/reader.h"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -14,6 +12,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "dltrace/reader.h"
 
 namespace dltrace {
 namespace {
@@ -123,8 +123,8 @@ class TraceReaderImpl final : public TraceReader {
   std::vector<PendingName> pending_names_;
 
   // object_at index: objects by map_start with a running maximum of map_end.
-  std::vector<uint32_t> by_start_;    // indexes into objects_
-  std::vector<uint64_t> max_end_;     // max map_end over by_start_[0..i]
+  std::vector<uint32_t> by_start_;  // indexes into objects_
+  std::vector<uint64_t> max_end_;   // max map_end over by_start_[0..i]
 
   // Slots [0, slots_present_) are in the file.
   uint64_t slots_present_ = 0;
@@ -148,11 +148,13 @@ bool TraceReaderImpl::load(std::string* error) {
     return false;
   };
   if (size_ == 0) return fail("empty file");
-  if (size_ >= sizeof format::kMagic && std::memcmp(data_, format::kMagic, sizeof format::kMagic) != 0)
+  if (size_ >= sizeof format::kMagic &&
+      std::memcmp(data_, format::kMagic, sizeof format::kMagic) != 0)
     return fail("not a dltrace trace (bad magic)");
   if (size_ < sizeof format::kMagic) {
     // Too short to hold the magic: say "bad magic" unless it is a prefix of it.
-    if (std::memcmp(data_, format::kMagic, size_) != 0) return fail("not a dltrace trace (bad magic)");
+    if (std::memcmp(data_, format::kMagic, size_) != 0)
+      return fail("not a dltrace trace (bad magic)");
     return fail("truncated header");
   }
   if (size_ >= 12) {
@@ -161,7 +163,8 @@ bool TraceReaderImpl::load(std::string* error) {
     if (version != format::kVersion) {
       if (error)
         *error = "trace format version " + std::to_string(version) +
-                 " is not supported (this dltrace reads version " + std::to_string(format::kVersion) + ")";
+                 " is not supported (this dltrace reads version " +
+                 std::to_string(format::kVersion) + ")";
       return false;
     }
   }
@@ -185,7 +188,8 @@ bool TraceReaderImpl::load(std::string* error) {
   last_seq_ = h.next_seq == 0 ? 0 : h.next_seq - 1;
   recovery_.catalog_dropped = h.catalog_dropped;
   if (h.catalog_dropped)
-    note(std::to_string(h.catalog_dropped) + " catalog entries did not fit in the catalog (strings, "
+    note(std::to_string(h.catalog_dropped) +
+         " catalog entries did not fit in the catalog (strings, "
          "objects or stacks are missing); use a larger DLTRACE_BUFFER_SIZE");
 
   load_catalog();
@@ -231,8 +235,10 @@ void TraceReaderImpl::load_catalog() {
   const FileHeader& h = header_;
   uint64_t end = std::min(h.catalog_used, h.catalog_size);
   // Bytes of the catalog actually present in a truncated file.
-  uint64_t present = size_ > h.catalog_offset ? std::min<uint64_t>(size_ - h.catalog_offset, end) : 0;
-  present = std::min<uint64_t>(present, contiguous_data_end(h.catalog_offset) - std::min<uint64_t>(h.catalog_offset, size_));
+  uint64_t present =
+      size_ > h.catalog_offset ? std::min<uint64_t>(size_ - h.catalog_offset, end) : 0;
+  present = std::min<uint64_t>(
+      present, contiguous_data_end(h.catalog_offset) - std::min<uint64_t>(h.catalog_offset, size_));
   const unsigned char* cat = data_ + h.catalog_offset;
   uint64_t pos = 0, corrupt_run = 0;
   bool run_is_zero = true;  // a run of zeros is space reserved but never written, not damage
@@ -273,11 +279,12 @@ void TraceReaderImpl::load_catalog() {
          " catalog bytes were skipped because they were torn or corrupt");
 
   std::stable_sort(objects_.begin(), objects_.end(),
-            [](const ObjectRecord& a, const ObjectRecord& b) { return a.id < b.id; });
+                   [](const ObjectRecord& a, const ObjectRecord& b) { return a.id < b.id; });
   // One record per id: a corrupt file may repeat ids; the first one written wins.
-  objects_.erase(std::unique(objects_.begin(), objects_.end(),
-                             [](const ObjectRecord& a, const ObjectRecord& b) { return a.id == b.id; }),
-                 objects_.end());
+  objects_.erase(
+      std::unique(objects_.begin(), objects_.end(),
+                  [](const ObjectRecord& a, const ObjectRecord& b) { return a.id == b.id; }),
+      objects_.end());
   for (const PendingName& n : pending_names_)
     if (auto* o = const_cast<ObjectRecord*>(object(n.object)); o && o->path.empty()) {
       o->path = std::string(string(n.path));
@@ -291,7 +298,8 @@ void TraceReaderImpl::load_catalog() {
                    [](const OverrideRecord& a, const OverrideRecord& b) { return a.seq < b.seq; });
 }
 
-void TraceReaderImpl::parse_entry(CatalogType type, uint32_t id, const unsigned char* p, uint64_t n) {
+void TraceReaderImpl::parse_entry(CatalogType type, uint32_t id, const unsigned char* p,
+                                  uint64_t n) {
   switch (type) {
     case CatalogType::kString: {
       format::StringEntry s;
@@ -375,12 +383,15 @@ void TraceReaderImpl::parse_entry(CatalogType type, uint32_t id, const unsigned 
       return;
     }
   }
-  note("a catalog entry of type " + std::to_string(int(type)) + " had an impossible payload; ignored");
+  note("a catalog entry of type " + std::to_string(int(type)) +
+       " had an impossible payload; ignored");
 }
 
 // ---- ring ----
 
-bool TraceReaderImpl::slot_present(uint64_t index) const { return index < slots_present_; }
+bool TraceReaderImpl::slot_present(uint64_t index) const {
+  return index < slots_present_;
+}
 
 TraceReaderImpl::SlotState TraceReaderImpl::read_slot(uint64_t index, EventSlot* out) const {
   std::memcpy(out, data_ + header_.ring_offset + index * format::kSlotSize, sizeof *out);
@@ -404,7 +415,8 @@ void TraceReaderImpl::load_ring() {
   const uint64_t n = header_.slot_count;
   if (n == 0) {
     recovery_.dropped_events = last_seq_;
-    if (last_seq_) note("the trace has no ring: all " + std::to_string(last_seq_) + " events are lost");
+    if (last_seq_)
+      note("the trace has no ring: all " + std::to_string(last_seq_) + " events are lost");
     return;
   }
   uint64_t readable = 0;
@@ -416,7 +428,8 @@ void TraceReaderImpl::load_ring() {
   // The ring is backed contiguously from its start; what lies past that was never written.
   if (size_ > header_.ring_offset)
     slots_present_ = std::min<uint64_t>(
-        slots_present_, (contiguous_data_end(header_.ring_offset) - header_.ring_offset) / format::kSlotSize);
+        slots_present_,
+        (contiguous_data_end(header_.ring_offset) - header_.ring_offset) / format::kSlotSize);
   for (uint64_t i = 0; i < slots_present_; ++i) {
     if (i % kReleaseSlots == 0 && i != 0) release_slots(i - kReleaseSlots, i);
     EventSlot slot;
@@ -436,7 +449,8 @@ void TraceReaderImpl::load_ring() {
   for (auto& s : stale) stale_slots_.push_back(s.second);
   recovery_.dropped_events = last_seq_ - readable;
   if (header_.recorder_flags & format::kRecorderBackingFailed)
-    note("the disk filled up while recording: events and entries after that point were not written");
+    note(
+        "the disk filled up while recording: events and entries after that point were not written");
   if (recovery_.torn_events)
     note(std::to_string(recovery_.torn_events) +
          " event slots were torn (written when the process stopped, or corrupt) and were skipped");
@@ -460,13 +474,16 @@ void TraceReaderImpl::for_each_event(const std::function<bool(const EventSlot&)>
   const uint64_t first_end = std::min({n, i0 + length, slots_present_});
   for (uint64_t i = i0; i < first_end; ++i) {
     if (i % kReleaseSlots == 0 && i > i0) release_slots(i - kReleaseSlots, i);
-    if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (i - i0) && !fn(slot)) return;
+    if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (i - i0) &&
+        !fn(slot))
+      return;
   }
   if (i0 + length > n) {
     const uint64_t second_end = std::min(i0 + length - n, slots_present_);
     for (uint64_t i = 0; i < second_end; ++i) {
       if (i % kReleaseSlots == 0 && i != 0) release_slots(i - kReleaseSlots, i);
-      if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (n - i0) + i && !fn(slot))
+      if (read_slot(i, &slot) == SlotState::kValid && slot.seq == window_start + (n - i0) + i &&
+          !fn(slot))
         return;
     }
   }
@@ -504,15 +521,15 @@ const ObjectRecord* TraceReaderImpl::object(uint32_t id) const {
 void TraceReaderImpl::build_object_index() {
   for (uint32_t i = 0; i < objects_.size(); ++i)
     if (objects_[i].map_start < objects_[i].map_end) by_start_.push_back(i);
-  std::sort(by_start_.begin(), by_start_.end(), [&](uint32_t a, uint32_t b) {
-    return objects_[a].map_start < objects_[b].map_start;
-  });
+  std::sort(by_start_.begin(), by_start_.end(),
+            [&](uint32_t a, uint32_t b) { return objects_[a].map_start < objects_[b].map_start; });
   uint64_t max_end = 0;
   for (uint32_t i : by_start_) max_end_.push_back(max_end = std::max(max_end, objects_[i].map_end));
 }
 
 const ObjectRecord* TraceReaderImpl::object_at(uint64_t address, uint64_t seq) const {
-  // Candidates start at or below `address`; walk down while some earlier range could still reach it.
+  // Candidates start at or below `address`; walk down while some earlier range could still reach
+  // it.
   auto it = std::upper_bound(by_start_.begin(), by_start_.end(), address,
                              [&](uint64_t a, uint32_t i) { return a < objects_[i].map_start; });
   const ObjectRecord* best = nullptr;
@@ -541,15 +558,18 @@ std::span<const format::PyFrame> TraceReaderImpl::py_stack(uint32_t id) const {
 }
 
 std::vector<OverrideRecord> TraceReaderImpl::overrides_for(uint64_t seq) const {
-  auto [lo, hi] = std::equal_range(overrides_.begin(), overrides_.end(), OverrideRecord{seq, 0, 0, 0},
-                                   [](const OverrideRecord& a, const OverrideRecord& b) { return a.seq < b.seq; });
+  auto [lo, hi] = std::equal_range(
+      overrides_.begin(), overrides_.end(), OverrideRecord{seq, 0, 0, 0},
+      [](const OverrideRecord& a, const OverrideRecord& b) { return a.seq < b.seq; });
   return {lo, hi};
 }
 
 }  // namespace
 
-std::unique_ptr<TraceReader> TraceReader::open_bytes(const void* data, size_t size, std::string* error) {
-  auto reader = std::make_unique<TraceReaderImpl>(static_cast<const unsigned char*>(data), size, nullptr);
+std::unique_ptr<TraceReader> TraceReader::open_bytes(const void* data, size_t size,
+                                                     std::string* error) {
+  auto reader =
+      std::make_unique<TraceReaderImpl>(static_cast<const unsigned char*>(data), size, nullptr);
   if (!reader->load(error)) return nullptr;
   return reader;
 }

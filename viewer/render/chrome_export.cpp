@@ -1,12 +1,12 @@
 #include "render/chrome_export.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -171,8 +171,8 @@ class ChromeExporter {
       }
       return name;
     }
-    const std::string object = object_label(e.handle_object != format::kNoId ? e.handle_object
-                                                                             : e.object);
+    const std::string object =
+        object_label(e.handle_object != format::kNoId ? e.handle_object : e.object);
     return object.empty() ? std::string(call) : fmt::format("{} {}", call, object);
   }
 
@@ -205,8 +205,8 @@ class ChromeExporter {
       if ((e.bits & format::kEventOverridden) || e.flags != e.effective_flags) {
         w_.key("effective_flags_text").value(flags_to_string(e.effective_flags));
         const std::string& config = reader_.process().config;
-        w_.key("override").value(
-            fmt::format("{}:{}", config.empty() ? "config" : config, e.override_line));
+        w_.key("override")
+            .value(fmt::format("{}:{}", config.empty() ? "config" : config, e.override_line));
       }
       if (e.call == static_cast<uint16_t>(format::CallKind::kDlmopen) || e.lmid != 0) {
         w_.key("namespace").value(e.lmid);

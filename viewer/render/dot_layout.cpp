@@ -1,12 +1,11 @@
 #include "render/dot_layout.h"
 
+#include <fmt/format.h>
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 
 #include <memory>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "util/status.h"
 
@@ -21,9 +20,8 @@ absl::StatusOr<std::string> dot_to_svg(std::string_view dot, int max_nodes) {
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(text.c_str()), &agclose);
   if (!graph) return TraceError("Graphviz could not parse the generated graph");
   if (const int nodes = agnnodes(graph.get()); nodes > max_nodes) {
-    return absl::ResourceExhaustedError(
-        fmt::format("the graph has {} nodes, too many to lay out here (at most {})", nodes,
-                    max_nodes));
+    return absl::ResourceExhaustedError(fmt::format(
+        "the graph has {} nodes, too many to lay out here (at most {})", nodes, max_nodes));
   }
   if (gvLayout(gvc.get(), graph.get(), "dot") != 0) {
     return TraceError("Graphviz could not lay out the graph (is its dot plugin installed?)");

@@ -34,12 +34,14 @@ class ScopeDot {
       if (options_.focus.empty() || list_has_focus(graph_.lists()[i])) lists.push_back(i);
     }
     if (!options_.focus.empty() && lists.empty())
-      return UsageError(fmt::format("--focus: no object named \"{}\" in the trace", options_.focus));
+      return UsageError(
+          fmt::format("--focus: no object named \"{}\" in the trace", options_.focus));
 
-    out_ = "digraph scopes {\n  graph [rankdir=LR, fontname=\"sans-serif\", compound=true,"
-           " label=\"symbol scopes: lookups search each scope left to right, the global scope first\","
-           " labelloc=t];\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f5f5f5\","
-           " fontname=\"sans-serif\", fontsize=10];\n  edge [fontname=\"sans-serif\", fontsize=9];\n";
+    out_ =
+        "digraph scopes {\n  graph [rankdir=LR, fontname=\"sans-serif\", compound=true,"
+        " label=\"symbol scopes: lookups search each scope left to right, the global scope first\","
+        " labelloc=t];\n  node [shape=box, style=\"rounded,filled\", fillcolor=\"#f5f5f5\","
+        " fontname=\"sans-serif\", fontsize=10];\n  edge [fontname=\"sans-serif\", fontsize=9];\n";
     for (size_t i : lists) cluster(i);
     failures();
     out_ += "}\n";
@@ -68,9 +70,10 @@ class ScopeDot {
   void cluster(size_t index) {
     const SearchList& list = graph_.lists()[index];
     const bool global = list.kind == SearchList::Kind::kGlobal;
-    out_ += fmt::format("  subgraph cluster_{} {{\n    label={};\n    style=\"rounded\";\n"
-                        "    color=\"{}\";\n",
-                        index, dot_quoted(title(list)), global ? "#2b6cb0" : "#718096");
+    out_ += fmt::format(
+        "  subgraph cluster_{} {{\n    label={};\n    style=\"rounded\";\n"
+        "    color=\"{}\";\n",
+        index, dot_quoted(title(list)), global ? "#2b6cb0" : "#718096");
     std::string previous;
     size_t folded = 0;
     std::string folded_names;
@@ -88,12 +91,19 @@ class ScopeDot {
       }
       std::string id = fmt::format("s{}_o{}", index, o->id);
       node_of_[{index, o->id}] = id;
-      std::string note = global && m.since_seq ? fmt::format("<br/><font point-size=\"8\">joined at #{}</font>", m.since_seq) : "";
-      if (o->unload_seq) note += fmt::format("<br/><font point-size=\"8\">unloaded at #{}</font>", *o->unload_seq);
-      out_ += fmt::format("    {} [label=<<b>{}</b><br/><font point-size=\"8\" color=\"#555555\">{}</font>{}>{}];\n",
-                          id, dot_html(model_.name_of(*o)), dot_html(model_.path_of(*o)), note,
-                          o->unload_seq ? ", fillcolor=\"#e2e2e2\", fontcolor=\"#777777\"" : "");
-      if (!previous.empty()) out_ += fmt::format("    {} -> {} [color=\"#a0aec0\", arrowsize=0.6];\n", previous, id);
+      std::string note =
+          global && m.since_seq
+              ? fmt::format("<br/><font point-size=\"8\">joined at #{}</font>", m.since_seq)
+              : "";
+      if (o->unload_seq)
+        note += fmt::format("<br/><font point-size=\"8\">unloaded at #{}</font>", *o->unload_seq);
+      out_ += fmt::format(
+          "    {} [label=<<b>{}</b><br/><font point-size=\"8\" "
+          "color=\"#555555\">{}</font>{}>{}];\n",
+          id, dot_html(model_.name_of(*o)), dot_html(model_.path_of(*o)), note,
+          o->unload_seq ? ", fillcolor=\"#e2e2e2\", fontcolor=\"#777777\"" : "");
+      if (!previous.empty())
+        out_ += fmt::format("    {} -> {} [color=\"#a0aec0\", arrowsize=0.6];\n", previous, id);
       previous = id;
     }
     if (folded) {
@@ -102,7 +112,8 @@ class ScopeDot {
                           dot_quoted(fmt::format("{} system librar{} (--all shows them)", folded,
                                                  folded == 1 ? "y" : "ies")),
                           dot_quoted(dot_clean(folded_names)));
-      if (!previous.empty()) out_ += fmt::format("    {} -> {} [color=\"#a0aec0\", arrowsize=0.6];\n", previous, id);
+      if (!previous.empty())
+        out_ += fmt::format("    {} -> {} [color=\"#a0aec0\", arrowsize=0.6];\n", previous, id);
     }
     if (list.members.empty()) out_ += fmt::format("    s{}_empty [label=\"(empty)\"];\n", index);
     out_ += "  }\n";
@@ -116,8 +127,8 @@ class ScopeDot {
   // The failures explain attributes to visibility; their defining objects are never folded.
   void collect_failures() {
     for (const Finding& f : findings_.findings) {
-      if (f.kind != "undefined-symbol-local-scope" && f.kind != "undefined-symbol-other-namespace" &&
-          f.kind != "symbol-not-exported")
+      if (f.kind != "undefined-symbol-local-scope" &&
+          f.kind != "undefined-symbol-other-namespace" && f.kind != "symbol-not-exported")
         continue;
       Failure failure{f.seq, f.kind, f.title, "", "", ""};
       for (const auto& [k, v] : f.facts) {
@@ -126,8 +137,8 @@ class ScopeDot {
         if (k == "defined_in") failure.defined_in = v;
       }
       if (!options_.focus.empty() && basename_of(failure.needed_by) != options_.focus &&
-          basename_of(failure.defined_in) != options_.focus && failure.needed_by != options_.focus &&
-          failure.defined_in != options_.focus)
+          basename_of(failure.defined_in) != options_.focus &&
+          failure.needed_by != options_.focus && failure.defined_in != options_.focus)
         continue;
       keep_.insert(failure.defined_in);
       failures_.push_back(std::move(failure));
@@ -148,15 +159,17 @@ class ScopeDot {
         }
       }
       std::string source = fmt::format("fail{}", n++);
-      out_ += fmt::format("  {} [label=<<b>{}</b><br/><font point-size=\"8\">#{} failed</font>>, "
-                          "color=\"#c53030\", fontcolor=\"#c53030\", fillcolor=\"#fff5f5\", tooltip={}];\n",
-                          source, dot_html(basename_of(f.needed_by)), f.seq, dot_quoted(dot_clean(f.title)));
+      out_ += fmt::format(
+          "  {} [label=<<b>{}</b><br/><font point-size=\"8\">#{} failed</font>>, "
+          "color=\"#c53030\", fontcolor=\"#c53030\", fillcolor=\"#fff5f5\", tooltip={}];\n",
+          source, dot_html(basename_of(f.needed_by)), f.seq, dot_quoted(dot_clean(f.title)));
       if (target.empty()) continue;
       std::string why = f.kind == "symbol-not-exported"            ? " (not exported)"
                         : f.kind == "undefined-symbol-local-scope" ? " (RTLD_LOCAL)"
                                                                    : " (other namespace)";
-      out_ += fmt::format("  {} -> {} [color=\"#c53030\", style=dashed, label={}, fontcolor=\"#c53030\"];\n",
-                          source, target, dot_quoted(fmt::format("needs {}{}", dot_clean(f.symbol), why)));
+      out_ += fmt::format(
+          "  {} -> {} [color=\"#c53030\", style=dashed, label={}, fontcolor=\"#c53030\"];\n",
+          source, target, dot_quoted(fmt::format("needs {}{}", dot_clean(f.symbol), why)));
     }
   }
 

@@ -1,10 +1,10 @@
 // Human-readable durations for the text commands: "850 ns", "12.5 us", "3.207 ms", "1.250 s".
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace dltrace::viewer {
 

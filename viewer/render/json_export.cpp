@@ -22,7 +22,11 @@ constexpr uint64_t kForever = std::numeric_limits<uint64_t>::max();
 class Exporter {
  public:
   Exporter(const TraceReader& reader, const JsonExportOptions& options, JsonWriter& w)
-      : reader_(reader), model_(reader), options_(options), w_(w), symbolizer_(reader.process().exe) {}
+      : reader_(reader),
+        model_(reader),
+        options_(options),
+        w_(w),
+        symbolizer_(reader.process().exe) {}
 
   absl::Status run() {
     if (options_.flavor == JsonFlavor::kJson) {
@@ -118,9 +122,15 @@ class Exporter {
     w_.key("start_realtime_ns").value(p.start_realtime_ns);
     w_.key("start_monotonic_ns").value(p.start_monotonic_ns);
     w_.key("end_monotonic_ns");
-    if (p.end != format::EndKind::kRunning) w_.value(p.end_monotonic_ns); else w_.null();
+    if (p.end != format::EndKind::kRunning)
+      w_.value(p.end_monotonic_ns);
+    else
+      w_.null();
     w_.key("config");
-    if (p.config.empty()) w_.null(); else w_.value(p.config);
+    if (p.config.empty())
+      w_.null();
+    else
+      w_.value(p.config);
     w_.key("stack_depth").value(p.stack_depth);
     w_.key("caller_emulated").value((p.recorder_flags & format::kRecorderCallerEmulated) != 0);
   }
@@ -148,23 +158,38 @@ class Exporter {
     w_.key("id").value(o.id);
     w_.key("path").value(o.path);
     w_.key("soname");
-    if (o.soname.empty()) w_.null(); else w_.value(o.soname);
+    if (o.soname.empty())
+      w_.null();
+    else
+      w_.value(o.soname);
     w_.key("base").hex(o.base);
     w_.key("build_id");
-    if (o.build_id.empty()) w_.null(); else w_.value(o.build_id);
+    if (o.build_id.empty())
+      w_.null();
+    else
+      w_.value(o.build_id);
     w_.key("namespace").value(o.lmid);
     w_.key("cause").value(cause_name(o.cause));
     w_.key("parent");
     optional_id(o.parent);
     w_.key("opened_by");
-    if (o.opened_by != 0) w_.value(o.opened_by); else w_.null();
+    if (o.opened_by != 0)
+      w_.value(o.opened_by);
+    else
+      w_.null();
     w_.key("global").value(is_global(o));
     w_.key("load_seq").value(o.load_seq);
     w_.key("unload_seq");
-    if (o.unload_seq) w_.value(*o.unload_seq); else w_.null();
+    if (o.unload_seq)
+      w_.value(*o.unload_seq);
+    else
+      w_.null();
     // Extras.
     w_.key("promote_seq");
-    if (o.promote_seq) w_.value(*o.promote_seq); else w_.null();
+    if (o.promote_seq)
+      w_.value(*o.promote_seq);
+    else
+      w_.null();
     w_.key("global_at_load").value(o.global_at_load());
     w_.key("handle").hex(o.link_map);
     w_.key("map_start").hex(o.map_start);
@@ -223,7 +248,10 @@ class Exporter {
     if ((e.bits & format::kEventOverridden) || e.override_line != 0) {
       w_.begin_object();
       w_.key("config");
-      if (reader_.process().config.empty()) w_.null(); else w_.value(reader_.process().config);
+      if (reader_.process().config.empty())
+        w_.null();
+      else
+        w_.value(reader_.process().config);
       w_.key("line").value(e.override_line);
       w_.key("rules");
       w_.begin_array();
@@ -249,9 +277,9 @@ class Exporter {
     const bool sym = is_sym_call(e.call);
     const bool close = is_close_call(e.call);
     const std::string_view symbol = sym ? optional_string_json(e.name) : "null";
-    const std::string_view version =
-        e.call == static_cast<uint16_t>(format::CallKind::kDlvsym) ? optional_string_json(e.version)
-                                                                   : "null";
+    const std::string_view version = e.call == static_cast<uint16_t>(format::CallKind::kDlvsym)
+                                         ? optional_string_json(e.version)
+                                         : "null";
     const std::string_view error = optional_string_json(e.error);
     const std::string_view caller = caller_json(e);
     if (!open) p = literal(p, R"(,"handle":)");
@@ -290,11 +318,15 @@ class Exporter {
     p = bytes(p, caller);
     p = literal(p, R"(,"stack":)");
     w_.raw_end_key(p);
-    if (options_.stacks && e.stack != format::kNoId) w_.raw_stable(stack_json(e.stack, e.seq));
-    else w_.null();
+    if (options_.stacks && e.stack != format::kNoId)
+      w_.raw_stable(stack_json(e.stack, e.seq));
+    else
+      w_.null();
     w_.key("python_stack");
-    if (options_.stacks && e.py_stack != format::kNoId) w_.raw_stable(py_stack_json(e.py_stack));
-    else w_.null();
+    if (options_.stacks && e.py_stack != format::kNoId)
+      w_.raw_stable(py_stack_json(e.py_stack));
+    else
+      w_.null();
 
     // Extras.
     p = w_.raw_begin(kFixedRoom);
@@ -308,7 +340,8 @@ class Exporter {
       p = literal(p, R"(,"handle_object":)");
       p = optional_id(p, e.handle_object);
       if (sym && e.handle == 0) p = literal(p, R"(,"handle_name":"RTLD_DEFAULT")");
-      if (sym && e.handle == static_cast<uint64_t>(-1)) p = literal(p, R"(,"handle_name":"RTLD_NEXT")");
+      if (sym && e.handle == static_cast<uint64_t>(-1))
+        p = literal(p, R"(,"handle_name":"RTLD_NEXT")");
     }
     if (open) {
       p = literal(p, R"(,"already_loaded":)");
@@ -335,13 +368,22 @@ class Exporter {
     JsonWriter f;
     f.begin_object();
     f.key("object");
-    if (o) f.value(o->id); else f.null();
+    if (o)
+      f.value(o->id);
+    else
+      f.null();
     f.key("offset");
-    if (o) f.hex(e.caller_ip - o->base); else f.null();
+    if (o)
+      f.hex(e.caller_ip - o->base);
+    else
+      f.null();
     f.key("function");
-    const SymbolInfo* info = (o && options_.symbolize) ? &symbolizer_.lookup(*o, e.caller_ip)
-                                                       : nullptr;
-    if (info && !info->function.empty()) f.value(info->function); else f.null();
+    const SymbolInfo* info =
+        (o && options_.symbolize) ? &symbolizer_.lookup(*o, e.caller_ip) : nullptr;
+    if (info && !info->function.empty())
+      f.value(info->function);
+    else
+      f.null();
     f.key("ip").hex(e.caller_ip);
     f.end_object();
     if (callers_.size() < kMaxCachedCallers) return callers_.emplace(key, f.str()).first->second;
@@ -374,8 +416,10 @@ class Exporter {
   std::string_view string_json(uint32_t id) {
     std::string* slot = id < kDenseStrings ? &dense_slot(dense_strings_, id) : &sparse_strings_[id];
     if (slot->empty()) {  // a rendered value is never empty: at least "" or null
-      if (id != format::kNoId && reader_.has_string(id)) JsonWriter::append_string(*slot, reader_.string(id));
-      else *slot = "null";
+      if (id != format::kNoId && reader_.has_string(id))
+        JsonWriter::append_string(*slot, reader_.string(id));
+      else
+        *slot = "null";
     }
     return *slot;
   }
@@ -394,16 +438,31 @@ class Exporter {
       f.begin_object();
       f.key("ip").hex(ip);
       f.key("object");
-      if (o) f.value(o->id); else f.null();
+      if (o)
+        f.value(o->id);
+      else
+        f.null();
       f.key("offset");
-      if (o) f.hex(ip - o->base); else f.null();
+      if (o)
+        f.hex(ip - o->base);
+      else
+        f.null();
       const SymbolInfo* info = (o && options_.symbolize) ? &symbolizer_.lookup(*o, ip) : nullptr;
       f.key("function");
-      if (info && !info->function.empty()) f.value(info->function); else f.null();
+      if (info && !info->function.empty())
+        f.value(info->function);
+      else
+        f.null();
       f.key("file");
-      if (info && !info->file.empty()) f.value(info->file); else f.null();
+      if (info && !info->file.empty())
+        f.value(info->file);
+      else
+        f.null();
       f.key("line");
-      if (info && info->line > 0) f.value(info->line); else f.null();
+      if (info && info->line > 0)
+        f.value(info->line);
+      else
+        f.null();
       f.end_object();
       if (o) {
         if (o->unload_seq) c.valid_until = std::min(c.valid_until, *o->unload_seq);
@@ -461,7 +520,10 @@ class Exporter {
   }
 
   void optional_id(uint32_t id) {
-    if (id != format::kNoId) w_.value(id); else w_.null();
+    if (id != format::kNoId)
+      w_.value(id);
+    else
+      w_.null();
   }
   static char* optional_id(char* p, uint32_t id) {
     return id != format::kNoId ? json_text::number(p, id) : json_text::literal(p, "null");
@@ -469,14 +531,17 @@ class Exporter {
   std::string_view optional_string_json(uint32_t id) {
     return id == format::kNoId ? std::string_view("null") : string_json(id);
   }
-  void optional_string(uint32_t id) { w_.raw(optional_string_json(id)); }
+  void optional_string(uint32_t id) {
+    w_.raw(optional_string_json(id));
+  }
 
   struct CachedStack {
     std::string json;
     uint64_t valid_until = 0;
   };
   CachedStack& dense_stack(uint32_t id) {
-    if (id >= dense_stacks_.size()) dense_stacks_.resize(std::max<size_t>(id + 1, dense_stacks_.size() * 2));
+    if (id >= dense_stacks_.size())
+      dense_stacks_.resize(std::max<size_t>(id + 1, dense_stacks_.size() * 2));
     return dense_stacks_[id];
   }
 
@@ -510,9 +575,15 @@ class Exporter {
 void write_process_end(JsonWriter& w, const ProcessInfo& p) {
   w.key("end").value(end_name(p.end));
   w.key("exit_status");
-  if (p.end == format::EndKind::kExit) w.value(p.end_code); else w.null();
+  if (p.end == format::EndKind::kExit)
+    w.value(p.end_code);
+  else
+    w.null();
   w.key("signal");
-  if (p.end == format::EndKind::kSignal) w.value(p.end_code); else w.null();
+  if (p.end == format::EndKind::kSignal)
+    w.value(p.end_code);
+  else
+    w.null();
   w.key("end_via");
   if (auto via = end_via_name(p.end_via))
     w.value(*via);

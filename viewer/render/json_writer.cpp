@@ -74,13 +74,27 @@ char* escape_into(char* dst, std::string_view s) {
     flush_run(i);
     *dst++ = '\\';
     switch (c) {
-      case '"': *dst++ = '"'; break;
-      case '\\': *dst++ = '\\'; break;
-      case '\b': *dst++ = 'b'; break;
-      case '\f': *dst++ = 'f'; break;
-      case '\n': *dst++ = 'n'; break;
-      case '\r': *dst++ = 'r'; break;
-      case '\t': *dst++ = 't'; break;
+      case '"':
+        *dst++ = '"';
+        break;
+      case '\\':
+        *dst++ = '\\';
+        break;
+      case '\b':
+        *dst++ = 'b';
+        break;
+      case '\f':
+        *dst++ = 'f';
+        break;
+      case '\n':
+        *dst++ = 'n';
+        break;
+      case '\r':
+        *dst++ = 'r';
+        break;
+      case '\t':
+        *dst++ = 't';
+        break;
       default:
         if (c < 0x20) {
           const char esc[5] = {'u', '0', '0', kHexDigits[c >> 4], kHexDigits[c & 15]};

@@ -40,11 +40,12 @@ inline char* bytes(char* p, std::string_view s) {
   return p + s.size();
 }
 template <std::integral T>
-  requires(!std::same_as<T, bool>)
-inline char* number(char* p, T v) {
+requires(!std::same_as<T, bool>) inline char* number(char* p, T v) {
   return std::to_chars(p, p + kMaxNumber + 1, v).ptr;
 }
-inline char* boolean(char* p, bool b) { return b ? literal(p, "true") : literal(p, "false"); }
+inline char* boolean(char* p, bool b) {
+  return b ? literal(p, "true") : literal(p, "false");
+}
 // "0x7f12...": addresses are strings (JSON numbers lose precision above 2^53).
 char* hex(char* p, uint64_t v);
 
@@ -57,10 +58,24 @@ class JsonWriter {
   JsonWriter(const JsonWriter&) = delete;
   JsonWriter& operator=(const JsonWriter&) = delete;
 
-  void begin_object() { separate(); put('{'); need_comma_ = false; }
-  void end_object() { put('}'); closed(); }
-  void begin_array() { separate(); put('['); need_comma_ = false; }
-  void end_array() { put(']'); closed(); }
+  void begin_object() {
+    separate();
+    put('{');
+    need_comma_ = false;
+  }
+  void end_object() {
+    put('}');
+    closed();
+  }
+  void begin_array() {
+    separate();
+    put('[');
+    need_comma_ = false;
+  }
+  void end_array() {
+    put(']');
+    closed();
+  }
 
   // Object member name given as a literal: trusted to need no escaping (plain ASCII, no quotes
   // or backslashes), so it is copied as is. Keys are most of the bytes of an export.
@@ -86,12 +101,19 @@ class JsonWriter {
     return *this;
   }
 
-  void value(std::string_view s) { separate(); put_string(s); closed(); }
+  void value(std::string_view s) {
+    separate();
+    put_string(s);
+    closed();
+  }
   void value(const char* s) { value(std::string_view(s)); }  // not the bool overload
-  void value(bool b) { separate(); put(b ? std::string_view("true") : std::string_view("false")); closed(); }
+  void value(bool b) {
+    separate();
+    put(b ? std::string_view("true") : std::string_view("false"));
+    closed();
+  }
   template <std::integral T>
-    requires(!std::same_as<T, bool>)
-  void value(T v) {
+  requires(!std::same_as<T, bool>) void value(T v) {
     raw_end(json_text::number(raw_begin(json_text::kMaxNumber), v));
   }
   void null() {
@@ -104,7 +126,11 @@ class JsonWriter {
   // Addresses: "0x7f12..." (JSON numbers lose precision above 2^53).
   void hex(uint64_t v) { raw_end(json_text::hex(raw_begin(json_text::kMaxHex), v)); }
   // An already rendered JSON value (cached fragments).
-  void raw(std::string_view json) { separate(); put(json); closed(); }
+  void raw(std::string_view json) {
+    separate();
+    put(json);
+    closed();
+  }
   // The same for a fragment whose bytes stay where they are, unchanged, until generation()
   // differs from its value at this call: a large one is written out from there instead of being
   // copied (a stack's JSON, 2-4 KB on every event, is most of an export).
@@ -138,7 +164,11 @@ class JsonWriter {
     need_comma_ = false;
   }
   // Ends one top-level value in JSON Lines output.
-  void end_line() { put('\n'); need_comma_ = false; maybe_flush(); }
+  void end_line() {
+    put('\n');
+    need_comma_ = false;
+    maybe_flush();
+  }
 
   // Writes everything out; reports a write error (disk full, closed pipe).
   absl::Status finish();
@@ -168,7 +198,10 @@ class JsonWriter {
     return buf_.data() + pos_;
   }
   void grow(size_t n);
-  void put(char c) { *room(1) = c; ++pos_; }
+  void put(char c) {
+    *room(1) = c;
+    ++pos_;
+  }
   void put(std::string_view s) {
     std::memcpy(room(s.size()), s.data(), s.size());
     pos_ += s.size();

@@ -15,14 +15,19 @@ std::optional<ColorMode> parse_color_mode(std::string_view text) {
 
 bool use_color(ColorMode mode, bool output_is_terminal) {
   switch (mode) {
-    case ColorMode::kAlways: return true;
-    case ColorMode::kNever: return false;
-    case ColorMode::kAuto: break;
+    case ColorMode::kAlways:
+      return true;
+    case ColorMode::kNever:
+      return false;
+    case ColorMode::kAuto:
+      break;
   }
   const char* no_color = std::getenv("NO_COLOR");
   return output_is_terminal && (no_color == nullptr || *no_color == '\0');
 }
 
-bool use_color_for(ColorMode mode, int fd) { return use_color(mode, isatty(fd) == 1); }
+bool use_color_for(ColorMode mode, int fd) {
+  return use_color(mode, isatty(fd) == 1);
+}
 
 }  // namespace dltrace::viewer

@@ -88,8 +88,10 @@ std::string ProgressLine::text(std::string_view what, uint64_t done, uint64_t to
   if (total != 0) {
     s += " / ";
     s += count_text(total);
-    const auto pct = done >= total ? 100u : static_cast<unsigned>(
-        total <= UINT64_MAX / 100 ? done * 100 / total : done / (total / 100));
+    const auto pct = done >= total
+                         ? 100u
+                         : static_cast<unsigned>(total <= UINT64_MAX / 100 ? done * 100 / total
+                                                                           : done / (total / 100));
     char buf[16];
     std::snprintf(buf, sizeof buf, " (%u%%)", pct);
     s += buf;
@@ -97,7 +99,9 @@ std::string ProgressLine::text(std::string_view what, uint64_t done, uint64_t to
   return s;
 }
 
-bool ProgressLine::stderr_is_terminal() { return isatty(STDERR_FILENO) == 1; }
+bool ProgressLine::stderr_is_terminal() {
+  return isatty(STDERR_FILENO) == 1;
+}
 
 namespace {
 

@@ -24,8 +24,8 @@ class ProgressLine {
   using Clock = std::function<uint64_t()>;             // monotonic nanoseconds
   using Sink = std::function<void(std::string_view)>;  // receives the terminal bytes
 
-  static constexpr uint64_t kDelayNs = 1'000'000'000;  // nothing before the work took 1 s
-  static constexpr uint64_t kIntervalNs = 100'000'000; // then at most one redraw per 100 ms
+  static constexpr uint64_t kDelayNs = 1'000'000'000;   // nothing before the work took 1 s
+  static constexpr uint64_t kIntervalNs = 100'000'000;  // then at most one redraw per 100 ms
 
   struct Config {
     bool enabled = false;  // false: update()/finish() do nothing

@@ -42,7 +42,7 @@ inline int report_error(const absl::Status& status) {
 }  // namespace dltrace::viewer
 
 // Propagates a non-OK absl::Status to the caller.
-#define DLTRACE_RETURN_IF_ERROR(expr)              \
-  do {                                             \
-    if (auto _st = (expr); !_st.ok()) return _st;  \
+#define DLTRACE_RETURN_IF_ERROR(expr)             \
+  do {                                            \
+    if (auto _st = (expr); !_st.ok()) return _st; \
   } while (0)
