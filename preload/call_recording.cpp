@@ -77,6 +77,11 @@ bool api_begin(CallState* cs) {
                         static_cast<uint8_t>(opens)};
   ts.depth = depth + 1;
   s.time_ns = event_clock();
+  if (opens) {  // the durable mark of a call in flight (format::kEventInFlight)
+    format::EventSlot mark = s;
+    mark.bits |= format::kEventInFlight;
+    g_writer.commit(mark);
+  }
   return true;
 }
 

@@ -67,6 +67,8 @@ class TraceWriter {
   // Events: reserve a seq when the call starts (so nested calls and loaded objects can refer to
   // it), fill the slot, commit it when the call returns. commit() computes the checksum.
   uint64_t reserve_seq();
+  // A seq may be committed twice (a dlopen's in-flight mark, then its event): the later copy
+  // replaces the earlier one. A slot that holds a newer seq is never overwritten.
   void commit(format::EventSlot& slot);  // slot.seq must be a reserved seq
 
   // How the process ended (kRunning again: an exec failed). Async-signal-safe.

@@ -337,6 +337,11 @@ enum EventBits : uint16_t {
   kEventNested = 1u << 3,          // made while another traced call ran on this thread
   kEventNoLoad = 1u << 4,          // dlopen returned an object that was already loaded
   kEventUnloaded = 1u << 5,        // dlclose really unloaded something
+  // dlopen/dlmopen: a copy of the slot committed when the call started, so that a process that
+  // dies inside the loader (SIGBUS on a truncated file, a crashing constructor, exit() from one)
+  // leaves the call behind. The final commit replaces it; a slot that still has the bit is a call
+  // that never returned. Only time_ns, tid, name, flags, caller and stacks are meaningful in it.
+  kEventInFlight = 1u << 6,
 };
 
 struct EventSlot {

@@ -1,6 +1,7 @@
 // explain on a dlopen that fails inside the loader, with the situations built for real at test
 // time: the finding's facts are checked, and the fix it prints is applied and must work.
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <fstream>
 #include <regex>
 #include <string>
@@ -331,4 +332,104 @@ TEST_CASE("explain: a relative dlopen name depends on the working directory",
   compile({"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl",
            "-Wl,-rpath,$ORIGIN/helpers"});
   CHECK(run({opener, dir + "/plugin/libplug.so"}).out == "loaded\n");
+}
+
+// A dependency cut short after its headers: ld.so maps it and the process dies with SIGBUS
+// inside dlopen. The recorder's in-flight mark must leave the call in every view, and explain
+// must name the file that is cut short; putting the complete file back (with a rename) fixes it.
+TEST_CASE("explain: a process that died inside dlopen: the call in every view, and the file",
+          "[explain][load-failure][in-flight]") {
+  const std::string dir = temp_dir("in-flight");
+  std::ofstream(dir + "/big.c") << "int big_table[200000] = {1};\n"
+                                   "int big_value(void) { return big_table[7]; }\n";
+  std::ofstream(dir + "/plug.c") << "int big_value(void);\n"
+                                    "int plug_value(void) { return big_value(); }\n";
+  compile(
+      {"-shared", "-fPIC", "-o", dir + "/libbig.so.full", dir + "/big.c", "-Wl,-soname,libbig.so"});
+  run({"cp", dir + "/libbig.so.full", dir + "/libbig.so"});
+  compile({"-shared", "-fPIC", "-o", dir + "/libplug.so", dir + "/plug.c", "-L" + dir, "-lbig",
+           "-Wl,--enable-new-dtags,-rpath,$ORIGIN"});
+  const std::string opener = build_opener(dir);
+  // Keep the ELF header and program headers, cut the segments (the dynamic section too).
+  REQUIRE(run({"truncate", "-s", "4096", dir + "/libbig.so"}).exit_code == 0);
+
+  const std::string trace = dir + "/died.trace";
+  const ProcessResult died = run_traced({opener, dir + "/libplug.so"}, trace);
+  INFO(describe(died));
+  REQUIRE(died.signal == SIGBUS);
+
+  const std::string call = "dlopen(\"" + dir + "/libplug.so\", RTLD_NOW|RTLD_LOCAL)";
+  const ProcessResult show = run({viewer_path(), "show", "--color=never", trace});
+  INFO(show.out);
+  CHECK(show.out.find("never returned: the process ended inside it") != std::string::npos);
+  CHECK(show.out.find("died inside " + call) != std::string::npos);
+  CHECK(show.out.find("(killed by signal 7 (SIGBUS))") != std::string::npos);
+  const ProcessResult tree = run({viewer_path(), "tree", "--color=never", trace});
+  INFO(tree.out);
+  CHECK(tree.out.find("✗ died inside " + call) != std::string::npos);
+  const ProcessResult stats = run({viewer_path(), "stats", trace});
+  INFO(stats.out);
+  CHECK(stats.out.find("died inside " + call) != std::string::npos);
+  CHECK(stats.out.find("failed:    0 call(s)") != std::string::npos);
+  const ProcessResult exported = run({viewer_path(), "export", "--format", "json", trace});
+  const auto j = nlohmann::json::parse(exported.out, nullptr, false);
+  REQUIRE_FALSE(j.is_discarded());
+  int marked = 0;
+  for (const auto& ev : j["events"])
+    if (ev.value("in_flight", false)) {
+      ++marked;
+      CHECK(ev["call"] == "dlopen");
+      CHECK(ev["ok"].is_null());
+      CHECK(ev["duration_ns"].is_null());
+      CHECK(ev["file"] == dir + "/libplug.so");
+    }
+  CHECK(marked == 1);
+
+  const ProcessResult text = run({viewer_path(), "explain", "--color=never", trace});
+  INFO(text.out);
+  CHECK(text.exit_code != 0);
+  const ProcessResult js = run({viewer_path(), "explain", "--json", trace});
+  const auto ej = nlohmann::json::parse(js.out, nullptr, false);
+  REQUIRE_FALSE(ej.is_discarded());
+  nlohmann::json f;
+  for (const auto& x : ej["findings"])
+    if (x["kind"] == "died-in-call") f = x;
+  REQUIRE(f.is_object());
+  CHECK(f["severity"] == "error");
+  CHECK(f["cut_short"] == dir + "/libbig.so");
+  CHECK(f["file_kind"] == "truncated");
+  CHECK(text.out.find("Died inside " + call) != std::string::npos);
+  CHECK(text.out.find("ld.so maps it as a dependency of libplug.so") != std::string::npos);
+  REQUIRE(f["fixes"].size() == 1);
+  CHECK(std::string(f["fixes"][0]["text"]).find("Replace " + dir + "/libbig.so") == 0);
+
+  // The fix: a complete copy, installed with a rename.
+  REQUIRE(run({"mv", dir + "/libbig.so.full", dir + "/libbig.so"}).exit_code == 0);
+  const ProcessResult fixed = run({opener, dir + "/libplug.so"});
+  INFO(describe(fixed));
+  CHECK(fixed.exit_code == 0);
+  CHECK(fixed.out == "loaded\n");
+}
+
+// A constructor that calls exit(): the process ends inside dlopen, with a status; the files
+// are complete, so explain blames no file and prints no fix.
+TEST_CASE("explain: a constructor that exits ends the process inside dlopen",
+          "[explain][load-failure][in-flight]") {
+  const std::string dir = temp_dir("in-flight-exit");
+  std::ofstream(dir + "/quit.c") << "#include <stdlib.h>\n"
+                                    "__attribute__((constructor)) static void quit(void) "
+                                    "{ exit(3); }\n";
+  compile({"-shared", "-fPIC", "-o", dir + "/libquit.so", dir + "/quit.c"});
+  const std::string opener = build_opener(dir);
+  Explained e = record_and_explain({opener, dir + "/libquit.so"}, dir);
+  INFO(e.text.out);
+  REQUIRE(e.program.exit_code == 3);
+  const nlohmann::json f = finding(e, "died-in-call");
+  REQUIRE(f.is_object());
+  CHECK(f["end"] == "exit");
+  CHECK(f.value("cut_short", "") == "");
+  CHECK(f["fixes"].empty());
+  CHECK(e.text.out.find("Exited with status 3 inside dlopen(\"" + dir +
+                        "/libquit.so\", RTLD_NOW|RTLD_LOCAL)") != std::string::npos);
+  CHECK(e.text.out.find("complete on disk now (libquit.so)") != std::string::npos);
 }

@@ -8,6 +8,7 @@
 #include "analysis/python_imports.h"
 #include "common/dlopen_flags.h"
 #include "fmt/format.h"
+#include "model/in_flight.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -170,7 +171,13 @@ ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeG
   // (name or pattern, label) -> index into probe_groups.
   absl::flat_hash_map<std::pair<std::string, std::string>, size_t> groups;
   size_t dropped = 0;
+  size_t in_flight_calls = 0;
   model.reader().for_each_event([&](const format::EventSlot& e) {
+    if (in_flight(e)) {
+      if (is_open_call(e.call) && ++in_flight_calls <= 64)
+        explain_in_flight(ctx, e, result.findings);
+      return true;
+    }
     if (!(e.bits & format::kEventOk) && !is_close_call(e.call)) {
       if (!is_open_call(e.call) && !is_sym_call(e.call)) return true;
       const Classification outcome = outcomes.classify(e);

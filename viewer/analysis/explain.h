@@ -12,6 +12,8 @@
 //   load-failed / lookup-failed   any other dlopen / dlsym error (its text, the file it found);
 //                                 for a refused file, what it is (file_kind)
 //   static-tls                    no room in the static TLS block: its TLS size, the tunable
+//   died-in-call                  the process ended inside a dlopen/dlmopen (a crash in the
+//                                 loader or a constructor, a file cut short): model/in_flight.h
 //   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
@@ -98,6 +100,9 @@ bool explain_relative_name(ExplainContext& ctx, const format::EventSlot& e, std:
 // model, and the fixes with numbers (explain_file.cpp).
 bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e, std::string_view path,
                         Finding& f);
+// A dlopen/dlmopen the process ended inside: how far it got and what its files are on disk now
+// (explain_in_flight.cpp).
+void explain_in_flight(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
 void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).

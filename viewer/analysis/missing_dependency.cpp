@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
+#include "analysis/file_kind.h"
 #include "common/loader_platform.h"
 
 namespace dltrace::viewer {
@@ -43,32 +44,49 @@ struct Node {
   int parent;  // index into the node list, -1 for the file dlopen opened
 };
 
+// The file ld.so maps for `search`, as first_loadable, but also one cut short after its headers:
+// ld.so's header checks pass, it maps the file and dies when it touches the missing part.
+bool mapped_file(const LibrarySearch& search, ElfCache& elf, std::string* path,
+                 const ElfFile** file) {
+  if (search.direct_path) {
+    *path = search.steps.front().candidate;
+    *file = elf.file(*path);
+    return *file || classify_file(*path, common::host_loader_platform().machine).kind ==
+                        FileKind::Kind::kTruncated;
+  }
+  if ((*file = first_loadable(search, elf, path))) return true;
+  const uint16_t machine = common::host_loader_platform().machine;
+  for (const SearchStep& step : search.steps) {
+    if (!step.exists) continue;
+    const FileKind k = classify_file(step.candidate, machine);
+    if (k.kind == FileKind::Kind::kTruncated) {
+      *path = step.candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
-std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
-                                                         std::string_view missing,
-                                                         const ObjectRecord* caller, uint64_t seq,
-                                                         int64_t lmid, const TraceModel& model,
-                                                         ElfCache& elf) {
+void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                         int64_t lmid, const TraceModel& model, ElfCache& elf,
+                         const DlopenWalkVisitor& visit) {
   const std::vector<Loader> callers = loader_chain(caller, model, elf);
   // The file dlopen opened.
   std::string path;
   const ElfFile* file = nullptr;
   LibrarySearch first = plan_search_from(requested, callers, model, elf);
-  if (first.direct_path) {
-    path = first.steps.front().candidate;
-    file = elf.file(path);
-  } else {
-    file = first_loadable(first, elf, &path);
-  }
-  if (!file) return std::nullopt;
+  if (!mapped_file(first, elf, &path, &file)) return;
 
   std::vector<Node> nodes{{Loader{base_of(path), path, file, nullptr}, -1}};
+  if (visit.mapped && !visit.mapped(nodes.back().loader)) return;
   absl::flat_hash_set<std::string> seen{path};
   absl::flat_hash_set<std::string> names_loaded;  // DT_NEEDED names mapped during this dlopen
   // Breadth-first, each object's entries in order: the first name that cannot be found is the
   // one ld.so reports.
   for (size_t i = 0; i < nodes.size() && nodes.size() < 4096; ++i) {
+    if (!nodes[i].loader.file) continue;  // cut short: ld.so would not get past it
     // The loader chain of node i: itself, the objects that needed it, then the dlopen caller's.
     std::vector<Loader> chain;
     for (int n = static_cast<int>(i); n >= 0; n = nodes[n].parent) chain.push_back(nodes[n].loader);
@@ -79,23 +97,35 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
       LibrarySearch search = plan_search_from(needed, chain, model, elf);
       std::string found;
       const ElfFile* f = nullptr;
-      if (search.direct_path) {
-        found = search.steps.front().candidate;
-        f = elf.file(found);
-      } else {
-        f = first_loadable(search, elf, &found);
-      }
-      if (!f) {
-        if (needed != missing && base_of(needed) != base_of(missing)) return std::nullopt;
-        return MissingDependency{std::move(chain), opened_files, needed, std::move(search)};
+      if (!mapped_file(search, elf, &found, &f)) {
+        if (visit.missing)
+          visit.missing(
+              MissingDependency{std::move(chain), opened_files, needed, std::move(search)});
+        return;  // where ld.so stops
       }
       names_loaded.insert(needed);
-      if (!f->soname.empty()) names_loaded.insert(f->soname);
-      if (seen.insert(found).second)
+      if (f && !f->soname.empty()) names_loaded.insert(f->soname);
+      if (seen.insert(found).second) {
         nodes.push_back({Loader{base_of(found), found, f, nullptr}, static_cast<int>(i)});
+        if (visit.mapped && !visit.mapped(nodes.back().loader)) return;
+      }
     }
   }
-  return std::nullopt;
+}
+
+std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
+                                                         std::string_view missing,
+                                                         const ObjectRecord* caller, uint64_t seq,
+                                                         int64_t lmid, const TraceModel& model,
+                                                         ElfCache& elf) {
+  std::optional<MissingDependency> found;
+  DlopenWalkVisitor visit;
+  visit.missing = [&](MissingDependency&& m) {
+    // A replay that disagrees with ld.so's error is not reported.
+    if (m.name == missing || base_of(m.name) == base_of(missing)) found = std::move(m);
+  };
+  walk_dlopen_on_disk(requested, caller, seq, lmid, model, elf, visit);
+  return found;
 }
 
 }  // namespace dltrace::viewer

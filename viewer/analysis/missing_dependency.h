@@ -5,6 +5,7 @@
 // name that could not be found.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,21 @@ struct MissingDependency {
   std::string name;         // the DT_NEEDED entry ld.so could not find
   LibrarySearch search;     // its search, from needers.front()'s point of view
 };
+
+// What walk_dlopen_on_disk reports as it replays ld.so's mapping of a dlopen.
+struct DlopenWalkVisitor {
+  // Each file ld.so would map, in its order (the file dlopen opened first); `file` is null for
+  // one cut short after its headers. Return false to stop.
+  std::function<bool(const Loader& mapped)> mapped;
+  // The DT_NEEDED name no directory of its search holds: where ld.so stops.
+  std::function<void(MissingDependency&& missing)> missing;
+};
+
+// Replays on disk the dlopen of `requested` from `caller` at event `seq` (namespace `lmid`):
+// breadth-first over DT_NEEDED, skipping what the namespace had loaded already.
+void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                         int64_t lmid, const TraceModel& model, ElfCache& elf,
+                         const DlopenWalkVisitor& visit);
 
 // Replays the dlopen of `requested` from `caller` at event `seq` (namespace `lmid`). Returns
 // nothing unless the replay ends at a DT_NEEDED entry named `missing` that no directory of its

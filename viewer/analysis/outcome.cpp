@@ -48,6 +48,7 @@
 #include "analysis/library_search.h"
 #include "analysis/python_imports.h"
 #include "fmt/format.h"
+#include "model/in_flight.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -166,6 +167,7 @@ OutcomeClassifier::OutcomeClassifier(const TraceModel& model, ElfCache& elf)
 }
 
 void OutcomeClassifier::index(const format::EventSlot& e) {
+  if (in_flight(e)) return;  // neither a success nor a failure the program went on from
   const TraceReader& r = model_.reader();
   const bool ok = (e.bits & format::kEventOk) != 0;
   if (ok && !is_close_call(e.call)) {  // a dlclose is cleaning up, not going on
@@ -524,7 +526,7 @@ OutcomeCounts count_outcomes(const TraceReader& reader) {
   OutcomeClassifier outcomes(model, elf);
   OutcomeCounts counts;
   reader.for_each_event([&](const format::EventSlot& e) {
-    if ((e.bits & format::kEventOk) || (!is_open_call(e.call) && !is_sym_call(e.call))) return true;
+    if (!failed_call(e) || (!is_open_call(e.call) && !is_sym_call(e.call))) return true;
     ++(outcomes.classify(e).probe() ? counts.probes : counts.failures);
     return true;
   });

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <utility>
 
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
@@ -154,7 +155,7 @@ void PythonLoadCollector::add(const format::EventSlot& e) {
   }
   if (it->second == kNoStack) return;
   StackLoads& s = stacks_[it->second];
-  const bool ok = (e.bits & format::kEventOk) != 0;
+  const bool ok = !failed_call(e);
   const uint64_t duration = model_.duration_ns(e);
   const size_t new_objects = model_.new_objects(e.seq).size();
   const uint64_t order = count_++;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "analysis/dlerror_text.h"
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
@@ -23,7 +24,7 @@ std::optional<FailedLoadScopes> failed_load_scopes(const ScopeGraph& graph, std:
   const TraceReader& reader = graph.model().reader();
   std::optional<FailedLoadScopes> found;
   reader.for_each_event([&](const format::EventSlot& e) {
-    if (!is_open_call(e.call) || (e.bits & format::kEventOk)) return true;
+    if (!is_open_call(e.call) || !failed_call(e)) return true;
     DlerrorText err = parse_dlerror(reader.string(e.error));
     std::string_view requested = reader.string(e.name);
     for (std::string_view candidate : {std::string_view(err.object), requested}) {

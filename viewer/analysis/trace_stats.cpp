@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "model/in_flight.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -30,9 +31,12 @@ class StatsCollector {
       : reader_(model.reader()), model_(model), top_(top), python_loads_(reader_, model_, top) {}
 
   void event(const format::EventSlot& e) {
-    const bool ok = (e.bits & format::kEventOk) != 0;
+    // A call in flight neither succeeded nor failed: it is listed, not counted as failed.
+    const bool ok = !failed_call(e);
     ++stats_.readable;
     if (!ok) ++stats_.failed;
+    if (in_flight(e) && is_open_call(e.call) && stats_.in_flight.size() < kMaxOpenDepth)
+      stats_.in_flight.push_back(in_flight_text(model_, e));
     stats_.calls[call_index(e.call)].add(ok);
 
     ThreadStats& t = threads_[e.tid];

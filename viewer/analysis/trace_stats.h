@@ -58,7 +58,8 @@ struct LoadTiming {
 struct TraceStats {
   size_t top = 0;                             // rows each ranking was asked for
   uint64_t readable = 0;                      // events
-  uint64_t failed = 0;                        // calls
+  uint64_t failed = 0;                        // calls that returned and failed
+  std::vector<std::string> in_flight;         // calls the process ended inside (model/in_flight.h)
   std::array<CallCount, kCallKinds> calls{};  // by CallKind; [0]: unknown calls
   std::vector<ThreadStats> threads;           // by tid
   size_t distinct_symbols = 0;                // symbol@version pairs looked up

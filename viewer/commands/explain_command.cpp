@@ -14,6 +14,7 @@
 #include "analysis/explain.h"
 #include "analysis/scope_graph.h"
 #include "commands/command.h"
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 #include "render/json_writer.h"
 #include "render/terminal_style.h"
@@ -165,7 +166,7 @@ absl::Status print_json(const TraceReader& reader, const ExplainResult& result,
   // classified again as the events stream past, so nothing is kept per call.
   w.key("failed_calls").begin_array();
   reader.for_each_event([&](const format::EventSlot& e) {
-    if ((e.bits & format::kEventOk) || (!is_open_call(e.call) && !is_sym_call(e.call))) return true;
+    if (!failed_call(e) || (!is_open_call(e.call) && !is_sym_call(e.call))) return true;
     const Classification c = outcomes.classify(e);
     w.begin_object();
     w.key("seq").value(e.seq);

@@ -5,6 +5,8 @@
 #include <tuple>
 #include <utility>
 
+#include "model/in_flight.h"
+
 namespace dltrace::viewer {
 
 LoadGraph::LoadGraph(const TraceModel& model, PythonGrouping python)
@@ -45,7 +47,8 @@ const PythonOpen* LoadGraph::python_open(uint64_t seq) const {
 }
 
 LoadGraph::FailedKey LoadGraph::failed_key(const format::EventSlot& e) {
-  return {e.caller_object, e.call, e.name, e.error, e.flags, e.effective_flags, e.lmid, e.py_stack};
+  return {e.caller_object,   e.call, e.name,     e.error,     e.flags,
+          e.effective_flags, e.lmid, e.py_stack, in_flight(e)};
 }
 
 // Objects in load order, each under its catalog parent; DT_NEEDED arrows, and dlopen arrows
@@ -125,6 +128,7 @@ void LoadGraph::add_failed_open(const format::EventSlot& e) {
     f.lmid = e.lmid;
     f.duration_ns = model_.duration_ns(e);
     if (reader_.has_string(e.error)) f.error = reader_.string(e.error);
+    f.in_flight = in_flight(e);
     f.caller_object = e.caller_object;
     f.caller_ip = e.caller_ip;
     failed_.push_back(std::move(f));

@@ -43,6 +43,7 @@ struct FailedOpen {
   int64_t lmid = 0;
   uint64_t duration_ns = 0;  // of all `repeats` calls
   std::string error;         // the dlerror() text; "" when none was recorded
+  bool in_flight = false;    // the call never returned: the process ended inside it
   uint32_t caller_object = format::kNoId;
   uint64_t caller_ip = 0;
 };
@@ -134,7 +135,7 @@ class LoadGraph {
   // What makes failures identical: caller object, call, name, error, flags, namespace, and the
   // Python stack (the same failing import from two statements belongs to two statements).
   using FailedKey =
-      std::tuple<uint32_t, uint16_t, uint32_t, uint32_t, int32_t, int32_t, int64_t, uint32_t>;
+      std::tuple<uint32_t, uint16_t, uint32_t, uint32_t, int32_t, int32_t, int64_t, uint32_t, bool>;
   using EdgeKey = std::tuple<size_t, size_t, int, uint16_t, int, int, bool, int64_t>;
 
   static FailedKey failed_key(const format::EventSlot& e);

@@ -11,6 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/dlopen_flags.h"
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
@@ -113,7 +114,13 @@ class ChromeExporter {
                    : fmt::format("thread {}", e.tid));
     }
     uint64_t start = model_.time_ns(e);
-    const uint64_t duration = model_.duration_ns(e);
+    // A call in flight lasts until the process ended (zero when no end was recorded).
+    const ProcessInfo& process = reader_.process();
+    const uint64_t duration =
+        !in_flight(e) ? model_.duration_ns(e)
+        : process.end != format::EndKind::kRunning && process.end_monotonic_ns > start
+            ? process.end_monotonic_ns - start
+            : 0;
     uint64_t end = duration > UINT64_MAX - start ? UINT64_MAX : start + duration;  // damaged
     // Clock conversion rounds start and duration separately: keep a nested call inside its
     // parent's span, or the viewers would not nest it.
@@ -217,6 +224,7 @@ class ChromeExporter {
         w_.key("object_path").value(model_.path_of(*o));
       }
       if (e.bits & format::kEventNoLoad) w_.key("already_loaded").value(true);
+      if (in_flight(e)) w_.key("in_flight").value(in_flight_text(model_, e));
       if (auto fresh = model_.new_objects(e.seq); !fresh.empty()) {
         w_.key("new_objects");
         object_names(fresh);

@@ -30,9 +30,10 @@ struct Node {
   // Failed dlopen: what was asked for and why it failed.
   std::string file;
   std::string error;
-  size_t count = 1;     // failed dlopens folded into this node
-  bool system = false;  // folded into the system node unless --all
-  bool hidden = false;  // the recorder, unless --all
+  bool in_flight = false;  // the process ended inside the call
+  size_t count = 1;        // failed dlopens folded into this node
+  bool system = false;     // folded into the system node unless --all
+  bool hidden = false;     // the recorder, unless --all
 };
 
 struct Edge {
@@ -72,16 +73,17 @@ class LoadGraphDot {
     }
     // Model node of each failed open -> its drawn node.
     std::vector<size_t> failed_node(graph_.failed_opens().size(), kNone);
-    absl::flat_hash_map<std::tuple<size_t, std::string, std::string>, size_t> failed_nodes;
+    absl::flat_hash_map<std::tuple<size_t, std::string, std::string, bool>, size_t> failed_nodes;
     for (size_t k = 0; k < graph_.failed_opens().size(); ++k) {
       const FailedOpen& f = graph_.failed_opens()[k];
       auto [it, fresh] = failed_nodes.try_emplace(
-          {graph_.node_of(f.caller_object), f.file, f.error}, nodes_.size());
+          {graph_.node_of(f.caller_object), f.file, f.error, f.in_flight}, nodes_.size());
       if (fresh) {
         Node n;
         n.kind = NodeKind::kFailedOpen;
         n.file = f.file;
         n.error = f.error;
+        n.in_flight = f.in_flight;
         n.count = 0;
         nodes_.push_back(std::move(n));
       }
@@ -232,13 +234,15 @@ class LoadGraphDot {
     if (n.kind == NodeKind::kFailedOpen) {
       std::string label = fmt::format("✗ {}", dot_html(n.file));
       if (n.count > 1) label.append(fmt::format(" ×{}", n.count));
-      fmt::format_to(
-          std::back_inserter(out),
-          "  {} [label=<{}<BR/><FONT POINT-SIZE=\"9\">dlopen failed</FONT>>, "
-          "color=red, fontcolor=red, style=\"rounded,filled\", fillcolor=\"#fff0f0\", "
-          "tooltip={}];\n",
-          id(i, kNone), label,
-          dot_quoted(n.error.empty() ? std::string("failed (no dlerror text)") : n.error));
+      fmt::format_to(std::back_inserter(out),
+                     "  {} [label=<{}<BR/><FONT POINT-SIZE=\"9\">{}</FONT>>, "
+                     "color=red, fontcolor=red, style=\"rounded,filled\", fillcolor=\"#fff0f0\", "
+                     "tooltip={}];\n",
+                     id(i, kNone), label,
+                     n.in_flight ? "never returned: the process ended inside it" : "dlopen failed",
+                     dot_quoted(n.in_flight ? std::string("the process ended inside this call")
+                                : n.error.empty() ? std::string("failed (no dlerror text)")
+                                                  : n.error));
       return;
     }
     const ObjectRecord& o = *n.object;

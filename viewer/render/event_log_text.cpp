@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "common/dlopen_flags.h"
+#include "model/in_flight.h"
 
 namespace dltrace::viewer {
 
@@ -33,6 +34,8 @@ void EventLogText::header(bool following) {
   } else {
     out("  end: {}\n", end_text());
   }
+  for (const format::EventSlot& e : calls_in_flight(reader_))
+    out("  {}{}{}\n", style_.red(), in_flight_text(model_, e), style_.reset());
   if (!p.config.empty()) out("  config: {}\n", p.config);
   if (p.recorder_flags & format::kRecorderCallerEmulated) {
     out("  note: callers were emulated (no return-address trampoline); the caller object of "
@@ -52,6 +55,8 @@ std::string EventLogText::end_text() const {
 
 void EventLogText::footer() {
   out("{}-- process {} {}{}\n", style_.dim(), reader_.process().pid, end_text(), style_.reset());
+  for (const format::EventSlot& e : calls_in_flight(reader_))
+    out("{}-- {}{}\n", style_.red(), in_flight_text(model_, e), style_.reset());
 }
 
 void EventLogText::event(const format::EventSlot& e) {
@@ -70,8 +75,12 @@ void EventLogText::event(const format::EventSlot& e) {
   } else {
     out("(?)");
   }
-  out("  {}[{:.3f} ms]{}", style_.dim(), static_cast<double>(model_.duration_ns(e)) / 1e6,
-      style_.reset());
+  if (in_flight(e)) {
+    out("  {}[in flight]{}", style_.dim(), style_.reset());
+  } else {
+    out("  {}[{:.3f} ms]{}", style_.dim(), static_cast<double>(model_.duration_ns(e)) / 1e6,
+        style_.reset());
+  }
   if (e.error != format::kNoId && reader_.has_string(e.error)) {
     out("  {}error: {}{}", style_.red(), reader_.string(e.error), style_.reset());
   }
@@ -116,6 +125,10 @@ void EventLogText::open_event(const format::EventSlot& e) {
     out("]{}", style_.reset());
   }
   out(")");
+  if (in_flight(e)) {
+    out(" {}never returned: the process ended inside it{}", style_.red(), style_.reset());
+    return;
+  }
   if (!(e.bits & format::kEventOk) && e.handle == 0) {
     out(" = {}NULL{}", style_.red(), style_.reset());
     return;

@@ -14,6 +14,7 @@
 #include "analysis/scope_graph.h"
 #include "common/dlopen_flags.h"
 #include "model/call_nesting.h"
+#include "model/in_flight.h"
 #include "model/load_graph.h"
 #include "model/trace_model.h"
 #include "render/dot_layout.h"
@@ -98,6 +99,8 @@ class HtmlReport {
     for (const auto& a : p.argv) argv.append(argv.empty() ? "" : " ").append(a);
     row("argv", argv);
     row("end", end_text(p, fmt::format("after {:.3f} ms", model_.relative_ms(p.end_monotonic_ns))));
+    for (const format::EventSlot& e : calls_in_flight(reader_))
+      row("inside a call", in_flight_text(model_, e));
     if (!p.config.empty()) row("override config", p.config);
     const uint64_t dropped = reader_.recovery().dropped_events;
     row("events", fmt::format("{} recorded, {} readable", reader_.last_seq(),
@@ -187,6 +190,10 @@ class HtmlReport {
       args.append(fmt::format("\"{}\", {}", string_or(e.name, "NULL"), flags_to_string(e.flags)));
       if ((e.bits & format::kEventOverridden) || e.flags != e.effective_flags) {
         args.append(fmt::format(" => {} [override]", flags_to_string(e.effective_flags)));
+      }
+      if (in_flight(e)) {
+        result = "never returned: the process ended inside it";
+        return;
       }
       if (!ok) {
         result = "NULL";

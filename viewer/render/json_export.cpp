@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "common/dlopen_flags.h"
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
@@ -222,7 +223,7 @@ class Exporter {
     *p++ = ',';
     p = bytes(p, call_member(e.call));
     p = literal(p, R"(,"duration_ns":)");
-    p = number(p, model_.duration_ns(e));
+    p = in_flight(e) ? literal(p, "null") : number(p, model_.duration_ns(e));
     if (!open) {
       // Most events: every open-only member is null, written as one run.
       p = literal(p, R"(,"file":null,"namespace":null,"flags":null,"flags_text":null,)"
@@ -306,10 +307,12 @@ class Exporter {
     p = literal(p, R"(,"address":)");
     p = sym && e.address != 0 ? hex(p, e.address) : literal(p, "null");
     p = literal(p, R"(,"ok":)");
-    p = boolean(p, (e.bits & format::kEventOk) != 0);
+    // A call in flight never returned: neither ok nor failed (model/in_flight.h).
+    p = in_flight(e) ? literal(p, R"(null,"in_flight":true)")
+                     : boolean(p, (e.bits & format::kEventOk) != 0);
     p = literal(p, R"(,"error":)");
     p = bytes(p, error);
-    if (!(e.bits & format::kEventOk) && (open || sym) && options_.failed_kind) {
+    if (failed_call(e) && (open || sym) && options_.failed_kind) {
       p = literal(p, R"(,"kind":")");
       p = bytes(p, options_.failed_kind(e));
       p = literal(p, "\"");

@@ -146,6 +146,9 @@ absl::Status write_stats_json(const TraceStats& stats, const TraceModel& model, 
   w.key("format").value("dltrace-stats");
   w.key("version").value(1);
   process_json(w, reader);
+  w.key("in_flight").begin_array();  // calls the process ended inside
+  for (const std::string& s : stats.in_flight) w.value(s);
+  w.end_array();
   w.key("events").begin_object();
   w.key("recorded").value(reader.last_seq());
   w.key("readable").value(stats.readable);

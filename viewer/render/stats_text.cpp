@@ -37,6 +37,7 @@ class StatsText {
     const Recovery& r = reader_.recovery();
     put("process {}: {}\n", p.pid, p.exe.empty() ? "?" : p.exe);
     put("  end:       {}\n", end_text(p));
+    for (const std::string& s : stats_.in_flight) put("             {}\n", s);
     if (r.clean()) {
       put("  trace:     complete (not truncated, nothing damaged)\n");
     } else {

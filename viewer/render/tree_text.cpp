@@ -12,6 +12,7 @@
 #include "analysis/python_imports.h"
 #include "analysis/symbolizer.h"
 #include "common/dlopen_flags.h"
+#include "model/in_flight.h"
 #include "model/trace_model.h"
 #include "render/duration_text.h"
 #include "render/terminal_style.h"
@@ -280,6 +281,13 @@ class LoadTreeText {
   }
 
   void failed_line(const FailedOpen& f) {
+    if (f.in_flight) {
+      if (const auto e = reader_.event(f.seq)) {
+        out("{}✗ {}{} {}[seq {}]{}", style_.red(), in_flight_text(model_, *e), style_.reset(),
+            style_.dim(), f.seq, style_.reset());
+        return;
+      }
+    }
     out("{}✗ {}(\"{}\", {})", style_.red(), call_name(f.call), f.file,
         flags_text(f.flags, f.effective_flags, f.overridden, f.override_line));
     if (f.call == static_cast<uint16_t>(format::CallKind::kDlmopen)) out(" ns {}", f.lmid);
