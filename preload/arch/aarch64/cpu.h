@@ -17,12 +17,17 @@ inline uint64_t cycle_counter() {
   return ticks;
 }
 
-// The architecture defines the generic timer as one system-wide count at a constant frequency
-// (cntfrq_el0), unaffected by power states; a zero frequency means firmware left it unset.
-inline bool cycle_counter_is_invariant() {
+// The generic timer's frequency as firmware programmed it (0: left unset).
+inline uint64_t cycle_counter_hz() {
   uint64_t hz;
   __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(hz));
-  return hz != 0;
+  return hz;
+}
+
+// The architecture defines the generic timer as one system-wide count at a constant frequency,
+// unaffected by power states; a zero frequency means firmware left it unset.
+inline bool cycle_counter_is_invariant() {
+  return cycle_counter_hz() != 0;
 }
 
 inline void spin_pause() {
