@@ -4,7 +4,6 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
-#include "common/loader_platform.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -25,8 +24,8 @@ bool already_loaded(std::string_view name, uint64_t seq, int64_t lmid, const Tra
 
 // The file ld.so loads for `search`: the first candidate that is an ELF file for this machine
 // (ld.so skips one of another class or machine and goes on).
-const ElfFile* first_loadable(const LibrarySearch& search, ElfCache& elf, std::string* path) {
-  const uint16_t machine = common::host_loader_platform().machine;
+const ElfFile* first_loadable(const LibrarySearch& search, uint16_t machine, ElfCache& elf,
+                              std::string* path) {
   for (const SearchStep& step : search.steps) {
     if (!step.exists) continue;
     const ElfFile* f = elf.file(step.candidate);
@@ -51,6 +50,7 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
                                                          int64_t lmid, const TraceModel& model,
                                                          ElfCache& elf) {
   const std::vector<Loader> callers = loader_chain(caller, model, elf);
+  const uint16_t machine = trace_machine(model, elf);
   // The file dlopen opened.
   std::string path;
   const ElfFile* file = nullptr;
@@ -59,7 +59,7 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
     path = first.steps.front().candidate;
     file = elf.file(path);
   } else {
-    file = first_loadable(first, elf, &path);
+    file = first_loadable(first, machine, elf, &path);
   }
   if (!file) return std::nullopt;
 
@@ -83,7 +83,7 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
         found = search.steps.front().candidate;
         f = elf.file(found);
       } else {
-        f = first_loadable(search, elf, &found);
+        f = first_loadable(search, machine, elf, &found);
       }
       if (!f) {
         if (needed != missing && base_of(needed) != base_of(missing)) return std::nullopt;
