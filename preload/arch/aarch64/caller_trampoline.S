@@ -61,5 +61,32 @@ dltrace_call_with_return_address:
         ret
         .cfi_endproc
         .size   dltrace_call_with_return_address, .-dltrace_call_with_return_address
+
+/* Built with -mbranch-protection (BTI and/or PAC), the rest of the library is marked as such; this
+ * file then says it complies too (it lands with `bti c`, and .Lcontinue is only reached by `ret`),
+ * or the linker would drop the marking for the whole library. */
+#if defined(__ARM_FEATURE_BTI_DEFAULT)
+#define DLTRACE_FEATURE_BTI 1
+#else
+#define DLTRACE_FEATURE_BTI 0
+#endif
+#if defined(__ARM_FEATURE_PAC_DEFAULT)
+#define DLTRACE_FEATURE_PAC 2
+#else
+#define DLTRACE_FEATURE_PAC 0
+#endif
+#if DLTRACE_FEATURE_BTI || DLTRACE_FEATURE_PAC
+        .pushsection .note.gnu.property, "a"
+        .p2align 3
+        .word   4                       /* name size: "GNU" */
+        .word   16                      /* descriptor size */
+        .word   5                       /* NT_GNU_PROPERTY_TYPE_0 */
+        .asciz  "GNU"
+        .word   0xc0000000              /* GNU_PROPERTY_AARCH64_FEATURE_1_AND */
+        .word   4
+        .word   DLTRACE_FEATURE_BTI | DLTRACE_FEATURE_PAC
+        .word   0
+        .popsection
+#endif
 #endif
         .section .note.GNU-stack,"",%progbits
