@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,7 +24,7 @@ extern char** environ;
 
 namespace fs = std::filesystem;
 
-// A cross build's test binary gets these from CMake (tests/integration/CMakeLists.txt).
+// A cross build's test binary gets these from CMake (tests/aarch64/CMakeLists.txt).
 #ifndef DLTRACE_TEST_EMULATOR
 #define DLTRACE_TEST_EMULATOR ""
 #define DLTRACE_TEST_EMULATOR_ENV ""
@@ -34,14 +35,14 @@ namespace dltrace::test {
 const TestTarget& test_target() {
 #if defined(DLTRACE_TEST_TARGET_AARCH64) || defined(__aarch64__)
   static const TestTarget target{"aarch64",
-                                 183 /* EM_AARCH64 */,
+                                 EM_AARCH64,
                                  "GLIBC_2.17",
                                  "ld-linux-aarch64.so.1",
                                  DLTRACE_TEST_EMULATOR,
                                  DLTRACE_TEST_EMULATOR_ENV};
 #else
   static const TestTarget target{"x86_64",
-                                 62 /* EM_X86_64 */,
+                                 EM_X86_64,
                                  "GLIBC_2.2.5",
                                  "ld-linux-x86-64.so.2",
                                  DLTRACE_TEST_EMULATOR,
@@ -76,12 +77,7 @@ bool is_target_program(const std::string& program) {
   const bool read_all = read(fd, ident, sizeof ident) == static_cast<ssize_t>(sizeof ident);
   close(fd);
   const unsigned machine = ident[18] | (ident[19] << 8);  // e_machine, little-endian
-  return read_all &&
-         memcmp(ident,
-                "\x7f"
-                "ELF",
-                4) == 0 &&
-         machine == test_target().machine;
+  return read_all && memcmp(ident, ELFMAG, SELFMAG) == 0 && machine == test_target().machine;
 }
 
 std::vector<std::string> child_environment(const RunOptions& opts) {
