@@ -2,6 +2,8 @@
 
 #include <elf.h>
 
+#include <cstring>
+
 namespace dltrace::common {
 namespace {
 
@@ -29,6 +31,14 @@ constexpr LoaderPlatform kPlatforms[] = {
 const LoaderPlatform* loader_platform(uint16_t machine) {
   for (const LoaderPlatform& p : kPlatforms)
     if (p.machine == machine) return &p;
+  return nullptr;
+}
+
+const LoaderPlatform* loader_platform_of_loader(const char* file_name) {
+  for (const LoaderPlatform& p : kPlatforms) {
+    const char* slash = strrchr(p.interpreter, '/');
+    if (strcmp(slash != nullptr ? slash + 1 : p.interpreter, file_name) == 0) return &p;
+  }
   return nullptr;
 }
 

@@ -23,6 +23,10 @@ struct LoaderPlatform {
 // The platform of an ELF machine, or nullptr when dltrace does not know it.
 const LoaderPlatform* loader_platform(uint16_t machine);
 
+// The platform whose dynamic loader has this file name (the last component of `interpreter`:
+// "ld-linux-aarch64.so.1"), or nullptr.
+const LoaderPlatform* loader_platform_of_loader(const char* file_name);
+
 // The platform this code was compiled for (the recorder's process, the viewer's machine).
 const LoaderPlatform& host_loader_platform();
 

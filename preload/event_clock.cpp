@@ -20,6 +20,7 @@ void start_clock(format::FileHeader* h) {
   h->tsc_base_ns = ns;
   h->tsc_latest = tsc;
   h->tsc_latest_ns = ns;
+  h->tsc_hz_estimate = arch::cycle_counter_hz();  // 0 (unknown) until measured, where unstated
   __atomic_store_n(&h->clock_kind, format::kClockTsc, __ATOMIC_RELEASE);
 }
 

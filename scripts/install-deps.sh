@@ -20,20 +20,33 @@ packages=(
   # real programs that probe for optional symbols and libraries (explain's realworld tests)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   imagemagick
+  # the aarch64 build and its tests under qemu-user (README, "aarch64"): the cross toolchain, and
+  # qemu-aarch64-static, which runs the aarch64 programs (and what they exec) without binfmt_misc
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-static
+  # arm64 libraries through multiarch (see below): libunwind for the recorder's stacks in aarch64
+  # processes, libstdc++ for the C++ test programs (the tests use this glibc, not the sysroot's)
+  libunwind8:arm64 libstdc++6:arm64
 )
+
+# arm64 packages (libunwind8:arm64) come through multiarch.
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+added_arch=0
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  added_arch=1
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
+if [ ${#missing[@]} -eq 0 ] && [ "$added_arch" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq

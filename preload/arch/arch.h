@@ -16,6 +16,9 @@ inline uint64_t cycle_counter();
 // Whether cycle_counter() ticks at one constant rate on every core and through sleep states:
 // then the recorder calibrates it against CLOCK_MONOTONIC; otherwise it uses CLOCK_MONOTONIC.
 inline bool cycle_counter_is_invariant();
+// The counter's nominal frequency when the CPU states it (AArch64's cntfrq_el0), else 0: the
+// recorder's measured calibration points refine it, and it stands in for them until then.
+inline uint64_t cycle_counter_hz();
 
 // ---- spinning (object_table.cpp's seqlock readers) ----
 inline void spin_pause();

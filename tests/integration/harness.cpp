@@ -1,5 +1,6 @@
 #include "harness.h"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -23,7 +24,32 @@ extern char** environ;
 
 namespace fs = std::filesystem;
 
+// A cross build's test binary gets these from CMake (tests/aarch64/CMakeLists.txt).
+#ifndef DLTRACE_TEST_EMULATOR
+#define DLTRACE_TEST_EMULATOR ""
+#define DLTRACE_TEST_EMULATOR_ENV ""
+#endif
+
 namespace dltrace::test {
+
+const TestTarget& test_target() {
+#if defined(DLTRACE_TEST_TARGET_AARCH64) || defined(__aarch64__)
+  static const TestTarget target{"aarch64",
+                                 EM_AARCH64,
+                                 "GLIBC_2.17",
+                                 "ld-linux-aarch64.so.1",
+                                 DLTRACE_TEST_EMULATOR,
+                                 DLTRACE_TEST_EMULATOR_ENV};
+#else
+  static const TestTarget target{"x86_64",
+                                 EM_X86_64,
+                                 "GLIBC_2.2.5",
+                                 "ld-linux-x86-64.so.2",
+                                 DLTRACE_TEST_EMULATOR,
+                                 DLTRACE_TEST_EMULATOR_ENV};
+#endif
+  return target;
+}
 
 std::string build_dir() {
   return DLTRACE_TEST_BUILD_DIR;
@@ -42,6 +68,17 @@ std::string fixture(const std::string& name) {
 }
 
 namespace {
+
+// Whether `program` is an ELF file for the test target's CPU (a fixture, or a copy of one).
+bool is_target_program(const std::string& program) {
+  unsigned char ident[20] = {};
+  const int fd = open(program.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool read_all = read(fd, ident, sizeof ident) == static_cast<ssize_t>(sizeof ident);
+  close(fd);
+  const unsigned machine = ident[18] | (ident[19] << 8);  // e_machine, little-endian
+  return read_all && memcmp(ident, ELFMAG, SELFMAG) == 0 && machine == test_target().machine;
+}
 
 std::vector<std::string> child_environment(const RunOptions& opts) {
   std::vector<std::string> env;
@@ -79,16 +116,26 @@ ProcessResult run(const std::vector<std::string>& argv, const RunOptions& opts) 
   if (!opts.cwd.empty()) posix_spawn_file_actions_addchdir_np(&actions, opts.cwd.c_str());
 
   std::vector<std::string> env_strings = child_environment(opts);
+  std::vector<std::string> args = argv;
+  // A program built for another CPU runs under its emulator. Under a static emulator
+  // (qemu-aarch64-static) the program inherits the environment as is,
+  // LD_PRELOAD included, and so does every program it executes (exec goes through the emulator:
+  // the fixtures that exec take it from FIXTURE_EXEC_VIA).
+  const TestTarget& target = test_target();
+  if (!target.emulator.empty() && is_target_program(argv[0])) {
+    args.insert(args.begin(), target.emulator);
+    if (!target.emulator_env.empty()) env_strings.push_back(target.emulator_env);
+    env_strings.push_back("FIXTURE_EXEC_VIA=" + target.emulator);
+  }
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
   std::vector<char*> argp;
   for (auto& s : args) argp.push_back(s.data());
   argp.push_back(nullptr);
 
   pid_t pid = -1;
-  int rc = argv[0].find('/') == std::string::npos
+  int rc = args[0].find('/') == std::string::npos
                ? posix_spawnp(&pid, argp[0], &actions, nullptr, argp.data(), envp.data())
                : posix_spawn(&pid, argp[0], &actions, nullptr, argp.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
@@ -99,7 +146,7 @@ ProcessResult run(const std::vector<std::string>& argv, const RunOptions& opts) 
     close(out_pipe[0]);
     close(err_pipe[0]);
     close(in_pipe[1]);
-    FAIL("cannot spawn " << argv[0] << ": " << strerror(rc));
+    FAIL("cannot spawn " << args[0] << ": " << strerror(rc));
   }
   if (!opts.stdin_data.empty()) {
     ssize_t ignored = write(in_pipe[1], opts.stdin_data.data(), opts.stdin_data.size());

@@ -1,6 +1,7 @@
 // Running real programs under (and without) the preload, for the integration tests.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -15,6 +16,19 @@ std::string fixtures_dir();                    // ${CMAKE_BINARY_DIR}/fixtures
 std::string preload_path();                    // the built libdltrace.so
 std::string viewer_path();                     // the built dltrace binary
 std::string fixture(const std::string& name);  // fixtures_dir() + "/" + name
+
+// The CPU the fixtures and the preload were built for. The host's, except in the test binary of a
+// cross build (aarch64_tests), which runs the fixtures under an emulator (qemu-user): run() starts
+// every program built for that CPU through it.
+struct TestTarget {
+  const char* cpu;           // "x86_64", "aarch64"
+  uint16_t machine;          // ELF e_machine
+  const char* glibc_base;    // the oldest symbol version of glibc's ABI on it: GLIBC_2.2.5, 2.17
+  const char* loader;        // its dynamic loader's soname: ld-linux-x86-64.so.2, ...
+  std::string emulator;      // "" when the fixtures run natively
+  std::string emulator_env;  // NAME=VALUE the emulator needs (its sysroot), or ""
+};
+const TestTarget& test_target();
 
 struct ProcessResult {
   int exit_code = -1;  // exit status, or -1 when killed by a signal

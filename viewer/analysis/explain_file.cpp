@@ -10,7 +10,6 @@
 #include "analysis/explain.h"
 #include "analysis/file_kind.h"
 #include "analysis/library_search.h"
-#include "common/loader_platform.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {
@@ -21,14 +20,9 @@ std::string base_of(std::string_view path) {
   return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
 }
 
-// The process's machine: its executable's, else this machine's.
+// The process's machine: the trace's (library_search.h).
 uint16_t process_machine(ExplainContext& ctx) {
-  for (const ObjectRecord* o : ctx.model().objects_by_load())
-    if (ctx.model().is_main_program(*o)) {
-      if (const ElfFile* f = ctx.file_of(*o)) return f->machine;
-      break;
-    }
-  return common::host_loader_platform().machine;
+  return trace_machine(ctx.model(), ctx.elf());
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include "analysis/explain.h"
 #include "analysis/file_kind.h"
 #include "analysis/missing_dependency.h"
-#include "common/loader_platform.h"
 #include "model/in_flight.h"
 
 namespace dltrace::viewer {
@@ -67,7 +66,7 @@ void explain_in_flight(ExplainContext& ctx, const format::EventSlot& e, std::vec
 
   // The files ld.so would map for this call, as they are on disk now.
   const ObjectRecord* caller = ctx.reader().object(e.caller_object);
-  const uint16_t machine = common::host_loader_platform().machine;
+  const uint16_t machine = trace_machine(m, ctx.elf());
   std::vector<std::string> checked;
   std::optional<std::pair<std::string, FileKind>> cut_short;
   DlopenWalkVisitor visit;

@@ -179,6 +179,18 @@ std::vector<Loader> loader_chain(const ObjectRecord* caller, const TraceModel& m
   return chain;
 }
 
+uint16_t trace_machine(const TraceModel& model, ElfCache& elf) {
+  for (const ObjectRecord* o : model.objects_by_load()) {
+    const std::string name = fs::path(model.path_of(*o)).filename().string();
+    if (const common::LoaderPlatform* p = common::loader_platform_of_loader(name.c_str()))
+      return p->machine;
+  }
+  if (const ObjectRecord* main = main_program(model))
+    if (const ElfFile* exe = elf.for_object(*main, model.file_path(*main)).file)
+      return exe->machine;
+  return common::host_loader_platform().machine;
+}
+
 LibrarySearch plan_search(std::string_view name, const ObjectRecord* caller,
                           const TraceModel& model, ElfCache& elf) {
   if (!caller) caller = main_program(model);
@@ -227,11 +239,8 @@ LibrarySearch plan_search_from(std::string_view name, const std::vector<Loader>&
   const common::SearchObject* executable = main ? &chain[exe_index] : nullptr;
 
   const common::LoaderPlatform* platform = &common::host_loader_platform();
-  if (main) {
-    if (const ElfFile* exe = all[exe_index].file; exe && exe->machine != platform->machine) {
-      if (const common::LoaderPlatform* p = common::loader_platform(exe->machine)) platform = p;
-    }
-  }
+  if (const common::LoaderPlatform* p = common::loader_platform(trace_machine(model, elf)))
+    platform = p;
   const bool host = platform == &common::host_loader_platform();
   const common::HwcapsSubdirs& subdirs = host_subdirs();
 

@@ -65,6 +65,12 @@ std::vector<std::string> find_on_disk(std::string_view name, const TraceModel& m
 std::string relative_name_elsewhere(std::string_view name, const ObjectRecord* caller,
                                     const TraceModel& model, std::string* base = nullptr);
 
+// The traced process's CPU as an ELF e_machine, from the trace: every trace records the dynamic
+// loader among its objects, under the name the program's PT_INTERP gives it
+// (/lib/ld-linux-aarch64.so.1, /lib64/ld-linux-x86-64.so.2), and each CPU has its own. Else the
+// executable's ELF machine, else this machine's. ld.so's rules for that CPU apply.
+uint16_t trace_machine(const TraceModel& model, ElfCache& elf);
+
 // A path of the traced process made absolute against its recorded working directory.
 std::string absolute_in_trace(const TraceModel& model, std::string_view path);
 

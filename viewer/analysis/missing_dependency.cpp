@@ -5,7 +5,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "analysis/file_kind.h"
-#include "common/loader_platform.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -26,8 +25,8 @@ bool already_loaded(std::string_view name, uint64_t seq, int64_t lmid, const Tra
 
 // The file ld.so loads for `search`: the first candidate that is an ELF file for this machine
 // (ld.so skips one of another class or machine and goes on).
-const ElfFile* first_loadable(const LibrarySearch& search, ElfCache& elf, std::string* path) {
-  const uint16_t machine = common::host_loader_platform().machine;
+const ElfFile* first_loadable(const LibrarySearch& search, uint16_t machine, ElfCache& elf,
+                              std::string* path) {
   for (const SearchStep& step : search.steps) {
     if (!step.exists) continue;
     const ElfFile* f = elf.file(step.candidate);
@@ -46,16 +45,14 @@ struct Node {
 
 // The file ld.so maps for `search`, as first_loadable, but also one cut short after its headers:
 // ld.so's header checks pass, it maps the file and dies when it touches the missing part.
-bool mapped_file(const LibrarySearch& search, ElfCache& elf, std::string* path,
+bool mapped_file(const LibrarySearch& search, uint16_t machine, ElfCache& elf, std::string* path,
                  const ElfFile** file) {
   if (search.direct_path) {
     *path = search.steps.front().candidate;
     *file = elf.file(*path);
-    return *file || classify_file(*path, common::host_loader_platform().machine).kind ==
-                        FileKind::Kind::kTruncated;
+    return *file || classify_file(*path, machine).kind == FileKind::Kind::kTruncated;
   }
-  if ((*file = first_loadable(search, elf, path))) return true;
-  const uint16_t machine = common::host_loader_platform().machine;
+  if ((*file = first_loadable(search, machine, elf, path))) return true;
   for (const SearchStep& step : search.steps) {
     if (!step.exists) continue;
     const FileKind k = classify_file(step.candidate, machine);
@@ -73,11 +70,12 @@ void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller,
                          int64_t lmid, const TraceModel& model, ElfCache& elf,
                          const DlopenWalkVisitor& visit) {
   const std::vector<Loader> callers = loader_chain(caller, model, elf);
+  const uint16_t machine = trace_machine(model, elf);
   // The file dlopen opened.
   std::string path;
   const ElfFile* file = nullptr;
   LibrarySearch first = plan_search_from(requested, callers, model, elf);
-  if (!mapped_file(first, elf, &path, &file)) return;
+  if (!mapped_file(first, machine, elf, &path, &file)) return;
 
   std::vector<Node> nodes{{Loader{base_of(path), path, file, nullptr}, -1}};
   if (visit.mapped && !visit.mapped(nodes.back().loader)) return;
@@ -97,7 +95,7 @@ void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller,
       LibrarySearch search = plan_search_from(needed, chain, model, elf);
       std::string found;
       const ElfFile* f = nullptr;
-      if (!mapped_file(search, elf, &found, &f)) {
+      if (!mapped_file(search, machine, elf, &found, &f)) {
         if (visit.missing)
           visit.missing(
               MissingDependency{std::move(chain), opened_files, needed, std::move(search)});

@@ -22,6 +22,11 @@ inline bool cycle_counter_is_invariant() {
   return (edx & (1u << 8)) != 0;
 }
 
+// The TSC's rate is not architecturally stated: the recorder measures it.
+inline uint64_t cycle_counter_hz() {
+  return 0;
+}
+
 inline void spin_pause() {
   __builtin_ia32_pause();
 }

@@ -1,0 +1,63 @@
+// AArch64: the inline part of arch.h.
+#pragma once
+
+#include <link.h>
+#include <sys/auxv.h>
+
+#include <cerrno>
+#include <cstdint>
+
+namespace dltrace::preload::arch {
+
+// The generic timer's virtual count (cntvct_el0), readable from EL0 on Linux. The isb keeps the
+// read from being hoisted above earlier instructions, as the kernel's own vDSO does.
+inline uint64_t cycle_counter() {
+  uint64_t ticks;
+  __asm__ volatile("isb\n\tmrs %0, cntvct_el0" : "=r"(ticks)::"memory");
+  return ticks;
+}
+
+// The generic timer's frequency as firmware programmed it (0: left unset).
+inline uint64_t cycle_counter_hz() {
+  uint64_t hz;
+  __asm__ volatile("mrs %0, cntfrq_el0" : "=r"(hz));
+  return hz;
+}
+
+// The architecture defines the generic timer as one system-wide count at a constant frequency,
+// unaffected by power states; a zero frequency means firmware left it unset.
+inline bool cycle_counter_is_invariant() {
+  return cycle_counter_hz() != 0;
+}
+
+inline void spin_pause() {
+  __asm__ volatile("yield" ::: "memory");
+}
+
+// AArch64 ld.so (sysdeps/aarch64/dl-irel.h) passes the hwcaps: (AT_HWCAP | _IFUNC_ARG_HWCAP,
+// &__ifunc_arg_t{size, AT_HWCAP, AT_HWCAP2}).
+inline void* call_ifunc_resolver(uintptr_t resolver) {
+  struct IfuncArg {
+    unsigned long size;
+    unsigned long hwcap;
+    unsigned long hwcap2;
+  };
+  constexpr uint64_t kIfuncArgHwcap = 1ull << 62;
+  const int saved = errno;  // getauxval sets ENOENT for an entry the kernel did not pass
+  const IfuncArg arg{sizeof(IfuncArg), getauxval(AT_HWCAP), getauxval(AT_HWCAP2)};
+  errno = saved;
+  return reinterpret_cast<void* (*)(uint64_t, const IfuncArg*)>(resolver)(
+      arg.hwcap | kIfuncArgHwcap, &arg);
+}
+
+// glibc's struct dl_find_object on AArch64 (like x86-64: no dlfo_eh_dbase, no dlfo_eh_count).
+struct DlFindObject {
+  unsigned long long flags;
+  void* map_start;
+  void* map_end;
+  link_map* map;
+  void* eh_frame;
+  unsigned long long reserved[7];
+};
+
+}  // namespace dltrace::preload::arch
