@@ -1,26 +1,42 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of dltrace from Debian 12 packages.
+# Installs every build and test dependency of dltrace from Debian 12 packages
+# (`demo`: only what building needs, for scripts/dev.sh demo).
 # Idempotent: packages already present are skipped, apt is only asked when needed.
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-  clang-format  # scripts/check-format.sh, run by ctest
+# What configuring and building needs (the viewer, the recorder, the test programs and fixtures):
+# all that `scripts/dev.sh demo` installs.
+build_packages=(
+  build-essential cmake ninja-build pkg-config
   binutils file
-  patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind-dev
   catch2 libbenchmark-dev
   libelf-dev libdw-dev
   libtomlplusplus-dev libfmt-dev libabsl-dev libcli11-dev
   libgraphviz-dev graphviz
-  python3 python3-numpy python3-dev libpython3-dev
+  python3 python3-dev libpython3-dev
   liblua5.4-dev nlohmann-json3-dev
+)
+# What the test suite runs besides: `scripts/install-deps.sh` (no argument) installs both.
+test_packages=(
+  clang libclang-rt-14-dev  # the fuzzers
+  clang-format  # scripts/check-format.sh, run by ctest
+  patchelf  # explain's RUNPATH fixes are applied with it in the tests
+  python3-numpy
   default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)
   # real programs that probe for optional symbols and libraries (explain's realworld tests)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   imagemagick
+  # installing like any tool: cpack's Depends: (dpkg-shlibdeps), the man pages rendered by man,
+  # the bash completion typed into bash in tmux (tests/install/)
+  dpkg-dev man-db groff-base bsdextrautils tmux bash-completion
 )
+case "${1:-}" in
+  demo) packages=("${build_packages[@]}") ;;
+  '') packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [demo]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
