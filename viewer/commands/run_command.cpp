@@ -287,9 +287,10 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   }
 
   const std::vector<RunReportEntry> reported = session.entries();
+  print_run_report(reported);  // also with DLTRACE_QUIET: this is our stderr, not the program's
+  // Last, what matters most: the traces, the failed calls, the next command.
   report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose, o.explain,
                 session, reported);
-  print_run_report(reported);  // also with DLTRACE_QUIET: this is our stderr, not the program's
   return absl::OkStatus();
 }
 
