@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency of dltrace from Debian 12 packages
-# (`demo`: only what building needs, for scripts/dev.sh demo).
+# (`install-deps.sh demo`: only what building needs, for scripts/dev.sh demo).
 # Idempotent: packages already present are skipped, apt is only asked when needed.
 set -euo pipefail
 
-# What configuring and building needs (the viewer, the recorder, the test programs and fixtures):
-# all that `scripts/dev.sh demo` installs.
+# What configuring and building needs (the viewer, the recorder, the test programs and fixtures);
+# they come first in `packages`, and are all that `demo` installs.
 build_packages=(
   build-essential cmake ninja-build pkg-config
   binutils file
@@ -17,8 +17,17 @@ build_packages=(
   python3 python3-dev libpython3-dev
   liblua5.4-dev nlohmann-json3-dev
 )
-# What the test suite runs besides: `scripts/install-deps.sh` (no argument) installs both.
-test_packages=(
+case "${1:-}" in
+  demo) wanted=${#build_packages[@]} ;;
+  '') ;;
+  *) echo "usage: scripts/install-deps.sh [demo]" >&2; exit 2 ;;
+esac
+
+packages=(
+  "${build_packages[@]}"
+  # installing like any tool: cpack's Depends: (dpkg-shlibdeps), the man pages rendered by man,
+  # the bash completion typed into bash in tmux (tests/install/)
+  dpkg-dev man-db groff-base bsdextrautils tmux bash-completion
   clang libclang-rt-14-dev  # the fuzzers
   clang-format  # scripts/check-format.sh, run by ctest
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
@@ -28,18 +37,10 @@ test_packages=(
   # real programs that probe for optional symbols and libraries (explain's realworld tests)
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   imagemagick
-  # installing like any tool: cpack's Depends: (dpkg-shlibdeps), the man pages rendered by man,
-  # the bash completion typed into bash in tmux (tests/install/)
-  dpkg-dev man-db groff-base bsdextrautils tmux bash-completion
 )
-case "${1:-}" in
-  demo) packages=("${build_packages[@]}") ;;
-  '') packages=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: scripts/install-deps.sh [demo]" >&2; exit 2 ;;
-esac
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]:0:${wanted:-${#packages[@]}}}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 
