@@ -15,6 +15,7 @@
 #include <cstddef>
 
 #include "bounded_text.h"
+#include "common/version.h"
 #include "run_report.h"
 #include "self_exe.h"
 
@@ -425,6 +426,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   h->end_kind = uint32_t(format::EndKind::kRunning);
   h->exec_target = format::kNoId;
   h->run_token = run_token();
+  memcpy(h->recorder_version, kBuildVersionTag,
+         strnlen(kBuildVersionTag, sizeof h->recorder_version - 1));  // the file is zeros
 
   catalog_ = static_cast<unsigned char*>(map) + h->catalog_offset;
   ring_ = reinterpret_cast<EventSlot*>(static_cast<unsigned char*>(map) + h->ring_offset);

@@ -8,19 +8,26 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 
-bash scripts/install-deps.sh
-cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$BUILD_DIR" -j "$JOBS"
-
 case "${1:-}" in
-  demo)
-    exec bash examples/demo.sh "$BUILD_DIR"
-    ;;
-  test)
-    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "${@:2}"
-    ;;
+  demo | test) ;;
   *)
     echo "usage: scripts/dev.sh demo|test [ctest args...]" >&2
     exit 2
+    ;;
+esac
+
+# The demo needs only the build dependencies and three targets (dltrace_demo: the viewer, the
+# recorder and the demo's fixture programs); the tests need everything.
+bash scripts/install-deps.sh "$([ "$1" = demo ] && echo demo)"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+case "$1" in
+  demo)
+    cmake --build "$BUILD_DIR" -j "$JOBS" --target dltrace_demo
+    exec bash examples/demo.sh "$BUILD_DIR"
+    ;;
+  test)
+    cmake --build "$BUILD_DIR" -j "$JOBS"
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS" "${@:2}"
     ;;
 esac

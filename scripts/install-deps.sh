@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# Installs every build and test dependency of dltrace from Debian 12 packages.
+# Installs every build and test dependency of dltrace from Debian 12 packages
+# (`install-deps.sh demo`: only what building needs, for scripts/dev.sh demo).
 # Idempotent: packages already present are skipped, apt is only asked when needed.
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-  clang-format  # scripts/check-format.sh, run by ctest
+# What configuring and building needs (the viewer, the recorder, the test programs and fixtures);
+# they come first in `packages`, and are all that `demo` installs.
+build_packages=(
+  build-essential cmake ninja-build pkg-config
   binutils file
-  patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind-dev
   catch2 libbenchmark-dev
   libelf-dev libdw-dev
   libtomlplusplus-dev libfmt-dev libabsl-dev libcli11-dev
   libgraphviz-dev graphviz
-  python3 python3-numpy python3-dev libpython3-dev
+  python3 python3-dev libpython3-dev
   liblua5.4-dev nlohmann-json3-dev
+)
+case "${1:-}" in
+  demo) wanted=${#build_packages[@]} ;;
+  '') ;;
+  *) echo "usage: scripts/install-deps.sh [demo]" >&2; exit 2 ;;
+esac
+
+packages=(
+  "${build_packages[@]}"
+  # installing like any tool: cpack's Depends: (dpkg-shlibdeps), the man pages rendered by man,
+  # the bash completion typed into bash in tmux (tests/install/)
+  dpkg-dev man-db groff-base bsdextrautils tmux bash-completion
+  clang libclang-rt-14-dev  # the fuzzers
+  clang-format  # scripts/check-format.sh, run by ctest
+  patchelf  # explain's RUNPATH fixes are applied with it in the tests
+  python3-numpy
   default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)
   # real programs that probe for optional symbols and libraries (explain's realworld tests)
@@ -38,7 +55,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 
 missing=()
-for p in "${packages[@]}"; do
+for p in "${packages[@]:0:${wanted:-${#packages[@]}}}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 

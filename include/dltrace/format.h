@@ -174,9 +174,13 @@ struct FileHeader {
   // DLTRACE_RUN_TOKEN of the `dltrace run` that launched the process tree (0: none): run adopts
   // only trace files that carry its own token.
   uint64_t run_token;
-  char reserved[4096 - 224];
+  // The recorder's version, "0.1.0+<git commit>" (common/version.h), NUL-padded. Taken from
+  // `reserved`, so the format version stays: traces of older recorders have zeros here.
+  char recorder_version[32];
+  char reserved[4096 - 256];
 };
 static_assert(sizeof(FileHeader) == kHeaderSize, "FileHeader must be one page");
+static_assert(offsetof(FileHeader, recorder_version) == 224, "fields keep their offsets");
 
 enum ClockKind : uint32_t {
   kClockMonotonicNs = 0,  // EventSlot times are CLOCK_MONOTONIC nanoseconds

@@ -41,6 +41,8 @@ struct ProcessInfo {
   uint32_t recorder_flags = 0;
   std::string config;                          // override config path, empty if none
   std::optional<std::string> ld_library_path;  // LD_LIBRARY_PATH at start-up, if set
+  // The recorder's version ("0.1.0+<commit>"); empty in traces of recorders that predate it.
+  std::string recorder_version;
 };
 
 struct ObjectRecord {

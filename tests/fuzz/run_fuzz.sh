@@ -20,10 +20,21 @@ mkdir -p "$corpus" "$seeds"
 
 common=(-std=c++20 -g -I"$src/include" -I"$src" -I"$src/preload")
 
+# The writer stamps the build's version (common/version.h), generated in the build tree: the seed
+# maker gets its own.
+cat >"$work/version.cpp" <<'CPP'
+#include "common/version.h"
+namespace dltrace {
+const char kBuildVersion[] = "0.0.0";
+const char kBuildCommit[] = "";
+const char kBuildVersionTag[] = "0.0.0+fuzz-seed";
+}  // namespace dltrace
+CPP
+
 echo "fuzz_trace_reader: building with $clang"
 "$clang" "${common[@]}" -O1 -o "$work/make_seed_traces" \
   "$src/tests/fuzz/make_seed_traces.cpp" "$src/preload/trace_writer.cpp" "$src/preload/stderr_line.cpp" \
-  "$src/preload/run_report.cpp" "$src/preload/self_exe.cpp"
+  "$src/preload/run_report.cpp" "$src/preload/self_exe.cpp" "$work/version.cpp"
 "$clang" "${common[@]}" -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -o "$work/trace_reader_fuzz" \
   "$src/tests/fuzz/trace_reader_fuzz.cpp" "$src/viewer/reader/trace_reader.cpp"

@@ -71,7 +71,9 @@ void register_dot_command(CLI::App& app, CommandResult& result) {
       "  dltrace dot app.trace | dot -Tsvg -o load.svg\n"
       "  dltrace dot --focus libplugin.so --all app.trace -o plugin.dot");
   cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
-  cmd->add_option("--graph,-g", opts->graph, "load (default) or scope")->capture_default_str();
+  cmd->add_option("--graph,-g", opts->graph, "load (default) or scope")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"load", "scope"}));  // also what completion offers
   cmd->add_flag("--all,-a", opts->load.all, "draw system libraries and the recorder one by one");
   cmd->add_option("--focus", opts->load.focus,
                   "only this object (basename, soname or path), what led to it and what it "

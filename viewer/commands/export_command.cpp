@@ -93,7 +93,8 @@ void register_export_command(CLI::App& app, CommandResult& result) {
       "  dltrace export --format jsonl dltrace.python3.1234.trace | grep '\"ok\":false'");
   cmd->add_option("--format,-f", opts->format,
                   "json | jsonl | chrome (Trace Event format for Perfetto, chrome://tracing)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "jsonl", "chrome"}));  // also what completion offers
   cmd->add_option("trace", opts->trace, "trace file written by `dltrace run`")->required();
   cmd->add_option("-o,--output", opts->output, "write here instead of stdout");
   cmd->add_flag("--no-stacks", opts->no_stacks, "leave stack and python_stack null (faster)");

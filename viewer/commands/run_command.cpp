@@ -27,8 +27,10 @@
 #include "commands/command.h"
 #include "commands/run_reaper.h"
 #include "commands/run_session.h"
+#include "commands/run_summary.h"
 #include "common/config.h"
 #include "dltrace/format.h"
+#include "render/terminal_style.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -42,6 +44,7 @@ struct RunOptions {
   std::string stack_depth;
   std::string buffer_size;
   std::string only;
+  bool explain = false;
   std::vector<std::string> command;
 };
 
@@ -56,20 +59,26 @@ void forward_signal(int sig, siginfo_t* info, void*) {
   if (g_child > 0 && info != nullptr && info->si_code <= 0) kill(g_child, sig);
 }
 
-// <dir of /proc/self/exe>/../lib/libdltrace.so: the build tree and the install prefix both
-// have bin/ and lib/ side by side. Never search elsewhere, so we never trace with a stale copy.
+#ifndef DLTRACE_INSTALL_LIBDIR
+#define DLTRACE_INSTALL_LIBDIR "lib"
+#endif
+
+// <dir of /proc/self/exe>/../lib/libdltrace.so (the build tree), else ../<libdir>/libdltrace.so
+// (installed: /usr/bin/dltrace, /usr/lib/x86_64-linux-gnu/libdltrace.so). Never search elsewhere,
+// so we never trace with a stale copy.
 absl::StatusOr<std::string> find_preload() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return TraceError(fmt::format("cannot find our own executable: {}", ec.message()));
-  const fs::path lib = exe.parent_path().parent_path() / "lib" / "libdltrace.so";
-  if (::access(lib.c_str(), R_OK) != 0) {
-    return TraceError(
-        fmt::format("the recorder {} is missing; build the dltrace_preload target (or install "
-                    "dltrace) so that lib/libdltrace.so sits next to bin/dltrace",
-                    lib.string()));
-  }
-  return fs::weakly_canonical(lib, ec).string();
+  const fs::path prefix = exe.parent_path().parent_path();
+  const fs::path build_tree = prefix / "lib" / "libdltrace.so";
+  const fs::path installed = prefix / DLTRACE_INSTALL_LIBDIR / "libdltrace.so";
+  for (const fs::path& lib : {build_tree, installed})
+    if (::access(lib.c_str(), R_OK) == 0) return fs::weakly_canonical(lib, ec).string();
+  return TraceError(
+      fmt::format("the recorder {} is missing; build the dltrace_preload target (or install "
+                  "dltrace) so that lib/libdltrace.so sits next to bin/dltrace",
+                  build_tree.string()));
 }
 
 bool valid_size(std::string_view s) {
@@ -143,7 +152,7 @@ std::set<std::string> matching_files(const OutputPattern& p) {
 // run report.
 void report_traces(const std::string& output, const std::set<std::string>& before, pid_t pid,
                    const char* program, int exit_code, const std::vector<ObservedEnd>& ends,
-                   bool verbose, const RunSession& session,
+                   bool verbose, bool explain, const RunSession& session,
                    const std::vector<RunReportEntry>& reported) {
   const auto all = output_pattern(output);
   const auto mine = output_pattern(output, pid);
@@ -177,18 +186,16 @@ void report_traces(const std::string& output, const std::set<std::string>& befor
   std::vector<std::string> adopted = own;
   adopted.insert(adopted.end(), children.begin(), children.end());
   record_observed_ends(adopted, ends);
-  if (!verbose) return;
-  // The recorder in CMD already said "N events written to FILE": only the hint is added here.
-  constexpr size_t kListed = 5;
-  for (size_t i = 0; i < children.size() && i < kListed; ++i) {
-    std::fprintf(stderr, "dltrace: trace of a child process written to %s\n", children[i].c_str());
-  }
-  if (children.size() > kListed) {
-    std::fprintf(stderr, "dltrace: ... and %zu more trace files of child processes\n",
-                 children.size() - kListed);
-  }
-  const std::string& best = own.empty() ? children.front() : own.back();
-  std::fprintf(stderr, "dltrace: view it with: dltrace show %s\n", best.c_str());
+  if (!verbose && !explain) return;
+  // The program's own trace first (its last image, when it exec'ed), then the others.
+  std::vector<std::string> listed;
+  if (!own.empty()) listed.push_back(own.back());
+  for (const auto& f : adopted)
+    if (own.empty() || f != own.back()) listed.push_back(f);
+  const std::vector<TracedProcess> processes = summarize_traces(listed);
+  if (explain)
+    print_explanations(processes, use_color(ColorMode::kAuto, isatty(STDERR_FILENO) == 1), stderr);
+  if (verbose) print_run_summary(processes, explain, stderr);
 }
 
 void set_env(const char* name, const std::string& value) {
@@ -280,9 +287,10 @@ absl::Status run_command(const RunOptions& o, int* exit_code) {
   }
 
   const std::vector<RunReportEntry> reported = session.entries();
-  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose, session,
-                reported);
   print_run_report(reported);  // also with DLTRACE_QUIET: this is our stderr, not the program's
+  // Last, what matters most: the traces, the failed calls, the next command.
+  report_traces(out_env ? out_env : "", before, pid, argv[0], *exit_code, ends, verbose, o.explain,
+                session, reported);
   return absl::OkStatus();
 }
 
@@ -295,10 +303,27 @@ void register_run_command(CLI::App& app, CommandResult& result) {
       "Run a program with the recorder (lib/libdltrace.so next to this dltrace) preloaded.\n"
       "Every dlopen/dlmopen/dlsym/dlvsym/dlclose of the program and of its children is\n"
       "recorded; each process writes its own trace file (default ./dltrace.<exe>.<pid>.trace).\n"
-      "dltrace exits with the program's exit status (128+N if it was killed by signal N) and\n"
-      "then names the trace file(s) written.\n\n"
-      "Example:\n"
+      "When the program ends, dltrace names the trace files written and, when calls failed\n"
+      "(as `dltrace explain` judges them: a probe the program expected is not a failure), how\n"
+      "many, in which processes, and the command to type next; --explain prints the findings\n"
+      "right away. All of it goes to stderr; the program's stdout is left alone.\n\n"
+      "Environment:\n"
+      "  DLTRACE_OUTPUT       the trace file (-o): %p = pid, %e = executable name\n"
+      "  DLTRACE_CONFIG       a flag-override config file (-c)\n"
+      "  DLTRACE_STACK_DEPTH  native frames per event, 0 = no stacks (--stack-depth)\n"
+      "  DLTRACE_BUFFER_SIZE  the trace buffer size (--buffer-size)\n"
+      "  DLTRACE_LIVE=1       one line per event on stderr as it happens (--live)\n"
+      "  DLTRACE_ONLY         record only the executables matching a glob (--only)\n"
+      "  DLTRACE_QUIET=1      nothing on the program's stderr, and no closing summary\n"
+      "  LD_PRELOAD           the recorder is put first; what was there is kept\n"
+      "The recorder reads them in every traced process, also when it is preloaded by hand\n"
+      "(LD_PRELOAD=libdltrace.so CMD).\n\n"
+      "Exit status: the program's exit status; 128+N if it was killed by signal N, 127 if it\n"
+      "was not found, 126 if it could not be run; 2 on a usage error of dltrace run.\n\n"
+      "Examples:\n"
       "  dltrace run -- python3 app.py\n"
+      "  dltrace run --explain -o app.trace -- ./host plugin.so\n"
+      "  dltrace run -o traces/ -- make check   # one trace per process, in traces/\n"
       "  dltrace show dltrace.python3.1234.trace");
   cmd->add_option("-o,--output", opts->output,
                   "trace file (DLTRACE_OUTPUT): %p = pid, %e = executable name, a trailing '/' "
@@ -314,6 +339,9 @@ void register_run_command(CLI::App& app, CommandResult& result) {
                   "record only processes whose executable's basename matches this glob, e.g. "
                   "'python3*' (DLTRACE_ONLY); the others run untraced and create no file, and "
                   "their children are matched in turn");
+  cmd->add_flag("--explain", opts->explain,
+                "when the program ends, print what `dltrace explain` says about each trace with "
+                "failed calls (on stderr)");
   cmd->add_option("command", opts->command, "the program and its arguments (after --)")->required();
   cmd->positionals_at_end();
   cmd->callback([opts, &result] {

@@ -110,7 +110,7 @@ absl::Status follow_trace(const ShowOptions& o, const FollowControl& control, st
       nap(control.poll_interval);
       continue;
     }
-    auto reader = open_trace(o.trace);
+    auto reader = open_trace(o.trace, /*note_version=*/!header_done);
     if (!reader.ok()) return reader.status();
     const TraceReader& r = **reader;
     if (header_done && r.process().pid != pid) {

@@ -5,17 +5,36 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 
+#include "common/version.h"
 #include "util/status.h"
 
 namespace dltrace::viewer {
 
-absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path) {
+std::optional<std::string> other_version_note(const std::string& path, const ProcessInfo& p) {
+  if (p.recorder_version == kBuildVersionTag) return std::nullopt;
+  if (p.recorder_version.empty()) {
+    return fmt::format(
+        "{} was recorded by an older dltrace, which did not record its version; "
+        "this is dltrace {}",
+        path, kBuildVersionTag);
+  }
+  return fmt::format("{} was recorded by dltrace {}; this is dltrace {}", path, p.recorder_version,
+                     kBuildVersionTag);
+}
+
+absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path,
+                                                        bool note_version) {
   std::string error;
   auto reader = TraceReader::open(path, &error);
   if (!reader) {
     return TraceError(fmt::format("{}: {}", path, error.empty() ? "cannot read the trace" : error));
+  }
+  if (note_version) {
+    if (auto note = other_version_note(path, reader->process()))
+      std::fprintf(stderr, "dltrace: note: %s\n", note->c_str());
   }
   return reader;
 }

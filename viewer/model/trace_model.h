@@ -18,7 +18,12 @@
 
 namespace dltrace::viewer {
 
-absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path);
+// Opens a trace; a trace recorded by another dltrace version (or an older one that did not record
+// it) gets one `dltrace: note:` line on stderr unless `note_version` is false.
+absl::StatusOr<std::unique_ptr<TraceReader>> open_trace(const std::string& path,
+                                                        bool note_version = true);
+// That note's text, or nothing when this build recorded the trace.
+std::optional<std::string> other_version_note(const std::string& path, const ProcessInfo& process);
 
 std::string_view call_name(uint16_t call);  // "dlopen", ..., "unknown"
 std::string_view cause_name(format::ObjectCause cause);

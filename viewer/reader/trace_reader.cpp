@@ -205,6 +205,11 @@ bool TraceReaderImpl::load(std::string* error) {
   process_.recorder_flags = h.recorder_flags;
   process_.outer_pid = h.outer_pid;
   process_.outer_ppid = h.outer_ppid;
+  // Untrusted: up to the first NUL, printable ASCII only (it is printed in notes).
+  for (char c : h.recorder_version) {
+    if (c == '\0') break;
+    process_.recorder_version += (c > ' ' && c < 127) ? c : '?';
+  }
   if (h.end_kind <= uint32_t(format::EndKind::kExec)) {
     process_.end = format::EndKind(h.end_kind);
     process_.end_code = h.end_code;
