@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -170,14 +171,16 @@ void check_against_ld_so(const Scenario& s, const std::string& exe, const std::s
   Run run = run_traced(s, exe, lib, fn, missing);
   TraceModel model(*run.reader);
   ElfCache elf;
-  const format::EventSlot* failed = nullptr;  // the dlopen of `missing` (failed, or not)
+  // The dlopen of `missing` (failed, or not), copied: the slot a reader hands out lives only
+  // for the callback.
+  std::optional<format::EventSlot> failed;
   run.reader->for_each_event([&](const format::EventSlot& e) {
     if (e.call == static_cast<uint16_t>(format::CallKind::kDlopen) &&
         run.reader->string(e.name) == missing)
-      failed = &e;
-    return failed == nullptr;
+      failed = e;
+    return !failed;
   });
-  REQUIRE(failed != nullptr);
+  REQUIRE(failed);
   const ObjectRecord* caller = run.reader->object(failed->caller_object);
   REQUIRE(caller != nullptr);
   LibrarySearch search = plan_search(missing, caller, model, elf);
@@ -245,12 +248,12 @@ TEST_CASE("library search: the recorder's override matcher sees the copy ld.so l
   for (const auto& line : run.ld_debug)
     ld_so_loaded_best |= line == "  trying file=" + best + "/libfound.so";
   CHECK(ld_so_loaded_best);
-  const format::EventSlot* open = nullptr;
+  std::optional<format::EventSlot> open;
   run.reader->for_each_event([&](const format::EventSlot& e) {
-    if (run.reader->string(e.name) == "libfound.so") open = &e;
-    return open == nullptr;
+    if (run.reader->string(e.name) == "libfound.so") open = e;
+    return !open;
   });
-  REQUIRE(open != nullptr);
+  REQUIRE(open);
   CHECK((open->bits & format::kEventOk) != 0);
   CHECK((open->bits & format::kEventOverridden) != 0);
   CHECK((open->effective_flags & RTLD_GLOBAL) != 0);
