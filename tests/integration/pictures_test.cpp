@@ -178,7 +178,7 @@ TEST_CASE("export --format chrome of a real program is a well-formed Trace Event
       ++instants;
       CHECK(e["s"].is_string());
     }
-    if (e["args"].contains("seq")) {
+    if (e.contains("args") && e["args"].contains("seq")) {
       tids.insert(e["tid"].get<int>());
       by_seq[e["args"]["seq"].get<uint64_t>()] = &e;
     }
