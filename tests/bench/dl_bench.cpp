@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -52,6 +53,29 @@ void dlsym_loop(benchmark::State& state, int variant, void* handle, const char* 
   void* traced = dlsym(handle, symbol);
   if ((native != nullptr) != expect_found || native != traced)
     state.SkipWithError("native and traced dlsym disagree");
+}
+
+// A loop over distinct names, as a loader resolving many entry points makes: the recorder's
+// per-thread memo of names and objects cannot hold them all.
+std::vector<std::string> g_many_names;  // bench_many_0 ... (BENCH_MANY_LIB's functions)
+std::vector<std::string> g_libc_names;  // libc functions, for RTLD_DEFAULT / RTLD_NEXT
+void* many_handle;
+
+void dlsym_names_loop(benchmark::State& state, int variant, void* handle,
+                      const std::vector<std::string>& names, size_t count) {
+  apply_variant(state, variant);
+  std::vector<const char*> list;
+  for (size_t i = 0; i < count; ++i) list.push_back(names[i].c_str());
+  size_t j = 0;
+  for (auto _ : state) {
+    const char* name = list[j];
+    void* p = variant == -1 ? native_dlsym(handle, name) : dlsym(handle, name);
+    benchmark::DoNotOptimize(p);
+    if (++j == count) j = 0;
+  }
+  for (const char* name : list)
+    if (native_dlsym(handle, name) == nullptr || native_dlsym(handle, name) != dlsym(handle, name))
+      state.SkipWithError("native and traced dlsym disagree");
 }
 
 void dlopen_dlclose_loop(benchmark::State& state, int variant) {
@@ -145,6 +169,35 @@ int main(int argc, char** argv) {
                  [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_DEFAULT, "fopen", true); });
   register_group("dlsym_next",
                  [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_NEXT, "fopen", true); });
+  many_handle = dlopen(BENCH_MANY_LIB, RTLD_NOW | RTLD_LOCAL);
+  if (many_handle == nullptr) {
+    std::fprintf(stderr, "dl_bench: %s\n", dlerror());
+    return 1;
+  }
+  for (int i = 0; i < BENCH_MANY_COUNT; ++i)
+    g_many_names.push_back("bench_many_" + std::to_string(i));
+  for (const char* name :
+       {"fopen",        "fclose", "fread",   "fwrite",   "fprintf", "printf",  "sprintf",
+        "snprintf",     "malloc", "free",    "calloc",   "realloc", "strlen",  "strcmp",
+        "strncmp",      "strchr", "strrchr", "strstr",   "memcpy",  "memmove", "memset",
+        "memcmp",       "open",   "close",   "read",     "write",   "lseek",   "stat",
+        "fstat",        "mmap",   "munmap",  "mprotect", "getpid",  "getppid", "getenv",
+        "setenv",       "qsort",  "bsearch", "atoi",     "strtol",  "strtoul", "strdup",
+        "strndup",      "fflush", "fgets",   "fputs",    "puts",    "getline", "time",
+        "clock_gettime"})
+    g_libc_names.push_back(name);
+  register_group("dlsym_handle_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, many_handle, g_many_names, 50);
+  });
+  register_group("dlsym_handle_2000_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, many_handle, g_many_names, g_many_names.size());
+  });
+  register_group("dlsym_default_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, RTLD_DEFAULT, g_libc_names, g_libc_names.size());
+  });
+  register_group("dlsym_next_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, RTLD_NEXT, g_libc_names, g_libc_names.size());
+  });
   register_group("dlopen_dlclose", dlopen_dlclose_loop);
   benchmark::RegisterBenchmark("floor/two_tsc_reads", floor_two_tsc_reads);
   benchmark::RegisterBenchmark("floor/seq_reserve", floor_seq_reserve);
