@@ -3,6 +3,7 @@
 // call). MODE: native (libc's own dlsym through a pointer: the interposer is bypassed) or traced
 // (the plain dlsym symbol). HANDLE: lib (bench_many's handle: names bench_many_0 ...), default
 // (RTLD_DEFAULT) or next (RTLD_NEXT): these two cycle through K libc functions.
+#define _GNU_SOURCE  // dlvsym
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>

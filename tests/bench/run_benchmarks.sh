@@ -197,6 +197,10 @@ else
     [ "$1" = native ] && { mode=native; depth=0; }
     [ "$1" = off ] && depth=0
     local a b
+    # Once without valgrind first: every lookup must succeed (valgrind hides some crashes).
+    env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
+      DLTRACE_STACK_DEPTH=$depth "$NAMES" $mode "$2" "$3" 2000 ||
+      { echo "run_benchmarks.sh: dlsym_names $mode $2 $3 failed" >&2; exit 1; }
     a=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
       DLTRACE_BUFFER_SIZE=64M DLTRACE_STACK_DEPTH=$depth "$NAMES" $mode "$2" "$3" 2000)
     b=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
