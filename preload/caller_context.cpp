@@ -160,7 +160,27 @@ const void* cached_gadget_unlocked(const void* ip) {
   return nullptr;
 }
 
+// The last caller's gadget on this thread, kept only for a resident caller (present at start-up,
+// never unloaded, so its gadget stays valid for the life of the process and of its fork
+// children): a loop of RTLD_DEFAULT/RTLD_NEXT lookups from one place then skips the residency
+// check and the cache.
+struct LastGadget {
+  const void* ip;
+  const void* gadget;
+};
+constinit thread_local LastGadget t_last_gadget{};
+
+const void* gadget_for_uncached(const void* ip);
+
 const void* gadget_for(const void* ip) {
+  LastGadget& last = t_last_gadget;
+  if (last.ip == ip && ip != nullptr) return last.gadget;
+  const void* gadget = gadget_for_uncached(ip);
+  if (gadget != nullptr && resident(ip)) last = {ip, gadget};
+  return gadget;
+}
+
+const void* gadget_for_uncached(const void* ip) {
   if (fork_gate::cautious() && !resident(ip)) {
     if (const void* g = cached_gadget_unlocked(ip)) return g;
   }

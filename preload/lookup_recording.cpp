@@ -62,11 +62,11 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   s.object = kNoId;
   // Everything that may run foreign code (the unwinder, Python) happens before the call, so that
   // nothing can touch dlerror between a failed call and its replay below.
-  const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
-  s.stack = stack_depth ? stack::capture(g_writer, caller, stack_depth) : kNoId;
-  s.py_stack = capture_python_stack(g_writer);
   const uint32_t depth = ts.depth;
   const NestFrame* enclosing = mark_nested(s, ts, depth);
+  const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
+  s.stack = stack_depth ? capture_native_stack(caller, stack_depth, enclosing, next_seq()) : kNoId;
+  s.py_stack = capture_python_stack(g_writer);
   // Calls nested in this one (an IFUNC resolver's) see it as their enclosing call; its seq is
   // not reserved yet (see api_begin), so they get parent_seq 0.
   if (depth < kMaxNesting) ts.frames[depth] = {0, kNoId, 0, 0};

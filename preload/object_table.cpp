@@ -613,13 +613,18 @@ const RangeE* range_containing(uint64_t address) {
 }
 }  // namespace
 
-uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
+namespace {
+// object_at, also giving the object's address range ([0, 0) if none).
+uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_t* start,
+                           uint64_t* end) {
   const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
   LookupMemo& memo = t_memo;
   for (const RangeMemo& m : memo.range) {
     if (m.gen == gen && gen != 0 && address >= m.start && address < m.end) {
       if (found) *found = m.hit != 0;
       if (lmid) *lmid = m.lmid;
+      *start = m.start;
+      *end = m.end;
       return m.id;
     }
   }
@@ -630,6 +635,7 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   const bool ok = read_snapshot([&] {
     id = kNoId;
     hit = false;
+    lo_addr = hi_addr = 0;
     if (const RangeE* r = range_containing(address)) {
       hit = true;
       id = rd(r->id);
@@ -645,7 +651,15 @@ uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
   }
   if (found) *found = hit;
   if (lmid) *lmid = ns;
+  *start = lo_addr;
+  *end = hi_addr;
   return id;
+}
+}  // namespace
+
+uint32_t object_at(uint64_t address, bool* found, int64_t* lmid) {
+  uint64_t start, end;
+  return object_with_range(address, found, lmid, &start, &end);
 }
 
 bool is_resident(uint64_t address) {
@@ -703,8 +717,11 @@ uint32_t object_of_handle(const void* handle) {
 }
 
 namespace {
+// The last lookup's objects, for the next one by the same caller through the same handle whose
+// result lies in the same object (a loop over many names of one library).
 struct LastLookup {
-  uint64_t gen, caller_ip, handle, address;
+  uint64_t gen, caller_ip, handle;
+  uint64_t result_start, result_end;  // the result's object's range; [0, 0): a null result
   LookupObjects objects;
   uint32_t known;
 };
@@ -716,19 +733,23 @@ bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, Lo
   LastLookup& m = t_last_lookup;
   const auto key = reinterpret_cast<uint64_t>(handle);
   if (m.gen == gen && gen != 0 && m.caller_ip == caller_ip && m.handle == key &&
-      m.address == address) {
+      (address != 0 ? address >= m.result_start && address < m.result_end : m.result_end == 0)) {
     *out = m.objects;
     return m.known != 0;
   }
   bool caller_known = false;
   bool result_known = true;
+  uint64_t start = 0, end = 0;
   out->caller = object_at(caller_ip, &caller_known);
   out->handle = object_of_handle(handle);
-  out->result = address != 0 ? object_at(address, &result_known) : kNoId;
+  out->result =
+      address != 0 ? object_with_range(address, &result_known, nullptr, &start, &end) : kNoId;
   const bool known = caller_known && result_known;
-  // Only an answer from one stable snapshot (even, unchanged generation) is worth keeping.
-  if ((gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen)
-    m = {gen, caller_ip, key, address, *out, known ? 1u : 0u};
+  // Only an answer from one stable snapshot (even, unchanged generation) is worth keeping, and
+  // only one whose result was found in an object (its range is what the next call is matched by).
+  if ((gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen &&
+      (address == 0 || result_known))
+    m = {gen, caller_ip, key, start, end, *out, known ? 1u : 0u};
   return known;
 }
 

@@ -18,6 +18,10 @@ constinit std::atomic<int> g_state{
     0};  // 0 = not tried, 1 = loading, 2 = done (g_backtrace may be null)
 }  // namespace
 
+bool unwinder_tried() {
+  return g_state.load(std::memory_order_relaxed) != 0;
+}
+
 bool load_unwinder() {
   int expected = 0;
   if (g_state.load(std::memory_order_acquire) == 2)

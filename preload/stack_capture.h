@@ -13,6 +13,9 @@ namespace stack {
 
 inline constexpr uint32_t kMaxDepth = 128;
 
+// Whether load_unwinder() was called (whatever it found).
+bool unwinder_tried();
+
 // Loads libunwind.so.8 once. Makes real dl* calls (they reset dlerror state), so call it only
 // where that is invisible: in the constructor or before an event's real call. Returns whether
 // stacks are available.

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "call_nesting.h"
 #include "caller_context.h"
 #include "event_clock.h"
 #include "fork_gate.h"
@@ -117,6 +118,16 @@ void sync_internal_loads() {
   objects::sync_if_changed(a, 0);
 }
 
+constinit bool g_exiting = false;
+
+void load_unwinder_lazily(const NestFrame* enclosing, uint64_t seq) {
+  // Not in a cautious fork child (the loader's lock may be held there), nor among the exit
+  // handlers and destructors.
+  if (fork_gate::cautious() || __atomic_load_n(&g_exiting, __ATOMIC_RELAXED)) return;
+  objects::sync_if_changed(attribution_for(enclosing, seq), seq);
+  if (stack::load_unwinder()) sync_internal_loads();
+}
+
 void init() {
   int expected = kUninit;
   if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;
@@ -183,10 +194,11 @@ void init() {
   objects::sync(startup, 0);
   set_resident_predicate(objects::is_resident);
   if (const char* self = objects::recorder_path()) {
-    if (realpath(self, g_self_real) == nullptr)
+    // A relative LD_PRELOAD path is made absolute now, before the program may chdir; an
+    // absolute one is used as it is (realpath would cost a readlink per path component).
+    if (self[0] == '/' || realpath(self, g_self_real) == nullptr)
       snprintf(g_self_real, sizeof(g_self_real), "%s", self);
   }
-  if (depth > 0 && stack::load_unwinder()) sync_internal_loads();
   write_process_info();
   write_outer_pids();
   mark_same_process();

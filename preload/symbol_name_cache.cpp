@@ -8,38 +8,56 @@
 namespace dltrace::preload {
 namespace {
 
-// Small: this library's static TLS is paid again by its copy in every dlmopen namespace.
-constexpr unsigned kEntries = 4;
+// Process-wide, two ways per set chosen by the program's pointer: a loader resolving hundreds or
+// thousands of entry points passes as many distinct literals, more than any per-thread memo small
+// enough for static TLS (each dlmopen namespace pays this library's TLS again) could hold.
+// 128 KiB of .bss, touched only where names land.
+constexpr unsigned kSets = 4096;
 
+// Written by any thread, read by all without a lock: an entry may be read torn (key of one
+// writer, ref of another) or stale (an earlier file's). Neither is trusted: the ref must name a
+// committed string of the file open now (TraceWriter::string_at) whose text is the name's text
+// now, and then its id is the right one for that text whatever pointer led to it. (Every ref of
+// the file open now was stored here, for a string interned with strlen: a catalog text without a
+// NUL of its own, so strcmp is an exact compare.)
 struct Entry {
-  const char* key;   // the program's pointer
-  const char* text;  // the catalog's copy of the string it pointed to
-  uint32_t id;
-  uint32_t epoch;  // writer epoch `text` belongs to
+  const char* key;  // the program's pointer
+  uint64_t ref;     // TraceWriter::string_ref of the catalog's copy
 };
-
-struct SymbolNameCache {
-  Entry entries[kEntries];
-  uint32_t next;  // entry to replace next
+struct Set {
+  Entry way[2];  // way[0] the newer
 };
+constinit Set g_names[kSets];
 
-constinit thread_local SymbolNameCache t_names{};
+unsigned set_of(const char* name) {
+  const auto p = reinterpret_cast<uint64_t>(name);
+  return unsigned((p * 0x9E3779B97F4A7C15ull) >> 52) & (kSets - 1);
+}
+
+const char* hit(TraceWriter& writer, const Entry& e, const char* name, uint32_t* id) {
+  if (__atomic_load_n(&e.key, __ATOMIC_RELAXED) != name) return nullptr;
+  const char* text = writer.string_at(__atomic_load_n(&e.ref, __ATOMIC_RELAXED), id);
+  return text != nullptr && strcmp(name, text) == 0 ? text : nullptr;
+}
+
+void store(Entry& e, const char* key, uint64_t ref) {
+  __atomic_store_n(&e.key, key, __ATOMIC_RELAXED);
+  __atomic_store_n(&e.ref, ref, __ATOMIC_RELAXED);
+}
 
 }  // namespace
 
 uint32_t intern_symbol_name(TraceWriter& writer, const char* name) {
   if (name == nullptr) return format::kNoId;
-  SymbolNameCache& c = t_names;
-  const uint32_t epoch = writer.epoch();
-  // The pointer alone proves nothing (buffers are reused): the text is compared too, and only
-  // within the same file, whose catalog `text` points into.
-  for (const Entry& e : c.entries)
-    if (e.key == name && e.epoch == epoch && strcmp(e.text, name) == 0) return e.id;
+  Set& set = g_names[set_of(name)];
+  uint32_t id;
+  if (hit(writer, set.way[0], name, &id) || hit(writer, set.way[1], name, &id)) return id;
   const char* text = nullptr;
-  const uint32_t id = writer.intern_string(name, strlen(name), &text);
+  id = writer.intern_string(name, strlen(name), &text);
   if (id != format::kNoId && text != nullptr) {
-    c.entries[c.next] = {name, text, id, epoch};
-    c.next = (c.next + 1) % kEntries;
+    store(set.way[1], __atomic_load_n(&set.way[0].key, __ATOMIC_RELAXED),
+          __atomic_load_n(&set.way[0].ref, __ATOMIC_RELAXED));
+    store(set.way[0], name, writer.string_ref(text));
   }
   return id;
 }

@@ -1,6 +1,7 @@
-// Interning the symbol names of dlsym/dlvsym with a per-thread memo in front of the writer's
-// intern table: a dlsym loop passes the same few strings again and again, and a pointer compare
-// plus strcmp against the catalog's copy costs a fraction of hashing and probing the table.
+// Interning the symbol names of dlsym/dlvsym with a memo keyed by the program's pointer in front
+// of the writer's intern table: programs pass the same strings (mostly literals) again and again,
+// and a pointer compare plus a compare with the catalog's copy costs a fraction of hashing and
+// probing the table.
 #pragma once
 
 #include <cstdint>

@@ -702,6 +702,27 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length, const char*
   return id;
 }
 
+uint64_t TraceWriter::string_ref(const char* stored) const {
+  const auto off = uint64_t(reinterpret_cast<const unsigned char*>(stored) - catalog_) -
+                   sizeof(CatalogEntryHeader) - sizeof(format::StringEntry);
+  return (uint64_t(epoch()) << 32) | (off / 8);
+}
+
+const char* TraceWriter::string_at(uint64_t ref, uint32_t* id) const {
+  const FileHeader* h = __atomic_load_n(&header_, __ATOMIC_ACQUIRE);
+  if (h == nullptr || uint32_t(ref >> 32) != epoch()) return nullptr;
+  const uint64_t off = (ref & 0xFFFFFFFFu) * 8;
+  if (off + sizeof(CatalogEntryHeader) + sizeof(format::StringEntry) >
+      __atomic_load_n(&h->catalog_used, __ATOMIC_RELAXED))
+    return nullptr;
+  const auto* e = reinterpret_cast<const CatalogEntryHeader*>(catalog_ + off);
+  if (__atomic_load_n(&e->tag, __ATOMIC_ACQUIRE) !=
+      format::catalog_tag(format::CatalogType::kString))
+    return nullptr;
+  *id = e->id;
+  return reinterpret_cast<const char*>(e + 1) + sizeof(format::StringEntry);
+}
+
 uint32_t TraceWriter::intern_string(const char* text) {
   return text ? intern_string(text, strlen(text)) : format::kNoId;
 }

@@ -51,6 +51,11 @@ class TraceWriter {
   uint32_t intern_string(const char* text);  // NUL-terminated; nullptr -> kNoId
   // Changes with every open(): catalog pointers from an earlier file (before fork) are stale.
   uint32_t epoch() const { return __atomic_load_n(&epoch_, __ATOMIC_RELAXED); }
+  // A committed string as one word (this file's epoch and the entry's catalog position), for
+  // memos outside the writer that may be read torn or stale: string_at() takes any word and
+  // gives the text and id only if it names a committed string entry of the file open now.
+  uint64_t string_ref(const char* stored) const;
+  const char* string_at(uint64_t ref, uint32_t* id) const;
   uint32_t intern_stack(const uint64_t* ips, uint32_t depth);
   uint32_t intern_py_stack(const format::PyFrame* frames, uint32_t depth);
 

@@ -15,7 +15,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
+
+#include "dltrace/format.h"
 
 namespace {
 
@@ -54,6 +58,29 @@ void dlsym_loop(benchmark::State& state, int variant, void* handle, const char* 
     state.SkipWithError("native and traced dlsym disagree");
 }
 
+// A loop over distinct names, as a loader resolving many entry points makes: the recorder's
+// per-thread memo of names and objects cannot hold them all.
+std::vector<std::string> g_many_names;  // bench_many_0 ... (BENCH_MANY_LIB's functions)
+std::vector<std::string> g_libc_names;  // libc functions, for RTLD_DEFAULT / RTLD_NEXT
+void* many_handle;
+
+void dlsym_names_loop(benchmark::State& state, int variant, void* handle,
+                      const std::vector<std::string>& names, size_t count) {
+  apply_variant(state, variant);
+  std::vector<const char*> list;
+  for (size_t i = 0; i < count; ++i) list.push_back(names[i].c_str());
+  size_t j = 0;
+  for (auto _ : state) {
+    const char* name = list[j];
+    void* p = variant == -1 ? native_dlsym(handle, name) : dlsym(handle, name);
+    benchmark::DoNotOptimize(p);
+    if (++j == count) j = 0;
+  }
+  for (const char* name : list)
+    if (native_dlsym(handle, name) == nullptr || native_dlsym(handle, name) != dlsym(handle, name))
+      state.SkipWithError("native and traced dlsym disagree");
+}
+
 void dlopen_dlclose_loop(benchmark::State& state, int variant) {
   apply_variant(state, variant);
   for (auto _ : state) {
@@ -89,6 +116,28 @@ std::atomic<uint64_t> g_floor_seq{0};
 void floor_seq_reserve(benchmark::State& state) {
   for (auto _ : state)
     benchmark::DoNotOptimize(g_floor_seq.fetch_add(1, std::memory_order_relaxed));
+}
+
+// The whole floor of one recorded event, done the way the writer does it but into a ring in
+// private memory: both clock reads, the seq, a 128-byte slot filled, checksummed, copied into its
+// ring slot and published by a release store. What a traced call costs beyond this is the
+// recorder's own decisions (names, objects, nesting) and the interposition.
+alignas(64) dltrace::format::EventSlot g_floor_ring[1024];
+void floor_event_write(benchmark::State& state) {
+  for (auto _ : state) {
+    dltrace::format::EventSlot s{};
+    s.time_ns = __builtin_ia32_rdtsc();
+    s.call = 2;
+    s.name = 7;
+    s.seq = g_floor_seq.fetch_add(1, std::memory_order_relaxed) + 1;
+    s.duration_ns = __builtin_ia32_rdtsc() - s.time_ns;
+    s.checksum = dltrace::format::slot_checksum(reinterpret_cast<const unsigned char*>(&s) + 16);
+    auto* dst = &g_floor_ring[s.seq & 1023];
+    std::memcpy(reinterpret_cast<unsigned char*>(dst) + 8, reinterpret_cast<unsigned char*>(&s) + 8,
+                sizeof s - 8);
+    __atomic_store_n(&dst->seq, s.seq, __ATOMIC_RELEASE);
+    benchmark::ClobberMemory();
+  }
 }
 
 void register_group(const std::string& group, void (*body)(benchmark::State&, int)) {
@@ -145,9 +194,39 @@ int main(int argc, char** argv) {
                  [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_DEFAULT, "fopen", true); });
   register_group("dlsym_next",
                  [](benchmark::State& s, int v) { dlsym_loop(s, v, RTLD_NEXT, "fopen", true); });
+  many_handle = dlopen(BENCH_MANY_LIB, RTLD_NOW | RTLD_LOCAL);
+  if (many_handle == nullptr) {
+    std::fprintf(stderr, "dl_bench: %s\n", dlerror());
+    return 1;
+  }
+  for (int i = 0; i < BENCH_MANY_COUNT; ++i)
+    g_many_names.push_back("bench_many_" + std::to_string(i));
+  for (const char* name :
+       {"fopen",        "fclose", "fread",   "fwrite",   "fprintf", "printf",  "sprintf",
+        "snprintf",     "malloc", "free",    "calloc",   "realloc", "strlen",  "strcmp",
+        "strncmp",      "strchr", "strrchr", "strstr",   "memcpy",  "memmove", "memset",
+        "memcmp",       "open",   "close",   "read",     "write",   "lseek",   "stat",
+        "fstat",        "mmap",   "munmap",  "mprotect", "getpid",  "getppid", "getenv",
+        "setenv",       "qsort",  "bsearch", "atoi",     "strtol",  "strtoul", "strdup",
+        "strndup",      "fflush", "fgets",   "fputs",    "puts",    "getline", "time",
+        "clock_gettime"})
+    g_libc_names.push_back(name);
+  register_group("dlsym_handle_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, many_handle, g_many_names, 50);
+  });
+  register_group("dlsym_handle_2000_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, many_handle, g_many_names, g_many_names.size());
+  });
+  register_group("dlsym_default_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, RTLD_DEFAULT, g_libc_names, g_libc_names.size());
+  });
+  register_group("dlsym_next_50_names", [](benchmark::State& s, int v) {
+    dlsym_names_loop(s, v, RTLD_NEXT, g_libc_names, g_libc_names.size());
+  });
   register_group("dlopen_dlclose", dlopen_dlclose_loop);
   benchmark::RegisterBenchmark("floor/two_tsc_reads", floor_two_tsc_reads);
   benchmark::RegisterBenchmark("floor/seq_reserve", floor_seq_reserve);
+  benchmark::RegisterBenchmark("floor/event_write", floor_event_write);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -9,6 +9,7 @@
 #include "harness.h"
 
 using namespace dltrace::test;
+using json = nlohmann::json;
 
 namespace {}  // namespace
 
@@ -89,4 +90,41 @@ TEST_CASE("the recorder leaves libgcc_s's unwinder in charge and libunwind out o
   CHECK(r.out == d.plain.out);
   ProcessResult cat = run({"cat", maps_file});
   WARN("traced process with DLTRACE_STACK_DEPTH=32: " << cat.out);
+}
+
+// Start-up cost (issue 16): libunwind (and its liblzma) is mapped by the first call that wants a
+// native stack, not by every process the preload enters; what that load adds stays the
+// recorder's own, out of the trace's objects, and the events still carry their stacks.
+TEST_CASE("a process that makes no dl* call never maps libunwind; the first call loads it, unseen",
+          "[footprint]") {
+  std::string dir = temp_dir("lazy_unwinder");
+  RunOptions opts;
+  opts.env["DLTRACE_STACK_DEPTH"] = "32";
+  ProcessResult idle = run_traced({"cat", "/proc/self/maps"}, dir + "/idle.trace", opts);
+  INFO(describe(idle));
+  REQUIRE(idle.exit_code == 0);
+  CHECK(idle.out.find("libdltrace") != std::string::npos);  // the preload was there
+  CHECK(idle.out.find("libunwind") == std::string::npos);
+  const json idle_trace = export_json(dir + "/idle.trace");
+  CHECK(idle_trace["events"].empty());
+  CHECK(!idle_trace["objects"].empty());  // the object table is there all the same
+
+  std::string maps_file = dir + "/maps.txt";
+  ProcessResult r = run_traced({fixture("diff_unwind"), maps_file}, dir + "/u.trace", opts);
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(run({"cat", maps_file}).out == "libunwind mapped\n");
+  const json t = export_json(dir + "/u.trace");
+  REQUIRE(!t["events"].empty());
+  for (const auto& e : t["events"]) {
+    INFO(e.dump());
+    CHECK(e["stack"].is_array());
+    CHECK(!e["stack"].empty());
+  }
+  for (const auto& o : t["objects"]) {
+    INFO(o.dump());
+    const std::string path = o["path"].is_string() ? o["path"].get<std::string>() : "";
+    CHECK(path.find("libunwind") == std::string::npos);
+    CHECK(path.find("liblzma") == std::string::npos);
+  }
 }
