@@ -45,11 +45,9 @@ struct Node {
 
 }  // namespace
 
-std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
-                                                         std::string_view missing,
-                                                         const ObjectRecord* caller, uint64_t seq,
-                                                         int64_t lmid, const TraceModel& model,
-                                                         ElfCache& elf) {
+DlopenReplay replay_dlopen(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                           int64_t lmid, const TraceModel& model, ElfCache& elf) {
+  DlopenReplay replay;
   const std::vector<Loader> callers = loader_chain(caller, model, elf);
   // The file dlopen opened.
   std::string path;
@@ -61,14 +59,14 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
   } else {
     file = first_loadable(first, elf, &path);
   }
-  if (!file) return std::nullopt;
+  if (!file) return replay;
 
   std::vector<Node> nodes{{Loader{base_of(path), path, file, nullptr}, -1}};
   absl::flat_hash_set<std::string> seen{path};
   absl::flat_hash_set<std::string> names_loaded;  // DT_NEEDED names mapped during this dlopen
   // Breadth-first, each object's entries in order: the first name that cannot be found is the
   // one ld.so reports.
-  for (size_t i = 0; i < nodes.size() && nodes.size() < 4096; ++i) {
+  for (size_t i = 0; i < nodes.size() && nodes.size() < 4096 && !replay.missing; ++i) {
     // The loader chain of node i: itself, the objects that needed it, then the dlopen caller's.
     std::vector<Loader> chain;
     for (int n = static_cast<int>(i); n >= 0; n = nodes[n].parent) chain.push_back(nodes[n].loader);
@@ -86,8 +84,9 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
         f = first_loadable(search, elf, &found);
       }
       if (!f) {
-        if (needed != missing && base_of(needed) != base_of(missing)) return std::nullopt;
-        return MissingDependency{std::move(chain), opened_files, needed, std::move(search)};
+        replay.missing =
+            MissingDependency{std::move(chain), opened_files, needed, std::move(search)};
+        break;
       }
       names_loaded.insert(needed);
       if (!f->soname.empty()) names_loaded.insert(f->soname);
@@ -95,7 +94,20 @@ std::optional<MissingDependency> find_missing_dependency(std::string_view reques
         nodes.push_back({Loader{base_of(found), found, f, nullptr}, static_cast<int>(i)});
     }
   }
-  return std::nullopt;
+  for (Node& node : nodes) replay.files.push_back(std::move(node.loader));
+  return replay;
+}
+
+std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
+                                                         std::string_view missing,
+                                                         const ObjectRecord* caller, uint64_t seq,
+                                                         int64_t lmid, const TraceModel& model,
+                                                         ElfCache& elf) {
+  DlopenReplay replay = replay_dlopen(requested, caller, seq, lmid, model, elf);
+  if (!replay.missing ||
+      (replay.missing->name != missing && base_of(replay.missing->name) != base_of(missing)))
+    return std::nullopt;
+  return std::move(replay.missing);
 }
 
 }  // namespace dltrace::viewer

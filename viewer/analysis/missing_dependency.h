@@ -25,6 +25,20 @@ struct MissingDependency {
   LibrarySearch search;     // its search, from needers.front()'s point of view
 };
 
+// ld.so's walk of a dlopen replayed on disk: the files it mapped, breadth-first, and the first
+// DT_NEEDED name it could not find, if any.
+struct DlopenReplay {
+  // The file dlopen opened, then each DT_NEEDED file that was not already loaded: what a
+  // failed dlopen mapped and unmapped again, so the trace never saw it.
+  std::vector<Loader> files;
+  std::optional<MissingDependency> missing;
+};
+
+// Replays the dlopen of `requested` from `caller` at event `seq` in namespace `lmid`; no files
+// when the file itself cannot be found or read.
+DlopenReplay replay_dlopen(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                           int64_t lmid, const TraceModel& model, ElfCache& elf);
+
 // Replays the dlopen of `requested` from `caller` at event `seq` (namespace `lmid`). Returns
 // nothing unless the replay ends at a DT_NEEDED entry named `missing` that no directory of its
 // search holds: a replay that disagrees with ld.so's error is not reported.
