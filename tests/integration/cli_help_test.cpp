@@ -36,8 +36,8 @@ TEST_CASE("dltrace --help is a menu of the subcommands, each with its own --help
     commands.push_back(m[1]);
   }
   CHECK(lines <= 40);
-  for (const char* expected :
-       {"run", "show", "export", "stats", "tree", "scopes", "explain", "dot", "html", "config"})
+  for (const char* expected : {"run", "show", "export", "stats", "tree", "scopes", "bindings",
+                               "explain", "dot", "html", "config"})
     CHECK(std::count(commands.begin(), commands.end(), expected) == 1);
   for (const std::string& command : commands) {
     const ProcessResult sub = run({viewer_path(), command, "--help"});
@@ -79,8 +79,8 @@ std::set<std::string> defined_options(const std::string& help) {
 // examples, must exist: its own, or, after "dltrace CMD", CMD's.
 TEST_CASE("every flag a --help text names exists", "[cli]") {
   const std::vector<std::vector<std::string>> commands = {
-      {},         {"run"},     {"show"}, {"export"}, {"stats"},  {"tree"},
-      {"scopes"}, {"explain"}, {"dot"},  {"html"},   {"config"}, {"config", "check"}};
+      {},           {"run"},     {"show"}, {"export"}, {"stats"},  {"tree"},           {"scopes"},
+      {"bindings"}, {"explain"}, {"dot"},  {"html"},   {"config"}, {"config", "check"}};
   std::map<std::string, std::string> help_of;  // "config check" → its help
   std::map<std::string, std::set<std::string>> options_of;
   auto key = [](const std::vector<std::string>& words) {

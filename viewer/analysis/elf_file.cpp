@@ -10,7 +10,6 @@
 #include <cstring>
 #include <utility>
 
-#include "absl/container/flat_hash_set.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {
@@ -106,10 +105,29 @@ void read_verneed(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, ElfFile& out,
   }
 }
 
+// The relocation type that makes ld.so copy a definition into the executable (R_*_COPY).
+uint32_t copy_relocation_type(uint16_t machine) {
+  switch (machine) {
+    case EM_X86_64:
+      return R_X86_64_COPY;
+    case EM_386:
+      return R_386_COPY;
+    case EM_AARCH64:
+      return R_AARCH64_COPY;
+    default:
+      return UINT32_MAX;
+  }
+}
+
 // The .dynsym indexes that the dynamic relocation sections (SHT_RELA/SHT_REL linked to the
-// dynamic symbol table `dynsym_index`) refer to.
-absl::flat_hash_set<uint32_t> relocated_symbols(Elf* elf, size_t dynsym_index) {
-  absl::flat_hash_set<uint32_t> out;
+// dynamic symbol table `dynsym_index`) refer to, with the kinds of their relocations
+// (ElfSymbol::kReloc*). The PLT's section (.rela.plt, DT_JMPREL) holds the JUMP_SLOTs.
+absl::flat_hash_map<uint32_t, uint8_t> relocated_symbols(Elf* elf, size_t dynsym_index,
+                                                         uint16_t machine) {
+  absl::flat_hash_map<uint32_t, uint8_t> out;
+  size_t names = 0;
+  elf_getshdrstrndx(elf, &names);
+  const uint32_t copy_type = copy_relocation_type(machine);
   for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn; scn = elf_nextscn(elf, scn)) {
     GElf_Shdr shdr;
     if (!gelf_getshdr(scn, &shdr) || (shdr.sh_type != SHT_RELA && shdr.sh_type != SHT_REL) ||
@@ -117,6 +135,8 @@ absl::flat_hash_set<uint32_t> relocated_symbols(Elf* elf, size_t dynsym_index) {
       continue;
     Elf_Data* data = elf_getdata(scn, nullptr);
     if (!data) continue;
+    const char* section = elf_strptr(elf, names, shdr.sh_name);
+    const bool plt = section && std::string_view(section).ends_with(".plt");
     const size_t count = shdr.sh_size / shdr.sh_entsize;
     for (size_t i = 0; i < count; ++i) {
       uint64_t info = 0;
@@ -129,7 +149,11 @@ absl::flat_hash_set<uint32_t> relocated_symbols(Elf* elf, size_t dynsym_index) {
         if (!gelf_getrel(data, static_cast<int>(i), &rel)) break;
         info = rel.r_info;
       }
-      if (uint32_t sym = static_cast<uint32_t>(GELF_R_SYM(info)); sym != 0) out.insert(sym);
+      const uint32_t sym = static_cast<uint32_t>(GELF_R_SYM(info));
+      if (sym == 0) continue;
+      out[sym] |= plt                              ? ElfSymbol::kRelocJumpSlot
+                  : GELF_R_TYPE(info) == copy_type ? ElfSymbol::kRelocCopy
+                                                   : ElfSymbol::kRelocOther;
     }
   }
   return out;
@@ -137,15 +161,23 @@ absl::flat_hash_set<uint32_t> relocated_symbols(Elf* elf, size_t dynsym_index) {
 
 void read_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, Elf_Data* versym,
                   const VersionNames& names, bool defined_only, std::vector<ElfSymbol>& out,
-                  const absl::flat_hash_set<uint32_t>* relocated = nullptr) {
+                  const absl::flat_hash_map<uint32_t, uint8_t>* relocated = nullptr) {
   Elf_Data* data = elf_getdata(scn, nullptr);
   if (!data || shdr.sh_entsize == 0) return;
   size_t count = shdr.sh_size / shdr.sh_entsize;
   out.reserve(count);
+  // .symtab lists each source file's locals after an STT_FILE of its name; GNU ld puts the
+  // symbols it made local itself (hidden visibility, a version script's local:) after an
+  // STT_FILE with no name.
+  bool in_source_file = false;
   for (size_t i = 1; i < count; ++i) {  // entry 0 is the null symbol
     GElf_Sym sym;
     if (!gelf_getsym(data, static_cast<int>(i), &sym)) break;
     uint8_t type = GELF_ST_TYPE(sym.st_info);
+    if (type == STT_FILE) {
+      const char* file = elf_strptr(elf, shdr.sh_link, sym.st_name);
+      in_source_file = file && *file;
+    }
     if (type == STT_SECTION || type == STT_FILE) continue;
     bool defined = sym.st_shndx != SHN_UNDEF;
     if (defined_only && (!defined || (type != STT_FUNC && type != STT_OBJECT &&
@@ -162,7 +194,11 @@ void read_symbols(Elf* elf, Elf_Scn* scn, const GElf_Shdr& shdr, Elf_Data* versy
     s.section = sym.st_shndx;
     s.value = sym.st_value;
     s.size = sym.st_size;
-    s.relocated = relocated && relocated->contains(static_cast<uint32_t>(i));
+    if (relocated)
+      if (auto it = relocated->find(static_cast<uint32_t>(i)); it != relocated->end())
+        s.relocations = it->second;
+    s.relocated = s.relocations != 0;
+    s.source_local = s.bind == STB_LOCAL && in_source_file;
     GElf_Versym index;
     if (versym && gelf_getversym(versym, static_cast<int>(i), &index)) {
       s.default_version = (index & 0x8000) == 0;
@@ -293,7 +329,7 @@ absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& 
     }
   }
   if (dynsym) {
-    const auto relocated = relocated_symbols(elf, elf_ndxscn(dynsym));
+    const auto relocated = relocated_symbols(elf, elf_ndxscn(dynsym), ehdr.e_machine);
     read_symbols(elf, dynsym, dynsym_shdr, versym, names, false, file->dynamic_symbols, &relocated);
   }
   if (symtab) {

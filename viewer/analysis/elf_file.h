@@ -31,6 +31,13 @@ struct ElfSymbol {
   // .dynsym only: a dynamic relocation of this file names it, so the file's own uses of it go
   // through ld.so's lookup (and bind to the first definition in scope, not necessarily its own).
   bool relocated = false;
+  // Which kinds of dynamic relocation name it (.dynsym only): a PLT slot bound at the first call
+  // under RTLD_LAZY, a copy into the executable (R_*_COPY), any other (bound at load time).
+  static constexpr uint8_t kRelocJumpSlot = 1, kRelocCopy = 2, kRelocOther = 4;
+  uint8_t relocations = 0;
+  // .symtab only: local to its source file (static, an anonymous namespace), as opposed to made
+  // local at link time (hidden visibility, a version script's local:).
+  bool source_local = false;
 
   // What ld.so can bind a reference to: defined, global/weak/unique, default or protected.
   bool exported() const;

@@ -4,7 +4,17 @@
 //                                 failing object's scopes (a group opened RTLD_LOCAL)
 //   undefined-symbol-other-namespace  defined only by an object of another dlmopen namespace
 //   symbol-not-exported           defined in the executable (or a library) but not exported
-//                                 (e.g. a static Lua without -Wl,--export-dynamic)
+//                                 (e.g. a static Lua without -Wl,--export-dynamic; hidden
+//                                 visibility, a version script's local:, static)
+//   undefined-symbol-cxx-abi      the same C++ function under the other std::string ABI
+//                                 (_GLIBCXX_USE_CXX11_ABI) or another ABI tag
+//   undefined-symbol-not-extern-c a C name asked for, exported only C++-mangled
+//   undefined-symbol-extern-c     a C++ name asked for, the function exported as extern "C"
+//   undefined-symbol-other-version  the name exported under another symbol version
+//   lazy-undefined-function       an RTLD_LAZY object calls a function nothing in its scope
+//                                 defines: ld.so ends the process at the first call (exit 127)
+//   python-abi-mismatch           an extension module needs a C-API function the running
+//                                 CPython does not have: built for another Python
 //   undefined-symbol              defined nowhere that was loaded
 //   library-not-found             every path the loader tried, and copies found elsewhere; for a
 //                                 dependency, the needing chain and the search from its needer
@@ -33,6 +43,7 @@
 #include "analysis/finding.h"
 #include "analysis/outcome.h"
 #include "analysis/scope_graph.h"
+#include "analysis/symbol_near_miss.h"
 #include "analysis/symbolizer.h"
 #include "model/trace_model.h"
 
@@ -68,8 +79,10 @@ class ExplainContext {
   const ObjectRecord* object_by_path(std::string_view path, uint64_t seq) const;
   // True the first time `key` is seen: informational findings are reported once per key.
   bool first_time(std::string key) { return noted_.insert(std::move(key)).second; }
+  NearMissFinder& near_misses() { return near_misses_; }
 
  private:
+  NearMissFinder near_misses_;
   absl::flat_hash_set<std::string> noted_;
   const TraceModel& model_;
   ElfCache& elf_;
@@ -103,8 +116,33 @@ bool explain_static_tls(ExplainContext& ctx, const format::EventSlot& e, std::st
 // A dlopen/dlmopen the process ended inside: how far it got and what its files are on disk now
 // (explain_in_flight.cpp).
 void explain_in_flight(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// A file a failed lookup's near misses are looked for in: a loaded object, or a file of the
+// failed dlopen's group that the loader mapped and unmapped again.
+struct NearMissPlace {
+  const ElfFile* file = nullptr;
+  const ObjectRecord* object = nullptr;  // null for a file of the failed group
+  std::string name;                      // "libgreet.so"
+  std::string path;
+  bool in_scope = false;  // the failing lookup searched it
+  // Not loaded, not a dependency: a library next to the failing object (its directory, its
+  // RUNPATH/RPATH), which that object names nowhere: "" for the others.
+  std::string neighbour_of;
+};
+// An undefined symbol for which a near miss exists in `places` (most relevant first): what
+// the near miss means, and the fix for that cause; false when there is none
+// (explain_near_miss.cpp).
+bool explain_near_miss(ExplainContext& ctx, const format::EventSlot& e, std::string_view symbol,
+                       std::string_view version, std::string_view needer,
+                       const std::vector<NearMissPlace>& places, Finding& f);
+// An extension module loaded by CPython that needs a Py*/_Py* function the running interpreter
+// does not export: built for another Python (explain_python_abi.cpp).
+bool explain_python_abi(ExplainContext& ctx, const format::EventSlot& e, std::string_view symbol,
+                        std::string_view needer, Finding& f);
 // Successful calls worth a note: interposed dlsym, RTLD_DEEPBIND, overrides (explain_calls.cpp).
 void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<Finding>& out);
+// Objects opened RTLD_LAZY whose PLT calls a function nothing in their scope defines: the first
+// call ends the process with exit 127 (explain_lazy.cpp).
+void explain_lazy_bindings(ExplainContext& ctx, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).
 void explain_objects(ExplainContext& ctx, std::vector<Finding>& out);
 

@@ -1,6 +1,7 @@
 // Failed calls: why a dlopen/dlsym/dlvsym failed, from the exact dlerror text, the scopes at
 // that moment and the ELF files, and what to change.
 #include <dlfcn.h>
+#include <elf.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include "analysis/dlerror_text.h"
 #include "analysis/explain.h"
 #include "analysis/library_search.h"
+#include "analysis/missing_dependency.h"
 #include "common/dlopen_flags.h"
 #include "fmt/format.h"
 
@@ -44,13 +46,6 @@ std::string names_of(ExplainContext& ctx, const std::vector<uint32_t>& ids, size
   }
   if (ids.size() > max) out += fmt::format(", ... ({} in all)", ids.size());
   return out;
-}
-
-// A dynamic-list glob for a C API: "lua_pushinteger" -> "lua_*".
-std::string api_glob(std::string_view symbol) {
-  size_t underscore = symbol.find('_', 1);
-  if (underscore == std::string_view::npos || underscore > 12) return std::string(symbol);
-  return fmt::format("{}*", symbol.substr(0, underscore + 1));
 }
 
 // The object whose code made the call: "libgmodule-2.0.so.0".
@@ -224,77 +219,72 @@ bool explain_hidden_definition(ExplainContext& ctx, const format::EventSlot& e,
   return true;
 }
 
-// Defined in the executable's (or a library's) .symtab but not exported.
-bool explain_not_exported(ExplainContext& ctx, const std::string& symbol, const std::string& needer,
-                          uint64_t seq, Finding& f) {
-  const TraceModel& m = ctx.model();
-  for (const ObjectRecord* o : m.objects_by_load()) {
-    if (!o->alive_at(seq) || (o->flags & format::kObjectVdso)) continue;
-    const ElfFile* file = ctx.file_of(*o);
-    if (!file) continue;
-    const ElfSymbol* s = file->static_definition(symbol);
-    if (!s || file->exported(symbol)) continue;
-    const bool exe = m.is_main_program(*o);
-    f.kind = "symbol-not-exported";
-    f.fact("symbol", symbol);
-    f.fact("needed_by", needer);
-    f.fact("defined_in", std::string(m.path_of(*o)));
-    f.title = fmt::format("{} needs {}, which {} {} defines but does not export", base_name(needer),
-                          symbol, exe ? "the executable" : "the library", m.name_of(*o));
-    f.evidence.push_back(fmt::format(
-        "{} is in {}'s static symbol table (.symtab, {} at {:#x}) but not in its dynamic symbol "
-        "table (.dynsym), the only one ld.so searches",
-        symbol, m.name_of(*o), s->type == 2 ? "function" : "object", s->value));
-    if (exe) {
-      f.evidence.push_back(
-          "the executable was linked without -Wl,--export-dynamic: a program that links a "
-          "library statically (e.g. Lua) must export its API for the modules it loads");
-      f.fixes.push_back({fmt::format("link {} with -Wl,--export-dynamic (gcc -rdynamic; CMake: "
-                                     "set_target_properties({} PROPERTIES ENABLE_EXPORTS ON))",
-                                     m.name_of(*o), m.name_of(*o)),
-                         ""});
-      // ld.so stops at the first missing symbol; the module may need more of the same API.
-      std::vector<std::string> hidden{symbol};
-      std::vector<std::string> globs{api_glob(symbol)};
-      if (const ElfFile* module = ctx.elf().file(needer)) {
-        for (const auto& u : module->dynamic_symbols) {
-          if (u.defined || u.name == symbol || !file->static_definition(u.name) ||
-              file->exported(u.name))
-            continue;
-          hidden.push_back(u.name);
-          std::string glob = api_glob(u.name);
-          if (std::find(globs.begin(), globs.end(), glob) == globs.end()) globs.push_back(glob);
-        }
+// The shared libraries in `owner`'s directory and its RUNPATH/RPATH directories that are not
+// places already (bounded: a few hundred files).
+void add_neighbours(ExplainContext& ctx, const Loader& owner, std::vector<NearMissPlace>& places) {
+  const std::string origin = owner.path.substr(0, owner.path.rfind('/'));
+  std::vector<std::string> dirs{origin};
+  if (owner.file)
+    for (const auto& list : {owner.file->runpath, owner.file->rpath}) {
+      if (!list) continue;
+      for (size_t at = 0; at <= list->size();) {
+        const size_t end = std::min(list->find(':', at), list->size());
+        std::string dir = expand_search_dir(std::string_view(*list).substr(at, end - at), origin);
+        if (!dir.empty() && !is_system_path(dir) &&
+            std::find(dirs.begin(), dirs.end(), dir) == dirs.end())
+          dirs.push_back(std::move(dir));
+        at = end + 1;
       }
-      if (hidden.size() > 1) {
-        std::string list;
-        for (size_t i = 0; i < hidden.size() && i < 8; ++i) list += (i ? ", " : "") + hidden[i];
-        if (hidden.size() > 8) list += fmt::format(", ... ({} in all)", hidden.size());
-        f.evidence.push_back(fmt::format("{} needs {} symbols the executable hides: {}",
-                                         base_name(needer), hidden.size(), list));
-      }
-      std::string entries;
-      for (const auto& g : globs) entries += g + "; ";
-      f.fixes.push_back({fmt::format("or export only the API the modules use: "
-                                     "-Wl,--dynamic-list=api.list with api.list containing "
-                                     "{{ {}}};",
-                                     entries),
-                         ""});
-    } else {
-      f.evidence.push_back(fmt::format(
-          "{} hides it (hidden visibility, -fvisibility=hidden, or a version script's local: *)",
-          m.name_of(*o)));
-      f.fixes.push_back({fmt::format("export {} from {}: __attribute__((visibility(\"default\"))) "
-                                     "or list it under global: in its version script",
-                                     symbol, m.name_of(*o)),
-                         ""});
     }
-    f.evidence.push_back(
-        "note: a dltrace override cannot fix this: flags do not change what an "
-        "object exports");
-    return true;
+  size_t looked = 0;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    std::vector<std::string> files;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().filename().string().find(".so") != std::string::npos)
+        files.push_back(it->path().string());
+    std::sort(files.begin(), files.end());
+    for (const std::string& path : files) {
+      if (++looked > 300) return;
+      if (std::any_of(places.begin(), places.end(),
+                      [&](const NearMissPlace& p) { return p.path == path; }))
+        continue;
+      const ElfFile* f = ctx.elf().file(path);
+      if (!f || f->elf_type != ET_DYN) continue;
+      places.push_back({f, nullptr, base_name(path), path, false, owner.name});
+    }
   }
-  return false;
+}
+
+// Where a near miss of a failed lookup is looked for: the objects it searched, in its order;
+// for a dlopen, the files of its group the loader mapped and unmapped again; then every other
+// loaded object.
+std::vector<NearMissPlace> near_miss_places(ExplainContext& ctx, const format::EventSlot& e,
+                                            const LookupScope& scope, int64_t lmid) {
+  const TraceModel& m = ctx.model();
+  std::vector<NearMissPlace> places;
+  std::vector<uint32_t> seen;
+  auto add_object = [&](const ObjectRecord* o, bool in_scope) {
+    if (!o || (o->flags & format::kObjectVdso) || in(seen, o->id)) return;
+    seen.push_back(o->id);
+    places.push_back({ctx.file_of(*o), o, m.name_of(*o), m.file_path(*o), in_scope, ""});
+  };
+  for (uint32_t id : scope.global) add_object(ctx.reader().object(id), true);
+  for (uint32_t id : scope.group) add_object(ctx.reader().object(id), true);
+  if (is_open_call(e.call)) {
+    DlopenReplay replay =
+        replay_dlopen(ctx.reader().string(e.name), ctx.reader().object(e.caller_object), e.seq,
+                      lmid, m, ctx.elf());
+    for (Loader& file : replay.files)
+      places.push_back({file.file, nullptr, file.name, file.path, true, ""});
+    // A library the failing object was meant to use may not even be its dependency: the
+    // linker drops (--as-needed) one that defines nothing under the names the object uses.
+    for (const Loader& file : replay.files)
+      if (!is_system_path(file.path)) add_neighbours(ctx, file, places);
+  }
+  for (const ObjectRecord* o : m.objects_by_load())
+    if (o->alive_at(e.seq)) add_object(o, false);
+  return places;
 }
 
 void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const DlerrorText& err,
@@ -350,7 +340,16 @@ void explain_undefined(ExplainContext& ctx, const format::EventSlot& e, const Dl
     }
     return;
   }
-  if (explain_not_exported(ctx, err.symbol, needer, e.seq, f)) return;
+  if (!outcome.per_module || is_open) {
+    if (explain_near_miss(ctx, e, err.symbol, err.version, needer,
+                          near_miss_places(ctx, e, scope, lmid), f))
+      return;
+  } else if (const ObjectRecord* h = ctx.reader().object(e.handle_object)) {
+    // A per-module lookup: only the module's own file can hold its near miss.
+    std::vector<NearMissPlace> own{{ctx.file_of(*h), h, m.name_of(*h), m.file_path(*h), true, ""}};
+    if (explain_near_miss(ctx, e, err.symbol, err.version, needer, own, f)) return;
+  }
+  if (explain_python_abi(ctx, e, err.symbol, needer, f)) return;
   f.kind = "undefined-symbol";
   f.title = fmt::format("{} needs {}{}, which no loaded object defines", base_name(needer),
                         err.symbol, err.version.empty() ? "" : "@" + err.version);

@@ -27,6 +27,8 @@ std::string canonical(std::string_view path) {
   return ec ? std::string(path) : p.string();
 }
 
+constexpr std::string_view kBuildIdKey = "build-id:";
+
 void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
   const TraceModel& m = ctx.model();
   std::map<std::string, std::vector<const ObjectRecord*>> by_name;
@@ -34,6 +36,8 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
     if (o->flags & (format::kObjectVdso)) continue;
     if (m.is_main_program(*o)) continue;
     by_name[o->soname.empty() ? std::string(basename_of(m.path_of(*o))) : o->soname].push_back(o);
+    // The same file under another name (a copy renamed, without a soname): the same build-id.
+    if (!o->build_id.empty()) by_name[std::string(kBuildIdKey) + o->build_id].push_back(o);
   }
   for (const auto& [name, objects] : by_name) {
     if (objects.size() < 2) continue;
@@ -44,23 +48,30 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
         if (!overlap(a, b)) continue;  // reloaded after an unload: one at a time is fine
         const bool same_file = canonical(m.file_path(a)) == canonical(m.file_path(b));
         if (same_file && a.lmid == b.lmid) continue;
-        if (!ctx.first_time(fmt::format("duplicate {} {} {}", name, a.id, b.id))) continue;
+        if (!ctx.first_time(fmt::format("duplicate {} {}", a.id, b.id))) continue;
+        const bool by_build_id = name.starts_with(kBuildIdKey);
+        const std::string shown = by_build_id ? std::string(basename_of(m.path_of(a))) : name;
         Finding f;
         f.kind = "duplicate-library";
         f.severity = same_file ? Severity::kInfo : Severity::kWarning;
         f.seq = b.load_seq;
-        f.fact("library", name);
+        f.fact("library", shown);
+        if (by_build_id) f.fact("build_id", name.substr(kBuildIdKey.size()));
         f.fact("first", std::string(m.path_of(a)));
         f.fact("second", std::string(m.path_of(b)));
         if (same_file) {
           f.title = fmt::format("{} is loaded in namespaces {} and {}: two independent copies",
-                                name, a.lmid, b.lmid);
+                                shown, a.lmid, b.lmid);
           f.evidence.push_back(
               "each namespace has its own copy with its own global state "
               "(that is what dlmopen is for)");
         } else {
-          f.title = fmt::format("{} is loaded twice, from {} and from {}", name, m.path_of(a),
-                                m.path_of(b));
+          f.title = by_build_id ? fmt::format(
+                                      "{} and {} are one library (the same build-id, {}) loaded "
+                                      "twice",
+                                      m.path_of(a), m.path_of(b), name.substr(kBuildIdKey.size()))
+                                : fmt::format("{} is loaded twice, from {} and from {}", name,
+                                              m.path_of(a), m.path_of(b));
           auto how = [&](const ObjectRecord& o) {
             if (o.cause == format::ObjectCause::kNeeded) {
               const ObjectRecord* p = ctx.reader().object(o.parent);
@@ -82,7 +93,7 @@ void duplicate_libraries(ExplainContext& ctx, std::vector<Finding>& out) {
               "to whichever copy comes first in the looking object's scope");
           f.fixes.push_back({fmt::format("load {} from one place only: open it by name (not by "
                                          "path) everywhere, or remove the stale copy",
-                                         name),
+                                         shown),
                              ""});
         }
         out.push_back(std::move(f));

@@ -111,6 +111,19 @@ void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller,
   }
 }
 
+DlopenReplay replay_dlopen(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                           int64_t lmid, const TraceModel& model, ElfCache& elf) {
+  DlopenReplay replay;
+  DlopenWalkVisitor visit;
+  visit.mapped = [&](const Loader& mapped) {
+    if (mapped.file) replay.files.push_back(mapped);  // one cut short has nothing to read
+    return true;
+  };
+  visit.missing = [&](MissingDependency&& m) { replay.missing = std::move(m); };
+  walk_dlopen_on_disk(requested, caller, seq, lmid, model, elf, visit);
+  return replay;
+}
+
 std::optional<MissingDependency> find_missing_dependency(std::string_view requested,
                                                          std::string_view missing,
                                                          const ObjectRecord* caller, uint64_t seq,

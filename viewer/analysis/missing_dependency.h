@@ -41,6 +41,19 @@ void walk_dlopen_on_disk(std::string_view requested, const ObjectRecord* caller,
                          int64_t lmid, const TraceModel& model, ElfCache& elf,
                          const DlopenWalkVisitor& visit);
 
+// ld.so's walk of a dlopen replayed on disk: the files it mapped, breadth-first, and the first
+// DT_NEEDED name it could not find, if any.
+struct DlopenReplay {
+  // The file dlopen opened, then each DT_NEEDED file that was not already loaded: what a
+  // failed dlopen mapped and unmapped again, so the trace never saw it. Readable files only.
+  std::vector<Loader> files;
+  std::optional<MissingDependency> missing;
+};
+
+// walk_dlopen_on_disk, collected; no files when the file itself cannot be found or read.
+DlopenReplay replay_dlopen(std::string_view requested, const ObjectRecord* caller, uint64_t seq,
+                           int64_t lmid, const TraceModel& model, ElfCache& elf);
+
 // Replays the dlopen of `requested` from `caller` at event `seq` (namespace `lmid`). Returns
 // nothing unless the replay ends at a DT_NEEDED entry named `missing` that no directory of its
 // search holds: a replay that disagrees with ld.so's error is not reported.

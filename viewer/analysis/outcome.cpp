@@ -47,6 +47,7 @@
 #include "analysis/dlerror_text.h"
 #include "analysis/library_search.h"
 #include "analysis/python_imports.h"
+#include "analysis/symbol_near_miss.h"
 #include "fmt/format.h"
 #include "model/in_flight.h"
 
@@ -121,16 +122,6 @@ bool is_crash_signal(int sig) {
 
 bool real_handle(const format::EventSlot& e) {
   return e.handle != 0 && e.handle != uint64_t(-1) && e.handle_object != format::kNoId;
-}
-
-// "_Z11my_functionv" -> "my_function" (a function at namespace scope), else "".
-std::string_view mangled_base(std::string_view symbol) {
-  if (!symbol.starts_with("_Z") || symbol.size() < 4) return {};
-  size_t i = 2, len = 0;
-  while (i < symbol.size() && std::isdigit(static_cast<unsigned char>(symbol[i])) && len < 4096)
-    len = len * 10 + size_t(symbol[i++] - '0');
-  if (i == 2 || len == 0 || i + len > symbol.size()) return {};
-  return symbol.substr(i, len);
 }
 
 }  // namespace
@@ -268,19 +259,6 @@ const std::vector<std::string>& OutcomeClassifier::on_disk(std::string_view name
   return it->second;
 }
 
-const absl::flat_hash_map<std::string_view, std::string_view>& OutcomeClassifier::mangled(
-    const ElfFile& file) {
-  auto [it, fresh] = mangled_.try_emplace(&file);
-  if (fresh) {
-    for (const ElfSymbol& s : file.dynamic_symbols) {
-      if (!s.exported()) continue;
-      if (std::string_view base = mangled_base(s.name); !base.empty())
-        it->second.try_emplace(base, s.name);
-    }
-  }
-  return it->second;
-}
-
 bool OutcomeClassifier::files_complete(uint64_t seq, std::string* missing) {
   for (const ObjectRecord* o : model_.objects_by_load()) {
     if (!o->alive_at(seq) || (o->flags & format::kObjectVdso)) continue;
@@ -311,23 +289,8 @@ std::optional<std::string> OutcomeClassifier::near_miss(const format::EventSlot&
     const bool skipped = e.handle == uint64_t(-1) && o->id == e.caller_object;
     if (!per_module && !skipped && f->exported(name, version))
       return fmt::format("{} is defined in {}, which this lookup could not see", at, who);
-    for (const ElfSymbol* s : f->dynamic_entries(name)) {
-      if (!s->defined) continue;
-      if (!s->exported())
-        return fmt::format("{} defines {} but does not export it (hidden or local)", who, name);
-      if (version.empty() ? !s->default_version : s->version != version)
-        return fmt::format("{} defines {}@{} (another version)", who, name,
-                           s->version.empty() ? "<unversioned>" : s->version);
-    }
-    if (f->static_definition(name) && !f->exported(name))
-      return fmt::format(
-          "{} defines {} in its static symbol table only (.symtab), not in the "
-          "dynamic one that lookups search",
-          who, name);
-    const auto& cxx = mangled(*f);
-    if (auto it = cxx.find(name); it != cxx.end())
-      return fmt::format("{} exports {}: {} compiled as C++ (mangled), not extern \"C\"", who,
-                         it->second, name);
+    if (auto misses = near_misses_.find(*f, name, version); !misses.empty())
+      return near_miss_sentence(misses.front(), who, at);
   }
   return std::nullopt;
 }

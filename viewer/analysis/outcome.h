@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "analysis/elf_file.h"
 #include "analysis/finding.h"
+#include "analysis/symbol_near_miss.h"
 #include "model/trace_model.h"
 
 namespace dltrace::viewer {
@@ -83,8 +84,6 @@ class OutcomeClassifier {
   std::optional<uint64_t> went_on(const format::EventSlot& e) const;
   bool python_import(const format::EventSlot& e);
   const std::vector<std::string>& on_disk(std::string_view name);
-  // "_Z<len><name>..." exported by `file`: the C++ spelling of a C name, by that name.
-  const absl::flat_hash_map<std::string_view, std::string_view>& mangled(const ElfFile& file);
   std::string caller_name(const format::EventSlot& e) const;
   std::string end_clause() const;  // "the process exited with status 1"
 
@@ -105,8 +104,7 @@ class OutcomeClassifier {
   absl::flat_hash_map<std::pair<uint32_t, std::string_view>, Alternative> alternatives_;
   absl::flat_hash_map<uint32_t, bool> python_import_;  // py_stack id -> made by an import
   absl::flat_hash_map<std::string, std::vector<std::string>> on_disk_;
-  absl::flat_hash_map<const ElfFile*, absl::flat_hash_map<std::string_view, std::string_view>>
-      mangled_;
+  NearMissFinder near_misses_;
 };
 
 // Failed calls of a whole trace by class (stats): its own model, ELF cache and two passes.

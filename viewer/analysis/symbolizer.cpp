@@ -1,6 +1,5 @@
 #include "analysis/symbolizer.h"
 
-#include <cxxabi.h>
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
 
@@ -9,25 +8,17 @@
 #include <tuple>
 #include <utility>
 
+#include "analysis/cxx_names.h"
+
 namespace dltrace::viewer {
 namespace {
 
-std::string demangle(const char* raw) {
+// The function's name as a user wrote it; dynamic symbols carry their version
+// ("__libc_start_main@@GLIBC_2.34"), which is dropped.
+std::string function_name(const char* raw) {
   if (raw == nullptr) return {};
-  // Dynamic symbols carry their version ("__libc_start_main@@GLIBC_2.34"): drop it.
-  const std::string versioned(raw);
-  const std::string plain = versioned.substr(0, versioned.find('@'));
-  const char* name = plain.c_str();
-  if (name[0] == '_' && name[1] == 'Z') {
-    int status = 0;
-    char* out = abi::__cxa_demangle(name, nullptr, nullptr, &status);
-    if (status == 0 && out != nullptr) {
-      std::string s(out);
-      std::free(out);
-      return s;
-    }
-  }
-  return name;
+  const std::string_view versioned(raw);
+  return demangle(versioned.substr(0, versioned.find('@')));
 }
 
 std::string to_hex(const unsigned char* bytes, int n) {
@@ -303,7 +294,7 @@ const SymbolInfo& Symbolizer::lookup(const ObjectRecord& object, uint64_t ip, bo
   if (m.mod == nullptr) return info;
   if (!m.functions) m.functions = std::make_unique<FunctionTable>(m.mod);
   if (const FunctionTable::Match match = m.functions->find(addr); match.name != nullptr) {
-    info.function = demangle(match.name);
+    info.function = function_name(match.name);
     // Report the offset of the return address itself, as backtraces conventionally do.
     info.function_offset = match.offset + (addr != ip ? 1 : 0);
   }

@@ -29,6 +29,7 @@ struct CommandResult {
   X(stats)                  \
   X(tree)                   \
   X(scopes)                 \
+  X(bindings)               \
   X(explain)                \
   X(dot)                    \
   X(html)                   \

@@ -1,0 +1,82 @@
+#include "render/bindings_output.h"
+
+#include "fmt/format.h"
+#include "render/json_writer.h"
+
+namespace dltrace::viewer {
+namespace {
+
+// ld.so names objects by l_name, the main program by "" (printed as the executable's path).
+std::string file_name(const TraceModel& model, uint32_t id) {
+  const ObjectRecord* o = model.reader().object(id);
+  return o ? std::string(model.path_of(*o)) : fmt::format("#{}", id);
+}
+
+int64_t lmid_of(const TraceModel& model, uint32_t id) {
+  const ObjectRecord* o = model.reader().object(id);
+  return o ? o->lmid : 0;
+}
+
+const char* relocation_name(uint8_t relocations) {
+  if (relocations & ElfSymbol::kRelocCopy) return "copy";
+  if (relocations == ElfSymbol::kRelocJumpSlot) return "jump-slot";
+  return "data";
+}
+
+}  // namespace
+
+void write_bindings_text(const TraceModel& model, const std::vector<SymbolBinding>& bindings,
+                         std::FILE* out) {
+  for (const SymbolBinding& b : bindings) {
+    if (b.to == format::kNoId) continue;
+    fmt::print(out, "binding file {} [{}] to {} [{}]: {} symbol `{}'{}\n", file_name(model, b.from),
+               lmid_of(model, b.from), file_name(model, b.to), lmid_of(model, b.to),
+               b.protected_symbol ? "protected" : "normal", b.symbol,
+               b.to_version.empty() ? "" : fmt::format(" [{}]", b.to_version));
+  }
+  for (const SymbolBinding& b : bindings) {
+    if (b.to != format::kNoId) continue;
+    fmt::print(out, "unresolved in {} [{}]: symbol `{}'{} ({})\n", file_name(model, b.from),
+               lmid_of(model, b.from), b.symbol,
+               b.version.empty() ? "" : fmt::format(" [{}]", b.version),
+               b.weak ? "weak: binds to 0"
+               : b.relocations == ElfSymbol::kRelocJumpSlot
+                   ? "a function: under RTLD_LAZY it fails at the first call"
+                   : "undefined symbol: the load fails");
+  }
+}
+
+absl::Status write_bindings_json(const TraceModel& model,
+                                 const std::vector<SymbolBinding>& bindings, std::FILE* out) {
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("format").value("dltrace-bindings");
+  w.key("version").value(1);
+  w.key("bindings").begin_array();
+  for (const SymbolBinding& b : bindings) {
+    w.begin_object();
+    w.key("from").value(file_name(model, b.from));
+    w.key("from_id").value(b.from);
+    w.key("namespace").value(lmid_of(model, b.from));
+    w.key("symbol").value(b.symbol);
+    w.key("version").value(b.version);
+    w.key("relocation").value(relocation_name(b.relocations));
+    w.key("weak").value(b.weak);
+    w.key("protected").value(b.protected_symbol);
+    if (b.to == format::kNoId) {
+      w.key("to").null();
+      w.key("to_id").null();
+    } else {
+      w.key("to").value(file_name(model, b.to));
+      w.key("to_id").value(b.to);
+    }
+    w.key("to_version").value(b.to_version);
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
+  w.end_line();
+  return w.finish();
+}
+
+}  // namespace dltrace::viewer

@@ -1,0 +1,21 @@
+// `dltrace bindings` output: each reference as LD_DEBUG=bindings prints it (text), or the
+// "dltrace-bindings" JSON document.
+#pragma once
+
+#include <cstdio>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "analysis/symbol_bindings.h"
+#include "model/trace_model.h"
+
+namespace dltrace::viewer {
+
+// "binding file A [0] to B [0]: normal symbol `S' [VER]", then the references that bind
+// nowhere ("unresolved ... (weak: binds to 0)" / "(lazy: fails at the first call)").
+void write_bindings_text(const TraceModel& model, const std::vector<SymbolBinding>& bindings,
+                         std::FILE* out);
+absl::Status write_bindings_json(const TraceModel& model,
+                                 const std::vector<SymbolBinding>& bindings, std::FILE* out);
+
+}  // namespace dltrace::viewer
