@@ -2,6 +2,7 @@
 // classifies them: probes are not failures) and the command to type next; `--explain` prints
 // the findings at once. The program's stdout and exit status stay its own.
 #include <catch2/catch.hpp>
+#include <map>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -10,6 +11,14 @@
 #include "harness.h"
 
 using namespace dltrace::test;
+
+namespace {
+RunOptions with_env(std::map<std::string, std::string> env) {
+  RunOptions opts;
+  opts.env = std::move(env);
+  return opts;
+}
+}  // namespace
 
 namespace {
 
@@ -104,12 +113,12 @@ TEST_CASE("dltrace run --explain prints explain's findings at once, on stderr",
   const ProcessResult plain = run({fixture("rt_local_plugin")});
   const ProcessResult r =
       run({viewer_path(), "run", "--explain", "-o", trace, "--", fixture("rt_local_plugin")},
-          {.env = {{"NO_COLOR", "1"}}});
+          with_env({{"NO_COLOR", "1"}}));
   INFO(describe(r));
   CHECK(r.exit_code == 0);
   CHECK(r.out == plain.out);  // the findings do not mix with the program's output
   const ProcessResult explain =
-      run({viewer_path(), "explain", trace}, {.env = {{"NO_COLOR", "1"}}});
+      run({viewer_path(), "explain", trace}, with_env({{"NO_COLOR", "1"}}));
   REQUIRE(explain.exit_code == 1);
   CHECK(r.err.find(explain.out) != std::string::npos);
   CHECK(has_line(r.err, R"(dltrace: 1 failed call in rt_local_plugin \(pid [0-9]+\))"));
@@ -118,7 +127,7 @@ TEST_CASE("dltrace run --explain prints explain's findings at once, on stderr",
   SECTION("DLTRACE_QUIET=1 leaves out the summary, not what --explain asked for") {
     const ProcessResult q = run({viewer_path(), "run", "--explain", "-o", dir + "/q.trace", "--",
                                  fixture("rt_local_plugin")},
-                                {.env = {{"NO_COLOR", "1"}, {"DLTRACE_QUIET", "1"}}});
+                                with_env({{"NO_COLOR", "1"}, {"DLTRACE_QUIET", "1"}}));
     INFO(describe(q));
     CHECK(q.exit_code == 0);
     CHECK(q.err.find("failed call") == std::string::npos);
@@ -127,7 +136,7 @@ TEST_CASE("dltrace run --explain prints explain's findings at once, on stderr",
   SECTION("without --explain, DLTRACE_QUIET=1 means no summary at all") {
     const ProcessResult q =
         run({viewer_path(), "run", "-o", dir + "/q2.trace", "--", fixture("rt_local_plugin")},
-            {.env = {{"DLTRACE_QUIET", "1"}}});
+            with_env({{"DLTRACE_QUIET", "1"}}));
     INFO(describe(q));
     CHECK(q.err.empty());
   }
