@@ -100,14 +100,21 @@ TEST_CASE("a process that makes no dl* call never maps libunwind; the first call
   std::string dir = temp_dir("lazy_unwinder");
   RunOptions opts;
   opts.env["DLTRACE_STACK_DEPTH"] = "32";
-  ProcessResult idle = run_traced({"cat", "/proc/self/maps"}, dir + "/idle.trace", opts);
-  INFO(describe(idle));
-  REQUIRE(idle.exit_code == 0);
-  CHECK(idle.out.find("libdltrace") != std::string::npos);  // the preload was there
-  CHECK(idle.out.find("libunwind") == std::string::npos);
-  const json idle_trace = export_json(dir + "/idle.trace");
-  CHECK(idle_trace["events"].empty());
-  CHECK(!idle_trace["objects"].empty());  // the object table is there all the same
+  // The idle process is the host's cat: under an emulator (a cross build's tests) the target's
+  // preload cannot enter it, so that half runs natively only.
+  if (test_target().emulator.empty()) {
+    ProcessResult idle = run_traced({"cat", "/proc/self/maps"}, dir + "/idle.trace", opts);
+    INFO(describe(idle));
+    REQUIRE(idle.exit_code == 0);
+    CHECK(idle.out.find("libdltrace") != std::string::npos);  // the preload was there
+    CHECK(idle.out.find("libunwind") == std::string::npos);
+    const json idle_trace = export_json(dir + "/idle.trace");
+    CHECK(idle_trace["events"].empty());
+    CHECK(!idle_trace["objects"].empty());  // the object table is there all the same
+  } else {
+    WARN("idle half skipped: cat is a host program, the preload is built for "
+         << test_target().cpu);
+  }
 
   std::string maps_file = dir + "/maps.txt";
   ProcessResult r = run_traced({fixture("diff_unwind"), maps_file}, dir + "/u.trace", opts);
