@@ -15,6 +15,7 @@
 #include "model/trace_model.h"
 #include "render/duration_text.h"
 #include "render/terminal_style.h"
+#include "render/visible_text.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -61,8 +62,8 @@ class LoadTreeText {
 
  private:
   template <typename... Args>
-  void out(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::format_to(std::back_inserter(buf_), f, std::forward<Args>(args)...);
+  void out(fmt::format_string<shown_t<Args>...> f, Args&&... args) {
+    append_visible_format(buf_, f, std::forward<Args>(args)...);
   }
 
   void decide_what_is_shown() {
@@ -348,7 +349,7 @@ class ProcessTreeText {
     const ProcessNode& node = tree_.nodes[i];
     const ProcessInfo& p = *processes_[i];
     buf_.append(lead);
-    fmt::format_to(std::back_inserter(buf_), "{}pid {}{}", style_.bold(), p.pid, style_.reset());
+    append_visible_format(buf_, "{}pid {}{}", style_.bold(), p.pid, style_.reset());
     switch (node.origin) {
       case ProcessOrigin::kFork:
         buf_.append(" (fork)");
@@ -360,8 +361,8 @@ class ProcessTreeText {
       case ProcessOrigin::kChild:
         break;
     }
-    fmt::format_to(std::back_inserter(buf_), " {}  {}[{}] {}{}\n", command_line(p), style_.dim(),
-                   end_summary(p), basename_of(trace_paths_[i]), style_.reset());
+    append_visible_format(buf_, " {}  {}[{}] {}{}\n", command_line(p), style_.dim(), end_summary(p),
+                          basename_of(trace_paths_[i]), style_.reset());
 
     const std::string content_indent = indent + (node.children.empty() ? "    " : "│   ");
     const std::string loads = load_tree_(i);
