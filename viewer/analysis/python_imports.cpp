@@ -278,12 +278,6 @@ std::optional<std::string> SourceLines::line(const std::string& file, int line) 
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
     text.remove_suffix(1);
   if (text.empty()) return std::nullopt;
-  // Only a statement that can load a library (an import, a ctypes load) is shown: the file is
-  // the trace's choice, and its other lines are not the viewer's to print.
-  constexpr std::string_view kLoading[] = {"import", "CDLL",   "PyDLL",       "LoadLibrary",
-                                           "cdll",   "dlopen", "load_library"};
-  if (std::ranges::none_of(kLoading, [&](std::string_view w) { return text.find(w) != text.npos; }))
-    return std::nullopt;
   return std::string(text);
 }
 
