@@ -39,13 +39,17 @@ libs=($(pkg-config --libs fmt libdw libgvc libcgraph "${absl[@]}") -lpthread)
 echo "fuzz_viewer: building with $clang (${#sources[@]} files)"
 objects=()
 for s in "${sources[@]}"; do objects+=("$work/obj/$(echo "${s#$src/}" | tr / _).o"); done
-pids=()
+rm -f "$work/obj/FAILED"
 for i in "${!sources[@]}"; do
-  "${launcher[@]}" "$clang" "${flags[@]}" -c "${sources[$i]}" -o "${objects[$i]}" &
-  pids+=($!)
+  ("${launcher[@]}" "$clang" "${flags[@]}" -c "${sources[$i]}" -o "${objects[$i]}" ||
+    touch "$work/obj/FAILED") &
   while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 0.2; done
 done
-for pid in "${pids[@]}"; do wait "$pid" || { echo "fuzz_viewer: build failed"; exit 1; }; done
+wait
+if [ -e "$work/obj/FAILED" ]; then
+  echo "fuzz_viewer: build failed"
+  exit 1
+fi
 for target in viewer_fuzz elf_fuzz; do
   "${launcher[@]}" "$clang" "${flags[@]}" -c "$src/tests/fuzz/$target.cpp" -o "$work/obj/$target.o"
   "$clang" -fsanitize=fuzzer,address,undefined -o "$work/$target" "$work/obj/$target.o" \

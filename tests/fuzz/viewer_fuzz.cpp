@@ -50,7 +50,6 @@ void setup() {
   g_trace = g_dir + "/f.trace";
   mkfifo((g_dir + "/fifo.so").c_str(), 0600);
   std::ofstream(g_dir + "/secret.so") << "root:" << kSecret << ":19000:0:99999:7:::\n";
-  std::ofstream(g_dir + "/secret.py") << "import os\n" << kSecret << "\n";
   mkdir((g_dir + "/dir.so").c_str(), 0755);
   char self[4096] = {};
   const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -58,7 +57,6 @@ void setup() {
       g_dir + "/fifo.so",
       "/dev/zero",
       g_dir + "/secret.so",
-      g_dir + "/secret.py",
       g_dir + "/dir.so",
       n > 0 ? std::string(self, size_t(n)) : "/bin/true",
       "/lib/x86_64-linux-gnu/libc.so.6",
