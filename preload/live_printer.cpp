@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "common/dlopen_flags.h"
+#include "common/visible_text.h"
 #include "stderr_line.h"
 
 namespace dltrace::preload {
@@ -33,6 +35,12 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
     if (n >= 0 && static_cast<size_t>(n) < sizeof(line))
       n += snprintf(line + n, sizeof(line) - n, fmt, args...);
   };
+  // A string of the traced program (name, version, dlerror text), escaped: a control byte in a
+  // library name must not reach the user's terminal.
+  const auto put_visible = [&](const char* text) {
+    if (n >= 0 && static_cast<size_t>(n) < sizeof(line))
+      n += static_cast<int>(visible::escape_to(text, strlen(text), line + n, sizeof(line) - n));
+  };
   const double ms = static_cast<double>(s.duration_ns) / 1e6;
   switch (static_cast<format::CallKind>(s.call)) {
     case format::CallKind::kDlopen:
@@ -43,15 +51,27 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
         put("(");
       // flags_to_string allocates; live mode is a debugging aid, not the hot path.
       const std::string flags = flags_to_string(s.effective_flags);
-      put("\"%s\", %s) = %#llx", name ? name : "NULL", flags.c_str(),
-          static_cast<unsigned long long>(s.handle));
+      if (name) {
+        put("\"");
+        put_visible(name);
+        put("\"");
+      } else {
+        put("NULL");
+      }
+      put(", %s) = %#llx", flags.c_str(), static_cast<unsigned long long>(s.handle));
       if (s.bits & format::kEventNoLoad) put(" (already loaded)");
       break;
     }
     case format::CallKind::kDlsym:
     case format::CallKind::kDlvsym:
-      put("(%s, \"%s\"", handle_text(s.handle, hbuf, sizeof(hbuf)), name ? name : "");
-      if (version) put(", \"%s\"", version);
+      put("(%s, \"", handle_text(s.handle, hbuf, sizeof(hbuf)));
+      put_visible(name ? name : "");
+      put("\"");
+      if (version) {
+        put(", \"");
+        put_visible(version);
+        put("\"");
+      }
       put(") = %#llx", static_cast<unsigned long long>(s.address));
       break;
     case format::CallKind::kDlclose:
@@ -59,7 +79,10 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
       if (s.bits & format::kEventUnloaded) put(" (unloaded)");
       break;
   }
-  if (error) put(" error: %s", error);
+  if (error) {
+    put(" error: ");
+    put_visible(error);
+  }
   put(" [%.3f ms]\n", ms);
   if (n < 0) return;
   size_t len = static_cast<size_t>(n) < sizeof(line) ? static_cast<size_t>(n) : sizeof(line) - 1;

@@ -45,3 +45,45 @@ TEST_CASE("live lines to a closed stderr pipe do not kill the program", "[runtim
   CHECK(traced.out == plain.out);
   CHECK(traces_in(dir).size() == 1);  // and it was recorded
 }
+
+TEST_CASE("live lines show the program's strings escaped", "[runtime][live][hostile]") {
+  if (access("/usr/bin/python3", X_OK) != 0) {
+    WARN("no /usr/bin/python3; skipped");
+    return;
+  }
+  // A real program that dlopens a path and looks up a name holding terminal escapes, CR/LF
+  // and invalid UTF-8: the recorder's live lines must show them, not send them to the terminal.
+  const std::string script =
+      "import ctypes\n"
+      "try:\n"
+      "    ctypes.CDLL('/nonexistent/\\x1b]0;pwned\\x07lib\\r\\n0 problems.so')\n"
+      "except OSError:\n"
+      "    pass\n"
+      "try:\n"
+      "    ctypes.CDLL(None)[b'\\x1b[2Jsym\\xff']\n"
+      "except AttributeError:\n"
+      "    pass\n";
+  std::string dir = temp_dir("live-escape");
+  RunOptions options;
+  options.env = {
+      {"LD_PRELOAD", preload_path()}, {"DLTRACE_OUTPUT", dir + "/"}, {"DLTRACE_LIVE", "1"}};
+  ProcessResult r = run({"/usr/bin/python3", "-c", script}, options);
+  INFO(describe(r));
+  CHECK(r.exit_code == 0);
+  std::string live;
+  for (size_t at = 0; at < r.err.size();) {
+    size_t nl = r.err.find('\n', at);
+    if (nl == std::string::npos) nl = r.err.size();
+    const std::string line = r.err.substr(at, nl - at);
+    if (line.rfind("dltrace: [", 0) == 0) live += line + "\n";
+    at = nl + 1;
+  }
+  INFO(live);
+  CHECK(live.find("\\x1b]0;pwned\\x07lib\\x0d\\x0a0 problems.so") != std::string::npos);
+  CHECK(live.find("\\x1b[2Jsym\\xff") != std::string::npos);
+  for (char c : r.err) {
+    if (c == '\x1b' || c == '\x07' || c == '\r')
+      FAIL("a control byte of the program reached stderr");
+  }
+  CHECK(r.err.find("\n0 problems") == std::string::npos);
+}

@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
+#include "analysis/file_kind.h"
 #include "fmt/format.h"
 
 namespace dltrace::viewer {
@@ -264,11 +267,19 @@ void ElfFile::build_indexes() {
 absl::StatusOr<std::unique_ptr<const ElfFile>> read_elf_file(const std::string& path) {
   static const bool version_ok = elf_version(EV_CURRENT) != EV_NONE;
   if (!version_ok) return absl::InternalError("libelf is unusable (elf_version failed)");
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    std::string message = fmt::format("cannot open {}: {}", path, std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(message) : absl::PermissionDeniedError(message);
+  auto opened = open_regular_file(path);
+  if (!opened.ok()) return opened.status();
+  const int fd = opened->fd;
+  unsigned char magic[SELFMAG] = {};
+  if (opened->size > kMaxReadFileBytes) {
+    close(fd);
+    return absl::FailedPreconditionError(
+        fmt::format("{} is too large to read ({} bytes)", path, opened->size));
+  }
+  if (pread(fd, magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic) ||
+      memcmp(magic, ELFMAG, SELFMAG) != 0) {
+    close(fd);
+    return absl::FailedPreconditionError(fmt::format("{} is not an ELF file", path));
   }
   Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
   auto cleanup = [&] {

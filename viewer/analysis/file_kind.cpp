@@ -196,6 +196,23 @@ const char* file_kind_name(FileKind::Kind kind) {
   return "unknown";
 }
 
+absl::StatusOr<RegularFile> open_regular_file(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    const int err = errno;
+    std::string message = fmt::format("cannot open {}: {}", path, std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(message) : absl::PermissionDeniedError(message);
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return absl::FailedPreconditionError(fmt::format("{} is not a regular file", path));
+  }
+  // A regular file never blocks, but libraries expect blocking semantics.
+  if (const int fl = fcntl(fd, F_GETFL); fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  return RegularFile{fd, static_cast<uint64_t>(st.st_size)};
+}
+
 FileKind classify_file(const std::string& path, uint16_t process_machine) {
   FileKind k;
   struct stat st;
@@ -214,12 +231,17 @@ FileKind classify_file(const std::string& path, uint16_t process_machine) {
     k.what = "an empty file (0 bytes)";
     return k;
   }
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  // Opened without blocking and checked again on the descriptor: the path may have changed.
+  auto opened = open_regular_file(path);
+  if (!opened.ok()) {
     k.kind = FileKind::Kind::kNotRegular;
-    k.what = fmt::format("a file that cannot be read ({})", strerror(errno));
+    k.what = opened.status().code() == absl::StatusCode::kFailedPrecondition
+                 ? std::string("not a regular file")
+                 : fmt::format("a file that cannot be read ({})",
+                               std::string(opened.status().message()));
     return k;
   }
+  const int fd = opened->fd;
   unsigned char head[kHeadBytes];
   ssize_t got = pread(fd, head, sizeof head, 0);
   const size_t n = got > 0 ? static_cast<size_t>(got) : 0;

@@ -6,7 +6,24 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
+
 namespace dltrace::viewer {
+
+// A file the viewer reads because a trace names it. Traces are untrusted: the path may name a
+// FIFO (opening or reading it blocks), a device (/dev/zero never ends) or any file of the user's.
+struct RegularFile {
+  int fd = -1;  // O_RDONLY | O_CLOEXEC; the caller closes it
+  uint64_t size = 0;
+};
+
+// Opens `path` only if it is a regular file, without blocking: O_NONBLOCK first, then fstat on
+// the descriptor (no race with a rename), then back to blocking reads. Errors: NotFound (no such
+// file), FailedPrecondition (not a regular file), PermissionDenied (anything else).
+absl::StatusOr<RegularFile> open_regular_file(const std::string& path);
+
+// The most the viewer reads of a file a trace names (an ELF file is mapped, not read whole).
+inline constexpr uint64_t kMaxReadFileBytes = uint64_t{4} << 30;
 
 struct FileKind {
   enum class Kind {

@@ -1,12 +1,13 @@
 #include "analysis/python_imports.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <utility>
 
+#include "analysis/file_kind.h"
 #include "model/in_flight.h"
 #include "model/trace_model.h"
 
@@ -228,18 +229,47 @@ PythonLoads collect_python_loads(const TraceReader& reader, const TraceModel& mo
   return std::move(collector).finish();
 }
 
+namespace {
+
+std::vector<std::string> read_python_source(const std::string& path) {
+  constexpr size_t kMaxLines = 200000;
+  constexpr uint64_t kMaxBytes = 16u << 20;
+  std::vector<std::string> lines;
+  if (!path.ends_with(".py") && !path.ends_with(".pyw")) return lines;
+  auto opened = open_regular_file(path);
+  if (!opened.ok()) return lines;
+  std::string text(std::min(opened->size, kMaxBytes), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n =
+        pread(opened->fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(opened->fd);
+  text.resize(got);
+  std::string_view rest = text;
+  while (!rest.empty() && lines.size() < kMaxLines) {
+    const size_t nl = rest.find('\n');
+    lines.emplace_back(rest.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
+  return lines;
+}
+
+}  // namespace
+
 std::optional<std::string> SourceLines::line(const std::string& file, int line) {
   if (file.empty() || file.front() == '<' || line <= 0) return std::nullopt;
   auto [it, fresh] = files_.try_emplace(file);
   if (fresh) {
     std::string path = file;
     if (path.front() != '/' && !cwd_.empty()) path = fmt::format("{}/{}", cwd_, file);
-    std::ifstream in(path);
-    // Source files, not data: stop at a sane size so a stray path cannot cost much.
-    constexpr size_t kMaxLines = 200000;
-    for (std::string text; it->second.size() < kMaxLines && std::getline(in, text);) {
-      it->second.push_back(std::move(text));
-    }
+    // The path comes from the trace: read only a Python source file (a regular *.py file, opened
+    // without blocking), and only so much of it, so a trace cannot make the viewer print a line
+    // of /etc/shadow, hang on a FIFO or read /dev/zero.
+    for (std::string text : read_python_source(path)) it->second.push_back(std::move(text));
   }
   const auto& lines = it->second;
   if (static_cast<size_t>(line) > lines.size()) return std::nullopt;

@@ -2,13 +2,16 @@
 
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <tuple>
 #include <utility>
 
 #include "analysis/cxx_names.h"
+#include "analysis/file_kind.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -263,12 +266,28 @@ Symbolizer::Module& Symbolizer::module_for(const ObjectRecord& object) {
     m.problem = dwfl_errmsg(-1);
     return m;
   }
+  // The path comes from the trace: elfutils gets a descriptor of a regular ELF file only (a
+  // FIFO or a device named by a hostile trace must not block or feed it).
+  auto opened = open_regular_file(path);
+  if (!opened.ok()) {
+    m.problem = std::string(opened.status().message());
+    return m;
+  }
+  unsigned char magic[SELFMAG] = {};
+  if (opened->size > kMaxReadFileBytes ||
+      pread(opened->fd, magic, sizeof magic, 0) != static_cast<ssize_t>(sizeof magic) ||
+      memcmp(magic, ELFMAG, SELFMAG) != 0) {
+    close(opened->fd);
+    m.problem = fmt::format("{} is not an ELF file", path);
+    return m;
+  }
   dwfl_report_begin(m.dwfl);
   // base = l_addr with add_p_vaddr: the module's addresses are its file vaddrs + l_addr, as in
-  // the traced process.
-  m.mod = dwfl_report_elf(m.dwfl, path.c_str(), path.c_str(), -1, object.base, true);
+  // the traced process. On success elfutils owns the descriptor.
+  m.mod = dwfl_report_elf(m.dwfl, path.c_str(), path.c_str(), opened->fd, object.base, true);
   dwfl_report_end(m.dwfl, nullptr, nullptr);
   if (m.mod == nullptr) {
+    close(opened->fd);
     m.problem = fmt::format("cannot read {}: {}", path, dwfl_errmsg(-1));
     return m;
   }

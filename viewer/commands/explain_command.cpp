@@ -30,29 +30,29 @@ std::string fact_of(const Finding& f, std::string_view key) {
 }
 
 void print_finding(const Finding& f, const TerminalStyle& style, std::FILE* out) {
-  std::string_view colour = f.severity == Severity::kError     ? style.red()
-                            : f.severity == Severity::kWarning ? style.yellow()
-                                                               : style.dim();
+  StyleCode colour = f.severity == Severity::kError     ? style.red()
+                     : f.severity == Severity::kWarning ? style.yellow()
+                                                        : style.dim();
   const bool probe = f.kind == "probe";
-  fmt::print(out, "\n{}{}{} [{}]{}{}: {}{}{}\n", colour,
-             probe ? "probe" : severity_name(f.severity), style.reset(),
-             probe ? fact_of(f, "outcome_rule") : f.kind, f.seq ? fmt::format(" #{}", f.seq) : "",
-             f.repeats
-                 ? fmt::format(" (+{} more failed call{} {})", f.repeats, f.repeats == 1 ? "" : "s",
-                               probe ? "like it" : "with this cause")
-                 : "",
-             style.bold(), f.title, style.reset());
-  for (const auto& line : f.evidence) fmt::print(out, "  {}\n", line);
+  print_visible(
+      out, "\n{}{}{} [{}]{}{}: {}{}{}\n", colour, probe ? "probe" : severity_name(f.severity),
+      style.reset(), probe ? fact_of(f, "outcome_rule") : f.kind,
+      f.seq ? fmt::format(" #{}", f.seq) : "",
+      f.repeats ? fmt::format(" (+{} more failed call{} {})", f.repeats, f.repeats == 1 ? "" : "s",
+                              probe ? "like it" : "with this cause")
+                : "",
+      style.bold(), f.title, style.reset());
+  for (const auto& line : f.evidence) print_visible(out, "  {}\n", line);
   if (f.fixes.empty()) return;
-  fmt::print(out, "  {}fix{}:\n", style.bold(), f.fixes.size() > 1 ? " (any one)" : "");
+  print_visible(out, "  {}fix{}:\n", style.bold(), f.fixes.size() > 1 ? " (any one)" : "");
   int n = 0;
   for (const auto& fix : f.fixes) {
-    fmt::print(out, "    {}. {}\n", ++n, fix.text);
+    print_visible(out, "    {}. {}\n", ++n, fix.text);
     if (fix.config.empty()) continue;
     std::string_view rule = fix.config;
     while (!rule.empty()) {
       size_t nl = rule.find('\n');
-      fmt::print(out, "         {}\n", rule.substr(0, nl));
+      print_visible(out, "         {}\n", rule.substr(0, nl));
       if (nl == std::string_view::npos) break;
       rule.remove_prefix(nl + 1);
     }
@@ -69,7 +69,7 @@ void print_text(const TraceReader& reader, const ExplainResult& result, const Ex
     if (f.severity == Severity::kInfo) ++infos;
   }
   const ProcessInfo& p = reader.process();
-  fmt::print(
+  print_visible(
       out, "{}{} problem{}{} ({} error{}, {} warning{}), {} note{}{} — pid {}, {}\n", style.bold(),
       result.problems, result.problems == 1 ? "" : "s", style.reset(), errors,
       errors == 1 ? "" : "s", warnings, warnings == 1 ? "" : "s", infos, infos == 1 ? "" : "s",
@@ -78,7 +78,7 @@ void print_text(const TraceReader& reader, const ExplainResult& result, const Ex
           : "",
       p.pid, p.exe.empty() ? std::string("unknown program") : p.exe);
   for (const auto& sentence : recovery_sentences(reader))
-    fmt::print(out, "{}note: {}{}\n", style.yellow(), sentence, style.reset());
+    print_visible(out, "{}note: {}{}\n", style.yellow(), sentence, style.reset());
   for (const auto& f : result.findings) {
     if (f.severity == Severity::kInfo && o.no_info) continue;
     print_finding(f, style, out);
@@ -86,10 +86,10 @@ void print_text(const TraceReader& reader, const ExplainResult& result, const Ex
   if (o.probes)
     for (const auto& f : result.probes) print_finding(f, style, out);
   if (result.findings.empty() && result.probe_calls == 0)
-    fmt::print(out, "No failed calls, duplicates or interpositions.\n");
+    print_visible(out, "No failed calls, duplicates or interpositions.\n");
   if (result.probe_calls) {
-    fmt::print(out, "\n{}{}{}{}\n", style.dim(), probe_summary(result),
-               o.probes ? "" : " (--probes lists them)", style.reset());
+    print_visible(out, "\n{}{}{}{}\n", style.dim(), probe_summary(result),
+                  o.probes ? "" : " (--probes lists them)", style.reset());
   }
 }
 

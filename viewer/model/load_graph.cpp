@@ -202,12 +202,17 @@ void LoadGraph::group_python_loads() {
   }
 }
 
-// Hangs `child` under `parent` unless that would close a cycle (a damaged trace).
+// Hangs `child`, a node nothing hangs above yet, under `parent` unless that would close a cycle
+// (a damaged trace): it would exactly when `child` is the root of `parent`'s tree. The roots come
+// from a union-find (with path halving), not from walking up the parents, so a chain of 100,000
+// nested dlopens is linear work, not quadratic.
 void LoadGraph::attach(size_t child, size_t parent) {
-  for (size_t p = parent, steps = 0; p != kNone; p = nodes_[p].parent) {
-    if (p == child || ++steps > nodes_.size()) return;
-  }
+  for (size_t i = tree_root_.size(); i < nodes_.size(); ++i) tree_root_.push_back(i);
+  size_t root = parent;
+  while (tree_root_[root] != root) root = tree_root_[root] = tree_root_[tree_root_[root]];
+  if (root == child || nodes_[child].parent != kNone) return;
   nodes_[child].parent = parent;
+  tree_root_[child] = root;
 }
 
 void LoadGraph::add_edge(const LoadEdge& edge) {

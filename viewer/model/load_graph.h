@@ -153,6 +153,8 @@ class LoadGraph {
   const TraceReader& reader_;
   PythonGrouping python_;
   std::vector<LoadNode> nodes_;
+  // Union-find over nodes_: the root of each node's tree, for attach()'s cycle check.
+  std::vector<size_t> tree_root_;
   size_t object_count_ = 0;
   std::vector<size_t> roots_;
   absl::flat_hash_map<uint32_t, size_t> node_of_;

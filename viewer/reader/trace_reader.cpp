@@ -584,7 +584,9 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, std::str
     if (error) *error = msg;
     return nullptr;
   };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) must not hang; fstat below then refuses anything
+  // but a regular file. The descriptor is only mapped, so the flag changes nothing else.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return fail("cannot open " + path + ": " + std::strerror(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {

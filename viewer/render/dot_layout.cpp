@@ -14,8 +14,12 @@ namespace dltrace::viewer {
 absl::StatusOr<std::string> dot_to_svg(std::string_view dot, int max_nodes) {
   // Graphviz prints warnings (e.g. about fonts) on stderr; only errors matter here.
   agseterr(AGERR);
-  std::unique_ptr<GVC_t, int (*)(GVC_t*)> gvc(gvContext(), &gvFreeContext);
-  if (!gvc) return TraceError("cannot start the Graphviz library");
+  // One context for the process, never freed: Graphviz keeps a font cache across contexts that
+  // gvFreeContext frees and the next context reads again (a use after free that ASan showed in
+  // fuzz_viewer, since html lays out two graphs).
+  static GVC_t* const context = gvContext();
+  if (!context) return TraceError("cannot start the Graphviz library");
+  const std::unique_ptr<GVC_t, void (*)(GVC_t*)> gvc(context, [](GVC_t*) {});
   const std::string text(dot);  // agmemread wants a NUL-terminated string
   std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(text.c_str()), &agclose);
   if (!graph) return TraceError("Graphviz could not parse the generated graph");

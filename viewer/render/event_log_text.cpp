@@ -60,11 +60,16 @@ void EventLogText::footer() {
 }
 
 void EventLogText::event(const format::EventSlot& e) {
-  const int depth = nesting_.depth_of(e);
+  // The nesting depth is the trace's to choose: the indentation stops growing at
+  // kMaxIndentDepth levels (a 100,000-deep chain must not print gigabytes of spaces); a deeper
+  // call says how deep it is instead.
+  const int nested = nesting_.depth_of(e);
+  const int depth = std::min(nested, kMaxIndentDepth);
   const bool failed = !(e.bits & format::kEventOk);
-  out("{}{:>10.3f}  {:>7}{}  {:{}}{}{}{}", style_.dim(), model_.relative_ms(model_.time_ns(e)),
-      e.tid, style_.reset(), "", depth * 2, failed ? style_.red() : "", style_.bold(),
-      call_name(e.call));
+  out("{}{:>10.3f}  {:>7}{}  {:{}}", style_.dim(), model_.relative_ms(model_.time_ns(e)), e.tid,
+      style_.reset(), "", depth * 2);
+  if (nested > depth) out("{}[depth {}]{} ", style_.dim(), nested, style_.reset());
+  out("{}{}{}", failed ? style_.red() : "", style_.bold(), call_name(e.call));
   out("{}", style_.reset());
   if (is_open_call(e.call)) {
     open_event(e);
@@ -175,7 +180,7 @@ void EventLogText::close_event(const format::EventSlot& e) {
 }
 
 void EventLogText::stack(const format::EventSlot& e, int depth) {
-  const int indent = 21 + depth * 2;
+  const int indent = 21 + std::min(depth, kMaxIndentDepth) * 2;
   if (e.stack != format::kNoId) {
     int i = 0;
     for (uint64_t ip : reader_.stack(e.stack)) {

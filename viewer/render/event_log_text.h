@@ -13,8 +13,12 @@
 #include "model/call_nesting.h"
 #include "model/trace_model.h"
 #include "render/terminal_style.h"
+#include "render/visible_text.h"
 
 namespace dltrace::viewer {
+
+// Nested calls are indented two spaces per level up to this depth; deeper ones say their depth.
+inline constexpr int kMaxIndentDepth = 32;
 
 class EventLogText {
  public:
@@ -32,8 +36,8 @@ class EventLogText {
 
  private:
   template <typename... Args>
-  void out(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::format_to(std::back_inserter(buf_), f, std::forward<Args>(args)...);
+  void out(fmt::format_string<shown_t<Args>...> f, Args&&... args) {
+    append_visible_format(buf_, f, std::forward<Args>(args)...);
     if (buf_.size() > (1u << 20)) flush();
   }
 

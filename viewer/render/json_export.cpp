@@ -10,13 +10,32 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "common/dlopen_flags.h"
 #include "model/in_flight.h"
 #include "model/trace_model.h"
+#include "render/visible_text.h"
 
 namespace dltrace::viewer {
 namespace {
+
+// Whether a JSON string of `s` keeps every byte (JsonWriter shows bytes that are not UTF-8 as
+// U+FFFD).
+bool is_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    if (p[i] < 0x80) {
+      ++i;
+    } else if (const size_t len = visible::utf8_sequence(p + i, s.size() - i, &cp); len != 0) {
+      i += len;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
 
 constexpr uint64_t kForever = std::numeric_limits<uint64_t>::max();
 
@@ -114,11 +133,19 @@ class Exporter {
     else
       w_.null();
     w_.key("exe").value(p.exe);
+    raw_member("exe_raw", p.exe);
     w_.key("cwd").value(p.cwd);
+    raw_member("cwd_raw", p.cwd);
     w_.key("argv");
     w_.begin_array();
     for (const auto& a : p.argv) w_.value(a);
     w_.end_array();
+    if (!std::ranges::all_of(p.argv, is_utf8)) {
+      w_.key("argv_raw");
+      w_.begin_array();
+      for (const auto& a : p.argv) w_.value(visible(a));
+      w_.end_array();
+    }
     write_process_end(w_, p);
     w_.key("start_realtime_ns").value(p.start_realtime_ns);
     w_.key("start_monotonic_ns").value(p.start_monotonic_ns);
@@ -132,6 +159,7 @@ class Exporter {
       w_.null();
     else
       w_.value(p.config);
+    raw_member("config_raw", p.config);
     w_.key("stack_depth").value(p.stack_depth);
     w_.key("caller_emulated").value((p.recorder_flags & format::kRecorderCallerEmulated) != 0);
   }
@@ -158,11 +186,13 @@ class Exporter {
     if (typed) w_.key("type").value("object");
     w_.key("id").value(o.id);
     w_.key("path").value(o.path);
+    raw_member("path_raw", o.path);
     w_.key("soname");
     if (o.soname.empty())
       w_.null();
     else
       w_.value(o.soname);
+    raw_member("soname_raw", o.soname);
     w_.key("base").hex(o.base);
     w_.key("build_id");
     if (o.build_id.empty())
@@ -356,8 +386,30 @@ class Exporter {
       p = literal(p, R"(,"unloaded":)");
       p = boolean(p, (e.bits & format::kEventUnloaded) != 0);
     }
+    if (!lossy_strings_.empty()) {  // only traces with strings that are not UTF-8 pay for this
+      w_.raw_end(p);
+      raw_string_member(open ? "file_raw" : "symbol_raw", open || sym ? e.name : format::kNoId);
+      raw_string_member("version_raw", e.call == static_cast<uint16_t>(format::CallKind::kDlvsym)
+                                           ? e.version
+                                           : format::kNoId);
+      raw_string_member("error_raw", e.error);
+      w_.end_object();
+      return;
+    }
     *p++ = '}';
     w_.raw_end(p);
+  }
+
+  // Lossless strings: a string that is not valid UTF-8 is shown with U+FFFD in its member, and
+  // its exact bytes are kept beside it in "<member>_raw", escaped as the text commands print it
+  // (common/visible_text.h: \\, \xHH, \uHHHH; docs/security.md says how to decode it).
+  void raw_member(std::string_view key, std::string_view text) {
+    if (is_utf8(text)) return;
+    w_.key(key).value(visible(text));
+  }
+  void raw_string_member(std::string_view key, uint32_t id) {
+    if (id == format::kNoId || !lossy_strings_.contains(id)) return;
+    w_.key(key).value(visible(reader_.string(id)));
   }
 
   // The caller's JSON, or null. It depends only on the return address and the object: call
@@ -419,10 +471,12 @@ class Exporter {
   std::string_view string_json(uint32_t id) {
     std::string* slot = id < kDenseStrings ? &dense_slot(dense_strings_, id) : &sparse_strings_[id];
     if (slot->empty()) {  // a rendered value is never empty: at least "" or null
-      if (id != format::kNoId && reader_.has_string(id))
+      if (id != format::kNoId && reader_.has_string(id)) {
         JsonWriter::append_string(*slot, reader_.string(id));
-      else
+        if (!is_utf8(reader_.string(id))) lossy_strings_.insert(id);
+      } else {
         *slot = "null";
+      }
     }
     return *slot;
   }
@@ -486,8 +540,12 @@ class Exporter {
     for (const format::PyFrame& fr : reader_.py_stack(id)) {
       f.begin_object();
       f.key("file").value(reader_.string(fr.file));
+      if (!is_utf8(reader_.string(fr.file)))
+        f.key("file_raw").value(visible(reader_.string(fr.file)));
       f.key("line").value(fr.line);
       f.key("function").value(reader_.string(fr.function));
+      if (!is_utf8(reader_.string(fr.function)))
+        f.key("function_raw").value(visible(reader_.string(fr.function)));
       f.end_object();
     }
     f.end_array();
@@ -569,7 +627,8 @@ class Exporter {
   std::vector<CachedStack> dense_stacks_;
   absl::node_hash_map<uint32_t, CachedStack> sparse_stacks_;
   absl::flat_hash_map<uint32_t, std::string> py_stacks_;
-  std::vector<std::string> retired_;  // stack renderings replaced in retired_generation_
+  absl::flat_hash_set<uint32_t> lossy_strings_;  // string ids that are not valid UTF-8
+  std::vector<std::string> retired_;             // stack renderings replaced in retired_generation_
   uint64_t retired_generation_ = 0;
 };
 

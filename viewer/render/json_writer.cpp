@@ -56,6 +56,7 @@ char* escape_into(char* dst, std::string_view s) {
   *dst++ = '"';
   size_t run = 0;  // start of the pending run of bytes copied verbatim
   auto flush_run = [&](size_t end) {
+    if (end == run) return;  // an empty string_view may have no data at all (memcpy from null)
     std::memcpy(dst, s.data() + run, end - run);
     dst += end - run;
   };

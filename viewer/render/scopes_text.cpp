@@ -24,24 +24,25 @@ class ScopesText {
         any_local = true;
         continue;
       }
-      fmt::print(out_, "{}{}{} (searched first by every lookup in namespace {}):\n", style_.bold(),
-                 title(list), style_.reset(), list.lmid);
+      print_visible(out_, "{}{}{} (searched first by every lookup in namespace {}):\n",
+                    style_.bold(), title(list), style_.reset(), list.lmid);
       print_list(list);
-      fmt::print(out_, "\n");
+      print_visible(out_, "\n");
     }
-    if (graph_.lists().empty()) fmt::print(out_, "No objects in the trace: nothing to show.\n");
+    if (graph_.lists().empty()) print_visible(out_, "No objects in the trace: nothing to show.\n");
     if (!any_local) {
-      fmt::print(out_, "No dlopen group has a local scope (no successful dlopen in the trace).\n");
+      print_visible(out_,
+                    "No dlopen group has a local scope (no successful dlopen in the trace).\n");
       return;
     }
-    fmt::print(out_,
-               "{}Local scopes{} (one per dlopen group: the opened object and its dependencies, "
-               "searched after the global scope by the group's own objects):\n",
-               style_.bold(), style_.reset());
+    print_visible(out_,
+                  "{}Local scopes{} (one per dlopen group: the opened object and its dependencies, "
+                  "searched after the global scope by the group's own objects):\n",
+                  style_.bold(), style_.reset());
     for (const auto& list : graph_.lists()) {
       if (list.kind == SearchList::Kind::kGlobal) continue;
-      fmt::print(out_, "{}{}{}{}:\n", style_.bold(), title(list), style_.reset(),
-                 list.lmid != 0 ? fmt::format(", namespace {}", list.lmid) : std::string());
+      print_visible(out_, "{}{}{}{}:\n", style_.bold(), title(list), style_.reset(),
+                    list.lmid != 0 ? fmt::format(", namespace {}", list.lmid) : std::string());
       print_list(list);
     }
   }
@@ -49,12 +50,12 @@ class ScopesText {
   void object(const ObjectRecord& o, std::optional<uint64_t> at_seq) {
     const uint64_t at = at_seq.value_or(o.load_seq);
     const auto& refs = graph_.scopes_of(o.id);
-    fmt::print(out_, "{}{}{} ({}), {}:\n", style_.bold(), model_.name_of(o), style_.reset(),
-               model_.path_of(o),
-               at_seq       ? fmt::format("at #{}", at)
-               : o.load_seq ? fmt::format("at its load (#{})", at)
-                            : std::string("at start-up"));
-    fmt::print(out_, "its undefined symbols are looked up in these objects, in this order:\n");
+    print_visible(out_, "{}{}{} ({}), {}:\n", style_.bold(), model_.name_of(o), style_.reset(),
+                  model_.path_of(o),
+                  at_seq       ? fmt::format("at #{}", at)
+                  : o.load_seq ? fmt::format("at its load (#{})", at)
+                               : std::string("at start-up"));
+    print_visible(out_, "its undefined symbols are looked up in these objects, in this order:\n");
     int scope_index = 0;
     int member_index = 0;
     std::vector<std::string> later;
@@ -64,7 +65,7 @@ class ScopesText {
         later.push_back(fmt::format("#{} appended the {} to its scopes", r.since_seq, title(list)));
         continue;
       }
-      fmt::print(out_, " scope {}: {}\n", scope_index++, title(list));
+      print_visible(out_, " scope {}: {}\n", scope_index++, title(list));
       for (const auto& m : list.members) {
         const ObjectRecord* mo = reader_.object(m.object);
         if (!mo) continue;
@@ -77,37 +78,37 @@ class ScopesText {
         member_line(++member_index, model_.name_of(*mo), model_.path_of(*mo));
       }
     }
-    if (refs.empty()) fmt::print(out_, "  (no scope: ld.so does not relocate this object)\n");
+    if (refs.empty()) print_visible(out_, "  (no scope: ld.so does not relocate this object)\n");
     if (!later.empty()) {
-      fmt::print(out_, "later (seen by lazy bindings and dlsym after that point):\n");
-      for (const auto& l : later) fmt::print(out_, "  {}\n", l);
+      print_visible(out_, "later (seen by lazy bindings and dlsym after that point):\n");
+      for (const auto& l : later) print_visible(out_, "  {}\n", l);
     }
-    fmt::print(out_, "\n");
+    print_visible(out_, "\n");
   }
 
   void failed_load(const FailedLoadScopes& f, std::string_view name) {
     if (!f.elf) {
-      fmt::print(out_,
-                 "{}: its dlopen #{} failed ({}); its file cannot be read, so its "
-                 "dependencies are unknown\n",
-                 name, f.event.seq, reader_.string(f.event.error));
+      print_visible(out_,
+                    "{}: its dlopen #{} failed ({}); its file cannot be read, so its "
+                    "dependencies are unknown\n",
+                    name, f.event.seq, reader_.string(f.event.error));
       return;
     }
-    fmt::print(out_, "{}{}{} ({}) never finished loading: dlopen #{} failed:\n  {}\n",
-               style_.bold(), basename_of(f.file), style_.reset(), f.file, f.event.seq,
-               reader_.string(f.event.error));
-    fmt::print(out_,
-               "during that call its undefined symbols were looked up in these objects, "
-               "in this order:\n");
+    print_visible(out_, "{}{}{} ({}) never finished loading: dlopen #{} failed:\n  {}\n",
+                  style_.bold(), basename_of(f.file), style_.reset(), f.file, f.event.seq,
+                  reader_.string(f.event.error));
+    print_visible(out_,
+                  "during that call its undefined symbols were looked up in these objects, "
+                  "in this order:\n");
     int index = 0;
     if (f.global_list) {
-      fmt::print(out_, " scope 0: {}\n", title(graph_.lists()[*f.global_list]));
+      print_visible(out_, " scope 0: {}\n", title(graph_.lists()[*f.global_list]));
       for (uint32_t id : f.global_members) {
         const ObjectRecord& o = *reader_.object(id);
         member_line(++index, model_.name_of(o), model_.path_of(o));
       }
     }
-    fmt::print(out_, " scope 1: its own group (it and its dependencies)\n");
+    print_visible(out_, " scope 1: its own group (it and its dependencies)\n");
     member_line(++index, basename_of(f.file), f.file);
     for (uint32_t id : f.group) {
       if (const ObjectRecord* o = reader_.object(id)) {
@@ -115,16 +116,16 @@ class ScopesText {
       }
     }
     for (const auto& unresolved : f.unresolved) {
-      fmt::print(out_, "       {} (loaded for the call and unloaded with it)\n", unresolved);
+      print_visible(out_, "       {} (loaded for the call and unloaded with it)\n", unresolved);
     }
-    fmt::print(out_, "`dltrace explain` says why the symbol was not among them.\n");
+    print_visible(out_, "`dltrace explain` says why the symbol was not among them.\n");
   }
 
  private:
   //   3. libfoo.so  /usr/lib/libfoo.so
   void member_line(int index, std::string_view name, std::string_view path) {
-    fmt::print(out_, "  {:>3}. {}{}{}  {}{}{}\n", index, style_.bold(), name, style_.reset(),
-               style_.dim(), path, style_.reset());
+    print_visible(out_, "  {:>3}. {}{}{}  {}{}{}\n", index, style_.bold(), name, style_.reset(),
+                  style_.dim(), path, style_.reset());
   }
 
   std::string describe_open(uint64_t seq) const {
@@ -171,12 +172,12 @@ class ScopesText {
       const ObjectRecord* o = reader_.object(m.object);
       if (!o) continue;
       std::string name = model_.name_of(*o);
-      fmt::print(out_, "  {:>3}. {}{}{}{:<{}}  {:<{}}  {}{}{}\n", ++index, style_.bold(), name,
-                 style_.reset(), "", width - name.size(), member_note(m, list), note_width,
-                 style_.dim(), model_.path_of(*o), style_.reset());
+      print_visible(out_, "  {:>3}. {}{}{}{:<{}}  {:<{}}  {}{}{}\n", ++index, style_.bold(), name,
+                    style_.reset(), "", width - name.size(), member_note(m, list), note_width,
+                    style_.dim(), model_.path_of(*o), style_.reset());
     }
     for (const auto& gap : list.gaps)
-      fmt::print(out_, "  {}note: {}{}\n", style_.yellow(), gap, style_.reset());
+      print_visible(out_, "  {}note: {}{}\n", style_.yellow(), gap, style_.reset());
   }
 
   const ScopeGraph& graph_;

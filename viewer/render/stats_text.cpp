@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "render/duration_text.h"
+#include "render/visible_text.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -28,8 +29,8 @@ class StatsText {
 
  private:
   template <typename... Args>
-  void put(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::format_to(std::back_inserter(buf_), f, std::forward<Args>(args)...);
+  void put(fmt::format_string<shown_t<Args>...> f, Args&&... args) {
+    append_visible_format(buf_, f, std::forward<Args>(args)...);
   }
 
   void summary() {

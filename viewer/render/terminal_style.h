@@ -5,6 +5,8 @@
 #include <optional>
 #include <string_view>
 
+#include "render/visible_text.h"
+
 namespace dltrace::viewer {
 
 enum class ColorMode { kAuto, kAlways, kNever };
@@ -21,11 +23,11 @@ bool use_color_for(ColorMode mode, int fd);
 
 struct TerminalStyle {
   bool on = false;
-  std::string_view dim() const { return on ? "\x1b[2m" : ""; }
-  std::string_view bold() const { return on ? "\x1b[1m" : ""; }
-  std::string_view red() const { return on ? "\x1b[31m" : ""; }
-  std::string_view yellow() const { return on ? "\x1b[33m" : ""; }
-  std::string_view reset() const { return on ? "\x1b[0m" : ""; }
+  StyleCode dim() const { return on ? StyleCode("\x1b[2m") : StyleCode(); }
+  StyleCode bold() const { return on ? StyleCode("\x1b[1m") : StyleCode(); }
+  StyleCode red() const { return on ? StyleCode("\x1b[31m") : StyleCode(); }
+  StyleCode yellow() const { return on ? StyleCode("\x1b[33m") : StyleCode(); }
+  StyleCode reset() const { return on ? StyleCode("\x1b[0m") : StyleCode(); }
 };
 
 }  // namespace dltrace::viewer

@@ -16,6 +16,7 @@
 #include "model/trace_model.h"
 #include "render/duration_text.h"
 #include "render/terminal_style.h"
+#include "render/visible_text.h"
 
 namespace dltrace::viewer {
 namespace {
@@ -62,8 +63,8 @@ class LoadTreeText {
 
  private:
   template <typename... Args>
-  void out(fmt::format_string<Args...> f, Args&&... args) {
-    fmt::format_to(std::back_inserter(buf_), f, std::forward<Args>(args)...);
+  void out(fmt::format_string<shown_t<Args>...> f, Args&&... args) {
+    append_visible_format(buf_, f, std::forward<Args>(args)...);
   }
 
   void decide_what_is_shown() {
@@ -76,27 +77,37 @@ class LoadTreeText {
       s.inherited = options_.fork_child && o.load_seq == 0 && !model_.is_main_program(o);
       s.folded = !options_.all && (s.system || s.inherited || (o.flags & format::kObjectRecorder));
     }
-    for (size_t r : graph_.roots()) compute_visibility(r, 0);
+    for (size_t r : graph_.roots()) compute_visibility(r);
     for (const Shown& s : shown_) {
       if (!s.visible && s.system) ++hidden_system_;
       if (!s.visible && s.inherited && !s.system) ++hidden_inherited_;
     }
   }
 
-  void compute_visibility(size_t i, int depth) {
-    size_t below = 0;
-    bool any = false;
-    if (depth < kMaxPrintDepth) {
-      for (size_t c : graph_.nodes()[i].children) {
-        compute_visibility(c, depth + 1);
+  // Post-order without recursion, over the whole tree: a chain of 100,000 nested loads must
+  // neither overflow the stack nor vanish below the printed depth (it says "… N more below").
+  void compute_visibility(size_t root) {
+    std::vector<std::pair<size_t, size_t>> stack{{root, 0}};  // node, its next child
+    while (!stack.empty()) {
+      const size_t i = stack.back().first;
+      const auto& children = graph_.nodes()[i].children;
+      if (stack.back().second < children.size()) {
+        const size_t c = children[stack.back().second++];
+        stack.emplace_back(c, 0);
+        continue;
+      }
+      size_t below = 0;
+      bool any = false;
+      for (size_t c : children) {
         if (shown_[c].visible) {
           any = true;
           below += 1 + shown_[c].visible_below;
         }
       }
+      shown_[i].visible = !shown_[i].folded || any;
+      shown_[i].visible_below = below;
+      stack.pop_back();
     }
-    shown_[i].visible = !shown_[i].folded || any;
-    shown_[i].visible_below = below;
   }
 
   // `lead`: this line's prefix (with its branch); `indent`: the prefix of its children.
@@ -356,7 +367,7 @@ class ProcessTreeText {
     const ProcessNode& node = tree_.nodes[i];
     const ProcessInfo& p = *processes_[i];
     buf_.append(lead);
-    fmt::format_to(std::back_inserter(buf_), "{}pid {}{}", style_.bold(), p.pid, style_.reset());
+    append_visible_format(buf_, "{}pid {}{}", style_.bold(), p.pid, style_.reset());
     switch (node.origin) {
       case ProcessOrigin::kFork:
         buf_.append(" (fork)");
@@ -368,8 +379,8 @@ class ProcessTreeText {
       case ProcessOrigin::kChild:
         break;
     }
-    fmt::format_to(std::back_inserter(buf_), " {}  {}[{}] {}{}\n", command_line(p), style_.dim(),
-                   end_summary(p), basename_of(trace_paths_[i]), style_.reset());
+    append_visible_format(buf_, " {}  {}[{}] {}{}\n", command_line(p), style_.dim(), end_summary(p),
+                          basename_of(trace_paths_[i]), style_.reset());
 
     const std::string content_indent = indent + (node.children.empty() ? "    " : "│   ");
     const std::string loads = load_tree_(i);
