@@ -24,7 +24,17 @@ arch=$(uname -m)
 [ "$arch" = aarch64 ] || arch=x86_64
 viewer_sources=$(sed -n '/^add_library(dltrace_viewer_lib STATIC/,/^)/p' "$src/viewer/CMakeLists.txt" |
   grep -o '[a-z_/]*\.cpp' | sed "s|^|$src/viewer/|")
-sources=($viewer_sources "$src/viewer/reader/trace_reader.cpp"
+# The build's version (common/version.h) is generated in the build tree: the fuzz build gets its
+# own definition.
+cat >"$work/version.cpp" <<'CPP'
+#include "common/version.h"
+namespace dltrace {
+const char kBuildVersion[] = "0.0.0";
+const char kBuildCommit[] = "";
+const char kBuildVersionTag[] = "0.0.0+fuzz";
+}  // namespace dltrace
+CPP
+sources=($viewer_sources "$src/viewer/reader/trace_reader.cpp" "$work/version.cpp"
   "$src/common/library_search.cpp" "$src/common/loader_platform.cpp" "$src/common/hwcaps.cpp"
   "$src/common/arch/$arch/hwcaps.cpp" "$src/common/config.cpp"
   "$src/preload/trace_writer.cpp" "$src/preload/stderr_line.cpp" "$src/preload/run_report.cpp"
