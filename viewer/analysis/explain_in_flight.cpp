@@ -52,6 +52,8 @@ void explain_in_flight(ExplainContext& ctx, const format::EventSlot& e, std::vec
   f.evidence.push_back(fmt::format("the call: {} from {}, started at {:.3f} ms; it never returned",
                                    ctx.call_text(e), ctx.call_site(e),
                                    m.relative_ms(m.time_ns(e))));
+  if (std::string py = ctx.python_line(e); !py.empty())
+    f.evidence.push_back(fmt::format("Python line: {}", py));
   for (const auto& line : ctx.stack_lines(e)) f.evidence.push_back("    at " + line);
   if (const auto added = m.new_objects(e.seq); !added.empty()) {
     std::string names;
@@ -93,7 +95,7 @@ void explain_in_flight(ExplainContext& ctx, const format::EventSlot& e, std::vec
     f.fixes.push_back({fmt::format("Replace {} with a complete copy: reinstall the package it "
                                    "comes from, or rebuild it. Install a new copy with a rename "
                                    "(`install`, `mv`), never by writing over a file that running "
-                                   "programs may be mapping",
+                                   "programs may be mapping.",
                                    path),
                        ""});
   } else if (!checked.empty()) {
