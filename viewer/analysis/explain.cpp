@@ -221,6 +221,7 @@ ExplainResult explain_trace(const TraceModel& model, ElfCache& elf, const ScopeG
   });
   merge_same_cause(result.findings);
   explain_objects(ctx, result.findings);
+  explain_copies(ctx, result.findings);
   explain_lazy_bindings(ctx, result.findings);
   if (dropped) {
     Finding f;

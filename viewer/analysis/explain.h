@@ -26,6 +26,10 @@
 //                                 loader or a constructor, a file cut short): model/in_flight.h
 //   duplicate-library             one library loaded twice (paths or namespaces)
 //   duplicate-symbol              one symbol defined by several objects of one scope
+//   api-copy                      an object brings a second copy of functions another object of
+//                                 an earlier search list defines (a libpython linked into an
+//                                 extension, an -rdynamic executable), and references split
+//   runtime-copy                  a module carries its own static libstdc++/C library
 //   dlsym-interposed / dlsym-from-dependency / deepbind / override-applied (informational)
 //   file-changed / file-missing   the file on disk is not the one that was loaded, or is gone
 //   more-failures                 distinct failures past the analysis limit, counted
@@ -143,6 +147,9 @@ void explain_call(ExplainContext& ctx, const format::EventSlot& e, std::vector<F
 // Objects opened RTLD_LAZY whose PLT calls a function nothing in their scope defines: the first
 // call ends the process with exit 127 (explain_lazy.cpp).
 void explain_lazy_bindings(ExplainContext& ctx, std::vector<Finding>& out);
+// An object whose exported API another object of an earlier search list already defines, with
+// the references split between the two copies: api-copy, runtime-copy (explain_copies.cpp).
+void explain_copies(ExplainContext& ctx, std::vector<Finding>& out);
 // Per-object and per-scope findings: duplicates, changed files (explain_objects.cpp).
 void explain_objects(ExplainContext& ctx, std::vector<Finding>& out);
 

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include "analysis/symbol_copies.h"
 #include "commands/command.h"
 #include "model/load_graph.h"
 #include "model/process_tree.h"
@@ -32,9 +33,11 @@ std::string load_tree_of(const TraceReader& reader, const TreeOptions& options, 
                          bool fork_child) {
   const TraceModel model(reader);
   const LoadGraph graph(model, PythonGrouping::kByStatement);
-  return load_tree_text(
-      graph,
-      {.all = options.all, .depth = options.depth, .color = color, .fork_child = fork_child});
+  return load_tree_text(graph, {.all = options.all,
+                                .depth = options.depth,
+                                .color = color,
+                                .fork_child = fork_child,
+                                .duplicates = duplicates_brought_by_dlopen(model)});
 }
 
 absl::Status write_all(const std::string& text, std::FILE* out) {

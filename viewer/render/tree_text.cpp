@@ -76,6 +76,7 @@ class LoadTreeText {
       s.system = model_.is_system_object(o);
       s.inherited = options_.fork_child && o.load_seq == 0 && !model_.is_main_program(o);
       s.folded = !options_.all && (s.system || s.inherited || (o.flags & format::kObjectRecorder));
+      if (options_.duplicates.contains(o.id)) s.folded = s.system = false;
     }
     for (size_t r : graph_.roots()) compute_visibility(r);
     for (const Shown& s : shown_) {
@@ -256,6 +257,11 @@ class LoadTreeText {
       out(" ns {}", o.lmid);
     }
     if (o.unload_seq) out(" {}unloaded at seq {}{}", style_.dim(), *o.unload_seq, style_.reset());
+    if (auto it = options_.duplicates.find(o.id); it != options_.duplicates.end()) {
+      const ObjectRecord* other = reader_.object(it->second);
+      out(" {}[second copy of {}]{}", style_.yellow(),
+          other ? model_.path_of(*other) : std::string_view("another object"), style_.reset());
+    }
   }
 
   void dlopen_label(const ObjectRecord& o) {

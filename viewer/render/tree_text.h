@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "dltrace/reader.h"
 #include "model/load_graph.h"
 #include "model/process_tree.h"
@@ -20,6 +21,9 @@ struct LoadTreeTextOptions {
   // The trace of a fork child, whose objects loaded before the fork (load_seq 0) are its
   // parent's: they are folded like system libraries.
   bool fork_child = false;
+  // Objects that duplicate another (object id -> the one it duplicates: a second copy of an
+  // API, one library loaded twice): shown and labelled even when they are system libraries.
+  absl::flat_hash_map<uint32_t, uint32_t> duplicates;
 };
 
 // One line per node of the load tree (a dim second line names the caller of a dlopen), then
