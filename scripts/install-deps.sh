@@ -32,6 +32,7 @@ packages=(
   clang-format  # scripts/check-format.sh, run by ctest
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
   python3-numpy
+  musl-tools  # a plugin carrying its own static C library (explain's runtime-copy test)
   default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)
   # real programs that probe for optional symbols and libraries (explain's realworld tests)

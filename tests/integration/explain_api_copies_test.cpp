@@ -311,3 +311,119 @@ TEST_CASE(
   CHECK(findings_of(fixed_doc, "runtime-copy").empty());
   CHECK(findings_of(fixed_doc, "api-copy").empty());
 }
+
+TEST_CASE(
+    "two copies: a plugin linked with musl's static C library carries a second C library next "
+    "to glibc; building it against glibc fixes it",
+    "[explain][two-copies][runtime-copy]") {
+  if (access("/usr/bin/musl-gcc", X_OK) != 0) {
+    WARN("no musl-gcc (musl-tools); skipped");
+    return;
+  }
+  const std::string dir = temp_dir("runtime-copy-musl");
+  std::ofstream(dir + "/plugin.c") << "#include <stdio.h>\n#include <stdlib.h>\n"
+                                      "int plugin_run(int n) {\n"
+                                      "  char* p = malloc(16);\n  snprintf(p, 16, \"%d\", n);\n"
+                                      "  int r = atoi(p);\n  free(p);\n  return r;\n}\n";
+  std::ofstream(dir + "/host.c") << "#include <dlfcn.h>\n#include <stdio.h>\n"
+                                    "int main(int argc, char** argv) {\n"
+                                    "  void* h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);\n"
+                                    "  if (!h) { puts(dlerror()); return 1; }\n"
+                                    "  int (*run)(int) = (int (*)(int))dlsym(h, \"plugin_run\");\n"
+                                    "  printf(\"%d\\n\", run(123));\n  return 0;\n}\n";
+  build({"cc", "-o", dir + "/host", dir + "/host.c", "-ldl"});
+  build({"musl-gcc", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c",
+         "-Wl,-Bstatic", "-lc"});
+  const std::string trace = dir + "/run.trace";
+  const ProcessResult program = run_traced({dir + "/host", dir + "/plugin.so"}, trace);
+  INFO(describe(program));
+  REQUIRE(program.exit_code == 0);
+  REQUIRE(program.out == "123\n");
+
+  const nlohmann::json doc = explain_json(trace);
+  INFO(doc.dump(2));
+  const auto copies = findings_of(doc, "runtime-copy");
+  REQUIRE(copies.size() == 1);
+  const nlohmann::json& f = copies.front();
+  CHECK(f["runtime"] == "the C library");
+  CHECK(f["object"] == dir + "/plugin.so");
+  const std::string libc = f["first"];
+  CHECK(libc.ends_with("/libc.so.6"));
+  const std::string plugin_symbols = run({"nm", "-D", "--defined-only", dir + "/plugin.so"}).out;
+  CHECK(plugin_symbols.find(" " + f["symbol"].get<std::string>() + "\n") != std::string::npos);
+  CHECK(plugin_symbols.find(" T free\n") != std::string::npos);
+  CHECK(has_evidence(f, "bind to libc.so.6's copy"));
+  CHECK(has_evidence(f, "two malloc heaps"));
+  REQUIRE(f["fixes"].size() == 1);
+  CHECK(f["fixes"][0]["text"].get<std::string>().find(
+            "build plugin.so against this system's C library") == 0);
+
+  // The fix: the same plugin built against glibc.
+  build({"cc", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c"});
+  const std::string fixed_trace = dir + "/fixed.trace";
+  const ProcessResult fixed = run_traced({dir + "/host", dir + "/plugin.so"}, fixed_trace);
+  INFO(describe(fixed));
+  REQUIRE(fixed.exit_code == 0);
+  CHECK(fixed.out == "123\n");
+  CHECK(findings_of(explain_json(fixed_trace), "runtime-copy").empty());
+}
+
+TEST_CASE(
+    "two copies: what is shared by design stays quiet — C++ vague linkage shared with an "
+    "-rdynamic executable, and a few utility functions two sibling libraries both export",
+    "[explain][two-copies][api-copy]") {
+  const std::string dir = temp_dir("api-copy-quiet");
+  // Vague linkage: an inline function with a static, a template instance, a polymorphic class
+  // (vtable, typeinfo) in both the -rdynamic executable and the plugin.
+  const std::string shared_header =
+      "struct Shape { virtual ~Shape() {} virtual int area() const { return 1; } };\n"
+      "inline int next_id() { static int id; return ++id; }\n"
+      "template <typename T> T twice(T v) { return v + v; }\n";
+  std::ofstream(dir + "/shapes.h") << shared_header;
+  std::ofstream(dir + "/plugin.cpp") << "#include \"shapes.h\"\n"
+                                        "extern \"C\" int plugin_run() {\n"
+                                        "  Shape s; return s.area() + next_id() + twice(2);\n}\n";
+  build({"c++", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.cpp"});
+  // Sibling libraries: libserver (needed by the host) and libclient (opened RTLD_LOCAL) both
+  // export the project's util_* helpers; libclient's API is mostly its own.
+  const std::string util =
+      "int util_add(int a, int b) { return a + b; }\n"
+      "int util_twice(int a) { return util_add(a, a); }\n";
+  std::ofstream(dir + "/server.c") << util << "int server_start(void) { return util_twice(1); }\n";
+  std::ofstream(dir + "/client.c") << util
+                                   << "int client_connect(void) { return util_twice(2); }\n"
+                                      "int client_send(void) { return util_add(1, 2); }\n"
+                                      "int client_receive(void) { return 4; }\n"
+                                      "int client_close(void) { return 5; }\n";
+  build({"cc", "-shared", "-fPIC", "-o", dir + "/libserver.so", dir + "/server.c"});
+  build({"cc", "-shared", "-fPIC", "-o", dir + "/libclient.so", dir + "/client.c"});
+  std::ofstream(dir + "/host.cpp")
+      << "#include <dlfcn.h>\n#include <cstdio>\n#include \"shapes.h\"\n"
+         "extern \"C\" int server_start(void);\n"
+         "int main(int argc, char** argv) {\n"
+         "  Shape s; int here = s.area() + next_id() + twice(3) + server_start();\n"
+         "  void* p = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);\n"
+         "  void* c = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);\n"
+         "  if (!p || !c) { std::puts(dlerror()); return 1; }\n"
+         "  auto run = (int (*)())dlsym(p, \"plugin_run\");\n"
+         "  auto connect = (int (*)())dlsym(c, \"client_connect\");\n"
+         "  std::printf(\"%d %d %d\\n\", here, run(), connect());\n  return 0;\n}\n";
+  build({"c++", "-rdynamic", "-o", dir + "/host", dir + "/host.cpp", "-L" + dir, "-lserver",
+         "-Wl,-rpath," + dir, "-ldl"});
+  // The plugin does share them with the executable (else this test proves nothing).
+  const std::string exported = run({"nm", "-D", "--defined-only", dir + "/host"}).out;
+  CHECK(exported.find(" _ZTV5Shape\n") != std::string::npos);
+  CHECK(exported.find(" _Z7next_idv\n") != std::string::npos);
+
+  const std::string trace = dir + "/run.trace";
+  const ProcessResult program =
+      run_traced({dir + "/host", dir + "/plugin.so", dir + "/libclient.so"}, trace);
+  INFO(describe(program));
+  REQUIRE(program.exit_code == 0);
+  CHECK(program.out == "10 7 4\n");  // the plugin's next_id() is the executable's (unique)
+  const nlohmann::json doc = explain_json(trace);
+  INFO(doc.dump(2));
+  CHECK(findings_of(doc, "api-copy").empty());
+  CHECK(findings_of(doc, "runtime-copy").empty());
+  CHECK(doc["problems"] == 0);
+}

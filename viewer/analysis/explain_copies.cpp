@@ -143,8 +143,10 @@ Finding runtime_copy(ExplainContext& ctx, const ApiCopy& c, const ObjectRecord& 
                         "handled by the other copy",
                         c.runtime));
   if (c.runtime == "the C library") {
-    f.fixes.push_back({fmt::format("build {} against this system's C library, or keep its static "
-                                   "copy private: link it with -Wl,--exclude-libs,ALL",
+    // Hiding a static C library (--exclude-libs) is no fix: nothing runs its start-up code, and
+    // its own malloc then fails where the system's had been doing the work.
+    f.fixes.push_back({fmt::format("build {} against this system's C library (cc -shared, not "
+                                   "musl-gcc or -static with another libc)",
                                    m.name_of(second)),
                        ""});
   } else {
@@ -226,7 +228,7 @@ Finding api_copy(ExplainContext& ctx, const ApiCopy& c, const ObjectRecord& firs
 
 void explain_copies(ExplainContext& ctx, std::vector<Finding>& out) {
   for (const ApiCopy& c : find_api_copies(ctx.graph())) {
-    if (!c.split()) continue;
+    if (!c.reported()) continue;
     const ObjectRecord* first = ctx.reader().object(c.first);
     const ObjectRecord* second = ctx.reader().object(c.second);
     if (!first || !second) continue;

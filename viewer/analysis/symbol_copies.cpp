@@ -73,6 +73,10 @@ bool ApiCopy::split() const {
   return second_used && bound_to(first) > 0;
 }
 
+bool ApiCopy::reported() const {
+  return split() && (!runtime.empty() || symbols.size() * 2 > second_exports);
+}
+
 std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
   const TraceModel& model = graph.model();
   const TraceReader& reader = model.reader();
@@ -101,14 +105,18 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
       if (const ElfFile* f = file_of(*o)) before.emplace_back(o, f);
     }
     if (before.empty()) continue;
+    size_t exports = 0;
+    std::vector<std::pair<uint32_t, uint32_t>> keys;
     for (const ElfSymbol& s : file->dynamic_symbols) {
       if (!s.defined || harmless_duplicate(s)) continue;
+      ++exports;
       for (const auto& [first, ffile] : before) {
         const ElfSymbol* def = ffile->exported(s.name, s.version);
         if (!def || harmless_duplicate(*def)) continue;
         // The executable's copy of a library's data (a copy relocation) is meant to win.
         if (model.is_main_program(*first) && (def->relocations & ElfSymbol::kRelocCopy)) break;
         ApiCopy& c = pairs[{second->id, first->id}];
+        keys.emplace_back(second->id, first->id);
         c.first = first->id;
         c.second = second->id;
         c.seq = seq;
@@ -117,6 +125,7 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
         break;
       }
     }
+    for (const auto& key : keys) pairs[key].second_exports = exports;
   }
   if (pairs.empty()) return {};
 
@@ -192,7 +201,7 @@ absl::flat_hash_map<uint32_t, uint32_t> duplicates_brought_by_dlopen(const Trace
   const ScopeGraph graph(model, elf);
   for (const ApiCopy& c : find_api_copies(graph)) {
     const ObjectRecord* second = model.reader().object(c.second);
-    if (c.split() && second && second->opened_by && model.is_system_object(*second))
+    if (c.reported() && second && second->opened_by && model.is_system_object(*second))
       out.emplace(c.second, c.first);
   }
   return out;

@@ -52,12 +52,18 @@ struct ApiCopy {
   std::vector<CopyReference> references;
   std::vector<CopyLookup> lookups;  // dlsym/dlvsym results for `symbols`
   std::string runtime;              // runtime_name(first's soname)
+  size_t second_exports = 0;        // `second`'s exported definitions, harmless ones left out
 
   size_t bound_to(uint32_t object) const;       // references that bind to `object`
   size_t returned_from(uint32_t object) const;  // lookups that returned `object`'s copy
   // State is split: something reaches the second copy (its own direct uses, a reference, a
   // dlsym) while references of the second object or of its group bind to the first.
   bool split() const;
+  // What explain reports and tree shows: a split copy of a runtime, or of an API when most of
+  // `second`'s exports are the copy. Two libraries of one project that share a few utility
+  // definitions (libwayland-client and -server both export wayland-util's wl_list_*, wl_array_*
+  // and the protocol's interface tables) are a minority of `second`'s API: quiet.
+  bool reported() const;
 };
 
 // Every (first, second) pair of alive objects in one namespace where `second`'s own lookup
