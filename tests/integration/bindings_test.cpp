@@ -175,3 +175,71 @@ TEST_CASE("bindings: the same as LD_DEBUG=bindings on Python importing numpy",
   CHECK(c.ld_debug.size() > 1000);
   CHECK(c.ld_debug == c.dltrace);
 }
+
+TEST_CASE(
+    "bindings: the same as LD_DEBUG=bindings where two copies split the references (an "
+    "extension linked against libpython; an -rdynamic executable and an RTLD_LOCAL library)",
+    "[bindings][two-copies]") {
+  const std::string dir = temp_dir("bindings-copies");
+  // An -rdynamic executable and a library opened RTLD_LOCAL both define counter_increment.
+  const std::string counter =
+      "static int count;\nint counter_increment(void) { return ++count; }\n";
+  std::ofstream(dir + "/lib.c") << counter
+                                << "int plugin_bump(void) { return counter_increment(); }\n";
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libcounter.so", dir + "/lib.c"});
+  std::ofstream(dir + "/host.c")
+      << "#include <dlfcn.h>\n#include <stdio.h>\n"
+      << counter
+      << "int main(int argc, char** argv) {\n"
+         "  void* h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);\n"
+         "  if (!h) { puts(dlerror()); return 1; }\n"
+         "  int (*bump)(void) = (int (*)(void))dlsym(h, \"plugin_bump\");\n"
+         "  return bump() + counter_increment() == 3 ? 0 : 1;\n}\n";
+  build("cc", {"-o", dir + "/host", dir + "/host.c", "-rdynamic", "-ldl"});
+  const std::string counter_dir = dir + "/counter";
+  fs::create_directories(counter_dir);
+  const Compared c = record_and_compare({dir + "/host", dir + "/libcounter.so"}, counter_dir);
+  INFO(describe_difference(c));
+  CHECK(c.ld_debug == c.dltrace);
+  CHECK(c.dltrace.contains(
+      {real(dir + "/libcounter.so", dir), "counter_increment", real(dir + "/host", dir)}));
+
+  const char* python = "/usr/bin/python3";
+  const std::string include = run({python, "-c",
+                                   "import sysconfig; print(sysconfig.get_paths()['include'], "
+                                   "sysconfig.get_config_var('LIBDIR'), "
+                                   "sysconfig.get_config_var('LDVERSION'))"})
+                                  .out;
+  std::istringstream fields(include);
+  std::string inc, libdir, ldversion;
+  fields >> inc >> libdir >> ldversion;
+  if (access((inc + "/Python.h").c_str(), R_OK) != 0 ||
+      access((libdir + "/libpython" + ldversion + ".so").c_str(), R_OK) != 0) {
+    WARN("no Python.h or libpython (python3-dev); the Python half skipped");
+    return;
+  }
+  std::ofstream(dir + "/twocopies.c")
+      << "#define PY_SSIZE_T_CLEAN\n#include <Python.h>\n"
+         "static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, \"twocopies\", NULL, -1, "
+         "NULL};\n"
+         "PyMODINIT_FUNC PyInit_twocopies(void) { return PyModule_Create(&module); }\n";
+  build("cc", {"-shared", "-fPIC", "-I" + inc, "-o", dir + "/twocopies.so", dir + "/twocopies.c",
+               "-L" + libdir, "-lpython" + ldversion});
+  const std::string python_dir = dir + "/python";
+  fs::create_directories(python_dir);
+  RunOptions opts;
+  opts.cwd = dir;
+  const Compared p = record_and_compare({python, "-c", "import twocopies"}, python_dir, opts);
+  INFO(describe_difference(p));
+  CHECK(p.ld_debug.size() > 1000);
+  CHECK(p.ld_debug == p.dltrace);
+  // The module's C-API references and libpython's own relocated ones bind to the executable.
+  const std::string exe = real(python, dir);
+  CHECK(p.dltrace.contains({real(dir + "/twocopies.so", dir), "PyModule_Create2", exe}));
+  bool libpython_to_exe = false;
+  for (const Binding& b : p.dltrace)
+    libpython_to_exe =
+        libpython_to_exe || (std::get<0>(b).find("/libpython" + ldversion) != std::string::npos &&
+                             std::get<1>(b) == "_PyRuntime" && std::get<2>(b) == exe);
+  CHECK(libpython_to_exe);
+}

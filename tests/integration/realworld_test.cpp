@@ -239,6 +239,32 @@ public class Zip {
   CHECK(probe_group(failing, "JVM_begin_signal_setting").is_object());
 }
 
+TEST_CASE("realworld: Python importing the science stack (numpy)",
+          "[explain-realworld][python-science]") {
+  // Debian's python3.11 has the interpreter in the executable; numpy's modules bring BLAS/LAPACK
+  // in RTLD_LOCAL groups. Whatever of the stack is installed is imported (python3-numpy at least).
+  if (!have("/usr/bin/python3")) return;
+  std::string modules = "numpy, numpy.linalg, numpy.fft, numpy.random";
+  for (const char* extra : {"scipy", "scipy.linalg", "pandas", "matplotlib"})
+    if (run({"/usr/bin/python3", "-c", std::string("import ") + extra}).exit_code == 0)
+      modules += std::string(", ") + extra;
+  if (run({"/usr/bin/python3", "-c", "import numpy"}).exit_code != 0) {
+    WARN("no numpy (python3-numpy); skipped");
+    return;
+  }
+  std::string dir = temp_dir("rw-python");
+  fs::create_directories(dir + "/traces");
+  ProcessResult r = run_traced(
+      {"/usr/bin/python3", "-c", "import " + modules + "; print(numpy.linalg.det(numpy.eye(3)))"},
+      dir + "/traces/");
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out == "1.0\n");
+  const auto traces = traces_in(dir + "/traces");
+  REQUIRE(traces.size() == 1);
+  check_clean(explain(traces.front()));
+}
+
 TEST_CASE("realworld: ImageMagick convert (libltdl modules)", "[explain-realworld][imagemagick]") {
   // /usr/bin/convert itself: a `convert` earlier in PATH may be something else.
   if (!have("/usr/bin/convert")) return;

@@ -19,17 +19,25 @@ bool names_object(const ElfFile& needer, const ObjectRecord& o, std::string_view
   return false;
 }
 
-// Whether some search list holds both objects (at any time): two definitions in one list are
-// a duplicate-symbol clash, reported by explain_objects.cpp, not a second copy in another list.
-bool share_a_list(const ScopeGraph& graph, uint32_t a, uint32_t b) {
-  for (const SearchList& list : graph.lists()) {
-    bool has_a = false, has_b = false;
-    for (const ScopeMember& m : list.members) {
-      has_a = has_a || m.object == a;
-      has_b = has_b || m.object == b;
+// The search lists each object is a member of (at any time), by index into graph.lists().
+using ListsOf = absl::flat_hash_map<uint32_t, std::vector<size_t>>;
+ListsOf lists_of_objects(const ScopeGraph& graph) {
+  ListsOf out;
+  for (size_t i = 0; i < graph.lists().size(); ++i)
+    for (const ScopeMember& m : graph.lists()[i].members) {
+      auto& v = out[m.object];
+      if (v.empty() || v.back() != i) v.push_back(i);
     }
-    if (has_a && has_b) return true;
-  }
+  return out;
+}
+
+// Whether some search list holds both objects: two definitions in one list are a
+// duplicate-symbol clash, reported by explain_objects.cpp, not a second copy in another list.
+bool share_a_list(const ListsOf& lists, uint32_t a, uint32_t b) {
+  auto ia = lists.find(a), ib = lists.find(b);
+  if (ia == lists.end() || ib == lists.end()) return false;
+  for (size_t x : ia->second)
+    if (std::find(ib->second.begin(), ib->second.end(), x) != ib->second.end()) return true;
   return false;
 }
 
@@ -87,6 +95,7 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
     return (o.flags & (format::kObjectVdso | format::kObjectRecorder)) != 0;
   };
   std::map<std::pair<uint32_t, uint32_t>, ApiCopy> pairs;  // (second, first), load order
+  const ListsOf lists = lists_of_objects(graph);
   for (const ObjectRecord* second : model.objects_by_load()) {
     if (skipped(*second) || model.is_main_program(*second)) continue;
     const ElfFile* file = file_of(*second);
@@ -101,7 +110,7 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
       if ((!o->soname.empty() && o->soname == second->soname) ||
           (!o->build_id.empty() && o->build_id == second->build_id))
         continue;  // one library twice: duplicate-library's finding
-      if (share_a_list(graph, o->id, second->id)) continue;
+      if (share_a_list(lists, o->id, second->id)) continue;
       if (const ElfFile* f = file_of(*o)) before.emplace_back(o, f);
     }
     if (before.empty()) continue;
@@ -138,7 +147,8 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
     return it->second;
   };
   std::vector<ApiCopy> out;
-  for (auto& [key, c] : pairs) {
+  for (auto& entry : pairs) {
+    ApiCopy& c = entry.second;  // not a structured binding: the lambdas below capture it
     const ObjectRecord* second = reader.object(c.second);
     const ElfFile* sfile = second ? file_of(*second) : nullptr;
     if (!sfile) continue;
