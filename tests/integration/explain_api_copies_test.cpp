@@ -137,7 +137,7 @@ TEST_CASE(
                          python_name + "'s copy"));
   CHECK(std::stoi(f["bound_to_first"].get<std::string>()) > 2);
   CHECK(std::stoi(f["direct_in_second"].get<std::string>()) > 0);
-  CHECK(has_evidence(f, "its own code reaches its own copy directly"));
+  CHECK(has_evidence(f, "reaches its own copy directly, not through the scope"));
   CHECK(has_evidence(f, "two copies are two sets of state"));
   REQUIRE(f["fixes"].size() == 1);
   CHECK(f["fixes"][0]["text"].get<std::string>().find(

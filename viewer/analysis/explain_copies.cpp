@@ -84,19 +84,16 @@ void add_reference_evidence(ExplainContext& ctx, const ApiCopy& c, Finding& f) {
     const ObjectRecord* to = ctx.reader().object(key.second);
     if (!from || !to) continue;
     const bool own = key.first == key.second;
-    f.evidence.push_back(fmt::format(
-        "{}'s {} to them ({}) bind{} to {}{}", m.name_of(*from),
-        count_of(symbols.size(), "reference"), sample(symbols), symbols.size() == 1 ? "s" : "",
-        own ? "its own copy" : m.name_of(*to) + "'s copy",
-        key.second == c.first
-            ? (key.first == c.second ? ": the scope finds the first copy first" : "")
-            : ""));
+    f.evidence.push_back(fmt::format("{}'s {} to them ({}) bind{} to {}", m.name_of(*from),
+                                     count_of(symbols.size(), "reference"), sample(symbols),
+                                     symbols.size() == 1 ? "s" : "",
+                                     own ? "its own copy" : m.name_of(*to) + "'s copy"));
   }
   if (!c.direct.empty()) {
     const ObjectRecord* second = ctx.reader().object(c.second);
     f.evidence.push_back(fmt::format(
-        "{} never looks {} of them up through the scope (no dynamic relocation names them, e.g. "
-        "{}): its own code reaches its own copy directly",
+        "no dynamic relocation of {} names {} of them ({}): whatever of its own code uses them "
+        "reaches its own copy directly, not through the scope",
         second ? m.name_of(*second) : "the second copy", c.direct.size(), sample(c.direct, 3)));
   }
   size_t shown = 0;
@@ -167,10 +164,11 @@ Finding api_copy(ExplainContext& ctx, const ApiCopy& c, const ObjectRecord& firs
   f.kind = "api-copy";
   f.severity = Severity::kWarning;
   f.seq = c.seq;
-  f.title =
-      fmt::format("{} is a second copy of {} that {} {} already has ({})", m.path_of(second),
-                  count_of(c.symbols.size(), "exported definition"),
-                  exe ? "the executable" : "the library", m.path_of(first), sample(c.symbols, 3));
+  f.title = fmt::format(
+      "{} is a second copy of {} that {} {} already has ({}): the process's "
+      "references are split between the two copies",
+      m.path_of(second), count_of(c.symbols.size(), "exported definition"),
+      exe ? "the executable" : "the library", m.path_of(first), sample(c.symbols, 3));
   f.fact("object", std::string(m.path_of(second)));
   f.fact("first", std::string(m.path_of(first)));
   f.fact("second", std::string(m.path_of(second)));
