@@ -14,8 +14,11 @@
 namespace dltrace::viewer {
 namespace {
 
-// "a, b, c and 4 more", demangled.
-std::string sample(const std::vector<std::string>& names, size_t max = 4) {
+// "a, b, c and 4 more", demangled; transactional-memory clones (_ZGTt, "transaction clone
+// for ...") of functions are shown after the functions themselves.
+std::string sample(std::vector<std::string> names, size_t max = 4) {
+  std::stable_partition(names.begin(), names.end(),
+                        [](const std::string& n) { return !n.starts_with("_ZGTt"); });
   std::string out;
   for (size_t i = 0; i < names.size() && i < max; ++i) out += (i ? ", " : "") + demangle(names[i]);
   if (names.size() > max) out += fmt::format(" and {} more", names.size() - max);
@@ -134,10 +137,11 @@ Finding runtime_copy(ExplainContext& ctx, const ApiCopy& c, const ObjectRecord& 
           ? "two C libraries in one process have two malloc heaps, two stdio buffers and two "
             "errno and locale states: memory, FILEs and errors that cross between code bound to "
             "one and code bound to the other are handled by the wrong one"
-          : fmt::format("two copies of {} in one process have two sets of operator new/delete "
-                        "state, exception-handling runtimes, type_info and locale/iostream "
-                        "state: objects allocated, thrown or passed across the boundary are "
-                        "handled by the other copy",
+          : fmt::format("two copies of {} in one process: two exception-handling runtimes (each "
+                        "with its own per-thread exception state and emergency pool), two sets of "
+                        "type_info and locale/iostream state; an exception or a std:: object "
+                        "that crosses between code bound to one copy and code bound to the other "
+                        "is handled by a copy that did not make it",
                         c.runtime));
   if (c.runtime == "the C library") {
     // Hiding a static C library (--exclude-libs) is no fix: nothing runs its start-up code, and
