@@ -85,7 +85,8 @@ bool ApiCopy::reported() const {
   return split() && (!runtime.empty() || symbols.size() * 2 > second_exports);
 }
 
-std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
+std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph,
+                                     const absl::flat_hash_set<uint32_t>* only) {
   const TraceModel& model = graph.model();
   const TraceReader& reader = model.reader();
   auto file_of = [&](const ObjectRecord& o) -> const ElfFile* {
@@ -98,6 +99,7 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
   const ListsOf lists = lists_of_objects(graph);
   for (const ObjectRecord* second : model.objects_by_load()) {
     if (skipped(*second) || model.is_main_program(*second)) continue;
+    if (only && !only->contains(second->id)) continue;
     const ElfFile* file = file_of(*second);
     if (!file) continue;
     const uint64_t seq = relocation_seq(*second);
@@ -194,8 +196,12 @@ std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph) {
 absl::flat_hash_map<uint32_t, uint32_t> duplicates_brought_by_dlopen(const TraceModel& model) {
   absl::flat_hash_map<uint32_t, uint32_t> out;
   std::vector<const ObjectRecord*> candidates;
+  absl::flat_hash_set<uint32_t> candidate_ids;
   for (const ObjectRecord* o : model.objects_by_load())
-    if (o->opened_by && model.is_system_object(*o)) candidates.push_back(o);
+    if (o->opened_by && model.is_system_object(*o)) {
+      candidates.push_back(o);
+      candidate_ids.insert(o->id);
+    }
   if (candidates.empty()) return out;
   for (const ObjectRecord* c : candidates) {
     for (const ObjectRecord* o : model.objects_by_load()) {
@@ -209,11 +215,8 @@ absl::flat_hash_map<uint32_t, uint32_t> duplicates_brought_by_dlopen(const Trace
   }
   ElfCache elf;
   const ScopeGraph graph(model, elf);
-  for (const ApiCopy& c : find_api_copies(graph)) {
-    const ObjectRecord* second = model.reader().object(c.second);
-    if (c.reported() && second && second->opened_by && model.is_system_object(*second))
-      out.emplace(c.second, c.first);
-  }
+  for (const ApiCopy& c : find_api_copies(graph, &candidate_ids))
+    if (c.reported()) out.emplace(c.second, c.first);
   return out;
 }
 

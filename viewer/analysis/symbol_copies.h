@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "analysis/elf_file.h"
 #include "analysis/scope_graph.h"
 #include "model/trace_model.h"
@@ -69,7 +70,9 @@ struct ApiCopy {
 // Every (first, second) pair of alive objects in one namespace where `second`'s own lookup
 // scope finds `first` before `second` for names both export, and no search list holds both
 // (two definitions in one list are ExplainObjects' duplicate-symbol). In load order.
-std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph);
+// With `only`, just the pairs whose second object is one of those.
+std::vector<ApiCopy> find_api_copies(const ScopeGraph& graph,
+                                     const absl::flat_hash_set<uint32_t>* only = nullptr);
 
 // The system libraries a dlopen brought in as dependencies that duplicate another object: a
 // second copy of an API whose references split (find_api_copies), or one library loaded
