@@ -110,6 +110,13 @@ TEST_CASE(
   REQUIRE(program.exit_code == 0);
   REQUIRE(program.out == "42\n");
 
+  // tree shows the second libpython, a system library a dlopen brought in that duplicates the
+  // executable, even without --all.
+  const ProcessResult tree = run({viewer_path(), "tree", "--color=never", trace});
+  INFO(tree.out);
+  CHECK(tree.out.find("libpython" + ldlibrary + ".so.1.0") != std::string::npos);
+  CHECK(tree.out.find("[second copy of " + exe + "]") != std::string::npos);
+
   const nlohmann::json doc = explain_json(trace);
   INFO(doc.dump(2));
   const auto copies = findings_of(doc, "api-copy");
@@ -142,13 +149,6 @@ TEST_CASE(
   REQUIRE(f["fixes"].size() == 1);
   CHECK(f["fixes"][0]["text"].get<std::string>().find(
             "do not link the extension module twocopies.so against libpython" + ldlibrary) == 0);
-
-  // tree shows the second libpython, a system library a dlopen brought in that duplicates the
-  // executable, even without --all.
-  const ProcessResult tree = run({viewer_path(), "tree", "--color=never", trace});
-  INFO(tree.out);
-  CHECK(tree.out.find("libpython" + ldlibrary + ".so.1.0") != std::string::npos);
-  CHECK(tree.out.find("second copy") != std::string::npos);
 
   // The fix: the module without libpython imports and works, with one copy of the C API.
   build_module(false);
