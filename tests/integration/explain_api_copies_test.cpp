@@ -385,10 +385,13 @@ TEST_CASE(
                                         "  Shape s; return s.area() + next_id() + twice(2);\n}\n";
   build({"c++", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.cpp"});
   // Sibling libraries: libserver (needed by the host) and libclient (opened RTLD_LOCAL) both
-  // export the project's util_* helpers; libclient's API is mostly its own.
+  // export the project's util_* helpers; libclient's API is mostly its own. Its calls of util_add
+  // and util_twice bind to libserver's, while util_square, which it never calls through its PLT,
+  // is its own: a split, but of a few helpers (like libwayland-client and -server).
   const std::string util =
       "int util_add(int a, int b) { return a + b; }\n"
-      "int util_twice(int a) { return util_add(a, a); }\n";
+      "int util_twice(int a) { return util_add(a, a); }\n"
+      "int util_square(int a) { return a * a; }\n";
   std::ofstream(dir + "/server.c") << util << "int server_start(void) { return util_twice(1); }\n";
   std::ofstream(dir + "/client.c") << util
                                    << "int client_connect(void) { return util_twice(2); }\n"
