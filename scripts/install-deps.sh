@@ -32,6 +32,8 @@ packages=(
   clang-format  # scripts/check-format.sh, run by ctest
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
   python3-numpy
+  # the rest of the Python science stack: explain stays quiet on what it loads (realworld tests)
+  python3-scipy python3-pandas python3-matplotlib
   musl-tools  # a plugin carrying its own static C library (explain's runtime-copy test)
   default-jdk-headless  # a real JVM: its signal chaining and crash handling under the recorder
   chromium  # the HTML report's browser test (headless)

@@ -260,9 +260,11 @@ TEST_CASE("realworld: Python importing the science stack (numpy)",
   INFO(describe(r));
   REQUIRE(r.exit_code == 0);
   CHECK(r.out == "1.0\n");
+  // pandas and matplotlib run `uname -p` (the platform module): every process must be clean.
   const auto traces = traces_in(dir + "/traces");
-  REQUIRE(traces.size() == 1);
-  check_clean(explain(traces.front()));
+  REQUIRE(std::count_if(traces.begin(), traces.end(),
+                        [](const std::string& t) { return contains(t, ".python3"); }) == 1);
+  for (const auto& t : traces) check_clean(explain(t));
 }
 
 TEST_CASE("realworld: ImageMagick convert (libltdl modules)", "[explain-realworld][imagemagick]") {
