@@ -69,6 +69,7 @@ bool plan_extents(const format::FileHeader& h, uint64_t file_size,
   };
   if (overlap([](const format::FileExtent& e) { return e.file_offset; }))
     return corrupt("extents overlap in the file");
+  // Last: plan_region walks the extents in image order.
   if (overlap([](const format::FileExtent& e) { return e.logical_offset; }))
     return corrupt("extents overlap in the image");
 
