@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -32,11 +33,15 @@ constexpr uint64_t kMinCatalog = 64 * 1024;
 constexpr uint64_t kTableCapacity = 1u << 16;  // entries per intern table (power of two)
 constexpr uint32_t kMaxProbes = 64;            // past this the table counts as full
 constexpr uint32_t kMaxStackDepth = 4096;
-constexpr uint64_t kBackingChunk = 256 * 1024;  // bytes backed per extension (multiple of kPage)
 // Backed at creation: enough for the process record and the object table of a small program, and
 // 256 events. With the 4 KiB header a process that makes no dl* call leaves 64 KiB on disk.
 constexpr uint64_t kFirstCatalog = 28 * 1024;
 constexpr uint64_t kFirstRing = 32 * 1024;
+// Later chunks: half of what the region has (the file stays within 1.5x of what it holds), at
+// least kMinChunk, at most max(kChunkCap, region / kChunksPerRegion) (few extents, few syscalls).
+constexpr uint64_t kMinChunk = 64 * 1024;
+constexpr uint64_t kChunkCap = 1024 * 1024;
+constexpr uint64_t kChunksPerRegion = 32;
 
 // ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
 template <typename T>
@@ -334,15 +339,24 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     }
   }
 
-  // Layout: see "Sizing" in format.h.
-  uint64_t file_size =
-      round_up(buffer_size < format::kMinBufferSize ? format::kMinBufferSize : buffer_size, kPage);
+  // Layout: see "Sizing" in format.h. Chunks are mapped at their place in the image, so every
+  // chunk boundary is a multiple of the page size (4 KiB here; larger pages get larger chunks).
+  const uint64_t system_page = getauxval(AT_PAGESZ);  // already imported: no new symbol to bind
+  const uint64_t granule = system_page > kPage ? system_page : kPage;
+  granule_ = granule;
+  uint64_t file_size = round_up(
+      buffer_size < format::kMinBufferSize ? format::kMinBufferSize : buffer_size, granule);
   uint64_t catalog_min = file_size / 4 > kMinCatalog ? round_up(file_size / 4, kPage) : kMinCatalog;
   uint64_t ring_room = (file_size - format::kHeaderSize - catalog_min) / format::kSlotSize;
   uint64_t slot_count = 1;
   while (slot_count * 2 <= ring_room) slot_count *= 2;
   uint64_t ring_size = slot_count * format::kSlotSize;
   uint64_t catalog_size = file_size - format::kHeaderSize - ring_size;
+  const uint64_t first_catalog =
+      catalog_size < kFirstCatalog
+          ? catalog_size
+          : round_up(format::kHeaderSize + kFirstCatalog, granule) - format::kHeaderSize;
+  const uint64_t first_ring = ring_size < kFirstRing ? ring_size : round_up(kFirstRing, granule);
 
   auto fail = [&](const char* what, int err) {
     mapping_size_ = 0;
@@ -350,7 +364,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
       Text t(error, error_size);
       t.add(what).add(" ");
       if (err == ENOSPC || err == EFBIG || err == EDQUOT) {
-        add_size(t, file_size);
+        add_size(t, format::kHeaderSize + first_catalog + first_ring);
         t.add(" for ");
       }
       t.add(path_).add(": ").add(error_text(err));
@@ -361,13 +375,17 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     return false;
   };
 
-  // Sparse at full size (so the mapping is valid), then back the first chunks: a write through
-  // the mapping only ever lands on a page whose blocks were allocated first (see ensure_backed).
-  if (ftruncate(fd, off_t(file_size)) != 0) return fail("cannot reserve", errno);
-  struct stat st {};
-  if (fstat(fd, &st) != 0) return fail("cannot stat", errno);
-  void* map = mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  // The logical image is reserved (no access, no memory), and the file is grown chunk by chunk
+  // into it: the header with the first catalog chunk, then the first ring chunk.
+  void* map =
+      mmap(nullptr, file_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (map == MAP_FAILED) return fail("cannot map", errno);
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    munmap(map, file_size);
+    return fail("cannot stat", err);
+  }
   // From here on the file is reached through the mapping only: a descriptor kept open could be
   // closed by the program (closefrom, dup2) and its number reused for one of the program's files.
   file_dev_ = uint64_t(st.st_dev);
@@ -375,13 +393,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   if (!absolute_path(path_, abs_path_, sizeof abs_path_)) abs_path_[0] = '\0';
   mapping_size_ = file_size;
   base_ = static_cast<unsigned char*>(map);
-  // Small pages: the traced process's resident size grows by what the trace holds, 4 KiB at a
-  // time, not by whole 2 MiB folios of the page cache.
-  madvise(map, file_size, MADV_NOHUGEPAGE);
-  const uint64_t first_catalog = catalog_size < kFirstCatalog ? catalog_size : kFirstCatalog;
-  const uint64_t first_ring = ring_size < kFirstRing ? ring_size : kFirstRing;
-  if (!back_range(0, format::kHeaderSize + first_catalog, fd) ||
-      !back_range(format::kHeaderSize + catalog_size, first_ring, fd)) {
+  if (!add_chunk(fd, 0, format::kHeaderSize + first_catalog) ||
+      !add_chunk(fd, format::kHeaderSize + catalog_size, first_ring)) {
     const int err = errno;
     munmap(map, file_size);
     base_ = nullptr;
@@ -441,7 +454,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
 }
 
 void TraceWriter::close() {
-  if (header_) munmap(header_, mapping_size_);
+  if (base_) munmap(base_, mapping_size_);
   header_ = nullptr;
   base_ = nullptr;
   backed_catalog_ = backed_ring_ = 0;
@@ -463,8 +476,8 @@ void TraceWriter::abandon_after_fork() {
 
 // ---- backing the file ahead of the writers ----
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000  // Linux 4.17
 #endif
 
 namespace {
@@ -477,43 +490,87 @@ bool disk_full(int err) {
 
 }  // namespace
 
-// Allocates the file's blocks under [file_offset, +length) before anything is written there
-// through the mapping: a page of a hole that the file system cannot allocate (a full disk) would
-// kill the program with SIGBUS when touched. Zeros are written through a descriptor that is
-// proven to be the trace (device and inode) right before: during open() the one just created,
-// later one opened by the trace's absolute path for the moment (never one kept open: the program
-// may close it and reuse the number for its own file). Where the path no longer leads to the
-// trace (moved, deleted, opening forbidden by a sandbox), the blocks are allocated through the
-// mapping itself with MADV_POPULATE_WRITE, which fails with EFAULT instead of a signal on a full
-// disk, but costs ~40x more on ext4 (a page_mkwrite per page: ~3 ms per 256 KiB).
-bool TraceWriter::back_range(uint64_t file_offset, uint64_t length, int created_fd) {
-  const int fd = created_fd >= 0 ? created_fd : open_by_path();
-  if (fd >= 0) {
-    const bool ok = write_zeros(fd, file_offset, length);
-    const int err = errno;
-    if (fd != created_fd) ::close(fd);
-    errno = err;
-    if (ok || disk_full(err)) return ok;
-  }
-  if (madvise(base_ + file_offset, length, MADV_POPULATE_WRITE) == 0) return true;
-  errno = errno == EFAULT || errno == ENOMEM ? ENOSPC : errno;
-  return false;
-}
-
-// The trace, opened by its absolute path for one write, or -1.
-int TraceWriter::open_by_path() const {
-  if (!abs_path_[0]) return -1;
-  return ::open(abs_path_, O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-}
-
-// Zeros into [file_offset, +length) through `fd`, if `fd` is the trace (checked just before).
-bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) const {
+// Grows the file by `length` bytes of zeros at its end and maps them at `logical` in the image,
+// then publishes the extent: a write through the mapping only ever lands on blocks allocated first
+// (a page the file system cannot allocate, on a full disk, would kill the program with SIGBUS when
+// touched), and a reader finds every chunk that may hold a record. `fd` must be the trace: it is
+// checked by device and inode first, so a file planted at the trace's path is never written.
+bool TraceWriter::add_chunk(int fd, uint64_t logical, uint64_t length) {
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || uint64_t(st.st_dev) != file_dev_ ||
       uint64_t(st.st_ino) != file_ino_) {
     errno = ESTALE;  // not the trace: never write into a file that is not ours
     return false;
   }
+  auto* h = reinterpret_cast<FileHeader*>(base_);
+  const uint64_t file_offset = round_up(uint64_t(st.st_size), granule_);
+  const uint32_t count = logical == 0 ? 0 : __atomic_load_n(&h->extent_count, __ATOMIC_RELAXED);
+  const format::FileExtent* last = count ? &h->extents[count - 1] : nullptr;
+  const bool continues = last && last->logical_offset + last->length == logical &&
+                         last->file_offset + last->length == file_offset;
+  if (!continues && count >= format::kMaxExtents) {
+    errno = EFBIG;  // not reached: ensure_backed takes the rest of the region before that
+    return false;
+  }
+  if (!write_zeros(fd, file_offset, length)) {
+    const int err = errno;
+    if (ftruncate(fd, st.st_size) != 0) {
+      // The partial chunk stays: it is no extent, so readers never look at it.
+    }
+    errno = err;
+    return false;
+  }
+  void* chunk = mmap(base_ + logical, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                     off_t(file_offset));
+  if (chunk == MAP_FAILED) {
+    const int err = errno;
+    // A failed MAP_FIXED may have unmapped the reservation there: take the range back, so that
+    // nothing else is mapped inside the image (close() unmaps all of it).
+    mmap(base_ + logical, length, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (ftruncate(fd, st.st_size) != 0) {
+    }
+    errno = err;
+    return false;
+  }
+  // Small pages: the traced process's resident size grows by what the trace holds, 4 KiB at a
+  // time, not by whole 2 MiB folios of the page cache.
+  madvise(chunk, length, MADV_NOHUGEPAGE);
+  if (continues) {
+    store_release(&h->extents[count - 1].length, last->length + length);
+  } else {
+    h->extents[count] = format::FileExtent{logical, file_offset, length};
+    store_release(&h->extent_count, count + 1);
+  }
+  return true;
+}
+
+// Backs [logical, +length) of the image through the trace opened by its absolute path for the
+// moment (never a descriptor kept open: the program may close it and reuse the number). Where
+// the path no longer leads to the trace (moved, deleted, opening forbidden by a sandbox), the file
+// cannot grow: false with errno ESTALE (or open's error).
+bool TraceWriter::back_range(uint64_t logical, uint64_t length) {
+  const int fd = open_by_path();
+  if (fd < 0) return false;
+  const bool ok = add_chunk(fd, logical, length);
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return ok;
+}
+
+// The trace, opened by its absolute path for one write, or -1.
+int TraceWriter::open_by_path() const {
+  if (!abs_path_[0]) {
+    errno = ENOENT;
+    return -1;
+  }
+  // Read-write: a shared writable mapping needs both.
+  return ::open(abs_path_, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+}
+
+// Zeros into [file_offset, +length) through `fd`.
+bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) const {
   while (length > 0) {
     const size_t n = length < sizeof g_zeros ? size_t(length) : sizeof g_zeros;
     const ssize_t w = pwrite(fd, g_zeros, n, off_t(file_offset));
@@ -528,9 +585,24 @@ bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) con
   return true;
 }
 
-// Makes [0, needed_end) of a region backed, extending by at least one chunk. Returns false when
-// the disk is full: the caller drops its record (events then count as dropped, entries as
-// catalog_dropped) instead of faulting on an unbacked page.
+// How far a region grows past `have` bytes when `needed_end` must be backed (see kMinChunk).
+uint64_t TraceWriter::grown_end(uint64_t have, uint64_t needed_end, uint64_t region_size) const {
+  uint64_t cap = region_size / kChunksPerRegion;
+  if (cap < kChunkCap) cap = kChunkCap;
+  uint64_t step = have / 2;
+  if (step < kMinChunk) step = kMinChunk;
+  if (step > cap) step = cap;
+  uint64_t want = round_up(needed_end > have + step ? needed_end : have + step, granule_);
+  // Near the end of the extent table, one last chunk takes the rest of the region.
+  const uint32_t count = __atomic_load_n(&header_->extent_count, __ATOMIC_RELAXED);
+  if (count + 2 >= format::kMaxExtents) want = region_size;
+  return want < region_size ? want : region_size;
+}
+
+// Makes [0, needed_end) of a region backed, growing it by a chunk (grown_end). Returns false
+// when the file cannot grow (a full disk, or the path no longer leads to the trace): the caller
+// drops its record (events then count as dropped, entries as catalog_dropped) instead of faulting
+// on an unbacked page.
 bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                                 uint64_t region_size) {
   for (unsigned spins = 0;; ++spins) {
@@ -541,25 +613,28 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
                                     __ATOMIC_RELAXED)) {
       const uint64_t have = __atomic_load_n(backed, __ATOMIC_ACQUIRE);
       if (have < needed_end) {
-        uint64_t want = round_up(
-            needed_end > have + kBackingChunk ? needed_end : have + kBackingChunk, kBackingChunk);
-        if (want > region_size) want = region_size;
+        const uint64_t want = grown_end(have, needed_end, region_size);
         if (back_range(region_offset + have, want - have)) {
           __atomic_store_n(backed, want, __ATOMIC_RELEASE);
         } else {
           // The one line the user gets (none with DLTRACE_QUIET=1; `dltrace run` says it then):
           // the process runs on, the trace keeps what it has.
-          char line[sizeof path_ + 128];
-          Text(line, sizeof line)
-              .add("cannot extend ")
-              .add(path_)
-              .add(": ")
-              .add(error_text(errno))
-              .add("; later events are not recorded");
+          const int err = errno;
+          const bool full = disk_full(err);
+          const bool gone = err == ESTALE || err == ENOENT;
+          char line[sizeof path_ + 160];
+          Text t(line, sizeof line);
+          t.add("cannot extend ").add(path_).add(": ");
+          if (gone) t.add("the path no longer leads to the trace (");
+          t.add(error_text(err));
+          if (gone) t.add(")");
+          t.add("; later events are not recorded");
           report_problem("stopped", line);
           __atomic_store_n(&backing_failed_, 1, __ATOMIC_RELEASE);
-          __atomic_fetch_or(&header_->recorder_flags, uint32_t{format::kRecorderBackingFailed},
-                            __ATOMIC_RELAXED);
+          __atomic_fetch_or(
+              &header_->recorder_flags,
+              uint32_t{full ? format::kRecorderBackingFailed : format::kRecorderGrowthStopped},
+              __ATOMIC_RELAXED);
         }
       }
       __atomic_store_n(&extending_, 0, __ATOMIC_RELEASE);
@@ -712,8 +787,12 @@ const char* TraceWriter::string_at(uint64_t ref, uint32_t* id) const {
   const FileHeader* h = __atomic_load_n(&header_, __ATOMIC_ACQUIRE);
   if (h == nullptr || uint32_t(ref >> 32) != epoch()) return nullptr;
   const uint64_t off = (ref & 0xFFFFFFFFu) * 8;
+  // Within the backed catalog: past it the image is not mapped (a reference from a memo that was
+  // read torn may point anywhere).
   if (off + sizeof(CatalogEntryHeader) + sizeof(format::StringEntry) >
-      __atomic_load_n(&h->catalog_used, __ATOMIC_RELAXED))
+          __atomic_load_n(&h->catalog_used, __ATOMIC_RELAXED) ||
+      off + sizeof(CatalogEntryHeader) + sizeof(format::StringEntry) >
+          __atomic_load_n(&backed_catalog_, __ATOMIC_ACQUIRE))
     return nullptr;
   const auto* e = reinterpret_cast<const CatalogEntryHeader*>(catalog_ + off);
   if (__atomic_load_n(&e->tag, __ATOMIC_ACQUIRE) !=

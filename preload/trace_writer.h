@@ -24,10 +24,11 @@ class TraceWriter {
   // the end, and after ".16" a random number, so planted names cannot stop the recording. With
   // allow_fallback(true), a file that cannot be created where the pattern says is created in
   // /tmp/dltrace-<euid>/ (see create_fallback), and the move reported (run_report.h). The file's
-  // header carries DLTRACE_RUN_TOKEN. The file is sized sparse, mapped MAP_SHARED and its
-  // descriptor closed at once: the recorder never writes through a descriptor (the program may
-  // reuse its number). Blocks are allocated ahead of the writers through the mapping (see
-  // back_range). On failure returns false with one sentence in `error`
+  // header carries DLTRACE_RUN_TOKEN. The buffer size is reserved as address space (the logical
+  // image); the file gets the header and first chunks, mapped MAP_SHARED into the image, and its
+  // descriptor is closed at once: the recorder never writes through a descriptor it keeps (the
+  // program may reuse its number). The file grows ahead of the writers (see ensure_backed).
+  // On failure returns false with one sentence in `error`
   // (e.g. "cannot create /x/y.trace: Permission denied") and leaves nothing mapped.
   bool open(const char* pattern, uint64_t buffer_size, uint32_t stack_depth, char* error,
             size_t error_size);
@@ -98,12 +99,15 @@ class TraceWriter {
   uint32_t intern(InternTable* table, format::CatalogType type, uint32_t* counter, const void* head,
                   size_t head_size, const void* body, size_t body_size, uint32_t hash);
 
-  // The file is sized sparse and backed (zero-written) chunk by chunk ahead of the writers:
-  // posix_fallocate's unwritten extents cost ~0.1 ms per first-touched page on ext4, while a
-  // mapped page of a hole would SIGBUS on a full disk. Nothing is written past the backed frontier.
+  // The file grows by zero-written chunks ahead of the writers, each mapped at its place in the
+  // reserved image and listed in the header's extents (format.h): the file holds what the trace
+  // holds. Zeros, not posix_fallocate: its unwritten extents cost ~0.1 ms per first-touched page
+  // on ext4. Nothing is written past the backed frontier (the image is PROT_NONE there).
   bool ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                      uint64_t region_size);
-  bool back_range(uint64_t file_offset, uint64_t length, int created_fd = -1);
+  uint64_t grown_end(uint64_t have, uint64_t needed_end, uint64_t region_size) const;
+  bool back_range(uint64_t logical, uint64_t length);
+  bool add_chunk(int fd, uint64_t logical, uint64_t length);
   int open_by_path() const;
   bool write_zeros(int fd, uint64_t file_offset, uint64_t length) const;
   void prefetch_slot(uint64_t index) const;
@@ -112,14 +116,15 @@ class TraceWriter {
   inline void fill_claimed(uint64_t* dst, const format::EventSlot& slot);
 
   format::FileHeader* header_ = nullptr;
-  unsigned char* base_ = nullptr;  // the whole mapping (header_ once published)
+  unsigned char* base_ = nullptr;  // the reserved logical image (header_ once published)
+  uint64_t granule_ = 4096;        // chunk boundaries: a multiple of the page size
   uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write
   uint64_t file_ino_ = 0;
   char abs_path_[4096] = {};     // path_ made absolute at creation (the program may chdir)
   uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start
   uint64_t backed_ring_ = 0;     // ring bytes backed, from the ring's start
   int extending_ = 0;            // one thread backs at a time
-  int backing_failed_ = 0;       // the disk is full: later events and entries are dropped
+  int backing_failed_ = 0;  // the file cannot grow: later events and entries past it are dropped
   unsigned char* catalog_ = nullptr;
   format::EventSlot* ring_ = nullptr;
   uint64_t slot_mask_ = 0;  // slot_count - 1 (slot_count is a power of two)

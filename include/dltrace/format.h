@@ -1,11 +1,23 @@
 // The dltrace trace file: the one contract between the recorder (preload/) and every reader.
 //
-// Layout (all little-endian, x86-64 natural alignment):
+// Layout (all little-endian, x86-64 natural alignment). Offsets in the header are offsets in the
+// *logical image*:
 //
 //   [FileHeader: 4096 bytes][catalog: catalog_size bytes][ring: slot_count * 128 bytes]
 //
-// The file is a MAP_SHARED mapping in the traced process, so whatever was committed is in the
-// page cache and survives SIGKILL/SIGSEGV/abort without a flush.
+// Version 3 (this one): the file holds only what the recorder backed, so its size is what the
+// trace holds. It is the header followed by chunks in the order they were backed; the header's
+// extent table says where each chunk of the logical image lies in the file
+// ({logical_offset, file_offset, length}; the first extent is the header and the first catalog
+// chunk at file offset 0). A part of the image that no extent covers was never written. The
+// catalog and the ring each grow from their start, so each is backed contiguously in the image.
+// Version 2: the file is the logical image itself (sized sparse to file_size), no extents.
+//
+// The file is mapped MAP_SHARED (chunk by chunk, at its logical place) in the traced process, so
+// whatever was committed is in the page cache and survives SIGKILL/SIGSEGV/abort without a flush.
+// A chunk is zero-written into the file and mapped before its extent is published, and the
+// extent before anything is written into the chunk: a reader never sees a record outside the
+// extents.
 //
 // * The catalog is append-only and never overwritten: strings, objects (load/unload/promote),
 //   stacks and process info. Entries are reserved with one fetch_add on catalog_used and
@@ -28,7 +40,9 @@
 namespace dltrace::format {
 
 inline constexpr char kMagic[8] = {'D', 'L', 'T', 'R', 'A', 'C', 'E', '1'};
-inline constexpr uint32_t kVersion = 2;  // 2: slot_checksum() for ring slots
+// 2: slot_checksum() for ring slots; 3: the file holds only backed chunks (FileHeader::extents).
+inline constexpr uint32_t kVersion = 3;
+inline constexpr uint32_t kOldestReadableVersion = 2;
 inline constexpr uint32_t kHeaderSize = 4096;
 inline constexpr uint32_t kSlotSize = 128;
 inline constexpr uint32_t kNoId = 0xFFFFFFFFu;  // "none" for every id field
@@ -125,11 +139,20 @@ enum EndVia : uint32_t {
   kEndViaObserved = 5,        // filled in by `dltrace run` from the wait status it reaped
 };
 
+// One backed chunk of the logical image (version 3): image bytes [logical_offset, +length) are
+// file bytes [file_offset, +length). Both offsets are multiples of 4096.
+struct FileExtent {
+  uint64_t logical_offset;
+  uint64_t file_offset;
+  uint64_t length;
+};
+inline constexpr uint32_t kMaxExtents = 128;
+
 struct FileHeader {
   char magic[8];
   uint32_t version;
   uint32_t header_size;  // kHeaderSize
-  uint64_t file_size;
+  uint64_t file_size;    // the size of the logical image (version 2: of the file, sparse)
   uint64_t catalog_offset;
   uint64_t catalog_size;
   uint64_t ring_offset;
@@ -177,10 +200,17 @@ struct FileHeader {
   // The recorder's version, "0.1.0+<git commit>" (common/version.h), NUL-padded. Taken from
   // `reserved`, so the format version stays: traces of older recorders have zeros here.
   char recorder_version[32];
-  char reserved[4096 - 256];
+  // Version 3: where the logical image's backed chunks lie in the file (see the top of this
+  // file). An entry is written whole before extent_count is raised past it (release); the last
+  // entry's length may grow (release) when a chunk continues it both in the image and in the file.
+  uint32_t extent_count;
+  uint32_t extent_reserved;
+  FileExtent extents[kMaxExtents];
+  char reserved[4096 - 264 - kMaxExtents * sizeof(FileExtent)];
 };
 static_assert(sizeof(FileHeader) == kHeaderSize, "FileHeader must be one page");
 static_assert(offsetof(FileHeader, recorder_version) == 224, "fields keep their offsets");
+static_assert(offsetof(FileHeader, extents) == 264, "fields keep their offsets");
 
 enum ClockKind : uint32_t {
   kClockMonotonicNs = 0,  // EventSlot times are CLOCK_MONOTONIC nanoseconds
@@ -194,6 +224,10 @@ enum RecorderFlags : uint32_t {
   // A fork child of a threaded parent: until the loader lock was seen free, the recorder made no
   // call that takes it (no object-table sync, no native stacks).
   kRecorderForkChildCautious = 1u << 3,
+  // The trace's path stopped leading to it (moved, replaced, or not openable again, e.g. in a
+  // sandbox), so it could not grow: later events whose ring slots were not backed, and catalog
+  // entries past the backed catalog, were dropped (counted as dropped).
+  kRecorderGrowthStopped = 1u << 4,
 };
 
 // ---- catalog ----
@@ -378,12 +412,15 @@ struct EventSlot {
 static_assert(sizeof(EventSlot) == kSlotSize);
 static_assert(offsetof(EventSlot, time_ns) == 16);
 
-// Sizing (the writer's choice; readers take every offset from the header): the file is the
-// buffer size rounded up to a page (at least kMinBufferSize). The ring is the largest power of
-// two of slots that fits in what is left after the header and a quarter of the buffer (at least
-// 64 KiB) for the catalog; the catalog gets everything else. A power-of-two slot_count lets the
-// writer place seq s at (s - 1) & (slot_count - 1); readers use (s - 1) % slot_count, which is the
-// same slot and also works for any slot_count.
+// Sizing (the writer's choice; readers take every offset from the header and the extents): the
+// logical image is the buffer size rounded up to a page (at least kMinBufferSize). The ring is the
+// largest power of two of slots that fits in what is left after the header and a quarter of the
+// buffer (at least 64 KiB) for the catalog; the catalog gets everything else. A power-of-two
+// slot_count lets the writer place seq s at (s - 1) & (slot_count - 1); readers use (s - 1) %
+// slot_count, which is the same slot and also works for any slot_count. The file starts with the
+// header, 28 KiB of catalog and 32 KiB of ring (64 KiB: what a process that makes no dl* call
+// leaves); each region then grows by chunks of half what it has (at least 64 KiB, at most max(1
+// MiB, region / 32)).
 inline constexpr uint64_t kMinBufferSize = 256 * 1024;
 
 }  // namespace dltrace::format

@@ -95,7 +95,7 @@ class TraceReader {
  public:
   // Opens and validates a trace. On failure returns nullptr and sets *error to one sentence
   // that says what is wrong: "empty file", "truncated header", "not a dltrace trace (bad magic)",
-  // "trace format version 7 is not supported (this dltrace reads version 2)",
+  // "trace format version 7 is not supported (this dltrace reads versions 2 to 3)",
   // "corrupt trace header (...)", "cannot open PATH: <strerror>".
   static std::unique_ptr<TraceReader> open(const std::string& path, std::string* error);
   // Same over bytes already in memory (the fuzzer; tests). The bytes must outlive the reader.

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "trace_writer.h"
 
@@ -76,6 +77,35 @@ bool write_trace(const std::string& path, int events, bool wrap) {
   return true;
 }
 
+// A copy of the version 3 trace `from` as version 2 wrote it (the logical image, no extents), so
+// the fuzzer keeps reaching the reader's version 2 path.
+bool write_version_2(const std::string& from, const std::string& to) {
+  std::FILE* in = std::fopen(from.c_str(), "rb");
+  if (!in) return false;
+  std::vector<unsigned char> bytes;
+  unsigned char buf[65536];
+  while (size_t n = std::fread(buf, 1, sizeof buf, in)) bytes.insert(bytes.end(), buf, buf + n);
+  std::fclose(in);
+  format::FileHeader h;
+  if (bytes.size() < sizeof h) return false;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  std::vector<unsigned char> image(h.file_size);
+  for (uint32_t i = 0; i < h.extent_count; ++i) {
+    const format::FileExtent& e = h.extents[i];
+    if (e.file_offset + e.length > bytes.size() || e.logical_offset + e.length > image.size())
+      return false;
+    std::memcpy(&image[e.logical_offset], &bytes[e.file_offset], e.length);
+  }
+  h.version = 2;
+  h.extent_count = 0;
+  std::memset(h.extents, 0, sizeof h.extents);
+  std::memcpy(image.data(), &h, sizeof h);
+  std::FILE* out = std::fopen(to.c_str(), "wb");
+  if (!out) return false;
+  const bool ok = std::fwrite(image.data(), 1, image.size(), out) == image.size();
+  return std::fclose(out) == 0 && ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,7 +114,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string dir = argv[1];
-  bool ok =
-      write_trace(dir + "/small.trace", 12, false) && write_trace(dir + "/wrapped.trace", 0, true);
+  bool ok = write_trace(dir + "/small.trace", 12, false) &&
+            write_trace(dir + "/wrapped.trace", 0, true) &&
+            write_version_2(dir + "/small.trace", dir + "/small.v2.trace");
   return ok ? 0 : 1;
 }

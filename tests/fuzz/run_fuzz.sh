@@ -37,7 +37,8 @@ echo "fuzz_trace_reader: building with $clang"
   "$src/preload/run_report.cpp" "$src/preload/self_exe.cpp" "$work/version.cpp"
 "$clang" "${common[@]}" -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -o "$work/trace_reader_fuzz" \
-  "$src/tests/fuzz/trace_reader_fuzz.cpp" "$src/viewer/reader/trace_reader.cpp"
+  "$src/tests/fuzz/trace_reader_fuzz.cpp" "$src/viewer/reader/trace_reader.cpp" \
+  "$src/viewer/reader/trace_extents.cpp"
 
 # Seeds: complete traces, plus truncated copies (a crashed or copied-too-early trace).
 "$work/make_seed_traces" "$seeds"

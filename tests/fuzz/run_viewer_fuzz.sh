@@ -34,7 +34,8 @@ const char kBuildCommit[] = "";
 const char kBuildVersionTag[] = "0.0.0+fuzz";
 }  // namespace dltrace
 CPP
-sources=($viewer_sources "$src/viewer/reader/trace_reader.cpp" "$work/version.cpp"
+sources=($viewer_sources "$src/viewer/reader/trace_reader.cpp" "$src/viewer/reader/trace_extents.cpp"
+  "$work/version.cpp"
   "$src/common/library_search.cpp" "$src/common/loader_platform.cpp" "$src/common/hwcaps.cpp"
   "$src/common/arch/$arch/hwcaps.cpp" "$src/common/config.cpp"
   "$src/preload/trace_writer.cpp" "$src/preload/stderr_line.cpp" "$src/preload/run_report.cpp"

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,4 +203,23 @@ TEST_CASE("SIGKILL from outside: events before the kill are all there", "[runtim
     CHECK(trace["process"]["end"] == "unknown");
     require_show_works(trace_path);
   }
+}
+
+TEST_CASE("SIGKILL of a process that made no call: its 64 KiB trace holds the process and objects",
+          "[runtime][crash][trace_size]") {
+  settle_fixtures();
+  std::string dir = temp_dir("crash-idle");
+  std::string trace_path = dir + "/idle.trace";
+  KilledRun r = run_and_kill({fixture("rt_crash"), "wait", "0"}, trace_path, 1);
+  REQUIRE(WIFSIGNALED(r.wait_status));
+  CHECK(WTERMSIG(r.wait_status) == SIGKILL);
+  struct stat st {};
+  REQUIRE(stat(trace_path.c_str(), &st) == 0);
+  CHECK(st.st_size <= 64 * 1024);
+  json trace = export_json(trace_path);
+  CHECK(trace["events"].empty());
+  CHECK(!trace["objects"].empty());
+  CHECK(trace["process"]["argv"] == json::array({fixture("rt_crash"), "wait", "0"}));
+  CHECK(trace["process"]["end"] == "unknown");
+  CHECK(trace["recovery"]["truncated"] == false);
 }

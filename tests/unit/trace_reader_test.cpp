@@ -40,7 +40,7 @@ std::string open_error(const void* data, size_t size) {
 
 // Offset of slot `index` in a trace file.
 size_t slot_offset(const format::FileHeader& h, uint64_t index) {
-  return size_t(h.ring_offset + index * format::kSlotSize);
+  return test::file_offset_of(h, h.ring_offset + index * format::kSlotSize);
 }
 
 }  // namespace
@@ -387,7 +387,7 @@ TEST_CASE("files that are not traces give one clear sentence", "[trace][reader]"
   uint32_t v = 7;
   std::memcpy(&wrong_version[8], &v, 4);
   CHECK(open_error(wrong_version.data(), wrong_version.size()) ==
-        "trace format version 7 is not supported (this dltrace reads version " +
+        "trace format version 7 is not supported (this dltrace reads versions 2 to " +
             std::to_string(format::kVersion) + ")");
   auto wrong_magic = bytes;
   wrong_magic[0] = 'X';
@@ -413,7 +413,7 @@ TEST_CASE("a corrupt catalog entry is skipped and the reader resynchronises", "[
 
   auto bytes = read_file(path);
   // The second entry starts right after the first (16 header + 8 + "first-string\0" padded = 40).
-  size_t second = size_t(h.catalog_offset) + 40;
+  size_t second = test::file_offset_of(h, h.catalog_offset + 40);
   REQUIRE(std::memcmp(&bytes[second + 24], "second", 6) == 0);
   bytes[second + 26] ^= 1;
   write_file(path, bytes.data(), bytes.size());
@@ -504,7 +504,8 @@ TEST_CASE("a header that claims a huge ring over a short file is read in bounded
   auto r = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
   INFO(error);
   REQUIRE(r);
-  CHECK(r->recovery().truncated);
+  // The extents are all in the file: a huge image that was never backed is not a truncation.
+  CHECK_FALSE(r->recovery().truncated);
   CHECK(r->last_seq() == 1ull << 60);
   CHECK(r->recovery().dropped_events == (1ull << 60) - 20);
   auto events = all_events(*r);
@@ -513,4 +514,170 @@ TEST_CASE("a header that claims a huge ring over a short file is read in bounded
   CHECK(events.back().seq == 20);
   CHECK(r->event(20));
   CHECK_FALSE(r->event(1ull << 60));
+}
+
+namespace {
+
+// The trace at `path` (version 3) as version 2 wrote it: the logical image itself, catalog and
+// ring at their offsets, sparse where nothing was backed.
+void rewrite_as_version_2(const std::string& path) {
+  const auto bytes = read_file(path);
+  format::FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  REQUIRE(h.version == 3);
+  std::vector<unsigned char> image(h.file_size);
+  for (uint32_t i = 0; i < h.extent_count; ++i) {
+    const format::FileExtent& e = h.extents[i];
+    REQUIRE(e.file_offset + e.length <= bytes.size());
+    std::memcpy(&image[e.logical_offset], &bytes[e.file_offset], e.length);
+  }
+  format::FileHeader old = h;
+  old.version = 2;
+  old.extent_count = 0;
+  std::memset(old.extents, 0, sizeof old.extents);
+  std::memcpy(image.data(), &old, sizeof old);
+  write_file(path, image.data(), image.size());
+}
+
+}  // namespace
+
+TEST_CASE("version 2 traces (the whole image in the file) still read", "[trace][reader]") {
+  ScratchDir dir;
+  const std::string path = dir.file("v2.trace");
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, path, 1 << 20) == "");
+  const char* argv[] = {"prog", "x"};
+  w.write_process("/usr/bin/prog", "/", 2, argv);
+  uint32_t name = w.intern_string("sym");
+  // Enough to grow both regions past their first chunks.
+  std::string text(2000, 't');
+  for (int i = 0; i < 40; ++i) {
+    text[0] = char('A' + i);
+    w.intern_string(text.c_str());
+  }
+  for (int i = 0; i < 3000; ++i) {
+    format::EventSlot e = make_event(w.reserve_seq(), name);
+    w.commit(e);
+  }
+  REQUIRE(w.header()->extent_count > 2);
+  w.close();
+  std::vector<uint64_t> v3_seqs;
+  {
+    auto r = open_ok(path);
+    for (auto& e : all_events(*r)) v3_seqs.push_back(e.seq);
+    CHECK(r->recovery().clean());
+  }
+  REQUIRE(v3_seqs.size() == 3000);
+  rewrite_as_version_2(path);
+  auto r = open_ok(path);
+  CHECK(r->header().version == 2);
+  CHECK(r->recovery().clean());
+  CHECK(r->process().argv == std::vector<std::string>{"prog", "x"});
+  std::vector<uint64_t> seqs;
+  for (auto& e : all_events(*r)) {
+    seqs.push_back(e.seq);
+    CHECK(r->string(e.name) == "sym");
+  }
+  CHECK(seqs == v3_seqs);
+  // And from bytes in memory.
+  const auto bytes = read_file(path);
+  std::string error;
+  auto rb = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+  REQUIRE(rb);
+  CHECK(all_events(*rb).size() == 3000);
+}
+
+TEST_CASE("a version 3 trace whose chunks interleave reads the same from a file and from bytes",
+          "[trace][reader]") {
+  ScratchDir dir;
+  const std::string path = dir.file("v3.trace");
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, path, 8 << 20) == "");
+  std::string text(3000, 'c');
+  std::vector<uint32_t> ids;
+  for (int i = 0; i < 200; ++i) {
+    std::memcpy(text.data(), &i, sizeof i);
+    ids.push_back(w.intern_string(text.c_str(), text.size()));
+    for (int k = 0; k < 50; ++k) {
+      format::EventSlot e = make_event(w.reserve_seq(), ids.back());
+      w.commit(e);
+    }
+  }
+  const format::FileHeader h = *w.header();
+  w.close();
+  // The regions grew in turn: their chunks alternate in the file.
+  REQUIRE(h.extent_count >= 6);
+  const auto bytes = read_file(path);
+  std::string error;
+  auto from_bytes = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+  REQUIRE(from_bytes);
+  auto from_file = open_ok(path);
+  for (const TraceReader* r : {from_file.get(), from_bytes.get()}) {
+    CHECK(r->recovery().clean());
+    auto events = all_events(*r);
+    REQUIRE(events.size() == 10000);
+    for (size_t i = 0; i < events.size(); i += 997) {
+      std::string expected = text;
+      const int k = int(i / 50);
+      std::memcpy(expected.data(), &k, sizeof k);
+      CHECK(r->string(events[i].name) == expected);
+    }
+  }
+}
+
+TEST_CASE("a hostile extent table is refused with one sentence", "[trace][reader]") {
+  ScratchDir dir;
+  const std::string path = dir.file("ext.trace");
+  preload::TraceWriter w;
+  REQUIRE(open_writer(w, path, format::kMinBufferSize) == "");
+  for (int i = 0; i < 10; ++i) {
+    format::EventSlot e = make_event(w.reserve_seq());
+    w.commit(e);
+  }
+  w.close();
+  const auto original = read_file(path);
+  auto with = [&](auto&& change) {
+    auto bytes = original;
+    format::FileHeader h;
+    std::memcpy(&h, bytes.data(), sizeof h);
+    change(h);
+    std::memcpy(bytes.data(), &h, sizeof h);
+    return open_error(bytes.data(), bytes.size());
+  };
+  CHECK(with([](format::FileHeader& h) { h.extent_count = format::kMaxExtents + 1; }) ==
+        "corrupt trace header (129 extents, at most 128)");
+  CHECK(with([](format::FileHeader& h) { h.extents[1].file_offset += 8; }) ==
+        "corrupt trace header (extent 1 is empty or not page-aligned)");
+  CHECK(with([](format::FileHeader& h) { h.extents[1].length = 0; }) ==
+        "corrupt trace header (extent 1 is empty or not page-aligned)");
+  CHECK(with([](format::FileHeader& h) { h.extents[1].logical_offset = h.file_size; }) ==
+        "corrupt trace header (extent 1 lies outside the image)");
+  CHECK(with([](format::FileHeader& h) { h.extents[1].file_offset = ~uint64_t{0} & ~4095ull; }) ==
+        "corrupt trace header (extent 1 lies outside the image)");
+  CHECK(with([](format::FileHeader& h) { h.extents[1].file_offset = 4096; }) ==
+        "corrupt trace header (extents overlap in the file)");
+  CHECK(with([](format::FileHeader& h) {
+          h.extents[1].logical_offset = 8192;
+          h.extents[1].file_offset = 1 << 20;
+        }) == "corrupt trace header (extents overlap in the image)");
+
+  // Extents past the file's end: truncated, what is there is read.
+  auto bytes = original;
+  format::FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  h.extents[1].length += 64 * 1024;
+  h.extent_count = 2;
+  std::memcpy(bytes.data(), &h, sizeof h);
+  std::string error;
+  auto r = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+  REQUIRE(r);
+  CHECK(r->recovery().truncated);
+  CHECK(all_events(*r).size() == 10);
+  // No extent for the ring: no events, the catalog is still read.
+  h.extent_count = 1;
+  std::memcpy(bytes.data(), &h, sizeof h);
+  r = TraceReader::open_bytes(bytes.data(), bytes.size(), &error);
+  REQUIRE(r);
+  CHECK(all_events(*r).empty());
+  CHECK(r->recovery().dropped_events == 10);
 }

@@ -80,6 +80,18 @@ inline void write_file(const std::string& path, const void* data, size_t size) {
   out.write(static_cast<const char*>(data), std::streamsize(size));
 }
 
+// Where byte `logical` of a trace's image lies in its file: through the header's extents
+// (version 3) or at the same offset (version 2). SIZE_MAX if no extent holds it.
+inline size_t file_offset_of(const format::FileHeader& h, uint64_t logical) {
+  if (h.version < 3) return size_t(logical);
+  for (uint32_t i = 0; i < h.extent_count && i < format::kMaxExtents; ++i) {
+    const format::FileExtent& e = h.extents[i];
+    if (logical >= e.logical_offset && logical - e.logical_offset < e.length)
+      return size_t(e.file_offset + (logical - e.logical_offset));
+  }
+  return SIZE_MAX;
+}
+
 // Opens a writer on `path` (no pattern characters) or fails the calling test.
 inline std::string open_writer(preload::TraceWriter& w, const std::string& path, uint64_t size,
                                uint32_t depth = 8) {

@@ -127,7 +127,7 @@ TEST_CASE("a full disk fails cleanly with ENOSPC and removes the file", "[trace]
   preload::TraceWriter w;
   std::string path = mnt + "/x.trace";
   CHECK(open_pattern(w, path, 1 << 20) ==
-        "error: cannot reserve 1 MiB for " + path + ": No space left on device");
+        "error: cannot reserve 64 KiB for " + path + ": No space left on device");
   CHECK_FALSE(w.is_open());
   CHECK_FALSE(file_exists(path));
   // Once there is room again, the same directory takes the trace.
@@ -154,12 +154,19 @@ TEST_CASE("the header describes the layout", "[trace][writer]") {
   CHECK(h.end_kind == uint32_t(format::EndKind::kRunning));
   struct stat st {};
   REQUIRE(stat(w.path(), &st) == 0);
-  CHECK(uint64_t(st.st_size) == h.file_size);
-  // Sized in full but backed chunk by chunk: the header and the first chunks (64 KiB in all, what
-  // a process that makes no dl* call leaves on disk) are written, the rest is a hole until
-  // writers get near it.
+  // file_size is the image the trace may grow to; the file holds the header and the first chunks
+  // (64 KiB in all, what a process that makes no dl* call leaves), in ls -l as on disk.
+  CHECK(uint64_t(st.st_size) == 64 * 1024);
   CHECK(uint64_t(st.st_blocks) * 512 >= 64 * 1024);
   CHECK(uint64_t(st.st_blocks) * 512 <= 80 * 1024);
+  // Two extents: the header with the first 28 KiB of catalog, then the first 32 KiB of ring.
+  REQUIRE(h.extent_count == 2);
+  CHECK(h.extents[0].logical_offset == 0);
+  CHECK(h.extents[0].file_offset == 0);
+  CHECK(h.extents[0].length == 32 * 1024);
+  CHECK(h.extents[1].logical_offset == h.ring_offset);
+  CHECK(h.extents[1].file_offset == 32 * 1024);
+  CHECK(h.extents[1].length == 32 * 1024);
   CHECK((st.st_mode & 0777) == 0600);
   w.close();
 
@@ -395,12 +402,88 @@ TEST_CASE("the trace grows without a kept descriptor, also when its path is gone
     REQUIRE(std::rename(path.c_str(), moved.c_str()) == 0);
     const std::string theirs(3 << 20, 'A');  // as large as the trace grows
     std::ofstream(path, std::ios::binary) << theirs;
-    commit_events(w, total);  // backed through the mapping instead
+    const uint64_t backed_slots = w.header()->extents[1].length / format::kSlotSize;
+    commit_events(w, total);  // the file cannot grow: what does not fit is dropped
+    CHECK((w.header()->recorder_flags & format::kRecorderGrowthStopped) != 0);
     CHECK((w.header()->recorder_flags & format::kRecorderBackingFailed) == 0);
     w.close();
     std::ifstream in(path, std::ios::binary);
     const std::string now((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     CHECK(now == theirs);
-    CHECK(readable_events(moved) == total);
+    // The events whose slots were backed are there; the reader says why the rest is not.
+    CHECK(readable_events(moved) == backed_slots);
+    std::string error;
+    auto r = TraceReader::open(moved, &error);
+    REQUIRE(r);
+    CHECK(r->recovery().dropped_events == total - backed_slots);
+    bool noted = false;
+    for (const auto& n : r->recovery().notes)
+      noted = noted || n.find("could not grow") != std::string::npos;
+    CHECK(noted);
+  }
+}
+
+TEST_CASE("the file grows with what the trace holds, and never past the buffer size",
+          "[trace][writer][trace_size]") {
+  ScratchDir dir;
+  auto file_size = [](const std::string& path) {
+    struct stat st {};
+    REQUIRE(stat(path.c_str(), &st) == 0);
+    return uint64_t(st.st_size);
+  };
+  SECTION("N events: about the size they use") {
+    const std::string path = dir.file("n.trace");
+    preload::TraceWriter w;
+    REQUIRE(open_writer(w, path, 64ull << 20) == "");
+    for (uint64_t n : {100u, 1000u, 10000u, 100000u}) {
+      commit_events(w, n - (w.header()->next_seq - 1));
+      const uint64_t used = format::kHeaderSize + w.header()->catalog_used + n * format::kSlotSize;
+      const uint64_t size = file_size(path);
+      INFO(n << " events: " << size << " bytes for " << used << " used");
+      CHECK(size >= used);
+      // A chunk is half of what the region has (at least 64 KiB): within 1.5x, and 128 KiB.
+      CHECK(size <= used + used / 2 + 128 * 1024);
+      CHECK(w.header()->extent_count < 16);
+    }
+    w.close();
+    CHECK(readable_events(path) == 100000);
+  }
+  SECTION("a ring that wraps many times at a small buffer") {
+    const std::string path = dir.file("wrap.trace");
+    preload::TraceWriter w;
+    REQUIRE(open_writer(w, path, format::kMinBufferSize) == "");
+    const uint64_t slots = w.header()->slot_count;
+    commit_events(w, 10 * slots + 7);
+    // Strings until the catalog is full.
+    std::string big(900, 'x');
+    for (int i = 0; i < 400; ++i) {
+      big[0] = char('a' + i % 26);
+      big[1] = char('a' + i / 26 % 26);
+      w.intern_string(big.c_str());
+    }
+    CHECK(w.header()->catalog_dropped > 0);
+    w.close();
+    CHECK(file_size(path) == format::kMinBufferSize);
+    CHECK(readable_events(path) == slots);
+  }
+  SECTION("a large buffer: the extent table stays small") {
+    const std::string path = dir.file("big.trace");
+    preload::TraceWriter w;
+    REQUIRE(open_writer(w, path, 1ull << 30) == "");
+    // Alternate catalog and ring growth, the worst case for merging extents: 4 MiB of each.
+    std::string text(4000, 's');
+    for (uint64_t i = 0; i < 1000; ++i) {
+      std::memcpy(text.data(), &i, sizeof i);
+      w.intern_string(text.c_str(), text.size());
+      commit_events(w, 32);
+    }
+    const format::FileHeader& h = *w.header();
+    INFO(h.extent_count << " extents");
+    CHECK(h.extent_count <= 40);
+    CHECK(h.catalog_dropped == 0);
+    const uint64_t used = format::kHeaderSize + h.catalog_used + (h.next_seq - 1) * 128;
+    CHECK(file_size(path) <= used + used / 2 + 2 * 1024 * 1024);
+    w.close();
+    CHECK(readable_events(path) == 32000);
   }
 }

@@ -80,7 +80,7 @@ TEST_CASE("show reports a process without a clean end and a truncated file", "[v
   }
   // Cut the file inside the ring: the header and catalog survive, events past the cut do not.
   const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());
-  const size_t cut = size_t(h.ring_offset + 2 * format::kSlotSize + 40);
+  const size_t cut = test::file_offset_of(h, h.ring_offset + 2 * format::kSlotSize + 40);
   auto reader = TraceReader::open_bytes(bytes.data(), cut, &error);
   INFO(error);
   REQUIRE(reader);

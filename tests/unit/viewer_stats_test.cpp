@@ -185,7 +185,7 @@ TEST_CASE("stats says how complete the trace is", "[viewer][stats]") {
   // Cut inside the ring: truncated, some events lost.
   auto bytes = test::read_file(path);
   const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());
-  const size_t cut = size_t(h.ring_offset + 2 * format::kSlotSize + 40);
+  const size_t cut = test::file_offset_of(h, h.ring_offset + 2 * format::kSlotSize + 40);
   auto reader = TraceReader::open_bytes(bytes.data(), cut, &error);
   REQUIRE(reader);
   const std::string out = stats_text(*reader);

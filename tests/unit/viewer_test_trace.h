@@ -137,14 +137,15 @@ int for_each_garbled_trace(uint32_t seed, Use&& use) {
   REQUIRE(write_viewer_trace(path) == "");
   const auto original = read_file(path);
   const auto& h = *reinterpret_cast<const format::FileHeader*>(original.data());
-  const size_t used = size_t(h.ring_offset + 8 * format::kSlotSize);
+  // The header, the catalog's chunk and the ring's first 8 slots: the file's first bytes.
+  const size_t used = file_offset_of(h, h.ring_offset + 8 * format::kSlotSize);
+  REQUIRE(used < original.size());
   std::mt19937 rng(seed);
   int opened = 0;
   for (int round = 0; round < 300; ++round) {
     auto bytes = original;
     for (int k = 0; k < 4; ++k) {
       size_t at = (round % 3 == 0) ? 64 + rng() % 112 : rng() % used;
-      if (at >= h.catalog_offset + h.catalog_size && at < h.ring_offset) at = h.ring_offset;
       bytes[at] = static_cast<unsigned char>(rng());
     }
     std::string error;

@@ -185,8 +185,8 @@ TEST_CASE("tree survives a truncated trace and says so", "[viewer][tree]") {
   auto bytes = test::read_file(path);
   const auto& h = *reinterpret_cast<const format::FileHeader*>(bytes.data());
   std::string error;
-  auto reader =
-      TraceReader::open_bytes(bytes.data(), size_t(h.ring_offset + format::kSlotSize + 8), &error);
+  auto reader = TraceReader::open_bytes(
+      bytes.data(), test::file_offset_of(h, h.ring_offset + format::kSlotSize + 8), &error);
   REQUIRE(reader);
   const std::string out = tree_text(*reader);
   INFO(out);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "dltrace/reader.h"
+#include "trace_extents.h"
 
 namespace dltrace {
 namespace {
@@ -56,6 +57,8 @@ class TraceReaderImpl final : public TraceReader {
       : data_(data), size_(size), mapping_(std::move(mapping)) {}
 
   bool load(std::string* error);
+  // open(): the file's descriptor while loading, to map a version 3 trace's chunks in place.
+  void set_fd(int fd) { fd_ = fd; }
   // The file's data extents (SEEK_DATA/SEEK_HOLE). The recorder backs its file chunk by chunk,
   // and touching a hole can fault (SIGBUS on a full tmpfs), so readers stay inside the data.
   void set_data_ranges(std::vector<std::pair<uint64_t, uint64_t>> ranges) {
@@ -83,6 +86,10 @@ class TraceReaderImpl final : public TraceReader {
   // Copies slot `index` out (the file may still be written) and classifies it.
   SlotState read_slot(uint64_t index, EventSlot* out) const;
   bool slot_present(uint64_t index) const;
+  // Where the catalog's and the ring's bytes are: in the file as it is (version 2) or assembled
+  // from the extents (version 3).
+  void locate_regions_v2();
+  bool locate_regions_v3(std::string* error);
   void load_catalog();
   void parse_entry(CatalogType type, uint32_t id, const unsigned char* p, uint64_t n);
   void load_ring();
@@ -97,6 +104,15 @@ class TraceReaderImpl final : public TraceReader {
   const unsigned char* data_;
   size_t size_;
   std::unique_ptr<Mapping> mapping_;
+  int fd_ = -1;
+
+  // The catalog's first catalog_present_ bytes and the ring's first slots_present_ slots, in
+  // memory. ring_releasable_: the ring's pages are the file's, so read ones may be dropped.
+  const unsigned char* catalog_ = nullptr;
+  uint64_t catalog_present_ = 0;
+  const unsigned char* ring_ = nullptr;
+  bool ring_releasable_ = false;
+  reader_detail::RegionView catalog_view_, ring_view_;  // version 3
 
   FileHeader header_{};
   ProcessInfo process_;
@@ -160,10 +176,11 @@ bool TraceReaderImpl::load(std::string* error) {
   if (size_ >= 12) {
     uint32_t version;
     std::memcpy(&version, data_ + 8, 4);
-    if (version != format::kVersion) {
+    if (version < format::kOldestReadableVersion || version > format::kVersion) {
       if (error)
         *error = "trace format version " + std::to_string(version) +
-                 " is not supported (this dltrace reads version " +
+                 " is not supported (this dltrace reads versions " +
+                 std::to_string(format::kOldestReadableVersion) + " to " +
                  std::to_string(format::kVersion) + ")";
       return false;
     }
@@ -180,10 +197,10 @@ bool TraceReaderImpl::load(std::string* error) {
       h.slot_count > (h.file_size - h.ring_offset) / format::kSlotSize)
     return fail("corrupt trace header (sections lie outside the file)");
 
-  if (size_ < h.file_size) {
-    recovery_.truncated = true;
-    note("the file is truncated: " + std::to_string(size_) + " of " + std::to_string(h.file_size) +
-         " bytes present; events and catalog entries past the end are lost");
+  if (h.version >= 3) {
+    if (!locate_regions_v3(error)) return false;
+  } else {
+    locate_regions_v2();
   }
   last_seq_ = h.next_seq == 0 ? 0 : h.next_seq - 1;
   recovery_.catalog_dropped = h.catalog_dropped;
@@ -234,17 +251,65 @@ bool TraceReaderImpl::load(std::string* error) {
   return true;
 }
 
+// ---- where the regions are ----
+
+void TraceReaderImpl::locate_regions_v2() {
+  const FileHeader& h = header_;
+  if (size_ < h.file_size) {
+    recovery_.truncated = true;
+    note("the file is truncated: " + std::to_string(size_) + " of " + std::to_string(h.file_size) +
+         " bytes present; events and catalog entries past the end are lost");
+  }
+  const uint64_t used = std::min(h.catalog_used, h.catalog_size);
+  // Bytes of the catalog actually present in a truncated file.
+  catalog_present_ =
+      size_ > h.catalog_offset ? std::min<uint64_t>(size_ - h.catalog_offset, used) : 0;
+  catalog_present_ =
+      std::min<uint64_t>(catalog_present_, contiguous_data_end(h.catalog_offset) -
+                                               std::min<uint64_t>(h.catalog_offset, size_));
+  if (catalog_present_) catalog_ = data_ + h.catalog_offset;
+  const uint64_t n = h.slot_count;
+  slots_present_ = size_ > h.ring_offset
+                       ? std::min<uint64_t>(n, (size_ - h.ring_offset) / format::kSlotSize)
+                       : 0;
+  // The ring is backed contiguously from its start; what lies past that was never written.
+  if (size_ > h.ring_offset)
+    slots_present_ = std::min<uint64_t>(
+        slots_present_, (contiguous_data_end(h.ring_offset) - h.ring_offset) / format::kSlotSize);
+  if (slots_present_) ring_ = data_ + h.ring_offset;
+  ring_releasable_ = mapping_ != nullptr;
+}
+
+bool TraceReaderImpl::locate_regions_v3(std::string* error) {
+  const FileHeader& h = header_;
+  reader_detail::ExtentPlan plan;
+  if (!reader_detail::plan_extents(
+          h, size_, [this](uint64_t offset) { return contiguous_data_end(offset); }, &plan, error))
+    return false;
+  if (plan.truncated) {
+    recovery_.truncated = true;
+    note("the file is truncated: " + std::to_string(size_) + " of " +
+         std::to_string(plan.claimed_end) +
+         " bytes present; events and catalog entries past the end are lost");
+  }
+  if (!catalog_view_.assemble(plan.catalog, fd_, data_) ||
+      !ring_view_.assemble(plan.ring, fd_, data_)) {
+    if (error) *error = "cannot map the trace's chunks: " + std::string(std::strerror(errno));
+    return false;
+  }
+  catalog_ = catalog_view_.data();
+  catalog_present_ = std::min({h.catalog_used, h.catalog_size, catalog_view_.length()});
+  ring_ = ring_view_.data();
+  slots_present_ = std::min<uint64_t>(h.slot_count, ring_view_.length() / format::kSlotSize);
+  ring_releasable_ = ring_view_.file_backed();
+  return true;
+}
+
 // ---- catalog ----
 
 void TraceReaderImpl::load_catalog() {
-  const FileHeader& h = header_;
-  uint64_t end = std::min(h.catalog_used, h.catalog_size);
-  // Bytes of the catalog actually present in a truncated file.
-  uint64_t present =
-      size_ > h.catalog_offset ? std::min<uint64_t>(size_ - h.catalog_offset, end) : 0;
-  present = std::min<uint64_t>(
-      present, contiguous_data_end(h.catalog_offset) - std::min<uint64_t>(h.catalog_offset, size_));
-  const unsigned char* cat = data_ + h.catalog_offset;
+  const uint64_t present = catalog_present_;
+  const unsigned char* cat = catalog_;
   uint64_t pos = 0, corrupt_run = 0;
   bool run_is_zero = true;  // a run of zeros is space reserved but never written, not damage
   auto end_run = [&](bool at_end) {
@@ -399,7 +464,7 @@ bool TraceReaderImpl::slot_present(uint64_t index) const {
 }
 
 TraceReaderImpl::SlotState TraceReaderImpl::read_slot(uint64_t index, EventSlot* out) const {
-  std::memcpy(out, data_ + header_.ring_offset + index * format::kSlotSize, sizeof *out);
+  std::memcpy(out, ring_ + index * format::kSlotSize, sizeof *out);
   const uint64_t seq = out->seq;
   if (seq == 0) {
     static const unsigned char zeros[format::kSlotSize] = {};
@@ -427,14 +492,6 @@ void TraceReaderImpl::load_ring() {
   uint64_t readable = 0;
   std::vector<std::pair<uint64_t, uint64_t>> stale;  // (seq, slot)
   const uint64_t window_start = last_seq_ >= n ? last_seq_ - n + 1 : 1;
-  slots_present_ = size_ > header_.ring_offset
-                       ? std::min<uint64_t>(n, (size_ - header_.ring_offset) / format::kSlotSize)
-                       : 0;
-  // The ring is backed contiguously from its start; what lies past that was never written.
-  if (size_ > header_.ring_offset)
-    slots_present_ = std::min<uint64_t>(
-        slots_present_,
-        (contiguous_data_end(header_.ring_offset) - header_.ring_offset) / format::kSlotSize);
   for (uint64_t i = 0; i < slots_present_; ++i) {
     if (i % kReleaseSlots == 0 && i != 0) release_slots(i - kReleaseSlots, i);
     EventSlot slot;
@@ -456,6 +513,11 @@ void TraceReaderImpl::load_ring() {
   if (header_.recorder_flags & format::kRecorderBackingFailed)
     note(
         "the disk filled up while recording: events and entries after that point were not written");
+  if (header_.recorder_flags & format::kRecorderGrowthStopped)
+    note(
+        "the trace file could not grow (its path stopped leading to it: moved, replaced, or not "
+        "openable again, e.g. from a sandbox): events and entries past what it held were not "
+        "written");
   if (recovery_.torn_events)
     note(std::to_string(recovery_.torn_events) +
          " event slots were torn (written when the process stopped, or corrupt) and were skipped");
@@ -495,13 +557,15 @@ void TraceReaderImpl::for_each_event(const std::function<bool(const EventSlot&)>
 }
 
 void TraceReaderImpl::release_slots(uint64_t begin, uint64_t end) const {
-  if (!mapping_) return;  // bytes the caller owns (open_bytes): not ours to drop
-  static const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
-  const uint64_t from = header_.ring_offset + begin * format::kSlotSize;
-  const uint64_t to = std::min<uint64_t>(header_.ring_offset + end * format::kSlotSize, size_);
-  const uint64_t lo = (from + page - 1) / page * page;
-  const uint64_t hi = to / page * page;
-  if (lo < hi) madvise(const_cast<unsigned char*>(data_) + lo, hi - lo, MADV_DONTNEED);
+  // Bytes the caller owns (open_bytes) or a copy: not pages of the file, not ours to drop.
+  if (!ring_releasable_ || !ring_) return;
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const auto from = reinterpret_cast<uintptr_t>(ring_ + begin * format::kSlotSize);
+  const auto to =
+      reinterpret_cast<uintptr_t>(ring_ + std::min(end, slots_present_) * format::kSlotSize);
+  const uintptr_t lo = (from + page - 1) / page * page;
+  const uintptr_t hi = to / page * page;
+  if (lo < hi) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 std::optional<EventSlot> TraceReaderImpl::event(uint64_t seq) const {
@@ -630,12 +694,15 @@ std::unique_ptr<TraceReader> TraceReader::open(const std::string& path, std::str
     data.emplace_back(uint64_t(begin), uint64_t(end));
     pos = end;
   }
-  ::close(fd);
   const auto* bytes = static_cast<const unsigned char*>(mapping->data);
   size_t size = mapping->size;
   auto reader = std::make_unique<TraceReaderImpl>(bytes, size, std::move(mapping));
   if (holes_known) reader->set_data_ranges(std::move(data));
-  if (!reader->load(error)) return nullptr;
+  reader->set_fd(fd);
+  const bool loaded = reader->load(error);
+  reader->set_fd(-1);
+  ::close(fd);
+  if (!loaded) return nullptr;
   return reader;
 }
 
