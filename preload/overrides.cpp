@@ -82,7 +82,9 @@ config_block::Header* parse_with_library(const char* library, const char* path, 
   void* handle;
   {
     fork_gate::Section gate;
-    handle = real.dlopen(library, RTLD_LOCAL | RTLD_NOW);
+    // Lazy: of the library's imports only those the parse calls are bound, and it is unloaded
+    // again right after.
+    handle = real.dlopen(library, RTLD_LOCAL | RTLD_LAZY);
   }
   if (handle == nullptr) {
     char message[1024];
