@@ -9,6 +9,10 @@
 #include "common/config_error.h"
 #include "config_block.h"
 
+namespace __gnu_cxx {
+void __freeres() noexcept;  // libstdc++'s, for tools like valgrind; not in its headers
+}  // namespace __gnu_cxx
+
 namespace dltrace::preload {
 namespace {
 
@@ -50,6 +54,13 @@ cb::Header* to_block(const config::Config& cfg) {
     *out++ = rule;
   }
   return block;
+}
+
+// libstdc++'s emergency exception pool (eh_alloc.cc) is malloc'ed when this library is loaded and
+// never freed: given back when the recorder unloads the library, so that the parse leaves nothing
+// in the program's heap but the block the recorder keeps.
+__attribute__((destructor)) void free_runtime_pools() {
+  __gnu_cxx::__freeres();
 }
 
 }  // namespace
