@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -65,6 +66,39 @@ void print_error(const char* path, const char* message) {
   print_error(text);
 }
 
+// "$ORIGIN/NAME" with $ORIGIN the directory of the file this code was loaded from, symlinks
+// resolved: $ORIGIN itself is the directory of the path the preload was given by, which may be a
+// link into a build or install tree whose parser library is not beside the link.
+bool beside_real_self(const char* name, char* out, size_t size) {
+  struct Ctx {
+    uintptr_t self;
+    const char* path;
+  } ctx{reinterpret_cast<uintptr_t>(&beside_real_self), nullptr};
+  fork_gate::iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* arg) {
+        auto* c = static_cast<Ctx*>(arg);
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+          const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
+          if (ph.p_type == PT_LOAD && c->self >= start && c->self < start + ph.p_memsz) {
+            c->path = info->dlpi_name;
+            return 1;
+          }
+        }
+        return 0;
+      },
+      &ctx);
+  char real[PATH_MAX];
+  if (ctx.path == nullptr || ctx.path[0] == '\0' || realpath(ctx.path, real) == nullptr)
+    return false;
+  char* slash = std::strrchr(real, '/');
+  if (slash == nullptr) return false;
+  slash[1] = '\0';
+  Text t(out, size);
+  t.add(real).add(name);
+  return !t.overflow;
+}
+
 // Loads the parser library (RTLD_LOCAL, unrecorded), has it parse the config at `path` and
 // unloads it again, so that after start-up the process's objects are as they were without a
 // config. Returns the block, or nullptr with the error line in `error`.
@@ -86,13 +120,27 @@ config_block::Header* parse_with_library(const char* library, const char* path, 
     // again right after.
     handle = real.dlopen(library, RTLD_LOCAL | RTLD_LAZY);
   }
+  char message[1024];
+  const char* why = nullptr;
   if (handle == nullptr) {
-    char message[1024];
-    const char* why = real.dlerror != nullptr ? real.dlerror() : nullptr;  // and clear it
-    Text(message, sizeof message)
+    why = real.dlerror != nullptr ? real.dlerror() : nullptr;  // and clear it
+    Text(message, sizeof message).add(why);
+    why = message;
+    char resolved[PATH_MAX + 64];
+    constexpr char kOrigin[] = "$ORIGIN/";
+    if (std::strncmp(library, kOrigin, sizeof kOrigin - 1) == 0 &&
+        beside_real_self(library + sizeof kOrigin - 1, resolved, sizeof resolved)) {
+      fork_gate::Section gate;
+      handle = real.dlopen(resolved, RTLD_LOCAL | RTLD_LAZY);
+      if (handle == nullptr && real.dlerror != nullptr) real.dlerror();  // the first error is told
+    }
+  }
+  if (handle == nullptr) {
+    char text[1200];
+    Text(text, sizeof text)
         .add("cannot load the config parser (libdltrace_config.so, beside libdltrace.so): ")
-        .add(why ? why : library);
-    config::format_error_line_to(error, error_size, path, 0, 0, message);
+        .add(why != nullptr && why[0] != '\0' ? why : library);
+    config::format_error_line_to(error, error_size, path, 0, 0, text);
     return nullptr;
   }
   config_block::Header* block = nullptr;

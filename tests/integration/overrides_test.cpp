@@ -452,6 +452,24 @@ TEST_CASE("overrides: without its parser library the recorder says so and applie
   CHECK(TraceReader::open(trace, &why) != nullptr);
 }
 
+TEST_CASE("overrides: a preload given through a symlink finds the parser beside its real file",
+          "[overrides]") {
+  settle_fixtures();
+  std::string dir = temp_dir("overrides-symlink");
+  // $ORIGIN is the link's directory, where there is no libdltrace_config.so.
+  std::string link = dir + "/libdltrace.so";
+  std::filesystem::create_symlink(preload_path(), link);
+  RunOptions opts;
+  opts.env = {{"DLTRACE_CONFIG", write_config(dir, kGlobalEmbed)},
+              {"LD_PRELOAD", link},
+              {"DLTRACE_QUIET", "1"},
+              {"DLTRACE_OUTPUT", dir + "/run.trace"}};
+  ProcessResult r = run(host_args(kEmbedSteps), opts);
+  INFO(describe(r));
+  CHECK(r.err.find("dltrace:") == std::string::npos);
+  CHECK(has_line(r.out, "int plugin_value = 43"));  // the rule applied
+}
+
 TEST_CASE("overrides: dltrace config check prints rules and the ones a trace never matched",
           "[overrides]") {
   std::string dir = temp_dir("overrides-check");
