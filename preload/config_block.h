@@ -1,7 +1,7 @@
 // The override config as libdltrace_config.so hands it to the recorder: one block of plain data
 // (no C++ types cross the boundary), so that the TOML parser and its C++ runtime stay out of
 // libdltrace.so, which every traced process maps. The recorder loads the parser library
-// (RTLD_LOCAL) only when DLTRACE_CONFIG is set, calls kConfigLoadSymbol once, takes the block
+// (RTLD_LOCAL) only when DLTRACE_CONFIG is set, calls kLoadSymbol once, takes the block
 // and unloads the library again (overrides.cpp).
 #pragma once
 

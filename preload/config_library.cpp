@@ -2,6 +2,7 @@
 // statically linked, hidden C++ runtime), loaded by the recorder only when DLTRACE_CONFIG is set.
 // It parses once and hands the rules over as one block of plain data (config_block.h), so that
 // nothing of it is used after the recorder unloads it.
+#include <cxxabi.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,12 @@ dltrace_config_load_v1(const char* path, char* error, size_t error_size) noexcep
   using namespace dltrace;
   static_assert(sizeof(config_block::kLoadSymbol) == sizeof("dltrace_config_load_v1"));
   if (error_size != 0) error[0] = '\0';
+  // libstdc++'s thread-local exception globals (16 bytes) are allocated by ld.so when first used
+  // in a dlopen'ed library, and ld.so aborts the process if that allocation fails ("cannot
+  // allocate memory for thread-local data"). The first use would be the std::bad_alloc a parse
+  // under a memory limit throws: use them now, before the parse takes the memory.
+  abi::__cxa_eh_globals* volatile globals = abi::__cxa_get_globals();  // declared const: kept
+  (void)globals;
   config::Config cfg;
   config::Error why;
   config_block::Header* block = nullptr;
