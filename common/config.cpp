@@ -1,5 +1,5 @@
 // Flag-override config: TOML parsing (toml++, header-only, exceptions off), validation with
-// "did you mean" hints, glob matching and rule application. See config.h.
+// "did you mean" hints, and the matcher over a parsed rule. See config.h (the globs: glob.cpp).
 //
 // Every traced process parses the config before main, so nothing here may harm it: the file is
 // bounded (kMaxFileBytes, kMaxRules), read only if it is a regular file, opened without blocking;
@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -36,6 +35,7 @@
 #undef DLTRACE_CONFIG_HAD_NDEBUG
 #endif
 
+#include "common/config_error.h"
 #include "common/dlopen_flags.h"
 
 namespace dltrace::config {
@@ -392,109 +392,10 @@ bool check_text(std::string_view text, Error* error) {
   return true;
 }
 
-// The bracket expression at p[open] == '[': `[abc]`, `[a-z]`, `[!...]` or `[^...]`, a ']' first
-// in the set is literal, and `\` escapes the next character (`[\]a]` is ']' or 'a'). Returns the
-// index just past its closing ']', or npos if it has none. With c >= 0, *hit tells whether the
-// set accepts c. The compiled prefilter and the matcher both use this, so they cannot disagree.
-size_t bracket_end(std::string_view p, size_t open, int c, bool* hit) {
-  size_t j = open + 1;
-  const bool negate = j < p.size() && (p[j] == '!' || p[j] == '^');
-  if (negate) ++j;
-  bool in_set = false;
-  for (bool first = true; j < p.size(); first = false) {
-    if (p[j] == ']' && !first) {
-      if (hit != nullptr) *hit = in_set != negate;
-      return j + 1;
-    }
-    if (p[j] == '\\' && ++j == p.size()) break;
-    const auto lo = static_cast<unsigned char>(p[j]);
-    auto hi = lo;
-    if (j + 2 < p.size() && p[j + 1] == '-' && p[j + 2] != ']') {
-      j += 2;
-      if (p[j] == '\\' && ++j == p.size()) break;
-      hi = static_cast<unsigned char>(p[j]);
-    }
-    if (c >= lo && c <= hi) in_set = true;
-    ++j;
-  }
-  return std::string_view::npos;
-}
-
-// Matches pattern[pi..] against text[ti..]; iterative with single-star backtracking.
-bool glob_at(std::string_view p, std::string_view t) {
-  size_t pi = 0, ti = 0, star_p = std::string_view::npos, star_t = 0;
-  while (ti < t.size()) {
-    if (pi < p.size()) {
-      char c = p[pi];
-      if (c == '*') {
-        star_p = ++pi;
-        star_t = ti;
-        continue;
-      }
-      if (c == '?') {
-        ++pi;
-        ++ti;
-        continue;
-      }
-      if (c == '[') {
-        bool hit = false;
-        const size_t end = bracket_end(p, pi, static_cast<unsigned char>(t[ti]), &hit);
-        if (end != std::string_view::npos && hit) {
-          pi = end;
-          ++ti;
-          continue;
-        }
-      } else {
-        if (c == '\\' && pi + 1 < p.size()) c = p[++pi];
-        if (c == t[ti]) {
-          ++pi;
-          ++ti;
-          continue;
-        }
-      }
-    }
-    if (star_p == std::string_view::npos) return false;
-    pi = star_p;
-    ti = ++star_t;
-  }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
-}
-
 }  // namespace
 
 size_t format_error_to(char* buf, size_t size, std::string_view file, const Error& error) {
-  if (size == 0) return 0;
-  size_t n = 0;
-  // Control characters (a newline in a quoted key or flag name, an escape sequence) are shown
-  // escaped: the error is always exactly one line.
-  const auto put = [&](std::string_view text) {
-    for (char ch : text) {
-      const auto u = static_cast<unsigned char>(ch);
-      char esc[5] = {ch, 0, 0, 0, 0};
-      if (u < 0x20 || u == 0x7f) {
-        static constexpr char kHex[] = "0123456789abcdef";
-        esc[0] = '\\';
-        esc[1] = 'x';
-        esc[2] = kHex[u >> 4];
-        esc[3] = kHex[u & 15];
-      }
-      const size_t len = std::strlen(esc);
-      if (n + len >= size) return;
-      std::memcpy(buf + n, esc, len);
-      n += len;
-    }
-  };
-  put(file);
-  if (error.line != 0) {
-    char where[32];
-    std::snprintf(where, sizeof where, ":%u:%u", error.line, error.col);
-    put(where);
-  }
-  put(": ");
-  put(error.message);
-  buf[n] = '\0';
-  return n;
+  return format_error_line_to(buf, size, file, error.line, error.col, error.message);
 }
 
 std::string format_error(std::string_view file, const Error& error) {
@@ -505,78 +406,11 @@ std::string format_error(std::string_view file, const Error& error) {
 }
 
 bool Glob::compile(std::string_view pattern, std::string* why) {
-  pattern_ = std::string(pattern);
-  has_slash_ = pattern.find('/') != std::string_view::npos;
-  literal_ = true;
-  min_len_ = 0;
-  has_first_ = has_last_ = false;
-  prefix_.clear();
-  suffix_.clear();
-  size_t first_wild = std::string_view::npos, last_wild_end = 0;
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    char c = pattern[i];
-    if (c == '\\') {
-      if (i + 1 == pattern.size()) {
-        *why = "trailing '\\'";
-        return false;
-      }
-      literal_ = false;  // escapes make the text differ from the pattern: use the full matcher
-      if (first_wild == std::string_view::npos) first_wild = i;
-      last_wild_end = i + 2;
-      ++i;
-    } else if (c == '*' || c == '?') {
-      literal_ = false;
-      if (first_wild == std::string_view::npos) first_wild = i;
-      last_wild_end = i + 1;
-    } else if (c == '[') {
-      const size_t end = bracket_end(pattern, i, -1, nullptr);
-      if (end == std::string_view::npos) {
-        *why = "unterminated '['";
-        return false;
-      }
-      literal_ = false;
-      if (first_wild == std::string_view::npos) first_wild = i;
-      last_wild_end = end;
-      i = end - 1;
-    }
-  }
-  if (!literal_) {
-    prefix_ = std::string(pattern.substr(0, first_wild));
-    suffix_ = std::string(pattern.substr(last_wild_end));
-  } else {
-    prefix_ = suffix_ = pattern_;
-  }
-  min_len_ = literal_ ? pattern_.size() : prefix_.size() + suffix_.size();
-  has_first_ = !prefix_.empty();
-  has_last_ = !suffix_.empty();
-  first_ = has_first_ ? prefix_.front() : 0;
-  last_ = has_last_ ? suffix_.back() : 0;
-  return true;
-}
-
-bool Glob::matches_slow(std::string_view text) const {
-  if (literal_) return text == pattern_;
-  if (text.size() < prefix_.size() + suffix_.size()) return false;
-  if (text.compare(0, prefix_.size(), prefix_) != 0) return false;
-  if (text.compare(text.size() - suffix_.size(), suffix_.size(), suffix_) != 0) return false;
-  return glob_at(pattern_, text);
-}
-
-bool glob_match(std::string_view pattern, std::string_view text) {
-  return glob_at(pattern, text);
-}
-
-int Rule::apply(int flags) const {
-  if (has_set) {
-    int binding = set & RTLD_BINDING_MASK;
-    flags = set | (binding != 0 ? 0 : (flags & RTLD_BINDING_MASK));
-  }
-  flags &= ~remove;
-  if (remove_local) flags |= RTLD_GLOBAL;  // RTLD_LOCAL is 0: "not local" means global
-  if (add & RTLD_BINDING_MASK) flags &= ~RTLD_BINDING_MASK;
-  if (add_local) flags &= ~RTLD_GLOBAL;
-  flags |= add;
-  return flags;
+  text_ = std::string(pattern);
+  const char* reason = nullptr;
+  if (view_.compile(text_, &reason)) return true;
+  *why = reason;
+  return false;
 }
 
 namespace {
@@ -679,11 +513,6 @@ bool load_file(const char* path, Config* out, Error* error) noexcept {
     text.resize(have);
     return parse_checked(text, out, error);
   });
-}
-
-std::string_view basename_of(std::string_view path) {
-  size_t slash = path.rfind('/');
-  return slash == std::string_view::npos ? path : path.substr(slash + 1);
 }
 
 bool match_name(const Rule& rule, std::string_view name) {

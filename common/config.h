@@ -1,15 +1,21 @@
-// Flag-override config: the rule model, the parser and the matcher, shared by the recorder
-// (libdltrace.so) and the viewer (`dltrace config check`).
+// Flag-override config: the rule model, the parser and the matcher, shared by the config parser
+// library the recorder loads only when DLTRACE_CONFIG is set (libdltrace_config.so, which hands
+// the rules over as plain data: preload/config_block.h) and the viewer (`dltrace config check`).
 //
 // No exceptions and no toml++ types here: toml++ stays inside config.cpp, which is compiled with
-// TOML_EXCEPTIONS=0 into a preload that must not throw. Errors come back as {line, col, message}.
+// TOML_EXCEPTIONS=0 and must not throw into a traced process. Errors come back as
+// {line, col, message}.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "common/flag_change.h"
+#include "common/glob.h"
 
 namespace dltrace::config {
 
@@ -30,60 +36,48 @@ std::string format_error(std::string_view file, const Error& error);
 // The same into buf (NUL-terminated, cut to fit), allocating nothing. Returns the length.
 size_t format_error_to(char* buf, size_t size, std::string_view file, const Error& error);
 
-// A glob (`*`, `?`, `[...]`, `[!...]`, `\` escape; `*` also crosses '/') compiled once, with the
-// literal prefix/suffix precomputed so that most non-matching names are rejected in a few
-// compares (the recorder matches every dlopen against every rule).
+// A compiled glob (glob.h) with its own copy of the pattern: a value that can be copied and
+// moved (the recorder, which has no C++ runtime, uses GlobView over text it owns).
 class Glob {
  public:
   Glob() = default;
-  // Returns false and sets *why for a malformed pattern (unterminated '[', trailing '\').
-  bool compile(std::string_view pattern, std::string* why);
-  // Inline length/first/last-character rejection first: most rules fail there, without a call.
-  bool matches(std::string_view text) const {
-    if (text.size() < min_len_ || (literal_ && text.size() != min_len_)) return false;
-    if (min_len_ != 0 &&
-        ((has_first_ && text.front() != first_) || (has_last_ && text.back() != last_)))
-      return false;
-    return matches_slow(text);
+  Glob(const Glob& other) : text_(other.text_), view_(other.view_) { view_.repoint(text_.data()); }
+  Glob& operator=(const Glob& other) {
+    text_ = other.text_;
+    view_ = other.view_;
+    view_.repoint(text_.data());
+    return *this;
+  }
+  Glob(Glob&& other) noexcept : text_(std::move(other.text_)), view_(other.view_) {
+    view_.repoint(text_.data());
+    other.view_ = GlobView();
+  }
+  Glob& operator=(Glob&& other) noexcept {
+    text_ = std::move(other.text_);
+    view_ = other.view_;
+    view_.repoint(text_.data());
+    other.view_ = GlobView();
+    return *this;
   }
 
-  const std::string& pattern() const { return pattern_; }
-  bool has_slash() const { return has_slash_; }  // matches full paths instead of basenames
-  bool literal() const { return literal_; }
+  // Returns false and sets *why for a malformed pattern (unterminated '[', trailing '\').
+  bool compile(std::string_view pattern, std::string* why);
+  bool matches(std::string_view text) const { return view_.matches(text); }
+  const std::string& pattern() const { return text_; }
+  bool has_slash() const { return view_.has_slash(); }  // matches full paths instead of basenames
+  bool literal() const { return view_.literal(); }
 
  private:
-  bool matches_slow(std::string_view text) const;
-
-  std::string pattern_;
-  std::string prefix_;  // literal text before the first wildcard
-  std::string suffix_;  // literal text after the last wildcard
-  bool has_slash_ = false;
-  bool literal_ = true;
-  size_t min_len_ = 0;  // literal: the exact length; glob: prefix + suffix
-  bool has_first_ = false, has_last_ = false;
-  char first_ = 0, last_ = 0;
+  std::string text_;
+  GlobView view_;
 };
 
-// Glob matching without compilation (tests, the viewer).
-bool glob_match(std::string_view pattern, std::string_view text);
-
-struct Rule {
+struct Rule : FlagChange {
   uint32_t line = 0;  // line of the rule's [[override]] header
   uint32_t col = 0;
   Glob match;
   bool has_caller = false;
   Glob caller;
-  bool has_set = false;
-  int set = 0;  // replaces all flags (the requested binding mode is kept if set names none)
-  int add = 0;
-  int remove = 0;
-  bool add_local = false;     // RTLD_LOCAL is 0, so it is kept apart: "add" it = drop RTLD_GLOBAL
-  bool remove_local = false;  // and "remove" it = add RTLD_GLOBAL
-
-  // set, then remove, then add. Adding RTLD_LAZY/RTLD_NOW replaces the binding mode; adding
-  // RTLD_LOCAL removes RTLD_GLOBAL (and the other way round), so the result is always a mode
-  // glibc accepts.
-  int apply(int flags) const;
 };
 
 struct Config {
@@ -108,8 +102,6 @@ struct Subject {
   std::string_view soname;    // DT_SONAME of that file
   std::string_view caller;    // path of the object that called dlopen
 };
-
-std::string_view basename_of(std::string_view path);
 
 // Whether `rule.match` accepts the name in the call (its basename, or the full name for a
 // pattern with '/'). Needs no file system access.

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,12 +35,15 @@ inline bool parse_flag_name(std::string_view name, int* value) {
   return false;
 }
 
-// "RTLD_NOW|RTLD_LOCAL", "RTLD_LAZY|RTLD_GLOBAL|RTLD_NODELETE", unknown bits as hex.
-inline std::string flags_to_string(int flags) {
-  std::string out;
-  auto add = [&out](std::string_view s) {
-    if (!out.empty()) out += '|';
-    out += s;
+// "RTLD_NOW|RTLD_LOCAL", "RTLD_LAZY|RTLD_GLOBAL|RTLD_NODELETE", unknown bits as hex, into buf
+// (NUL-terminated, cut to fit; 96 bytes always suffice). Allocates nothing (the recorder's live
+// printer). Returns the length.
+inline size_t flags_to_text(int flags, char* buf, size_t size) {
+  if (size == 0) return 0;
+  size_t n = 0;
+  auto add = [&](const char* s) {
+    if (n != 0 && n + 1 < size) buf[n++] = '|';
+    while (*s != '\0' && n + 1 < size) buf[n++] = *s++;
   };
   const int mode = flags & RTLD_BINDING_MASK;
   if (mode == RTLD_LAZY)
@@ -54,22 +58,30 @@ inline std::string flags_to_string(int flags) {
   if (flags & RTLD_DEEPBIND) add("RTLD_DEEPBIND");
   const int known = RTLD_BINDING_MASK | RTLD_GLOBAL | RTLD_NODELETE | RTLD_NOLOAD | RTLD_DEEPBIND;
   if (int rest = flags & ~known) {
-    char buf[24];
+    char hex[24];
     const char* digits = "0123456789abcdef";
-    int n = 0;
+    int k = 0;
     unsigned v = static_cast<unsigned>(rest);
     char tmp[16];
     do {
-      tmp[n++] = digits[v & 15];
+      tmp[k++] = digits[v & 15];
       v >>= 4;
     } while (v != 0);
-    int k = 0;
-    buf[k++] = '0';
-    buf[k++] = 'x';
-    while (n > 0) buf[k++] = tmp[--n];
-    add(std::string_view(buf, static_cast<size_t>(k)));
+    int h = 0;
+    hex[h++] = '0';
+    hex[h++] = 'x';
+    while (k > 0) hex[h++] = tmp[--k];
+    hex[h] = '\0';
+    add(hex);
   }
-  return out;
+  buf[n] = '\0';
+  return n;
+}
+
+// The same as a string (the viewer).
+inline std::string flags_to_string(int flags) {
+  char buf[128];
+  return std::string(buf, flags_to_text(flags, buf, sizeof buf));
 }
 
 }  // namespace dltrace

@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <string>
 
 #include "common/dlopen_flags.h"
 #include "common/visible_text.h"
@@ -49,8 +48,8 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
         put("(ns %lld,", static_cast<long long>(s.lmid));
       else
         put("(");
-      // flags_to_string allocates; live mode is a debugging aid, not the hot path.
-      const std::string flags = flags_to_string(s.effective_flags);
+      char flags[128];
+      flags_to_text(s.effective_flags, flags, sizeof flags);
       if (name) {
         put("\"");
         put_visible(name);
@@ -58,7 +57,7 @@ void print_live_event(const format::EventSlot& s, const char* name, const char* 
       } else {
         put("NULL");
       }
-      put(", %s) = %#llx", flags.c_str(), static_cast<unsigned long long>(s.handle));
+      put(", %s) = %#llx", flags, static_cast<unsigned long long>(s.handle));
       if (s.bits & format::kEventNoLoad) put(" (already loaded)");
       break;
     }

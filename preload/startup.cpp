@@ -131,6 +131,19 @@ void load_unwinder_lazily(const NestFrame* enclosing, uint64_t seq) {
 void init() {
   int expected = kUninit;
   if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;
+  // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no
+  // file; its children decide for themselves (the variable stays in the environment). Decided
+  // first, so that such a process does as little as it can (no walk of the loaded objects, no
+  // first touches of the recorder's memory). A dlmopen copy in such a process is off as well.
+  char only_error[512];
+  if (!selected_by_only(getenv("DLTRACE_ONLY"), only_error, sizeof only_error)) {
+    g_state.store(kOff, std::memory_order_release);
+    if (only_error[0]) {
+      run_report_init();
+      fail(only_error);
+    }
+    return;
+  }
   if (first_object_is_self()) {
     // A second instance inside a dlmopen namespace: no file of its own; the primary attaches us.
     g_state.store(kSecondary, std::memory_order_release);
@@ -139,14 +152,6 @@ void init() {
   run_report_init();
   g_live = env_flag("DLTRACE_LIVE");
   g_writer.allow_fallback(true);
-  // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no
-  // file; its children decide for themselves (the variable stays in the environment).
-  char only_error[512];
-  if (!selected_by_only(getenv("DLTRACE_ONLY"), only_error, sizeof only_error)) {
-    g_state.store(kOff, std::memory_order_release);
-    if (only_error[0]) fail(only_error);
-    return;
-  }
   if (getauxval(AT_SECURE) != 0) {
     g_state.store(kOff, std::memory_order_release);
     fail("secure-execution mode (setuid/setgid program)");

@@ -39,7 +39,7 @@ std::string write_hundred_rules();
 bool load_hundred_rules() {
   std::string path = write_hundred_rules();
   setenv("DLTRACE_CONFIG", path.c_str(), 1);
-  bool ok = load_overrides_from_env() != nullptr;
+  bool ok = load_overrides_from_env(DLTRACE_CONFIG_LIBRARY) != nullptr;
   unlink(path.c_str());
   return ok;
 }

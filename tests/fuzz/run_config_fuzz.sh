@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the config parser + glob fuzzer with clang (libFuzzer + ASan + UBSan) straight from the
-# sources, exactly as the preload compiles config.cpp, and fuzzes for a bounded time from the seed
-# corpus kept in tests/fuzz/config_corpus (configs toml++ once asserted or reached UB on).
+# sources, exactly as libdltrace_config.so compiles config.cpp, and fuzzes for a bounded time from
+# the seed corpus kept in tests/fuzz/config_corpus (configs toml++ once asserted or reached UB on).
 # Usage: run_config_fuzz.sh SOURCE_DIR WORK_DIR [SECONDS]
 # Exit 77 (ctest: skipped) only if clang++ is missing.
 set -euo pipefail
@@ -20,7 +20,8 @@ echo "fuzz_config: building with $clang"
 "$clang" -std=c++20 -g -O1 -fexceptions -DTOML_EXCEPTIONS=0 -DTOML_HEADER_ONLY=1 \
   -I"$src/include" -I"$src" -I"$src/preload" \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/common/config.cpp"
+  -o "$work/config_fuzz" "$src/tests/fuzz/config_fuzz.cpp" "$src/common/config.cpp" \
+  "$src/common/glob.cpp" "$src/common/config_error.cpp"
 
 # Replay every seed first (a regression on any of them fails here), then fuzz.
 "$work/config_fuzz" -runs=0 -artifact_prefix="$work/" "$src/tests/fuzz/config_corpus"

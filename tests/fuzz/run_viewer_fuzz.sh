@@ -37,7 +37,8 @@ CPP
 sources=($viewer_sources "$src/viewer/reader/trace_reader.cpp" "$src/viewer/reader/trace_extents.cpp"
   "$work/version.cpp"
   "$src/common/library_search.cpp" "$src/common/loader_platform.cpp" "$src/common/hwcaps.cpp"
-  "$src/common/arch/$arch/hwcaps.cpp" "$src/common/config.cpp"
+  "$src/common/arch/$arch/hwcaps.cpp" "$src/common/config.cpp" "$src/common/glob.cpp"
+  "$src/common/config_error.cpp"
   "$src/preload/trace_writer.cpp" "$src/preload/stderr_line.cpp" "$src/preload/run_report.cpp"
   "$src/preload/self_exe.cpp")
 flags=(-std=c++20 -g -O1 -DTOML_EXCEPTIONS=0 -DTOML_HEADER_ONLY=1 -I"$src/include" -I"$src"

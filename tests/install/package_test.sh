@@ -33,7 +33,8 @@ deb=$WORK/dltrace_${version}_${arch}.deb
 
 # Contents and Depends: (from dpkg-shlibdeps: libc6, and the viewer's libraries).
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
-for f in ./usr/bin/dltrace "./usr/lib/$multiarch/libdltrace.so" ./usr/include/dltrace/format.h \
+for f in ./usr/bin/dltrace "./usr/lib/$multiarch/libdltrace.so" \
+  "./usr/lib/$multiarch/libdltrace_config.so" ./usr/include/dltrace/format.h \
   ./usr/share/man/man1/dltrace.1 ./usr/share/man/man1/dltrace-explain.1 \
   ./usr/share/bash-completion/completions/dltrace ./usr/share/doc/dltrace/README.md \
   ./usr/share/doc/dltrace/examples/demo.sh; do

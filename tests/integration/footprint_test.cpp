@@ -63,6 +63,77 @@ TEST_CASE("libdltrace.so exports exactly its interposers, unversioned, and the d
   CHECK(vd.out.find("Version definition section") == std::string::npos);
 }
 
+namespace {
+
+std::string config_library_path() {
+  const std::string p = preload_path();
+  return p.substr(0, p.rfind('/') + 1) + "libdltrace_config.so";
+}
+
+std::set<std::string> dynamic_symbols(const std::string& lib, const char* which) {
+  ProcessResult nm = run({"nm", "-D", which, lib});
+  REQUIRE(nm.exit_code == 0);
+  std::set<std::string> names;
+  std::istringstream in(nm.out);
+  std::string l;
+  while (std::getline(in, l)) {
+    const size_t space = l.rfind(' ');
+    std::string name = space == std::string::npos ? l : l.substr(space + 1);
+    names.insert(name.substr(0, name.find('@')));
+  }
+  return names;
+}
+
+}  // namespace
+
+// Every process maps libdltrace.so and ld.so binds all it imports before main (issue 16): the
+// C++ runtime, which the override config's TOML parser needs, lives in libdltrace_config.so,
+// loaded only when DLTRACE_CONFIG is set.
+TEST_CASE("libdltrace.so carries no C++ runtime and imports none of its libc functions",
+          "[footprint]") {
+  ProcessResult nm = run({"nm", "--defined-only", preload_path()});
+  REQUIRE(nm.exit_code == 0);
+  // (Header-only templates such as std::sort's are code of its own, not the runtime.)
+  for (const char* runtime :
+       {" __gxx_personality_v0", " __cxa_throw", " __cxa_allocate_exception",
+        " __cxa_guard_acquire", " _Znwm", " _ZdlPv", " _ZSt9terminatev", " _ZSt17__throw_bad_alloc",
+        " _ZNSt6locale", " _ZNSt7__cxx1112basic_string", " _ZTVN10__cxxabiv"}) {
+    INFO("a definition from the C++ runtime: " << runtime);
+    CHECK(nm.out.find(runtime) == std::string::npos);
+  }
+  const std::set<std::string> imports = dynamic_symbols(preload_path(), "--undefined-only");
+  INFO(imports.size() << " imports");
+  // What libstdc++'s locales, iostreams and exceptions import from libc.
+  for (const char* name : {"setlocale", "__newlocale", "__uselocale", "iconv_open", "iconv",
+                           "dgettext", "bindtextdomain", "wcrtomb", "mbsrtowcs", "__strtod_l",
+                           "__strcoll_l", "__wctype_l", "btowc", "wmemcpy", "abort", "fwrite"}) {
+    INFO("imports " << name);
+    CHECK(imports.count(name) == 0);
+  }
+}
+
+TEST_CASE("libdltrace_config.so needs only libc and exports only its entry point", "[footprint]") {
+  const std::string lib = config_library_path();
+  ProcessResult d = run({"readelf", "-d", "-W", lib});
+  REQUIRE(d.exit_code == 0);
+  INFO(d.out);
+  std::regex needed_re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  std::set<std::string> needed;
+  for (std::sregex_iterator it(d.out.begin(), d.out.end(), needed_re), end; it != end; ++it)
+    needed.insert((*it)[1]);
+  CHECK(needed.count("libc.so.6") == 1);
+  for (const auto& n : needed) {
+    INFO("NEEDED " << n);
+    CHECK((n == "libc.so.6" || n == test_target().loader));
+  }
+  CHECK(d.out.find("(TEXTREL)") == std::string::npos);
+  CHECK(dynamic_symbols(lib, "--defined-only") == std::set<std::string>{"dltrace_config_load_v1"});
+  // No STB_GNU_UNIQUE symbol: one would make the library impossible to unload.
+  ProcessResult syms = run({"readelf", "--dyn-syms", "-W", lib});
+  REQUIRE(syms.exit_code == 0);
+  CHECK(syms.out.find("UNIQUE") == std::string::npos);
+}
+
 TEST_CASE("the recorder leaves libgcc_s's unwinder in charge and libunwind out of scope",
           "[footprint][differential]") {
   std::string dir = temp_dir("footprint");

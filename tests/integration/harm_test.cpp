@@ -288,6 +288,32 @@ TEST_CASE("objects libc loaded by itself are in the trace even without a later e
   CHECK(gconv);
 }
 
+// The recorder allocates nothing from the program's heap before main (issue 16: libstdc++'s
+// emergency exception pool, 73 KB, and with it the main arena, used to be made in every traced
+// process); with DLTRACE_CONFIG only the rules it keeps, the parser's runtime being unloaded.
+TEST_CASE("the program's heap at main is as untraced; a config leaves only the rules",
+          "[runtime][harm]") {
+  settle_fixtures();
+  const std::string dir = temp_dir("heap");
+  DifferentialResult d = run_differential({fixture("harm_heap")});
+  INFO("UNTRACED: " << describe(d.plain));
+  INFO("TRACED: " << describe(d.traced));
+  REQUIRE(d.plain.exit_code == 0);
+  CHECK(d.same());
+
+  const std::string config = dir + "/c.toml";
+  std::ofstream(config) << "[[override]]\nmatch = \"libz.so*\"\nadd = [\"RTLD_GLOBAL\"]\n";
+  RunOptions opts;
+  opts.env["DLTRACE_CONFIG"] = config;
+  ProcessResult r = run_traced({fixture("harm_heap")}, dir + "/t.trace", opts);
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  std::smatch m;
+  REQUIRE(std::regex_search(r.out, m, std::regex(R"(heap in use (\d+), arena)")));
+  CHECK(std::stoul(m[1]) > 0);          // the rules the recorder keeps
+  CHECK(std::stoul(m[1]) < 16 * 1024);  // and nothing of the parser's runtime
+}
+
 TEST_CASE("a real JVM crash is handled by the JVM as untraced: hs_err log, same exit status",
           "[runtime][harm][realworld]") {
   // HotSpot saves the handler it replaces and chains to it for crashes that are not its own; a

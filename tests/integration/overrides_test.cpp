@@ -389,6 +389,87 @@ TEST_CASE("overrides: a bad config leaves the program untouched plus one dltrace
   }
 }
 
+// The TOML parser and its C++ runtime live in libdltrace_config.so (issue 16: every process maps
+// libdltrace.so, few set DLTRACE_CONFIG). The recorder loads it only to parse and unloads it: the
+// program's objects after start-up are the ones it has without a config.
+TEST_CASE("overrides: the config parser library is loaded only to parse, then unloaded, unseen",
+          "[overrides][footprint]") {
+  if (!test_target().emulator.empty()) {
+    WARN("skipped: cat is a host program, the preload is built for " << test_target().cpu);
+    return;
+  }
+  std::string dir = temp_dir("overrides-parser");
+  RunOptions opts;
+  opts.env["DLTRACE_CONFIG"] = write_config(dir, kGlobalEmbed);
+  ProcessResult r = run_traced({"cat", "/proc/self/maps"}, dir + "/maps.trace", opts);
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.empty());
+  CHECK(r.out.find("libdltrace.so") != std::string::npos);  // the preload was there
+  CHECK(r.out.find("libdltrace_config") == std::string::npos);
+  std::string why;
+  auto reader = TraceReader::open(dir + "/maps.trace", &why);
+  REQUIRE(reader != nullptr);
+  CHECK(reader->process().config == opts.env["DLTRACE_CONFIG"]);  // the config was in use
+  for (const auto& o : reader->objects()) {
+    INFO(o.path);
+    CHECK(o.path.find("libdltrace_config") == std::string::npos);
+  }
+}
+
+TEST_CASE("overrides: without its parser library the recorder says so and applies nothing",
+          "[overrides]") {
+  settle_fixtures();
+  std::string dir = temp_dir("overrides-noparser");
+  // A copy of the preload alone: no libdltrace_config.so beside it.
+  std::string lonely = dir + "/libdltrace.so";
+  std::filesystem::copy_file(preload_path(), lonely);
+  std::string config = write_config(dir, kGlobalEmbed);
+  ProcessResult plain = run(host_args(kEmbedSteps));
+  const std::string trace = dir + "/lonely.trace";
+  RunOptions opts;
+  opts.env = {{"DLTRACE_CONFIG", config},
+              {"LD_PRELOAD", lonely},
+              {"DLTRACE_QUIET", "1"},
+              {"DLTRACE_OUTPUT", trace}};
+  ProcessResult r = run(host_args(kEmbedSteps), opts);
+  INFO(describe(r));
+  CHECK(r.out == plain.out);  // the rule is not applied: plugin_value stays unresolved
+  CHECK(has_line(r.out, "int plugin_value: not found"));
+  CHECK(r.exit_code == plain.exit_code);
+  // One line, naming the library and what the loader said.
+  const std::string expected = "dltrace: " + config +
+                               ": cannot load the config parser (libdltrace_config.so, beside "
+                               "libdltrace.so): ";
+  REQUIRE(r.err.rfind(expected, 0) == 0);
+  const size_t end = r.err.find('\n');
+  REQUIRE(end != std::string::npos);
+  CHECK(r.err.substr(expected.size(), end - expected.size()).find("cannot open shared object") !=
+        std::string::npos);
+  CHECK(r.err.substr(end + 1) == plain.err);
+  // The process is traced all the same.
+  std::string why;
+  CHECK(TraceReader::open(trace, &why) != nullptr);
+}
+
+TEST_CASE("overrides: a preload given through a symlink finds the parser beside its real file",
+          "[overrides]") {
+  settle_fixtures();
+  std::string dir = temp_dir("overrides-symlink");
+  // $ORIGIN is the link's directory, where there is no libdltrace_config.so.
+  std::string link = dir + "/libdltrace.so";
+  std::filesystem::create_symlink(preload_path(), link);
+  RunOptions opts;
+  opts.env = {{"DLTRACE_CONFIG", write_config(dir, kGlobalEmbed)},
+              {"LD_PRELOAD", link},
+              {"DLTRACE_QUIET", "1"},
+              {"DLTRACE_OUTPUT", dir + "/run.trace"}};
+  ProcessResult r = run(host_args(kEmbedSteps), opts);
+  INFO(describe(r));
+  CHECK(r.err.find("dltrace:") == std::string::npos);
+  CHECK(has_line(r.out, "int plugin_value = 43"));  // the rule applied
+}
+
 TEST_CASE("overrides: dltrace config check prints rules and the ones a trace never matched",
           "[overrides]") {
   std::string dir = temp_dir("overrides-check");

@@ -136,7 +136,7 @@ TEST_CASE("apply_overrides: 100 rules, name/soname/caller matching, under 1 us p
       << "\"\nadd = [\"RTLD_NOLOAD\"]\n";
   }
   REQUIRE(setenv("DLTRACE_CONFIG", path.c_str(), 1) == 0);
-  const char* loaded = load_overrides_from_env();
+  const char* loaded = load_overrides_from_env(DLTRACE_TEST_CONFIG_LIBRARY);
   REQUIRE(loaded != nullptr);
   CHECK(std::string(loaded) == path);
   unsetenv("DLTRACE_CONFIG");
