@@ -899,8 +899,10 @@ void TraceWriter::commit(format::EventSlot& slot) {
   slot.checksum = format::slot_checksum(reinterpret_cast<const unsigned char*>(&slot) + 16);
   const uint64_t seq = slot.seq;
   const uint64_t index = (seq - 1) & slot_mask_;
+  // Acquire: the chunk another thread mapped before publishing the frontier is this thread's to
+  // touch only through that release (a plain load on x86-64; TSan sees the edge).
   if (__builtin_expect(
-          index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_RELAXED), 0))
+          index * format::kSlotSize >= __atomic_load_n(&backed_ring_, __ATOMIC_ACQUIRE), 0))
     return commit_unbacked(slot, index);
   auto* dst = reinterpret_cast<uint64_t*>(ring_ + index);
   // Claim the slot by swapping its seq for kSlotBusy: a reader (or a crash) between here and the
