@@ -16,6 +16,7 @@
 #include "elf_info.h"
 #include "elf_symbols.h"
 #include "fork_gate.h"
+#include "real_functions.h"
 #include "slot_index.h"
 #include "trace_writer.h"
 
@@ -179,13 +180,21 @@ bool read_snapshot(Fn&& fn) {
 }
 
 // ---- collecting what the loader has ----
+// The loader's _r_debug, found in the global scope at the first sync (under g_lock) rather than
+// linked: a reference to it would make ld.so a NEEDED entry of libdltrace.so. Null only where no
+// object defines it; then the table holds what dl_iterate_phdr reports, unpaired.
+r_debug* g_debug = nullptr;
+
+r_debug* loader_debug() {
+  if (g_debug == nullptr) g_debug = static_cast<r_debug*>(lookup_global("_r_debug"));
+  return g_debug;
+}
+
 void collect_other_namespaces() {
   g_nother = 0;
-  // _r_debug is the first r_debug_extended (glibc >= 2.35); hide that from the optimiser.
-  r_debug* base = &_r_debug;
-  asm("" : "+r"(base));
-  auto* r = reinterpret_cast<r_debug_extended*>(base);
-  if (r->base.r_version < 2) return;
+  // _r_debug is the first r_debug_extended (glibc >= 2.35).
+  auto* r = reinterpret_cast<r_debug_extended*>(g_debug);
+  if (r == nullptr || r->base.r_version < 2) return;
   int64_t ns = 1;
   for (r_debug_extended* x = r->r_next; x != nullptr; x = x->r_next, ++ns) {
     for (const link_map* l = x->base.r_map; l != nullptr && g_nother < kMaxObjects; l = l->l_next) {
@@ -234,7 +243,7 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
         break;
       }
     }
-    if (lm == nullptr) st->walk = _r_debug.r_map;
+    if (lm == nullptr) st->walk = g_debug ? g_debug->r_map : nullptr;
   }
   // Known objects are only marked; new ones are collected with their program headers read.
   const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
@@ -250,7 +259,8 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
 // False (and nothing collected) when only_if_changed and the loader's counters have not moved.
 bool collect(bool only_if_changed) {
   g_ncur = 0;
-  CollectState st{_r_debug.r_map, true, only_if_changed, false};
+  const r_debug* debug = loader_debug();
+  CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false};
   fork_gate::iterate_phdr(collect_cb, &st);
   if (st.unchanged) return false;
   for (uint32_t i = 0; i < g_nother; ++i) {
@@ -440,7 +450,7 @@ bool attribute(const Attribution& a) {
         o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
         o.flags |= format::kObjectVdso;
         o.parent_idx = -1;
-      } else if (o.image.base == _r_debug.r_ldbase && o.lmid == 0) {
+      } else if (g_debug && o.image.base == g_debug->r_ldbase && o.lmid == 0) {
         o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
         o.parent_idx = -1;
       } else if (contains_self(o.image)) {
