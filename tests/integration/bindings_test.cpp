@@ -22,14 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void build(const std::string& compiler, const std::vector<std::string>& argv) {
-  std::vector<std::string> cmd{compiler};
-  cmd.insert(cmd.end(), argv.begin(), argv.end());
-  const ProcessResult r = run(cmd);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
 std::string real(const std::string& path, const std::string& cwd) {
   std::error_code ec;
   fs::path p = path.front() == '/' ? fs::path(path) : fs::path(cwd) / path;

@@ -18,12 +18,6 @@ namespace {
 
 const char* const kPython = "/usr/bin/python3";
 
-void build(const std::vector<std::string>& argv) {
-  const ProcessResult r = run(argv);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
 std::string first_line(std::string s) {
   if (auto nl = s.find('\n'); nl != std::string::npos) s.resize(nl);
   return s;
@@ -87,18 +81,13 @@ TEST_CASE(
          "methods};\n"
          "PyMODINIT_FUNC PyInit_twocopies(void) { return PyModule_Create(&module); }\n";
   auto build_module = [&](bool with_libpython) {
-    std::vector<std::string> cmd{"cc",
-                                 "-shared",
-                                 "-fPIC",
-                                 "-I" + include,
-                                 "-o",
-                                 dir + "/twocopies.so",
-                                 dir + "/twocopies.c"};
+    std::vector<std::string> cmd{
+        "-shared", "-fPIC", "-I" + include, "-o", dir + "/twocopies.so", dir + "/twocopies.c"};
     if (with_libpython) {
       cmd.push_back("-L" + libdir);
       cmd.push_back("-lpython" + ldlibrary);
     }
-    build(cmd);
+    build("cc", cmd);
   };
   build_module(true);
   std::ofstream(dir + "/app.py") << "import twocopies\nprint(twocopies.answer())\n";
@@ -176,7 +165,7 @@ TEST_CASE(
   // The library's own code counts through counter_increment, as its users would.
   std::ofstream(dir + "/plugin.c")
       << counter << "int plugin_bump(void) { return counter_increment(); }\n";
-  build({"cc", "-shared", "-fPIC", "-o", dir + "/libcounter.so", dir + "/plugin.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libcounter.so", dir + "/plugin.c"});
   std::ofstream(dir + "/host.c")
       << "#include <dlfcn.h>\n#include <stdio.h>\n"
          "int counter_increment(void); int counter_value(void);\n"
@@ -190,10 +179,9 @@ TEST_CASE(
          "  printf(\"host %d library %d\\n\", counter_value(), value());\n"
          "  return 0;\n}\n";
   auto build_host = [&](bool rdynamic) {
-    std::vector<std::string> cmd{"cc",  "-o", dir + "/host", dir + "/host.c", dir + "/counter.c",
-                                 "-ldl"};
+    std::vector<std::string> cmd{"-o", dir + "/host", dir + "/host.c", dir + "/counter.c", "-ldl"};
     if (rdynamic) cmd.push_back("-rdynamic");
-    build(cmd);
+    build("cc", cmd);
   };
   build_host(true);
   const std::string trace = dir + "/run.trace";
@@ -256,17 +244,12 @@ TEST_CASE(
                                       "  auto run = (int (*)(int))dlsym(h, \"plugin_run\");\n"
                                       "  std::printf(\"%s %d\\n\", s.c_str(), run(123));\n"
                                       "  return 0;\n}\n";
-  build({"c++", "-o", dir + "/host", dir + "/host.cpp", "-ldl"});
+  build("c++", {"-o", dir + "/host", dir + "/host.cpp", "-ldl"});
   auto build_plugin = [&](bool hidden) {
-    std::vector<std::string> cmd{"c++",
-                                 "-shared",
-                                 "-fPIC",
-                                 "-o",
-                                 dir + "/plugin.so",
-                                 dir + "/plugin.cpp",
-                                 "-static-libstdc++"};
+    std::vector<std::string> cmd{
+        "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.cpp", "-static-libstdc++"};
     if (hidden) cmd.push_back("-Wl,--exclude-libs,ALL");
-    build(cmd);
+    build("c++", cmd);
   };
   build_plugin(false);
   const std::string trace = dir + "/run.trace";
@@ -331,9 +314,9 @@ TEST_CASE(
                                     "  if (!h) { puts(dlerror()); return 1; }\n"
                                     "  int (*run)(int) = (int (*)(int))dlsym(h, \"plugin_run\");\n"
                                     "  printf(\"%d\\n\", run(123));\n  return 0;\n}\n";
-  build({"cc", "-o", dir + "/host", dir + "/host.c", "-ldl"});
-  build({"musl-gcc", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c",
-         "-Wl,-Bstatic", "-lc"});
+  build("cc", {"-o", dir + "/host", dir + "/host.c", "-ldl"});
+  build("musl-gcc",
+        {"-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c", "-Wl,-Bstatic", "-lc"});
   const std::string trace = dir + "/run.trace";
   const ProcessResult program = run_traced({dir + "/host", dir + "/plugin.so"}, trace);
   INFO(describe(program));
@@ -359,7 +342,7 @@ TEST_CASE(
             "build plugin.so against this system's C library") == 0);
 
   // The fix: the same plugin built against glibc.
-  build({"cc", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c"});
   const std::string fixed_trace = dir + "/fixed.trace";
   const ProcessResult fixed = run_traced({dir + "/host", dir + "/plugin.so"}, fixed_trace);
   INFO(describe(fixed));
@@ -383,7 +366,7 @@ TEST_CASE(
   std::ofstream(dir + "/plugin.cpp") << "#include \"shapes.h\"\n"
                                         "extern \"C\" int plugin_run() {\n"
                                         "  Shape s; return s.area() + next_id() + twice(2);\n}\n";
-  build({"c++", "-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.cpp"});
+  build("c++", {"-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.cpp"});
   // Sibling libraries: libserver (needed by the host) and libclient (opened RTLD_LOCAL) both
   // export the project's util_* helpers; libclient's API is mostly its own. Its calls of util_add
   // and util_twice bind to libserver's, while util_square, which it never calls through its PLT,
@@ -398,8 +381,8 @@ TEST_CASE(
                                       "int client_send(void) { return util_add(1, 2); }\n"
                                       "int client_receive(void) { return 4; }\n"
                                       "int client_close(void) { return 5; }\n";
-  build({"cc", "-shared", "-fPIC", "-o", dir + "/libserver.so", dir + "/server.c"});
-  build({"cc", "-shared", "-fPIC", "-o", dir + "/libclient.so", dir + "/client.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libserver.so", dir + "/server.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libclient.so", dir + "/client.c"});
   std::ofstream(dir + "/host.cpp")
       << "#include <dlfcn.h>\n#include <cstdio>\n#include \"shapes.h\"\n"
          "extern \"C\" int server_start(void);\n"
@@ -411,8 +394,8 @@ TEST_CASE(
          "  auto run = (int (*)())dlsym(p, \"plugin_run\");\n"
          "  auto connect = (int (*)())dlsym(c, \"client_connect\");\n"
          "  std::printf(\"%d %d %d\\n\", here, run(), connect());\n  return 0;\n}\n";
-  build({"c++", "-rdynamic", "-o", dir + "/host", dir + "/host.cpp", "-L" + dir, "-lserver",
-         "-Wl,-rpath," + dir, "-ldl"});
+  build("c++", {"-rdynamic", "-o", dir + "/host", dir + "/host.cpp", "-L" + dir, "-lserver",
+                "-Wl,-rpath," + dir, "-ldl"});
   // The plugin does share them with the executable (else this test proves nothing).
   const std::string exported = run({"nm", "-D", "--defined-only", dir + "/host"}).out;
   CHECK(exported.find(" _ZTV5Shape\n") != std::string::npos);

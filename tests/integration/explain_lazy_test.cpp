@@ -11,32 +11,20 @@
 
 using namespace dltrace::test;
 
-namespace {
-
-void build(const std::vector<std::string>& argv) {
-  std::vector<std::string> cmd{"cc"};
-  cmd.insert(cmd.end(), argv.begin(), argv.end());
-  const ProcessResult r = run(cmd);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
-}  // namespace
-
 TEST_CASE(
     "lazy binding: a function defined nowhere in an RTLD_LAZY plugin's scope is found "
     "before its call kills the process, and linking the provider fixes it",
     "[explain][lazy]") {
   const std::string dir = temp_dir("lazy");
   std::ofstream(dir + "/prov.c") << "int missing_fn(int x) { return x * 2; }\n";
-  build({"-shared", "-fPIC", "-o", dir + "/libprov.so", dir + "/prov.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libprov.so", dir + "/prov.c"});
   std::ofstream(dir + "/plugin.c") << "int missing_fn(int);\n"
                                       "int run_ok(void) { return 1; }\n"
                                       "int run_missing(void) { return missing_fn(21); }\n";
   auto plugin = [&](bool fixed) {
     std::vector<std::string> args{"-shared", "-fPIC", "-o", dir + "/plugin.so", dir + "/plugin.c"};
     if (fixed) args.insert(args.end(), {"-L" + dir, "-lprov", "-Wl,-rpath," + dir});
-    build(args);
+    build("cc", args);
   };
   std::ofstream(dir + "/host.c")
       << "#include <dlfcn.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
@@ -49,7 +37,7 @@ TEST_CASE(
          "  int (*missing)(void) = (int (*)(void))dlsym(h, \"run_missing\");\n"
          "  printf(\"ok %d\\n\", ok());\n  fflush(stdout);\n"
          "  printf(\"missing %d\\n\", missing());\n  return 0;\n}\n";
-  build({"-o", dir + "/host", dir + "/host.c", "-ldl"});
+  build("cc", {"-o", dir + "/host", dir + "/host.c", "-ldl"});
   plugin(false);
 
   const std::string trace = dir + "/run.trace";

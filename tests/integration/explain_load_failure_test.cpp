@@ -13,14 +13,6 @@ using namespace dltrace::test;
 
 namespace {
 
-void compile(const std::vector<std::string>& argv) {
-  std::vector<std::string> cmd{"cc"};
-  cmd.insert(cmd.end(), argv.begin(), argv.end());
-  const ProcessResult r = run(cmd);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
 // A program that dlopens argv[1] and says whether it worked.
 std::string build_opener(const std::string& dir) {
   std::ofstream(dir + "/opener.c")
@@ -29,7 +21,7 @@ std::string build_opener(const std::string& dir) {
          "  void* h = dlopen(argv[1], RTLD_NOW);\n"
          "  if (!h) { printf(\"failed: %s\\n\", dlerror()); return 1; }\n"
          "  printf(\"loaded\\n\");\n  return 0;\n}\n";
-  compile({"-o", dir + "/opener", dir + "/opener.c", "-ldl"});
+  build("cc", {"-o", dir + "/opener", dir + "/opener.c", "-ldl"});
   return dir + "/opener";
 }
 
@@ -71,10 +63,11 @@ TEST_CASE(
   std::ofstream(dir + "/c.c") << "int c_value(void) { return 3; }\n";
   std::ofstream(dir + "/b.c") << "int c_value(void);\nint b_value(void) { return c_value(); }\n";
   std::ofstream(dir + "/a.c") << "int b_value(void);\nint a_value(void) { return b_value(); }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/c/libC.so", dir + "/c.c"});
-  compile({"-shared", "-fPIC", "-o", dir + "/b/libB.so", dir + "/b.c", "-L" + dir + "/c", "-lC"});
-  compile({"-shared", "-fPIC", "-o", dir + "/libA.so", dir + "/a.c", "-L" + dir + "/b", "-lB",
-           "-Wl,--enable-new-dtags,-rpath,$ORIGIN/b:$ORIGIN/c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/c/libC.so", dir + "/c.c"});
+  build("cc",
+        {"-shared", "-fPIC", "-o", dir + "/b/libB.so", dir + "/b.c", "-L" + dir + "/c", "-lC"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libA.so", dir + "/a.c", "-L" + dir + "/b", "-lB",
+               "-Wl,--enable-new-dtags,-rpath,$ORIGIN/b:$ORIGIN/c"});
   const std::string opener = build_opener(dir);
 
   Explained e = record_and_explain({opener, dir + "/libA.so"}, dir);
@@ -145,7 +138,7 @@ TEST_CASE("explain: what a file the loader refused is, and what to do instead",
   const std::string dir = temp_dir("file-kinds");
   const std::string opener = build_opener(dir);
   std::ofstream(dir + "/lib.c") << "int value(void) { return 42; }\nint main(void) { return 0; }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
   auto copy_with = [&](const std::string& name, size_t offset, unsigned char byte) {
     run({"cp", dir + "/libgood.so", dir + "/" + name});
     std::fstream f(dir + "/" + name, std::ios::in | std::ios::out | std::ios::binary);
@@ -186,8 +179,8 @@ TEST_CASE("explain: what a file the loader refused is, and what to do instead",
   SECTION("a linker script: the fix dlopens the library it points to, and that works") {
     // What /usr/lib/x86_64-linux-gnu/libc.so is on Debian, pointing at our library.
     run({"sh", "-c", "cp " + dir + "/libgood.so " + dir + "/libgood.so.1"});
-    compile({"-shared", "-fPIC", "-o", dir + "/libgood.so.1", dir + "/lib.c",
-             "-Wl,-soname,libgood.so.1"});
+    build("cc", {"-shared", "-fPIC", "-o", dir + "/libgood.so.1", dir + "/lib.c",
+                 "-Wl,-soname,libgood.so.1"});
     std::ofstream(dir + "/libscript.so") << "/* GNU ld script */\nOUTPUT_FORMAT(elf64-x86-64)\n"
                                             "GROUP ( " +
                                                 dir + "/libgood.so.1 )\n";
@@ -202,14 +195,14 @@ TEST_CASE("explain: what a file the loader refused is, and what to do instead",
     CHECK(fixed.out == "loaded\n");
   }
   SECTION("an executable: the fix builds the code as a shared library, and that loads") {
-    compile({"-fPIE", "-pie", "-o", dir + "/prog", dir + "/lib.c"});
+    build("cc", {"-fPIE", "-pie", "-o", dir + "/prog", dir + "/lib.c"});
     const auto f = unloadable(dir, opener, dir + "/prog");
     CHECK(f["file_kind"] == "pie-executable");
     const std::string fix = f["fixes"][0]["text"];
     REQUIRE(fix.find("cc -shared -fPIC") != std::string::npos);
-    compile({"-shared", "-fPIC", "-o", dir + "/libprog.so", dir + "/lib.c"});
+    build("cc", {"-shared", "-fPIC", "-o", dir + "/libprog.so", dir + "/lib.c"});
     CHECK(run({opener, dir + "/libprog.so"}).out == "loaded\n");
-    compile({"-no-pie", "-o", dir + "/prog_fixed", dir + "/lib.c"});
+    build("cc", {"-no-pie", "-o", dir + "/prog_fixed", dir + "/lib.c"});
     CHECK(unloadable(dir, opener, dir + "/prog_fixed")["file_kind"] == "executable");
   }
   SECTION("a relative name is resolved against the traced process's working directory") {
@@ -240,7 +233,7 @@ TEST_CASE("explain: objects loaded by a relative name are found from any directo
   const std::string dir = temp_dir("relative-object");
   const std::string opener = build_opener(dir);
   std::ofstream(dir + "/lib.c") << "int value(void) { return 42; }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libgood.so", dir + "/lib.c"});
   RunOptions opts;
   opts.cwd = dir;
   const std::string trace = dir + "/rel.trace";
@@ -263,7 +256,7 @@ TEST_CASE("explain: no room in the static TLS block: the size, and fixes that wo
   std::ofstream(dir + "/tls.c")
       << "__thread char big[8192] __attribute__((tls_model(\"initial-exec\")));\n"
          "char* tls_buffer(void) { big[0] = 1; return big; }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/libtls.so", dir + "/tls.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libtls.so", dir + "/tls.c"});
   Explained e = record_and_explain({opener, dir + "/libtls.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.out.find("cannot allocate memory in static TLS block") != std::string::npos);
@@ -288,8 +281,8 @@ TEST_CASE("explain: no room in the static TLS block: the size, and fixes that wo
           std::string::npos);
   std::ofstream(dir + "/tls_gd.c") << "__thread char big[8192];\n"
                                       "char* tls_buffer(void) { big[0] = 1; return big; }\n";
-  compile({"-shared", "-fPIC", "-ftls-model=global-dynamic", "-o", dir + "/libtls_gd.so",
-           dir + "/tls_gd.c"});
+  build("cc", {"-shared", "-fPIC", "-ftls-model=global-dynamic", "-o", dir + "/libtls_gd.so",
+               dir + "/tls_gd.c"});
   CHECK(run({opener, dir + "/libtls_gd.so"}).out == "loaded\n");
 }
 
@@ -300,7 +293,7 @@ TEST_CASE("explain: a relative dlopen name depends on the working directory",
   run({"mkdir", "-p", dir + "/plugin/helpers"});
   const std::string opener = build_opener(dir);
   std::ofstream(dir + "/h.c") << "int helper(void) { return 1; }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/plugin/helpers/libh.so", dir + "/h.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/plugin/helpers/libh.so", dir + "/h.c"});
   auto plugin_source = [&](const std::string& name) {
     std::ofstream(dir + "/plug.c") << "#include <dlfcn.h>\n#include <stdio.h>\n"
                                       "__attribute__((constructor)) static void init(void) {\n"
@@ -310,7 +303,7 @@ TEST_CASE("explain: a relative dlopen name depends on the working directory",
                                           "}\n";
   };
   plugin_source("./helpers/libh.so");
-  compile({"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl"});
   Explained e = record_and_explain({opener, dir + "/plugin/libplug.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.out.find("helper: ./helpers/libh.so: cannot open") != std::string::npos);
@@ -329,8 +322,8 @@ TEST_CASE("explain: a relative dlopen name depends on the working directory",
   const std::string fix = f["fixes"][1]["text"];
   REQUIRE(fix.find("-Wl,-rpath,'$ORIGIN/helpers'") != std::string::npos);
   plugin_source("libh.so");
-  compile({"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl",
-           "-Wl,-rpath,$ORIGIN/helpers"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl",
+               "-Wl,-rpath,$ORIGIN/helpers"});
   CHECK(run({opener, dir + "/plugin/libplug.so"}).out == "loaded\n");
 }
 
@@ -344,11 +337,11 @@ TEST_CASE("explain: a process that died inside dlopen: the call in every view, a
                                    "int big_value(void) { return big_table[7]; }\n";
   std::ofstream(dir + "/plug.c") << "int big_value(void);\n"
                                     "int plug_value(void) { return big_value(); }\n";
-  compile(
-      {"-shared", "-fPIC", "-o", dir + "/libbig.so.full", dir + "/big.c", "-Wl,-soname,libbig.so"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libbig.so.full", dir + "/big.c",
+               "-Wl,-soname,libbig.so"});
   run({"cp", dir + "/libbig.so.full", dir + "/libbig.so"});
-  compile({"-shared", "-fPIC", "-o", dir + "/libplug.so", dir + "/plug.c", "-L" + dir, "-lbig",
-           "-Wl,--enable-new-dtags,-rpath,$ORIGIN"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libplug.so", dir + "/plug.c", "-L" + dir, "-lbig",
+               "-Wl,--enable-new-dtags,-rpath,$ORIGIN"});
   const std::string opener = build_opener(dir);
   // Keep the ELF header and program headers, cut the segments (the dynamic section too).
   REQUIRE(run({"truncate", "-s", "4096", dir + "/libbig.so"}).exit_code == 0);
@@ -419,7 +412,7 @@ TEST_CASE("explain: a constructor that exits ends the process inside dlopen",
   std::ofstream(dir + "/quit.c") << "#include <stdlib.h>\n"
                                     "__attribute__((constructor)) static void quit(void) "
                                     "{ exit(3); }\n";
-  compile({"-shared", "-fPIC", "-o", dir + "/libquit.so", dir + "/quit.c"});
+  build("cc", {"-shared", "-fPIC", "-o", dir + "/libquit.so", dir + "/quit.c"});
   const std::string opener = build_opener(dir);
   Explained e = record_and_explain({opener, dir + "/libquit.so"}, dir);
   INFO(e.text.out);

@@ -15,14 +15,6 @@ using namespace dltrace::test;
 
 namespace {
 
-void build(const std::string& compiler, const std::vector<std::string>& argv) {
-  std::vector<std::string> cmd{compiler};
-  cmd.insert(cmd.end(), argv.begin(), argv.end());
-  const ProcessResult r = run(cmd);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
 // A program that dlopens argv[1] and, with argv[2], calls the int(void) function of that name.
 std::string build_host(const std::string& dir) {
   std::ofstream(dir + "/host.c")

@@ -11,18 +11,6 @@
 
 using namespace dltrace::test;
 
-namespace {
-
-void build(const std::vector<std::string>& argv) {
-  std::vector<std::string> cmd{"cc"};
-  cmd.insert(cmd.end(), argv.begin(), argv.end());
-  const ProcessResult r = run(cmd);
-  INFO(describe(r));
-  REQUIRE(r.exit_code == 0);
-}
-
-}  // namespace
-
 TEST_CASE(
     "two copies: one library mapped twice under two names is found by its build-id, and "
     "loading it from one place gives one state",
@@ -30,7 +18,8 @@ TEST_CASE(
   const std::string dir = temp_dir("two-copies");
   run({"mkdir", "-p", dir + "/a", dir + "/b"});
   std::ofstream(dir + "/state.c") << "static int counter;\nint bump(void) { return ++counter; }\n";
-  build({"-shared", "-fPIC", "-Wl,--build-id", "-o", dir + "/a/libstate.so", dir + "/state.c"});
+  build("cc",
+        {"-shared", "-fPIC", "-Wl,--build-id", "-o", dir + "/a/libstate.so", dir + "/state.c"});
   run({"cp", dir + "/a/libstate.so", dir + "/b/libstate_copy.so"});
   std::ofstream(dir + "/host.c") << "#include <dlfcn.h>\n#include <stdio.h>\n"
                                     "int main(int argc, char** argv) {\n"
@@ -39,7 +28,7 @@ TEST_CASE(
                                     "    if (!h) { puts(dlerror()); return 1; }\n"
                                     "    int (*bump)(void) = (int (*)(void))dlsym(h, \"bump\");\n"
                                     "    printf(\"%d\\n\", bump());\n  }\n  return 0;\n}\n";
-  build({"-o", dir + "/host", dir + "/host.c", "-ldl"});
+  build("cc", {"-o", dir + "/host", dir + "/host.c", "-ldl"});
 
   const std::string trace = dir + "/run.trace";
   const ProcessResult program =

@@ -223,6 +223,14 @@ std::vector<std::string> traces_in(const std::string& dir) {
   return out;
 }
 
+void build(const std::string& compiler, const std::vector<std::string>& args) {
+  std::vector<std::string> cmd{compiler};
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  const ProcessResult r = run(cmd);
+  INFO(describe(r));
+  REQUIRE(r.exit_code == 0);
+}
+
 nlohmann::json export_json(const std::string& trace_path) {
   ProcessResult r = run({viewer_path(), "export", "--format", "json", trace_path});
   INFO("dltrace export stderr: " << r.err);

@@ -69,6 +69,9 @@ int number_after(const std::string& out, const std::string& prefix);
 // "exit=N signal=S" and both outputs, for INFO().
 std::string describe(const ProcessResult& r);
 
+// Runs `compiler` (cc, c++, musl-gcc...) with `args`; the test stops unless it succeeds.
+void build(const std::string& compiler, const std::vector<std::string>& args);
+
 // Events of `call` whose string field `key` contains `needle`, in an exported trace.
 int count_events(const nlohmann::json& trace, const std::string& call, const std::string& key,
                  const std::string& needle);
