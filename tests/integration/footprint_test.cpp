@@ -11,16 +11,25 @@
 using namespace dltrace::test;
 using json = nlohmann::json;
 
-namespace {}  // namespace
+namespace {
+
+// The NEEDED entries of `readelf -d` output.
+std::set<std::string> needed_entries(const std::string& dynamic_section) {
+  const std::regex needed_re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  std::set<std::string> needed;
+  for (std::sregex_iterator it(dynamic_section.begin(), dynamic_section.end(), needed_re), end;
+       it != end; ++it)
+    needed.insert((*it)[1]);
+  return needed;
+}
+
+}  // namespace
 
 TEST_CASE("libdltrace.so needs only libc", "[footprint]") {
   ProcessResult d = run({"readelf", "-d", "-W", preload_path()});
   REQUIRE(d.exit_code == 0);
   INFO(d.out);
-  std::regex needed_re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
-  std::set<std::string> needed;
-  for (std::sregex_iterator it(d.out.begin(), d.out.end(), needed_re), end; it != end; ++it)
-    needed.insert((*it)[1]);
+  const std::set<std::string> needed = needed_entries(d.out);
   CHECK(needed.count("libc.so.6") == 1);
   for (const auto& n : needed) {
     INFO("NEEDED " << n);
@@ -118,10 +127,7 @@ TEST_CASE("libdltrace_config.so needs only libc and exports only its entry point
   ProcessResult d = run({"readelf", "-d", "-W", lib});
   REQUIRE(d.exit_code == 0);
   INFO(d.out);
-  std::regex needed_re(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
-  std::set<std::string> needed;
-  for (std::sregex_iterator it(d.out.begin(), d.out.end(), needed_re), end; it != end; ++it)
-    needed.insert((*it)[1]);
+  const std::set<std::string> needed = needed_entries(d.out);
   CHECK(needed.count("libc.so.6") == 1);
   for (const auto& n : needed) {
     INFO("NEEDED " << n);
