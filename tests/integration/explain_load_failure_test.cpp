@@ -25,30 +25,6 @@ std::string build_opener(const std::string& dir) {
   return dir + "/opener";
 }
 
-struct Explained {
-  ProcessResult program, text;
-  nlohmann::json json;
-};
-
-Explained record_and_explain(const std::vector<std::string>& argv, const std::string& dir) {
-  Explained e;
-  static int runs = 0;  // one trace per run: the recorder does not overwrite a trace
-  const std::string trace = dir + "/run" + std::to_string(++runs) + ".trace";
-  e.program = run_traced(argv, trace);
-  e.text = run({viewer_path(), "explain", "--color=never", trace});
-  const ProcessResult j = run({viewer_path(), "explain", "--json", trace});
-  INFO(describe(j));
-  e.json = nlohmann::json::parse(j.out, nullptr, false);
-  REQUIRE_FALSE(e.json.is_discarded());
-  return e;
-}
-
-nlohmann::json finding(const Explained& e, const std::string& kind) {
-  for (const auto& f : e.json["findings"])
-    if (f["kind"] == kind) return f;
-  return nullptr;
-}
-
 }  // namespace
 
 // libA.so (RUNPATH $ORIGIN/b:$ORIGIN/c) → libB.so (no paths) → libC.so, which sits in c/.
@@ -70,7 +46,7 @@ TEST_CASE(
                "-Wl,--enable-new-dtags,-rpath,$ORIGIN/b:$ORIGIN/c"});
   const std::string opener = build_opener(dir);
 
-  Explained e = record_and_explain({opener, dir + "/libA.so"}, dir);
+  ExplainedRun e = record_and_explain({opener, dir + "/libA.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.exit_code == 1);
   CHECK(e.program.out.find("libC.so: cannot open shared object file") != std::string::npos);
@@ -121,7 +97,7 @@ namespace {
 // The finding about the file the opener was given.
 nlohmann::json unloadable(const std::string& dir, const std::string& opener,
                           const std::string& file, std::string* text = nullptr) {
-  Explained e = record_and_explain({opener, file}, dir);
+  ExplainedRun e = record_and_explain({opener, file}, dir);
   INFO(e.text.out);
   CHECK(e.program.exit_code == 1);
   if (text) *text = e.text.out;
@@ -209,7 +185,7 @@ TEST_CASE("explain: what a file the loader refused is, and what to do instead",
     copy_with("librel.so", 18, 0xb7);
     RunOptions opts;
     opts.cwd = dir;
-    Explained e;
+    ExplainedRun e;
     const std::string trace = dir + "/rel.trace";
     e.program = run_traced({opener, "./librel.so"}, trace, opts);
     // explain runs elsewhere: the recorded cwd, not explain's, decides what the name meant.
@@ -257,7 +233,7 @@ TEST_CASE("explain: no room in the static TLS block: the size, and fixes that wo
       << "__thread char big[8192] __attribute__((tls_model(\"initial-exec\")));\n"
          "char* tls_buffer(void) { big[0] = 1; return big; }\n";
   build("cc", {"-shared", "-fPIC", "-o", dir + "/libtls.so", dir + "/tls.c"});
-  Explained e = record_and_explain({opener, dir + "/libtls.so"}, dir);
+  ExplainedRun e = record_and_explain({opener, dir + "/libtls.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.out.find("cannot allocate memory in static TLS block") != std::string::npos);
   const nlohmann::json f = finding(e, "static-tls");
@@ -304,7 +280,7 @@ TEST_CASE("explain: a relative dlopen name depends on the working directory",
   };
   plugin_source("./helpers/libh.so");
   build("cc", {"-shared", "-fPIC", "-o", dir + "/plugin/libplug.so", dir + "/plug.c", "-ldl"});
-  Explained e = record_and_explain({opener, dir + "/plugin/libplug.so"}, dir);
+  ExplainedRun e = record_and_explain({opener, dir + "/plugin/libplug.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.out.find("helper: ./helpers/libh.so: cannot open") != std::string::npos);
   nlohmann::json f;
@@ -414,7 +390,7 @@ TEST_CASE("explain: a constructor that exits ends the process inside dlopen",
                                     "{ exit(3); }\n";
   build("cc", {"-shared", "-fPIC", "-o", dir + "/libquit.so", dir + "/quit.c"});
   const std::string opener = build_opener(dir);
-  Explained e = record_and_explain({opener, dir + "/libquit.so"}, dir);
+  ExplainedRun e = record_and_explain({opener, dir + "/libquit.so"}, dir);
   INFO(e.text.out);
   REQUIRE(e.program.exit_code == 3);
   const nlohmann::json f = finding(e, "died-in-call");

@@ -30,30 +30,6 @@ std::string build_host(const std::string& dir) {
   return dir + "/host";
 }
 
-struct Explained {
-  ProcessResult program, text;
-  nlohmann::json json;
-};
-
-Explained record_and_explain(const std::vector<std::string>& argv, const std::string& dir) {
-  Explained e;
-  static int runs = 0;  // one trace per run
-  const std::string trace = dir + "/run" + std::to_string(++runs) + ".trace";
-  e.program = run_traced(argv, trace);
-  e.text = run({viewer_path(), "explain", "--color=never", trace});
-  const ProcessResult j = run({viewer_path(), "explain", "--json", trace});
-  INFO(describe(j));
-  e.json = nlohmann::json::parse(j.out, nullptr, false);
-  REQUIRE_FALSE(e.json.is_discarded());
-  return e;
-}
-
-nlohmann::json finding(const Explained& e, const std::string& kind) {
-  for (const auto& f : e.json["findings"])
-    if (f["kind"] == kind) return f;
-  return nullptr;
-}
-
 // The defined dynamic symbol of `file` whose name contains `part`, as nm -D prints it.
 std::string dynamic_symbol(const std::string& file, const std::string& part) {
   const ProcessResult nm = run({"nm", "-D", "--defined-only", file});
@@ -108,7 +84,7 @@ TEST_CASE(
       build("c++", args);
     };
     plugin(false);
-    Explained e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
+    ExplainedRun e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
     INFO(e.program.out << e.text.out);
     REQUIRE(e.program.exit_code == 1);
     const nlohmann::json f = finding(e, "undefined-symbol-cxx-abi");
@@ -142,7 +118,7 @@ TEST_CASE(
       build("c++", args);
     };
     plugin(false);
-    Explained e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
+    ExplainedRun e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
     INFO(e.program.out << e.text.out);
     const nlohmann::json f = finding(e, "undefined-symbol-cxx-abi");
     REQUIRE(f.is_object());
@@ -167,7 +143,7 @@ TEST_CASE("near miss: dlsym of a C name that the library compiled as C++; extern
     build("c++", {"-shared", "-fPIC", "-o", dir + "/libplugin.so", dir + "/plugin.cpp"});
   };
   library(false);
-  Explained e = record_and_explain({host, dir + "/libplugin.so", "create_plugin"}, dir);
+  ExplainedRun e = record_and_explain({host, dir + "/libplugin.so", "create_plugin"}, dir);
   INFO(e.program.out << e.text.out);
   REQUIRE(e.program.exit_code == 1);
   const nlohmann::json f = finding(e, "undefined-symbol-not-extern-c");
@@ -202,7 +178,7 @@ TEST_CASE(
                   "-lwidget", "-Wl,-rpath," + dir});
   };
   plugin(false);
-  Explained e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
+  ExplainedRun e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
   INFO(e.program.out << e.text.out);
   REQUIRE(e.program.exit_code == 1);
   const nlohmann::json f = finding(e, "undefined-symbol-extern-c");
@@ -233,7 +209,7 @@ TEST_CASE(
   };
   auto expect = [&](const std::string& visibility, const std::string& fix_start) {
     plugin();
-    Explained e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
+    ExplainedRun e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
     INFO(e.program.out << e.text.out);
     REQUIRE(e.program.exit_code == 1);
     const nlohmann::json f = finding(e, "symbol-not-exported");
@@ -315,7 +291,7 @@ TEST_CASE(
                  "-lver", "-Wl,--enable-new-dtags,-rpath," + dir});
   };
   plugin(dir + "/built");
-  Explained e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
+  ExplainedRun e = record_and_explain({host, dir + "/plugin.so", "run"}, dir);
   INFO(e.program.out << e.text.out);
   REQUIRE(e.program.exit_code == 1);
   CHECK(e.program.out.find("undefined symbol: ver_fn, version VER_2") != std::string::npos);

@@ -231,6 +231,25 @@ void build(const std::string& compiler, const std::vector<std::string>& args) {
   REQUIRE(r.exit_code == 0);
 }
 
+ExplainedRun record_and_explain(const std::vector<std::string>& argv, const std::string& dir) {
+  ExplainedRun e;
+  static int runs = 0;
+  const std::string trace = dir + "/run" + std::to_string(++runs) + ".trace";
+  e.program = run_traced(argv, trace);
+  e.text = run({viewer_path(), "explain", "--color=never", trace});
+  const ProcessResult j = run({viewer_path(), "explain", "--json", trace});
+  INFO(describe(j));
+  e.json = nlohmann::json::parse(j.out, nullptr, false);
+  REQUIRE_FALSE(e.json.is_discarded());
+  return e;
+}
+
+nlohmann::json finding(const ExplainedRun& e, const std::string& kind) {
+  for (const auto& f : e.json["findings"])
+    if (f["kind"] == kind) return f;
+  return nullptr;
+}
+
 nlohmann::json export_json(const std::string& trace_path) {
   ProcessResult r = run({viewer_path(), "export", "--format", "json", trace_path});
   INFO("dltrace export stderr: " << r.err);

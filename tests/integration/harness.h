@@ -69,6 +69,18 @@ int number_after(const std::string& out, const std::string& prefix);
 // "exit=N signal=S" and both outputs, for INFO().
 std::string describe(const ProcessResult& r);
 
+// A program run under the recorder and what `dltrace explain` says of its trace.
+struct ExplainedRun {
+  ProcessResult program, text;  // the program; explain's text (--color=never)
+  nlohmann::json json;          // explain --json
+};
+
+// Runs `argv` traced into a new trace in `dir` (the recorder never overwrites one) and explains it.
+ExplainedRun record_and_explain(const std::vector<std::string>& argv, const std::string& dir);
+
+// The first finding of `kind` in `e`, or null.
+nlohmann::json finding(const ExplainedRun& e, const std::string& kind);
+
 // Runs `compiler` (cc, c++, musl-gcc...) with `args`; the test stops unless it succeeds.
 void build(const std::string& compiler, const std::vector<std::string>& args);
 
