@@ -19,6 +19,7 @@
 #include "common/flag_change.h"
 #include "common/glob.h"
 #include "config_block.h"
+#include "elf_symbols.h"
 #include "fork_gate.h"
 #include "library_resolver.h"
 #include "real_functions.h"
@@ -77,15 +78,9 @@ bool beside_real_self(const char* name, char* out, size_t size) {
   fork_gate::iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
         auto* c = static_cast<Ctx*>(arg);
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const ElfW(Phdr)& ph = info->dlpi_phdr[i];
-          const uintptr_t start = info->dlpi_addr + ph.p_vaddr;
-          if (ph.p_type == PT_LOAD && c->self >= start && c->self < start + ph.p_memsz) {
-            c->path = info->dlpi_name;
-            return 1;
-          }
-        }
-        return 0;
+        if (!elf::contains(*info, c->self)) return 0;
+        c->path = info->dlpi_name;
+        return 1;
       },
       &ctx);
   char real[PATH_MAX];

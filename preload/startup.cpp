@@ -12,6 +12,7 @@
 
 #include "call_nesting.h"
 #include "caller_context.h"
+#include "elf_symbols.h"
 #include "event_clock.h"
 #include "fork_gate.h"
 #include "object_table.h"
@@ -89,13 +90,8 @@ bool first_object_is_self() {
   } ctx{false};
   fork_gate::iterate_phdr(
       [](dl_phdr_info* info, size_t, void* arg) {
-        const auto self = reinterpret_cast<uint64_t>(&first_object_is_self);
-        for (int i = 0; i < info->dlpi_phnum; ++i) {
-          const auto& ph = info->dlpi_phdr[i];
-          if (ph.p_type != PT_LOAD) continue;
-          const uint64_t start = info->dlpi_addr + ph.p_vaddr;
-          if (self >= start && self < start + ph.p_memsz) static_cast<Ctx*>(arg)->self = true;
-        }
+        static_cast<Ctx*>(arg)->self =
+            elf::contains(*info, reinterpret_cast<uintptr_t>(&first_object_is_self));
         return 1;
       },
       &ctx);
