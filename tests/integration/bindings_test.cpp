@@ -234,4 +234,30 @@ TEST_CASE(
         libpython_to_exe || (std::get<0>(b).find("/libpython" + ldversion) != std::string::npos &&
                              std::get<1>(b) == "_PyRuntime" && std::get<2>(b) == exe);
   CHECK(libpython_to_exe);
+  // And `bindings` says so: the module's references bind to one of two copies, libpython's the
+  // other, and the split is counted.
+  const std::string trace = python_dir + "/bindings.trace";
+  const ProcessResult j =
+      run({viewer_path(), "bindings", "--json", "--for", "twocopies.so", trace});
+  INFO(j.err);
+  REQUIRE(j.exit_code == 0);
+  const nlohmann::json doc = nlohmann::json::parse(j.out, nullptr, false);
+  REQUIRE_FALSE(doc.is_discarded());
+  bool marked = false;
+  for (const auto& b : doc["bindings"])
+    if (b["symbol"] == "PyModule_Create2")
+      marked = b["other_copy"].is_string() && b["other_copy"].get<std::string>().find(
+                                                  "/libpython" + ldversion) != std::string::npos;
+  CHECK(marked);
+  REQUIRE(doc["copies"].size() == 1);
+  CHECK(real(doc["copies"][0]["first"], dir) == exe);
+  CHECK(doc["copies"][0]["bound_to_first"].get<int>() >= 1);  // PyModule_Create2 at least
+  CHECK(doc["copies"][0]["bound_to_second"].get<int>() == 0);
+  const ProcessResult t = run({viewer_path(), "bindings", "--for", "twocopies.so", trace});
+  REQUIRE(t.exit_code == 0);
+  CHECK(t.out.find("two copies: ") != std::string::npos);
+  CHECK(t.out.find("/libpython" + ldversion) != std::string::npos);
+  // A reference to a name with one definition names no other copy.
+  for (const auto& b : doc["bindings"])
+    if (b["symbol"] == "__cxa_finalize") CHECK(b["other_copy"].is_null());
 }

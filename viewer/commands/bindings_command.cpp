@@ -13,6 +13,7 @@
 #include "analysis/scope_graph.h"
 #include "analysis/scope_queries.h"
 #include "analysis/symbol_bindings.h"
+#include "analysis/symbol_copies.h"
 #include "commands/command.h"
 #include "model/trace_model.h"
 #include "render/bindings_output.h"
@@ -50,8 +51,11 @@ absl::Status run_bindings(const BindingsOptions& o) {
     for (SymbolBinding& b : bind_object(graph, *obj, relocation_seq(*obj)))
       if (o.symbol.empty() || b.symbol == o.symbol) bindings.push_back(std::move(b));
   }
-  if (o.json) return write_bindings_json(model, bindings, stdout);
-  write_bindings_text(model, bindings, stdout);
+  // The two copies explain reports, so that the references they split are named as such.
+  std::vector<ApiCopy> copies = find_api_copies(graph);
+  std::erase_if(copies, [](const ApiCopy& c) { return !c.reported(); });
+  if (o.json) return write_bindings_json(model, bindings, copies, stdout);
+  write_bindings_text(model, bindings, copies, stdout);
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return TraceError("cannot write the output");
   return absl::OkStatus();
 }
@@ -65,7 +69,8 @@ void register_bindings_command(CLI::App& app, CommandResult& result) {
       "Which definition each symbol reference of each object binds to, offline: what\n"
       "LD_DEBUG=bindings (with LD_BIND_NOW=1) prints, computed from the trace and the ELF\n"
       "files under ld.so's rules (the object's scopes in order, symbol versions, protected\n"
-      "symbols, copy relocations). References that bind nowhere are listed after.\n\n"
+      "symbols, copy relocations). References that bind nowhere are listed after, then, where\n"
+      "two copies of one API split the references listed, how many bind to each copy.\n\n"
       "Examples:\n"
       "  dltrace bindings app.trace --for libplugin.so\n"
       "  dltrace bindings app.trace --symbol PyObject_GetAttr --json");
