@@ -10,6 +10,7 @@
 #include "event_clock.h"
 #include "fork_gate.h"
 #include "live_printer.h"
+#include "name_cache.h"
 #include "object_table.h"
 #include "overrides.h"
 #include "python_stack.h"
@@ -66,7 +67,7 @@ bool api_begin(CallState* cs) {
     if (cs->handle_in != RTLD_DEFAULT && cs->handle_in != RTLD_NEXT)
       s.handle_object = objects::object_of_handle(cs->handle_in);
   }
-  s.name = cs->name ? g_writer.intern_string(cs->name) : kNoId;
+  s.name = intern_name(g_writer, cs->name);
   s.version = cs->version ? g_writer.intern_string(cs->version) : kNoId;
   const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
   s.stack = stack_depth ? capture_native_stack(cs->caller, stack_depth, enclosing,

@@ -16,6 +16,7 @@
 #include "elf_info.h"
 #include "elf_symbols.h"
 #include "fork_gate.h"
+#include "name_cache.h"
 #include "real_functions.h"
 #include "slot_index.h"
 #include "trace_writer.h"
@@ -390,9 +391,16 @@ bool contains_self(const elf::Image& im) {
 
 void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
   format::ObjectLoadEntry e{};
-  e.path = g_writer->intern_string(o.path);
+  // Objects loaded later may come again (a plugin loaded in a loop): their names go through the
+  // memo. Those present at start-up come once; the memo's bookkeeping would only cost them.
   const char* so = elf::soname(o.image);
-  e.soname = so ? g_writer->intern_string(so) : kNoId;
+  if (load_seq != 0) {
+    e.path = intern_name(*g_writer, o.path);
+    e.soname = intern_name(*g_writer, so);
+  } else {
+    e.path = g_writer->intern_string(o.path);
+    e.soname = so ? g_writer->intern_string(so) : kNoId;
+  }
   e.cause = o.cause;
   e.flags = o.flags;
   e.parent = o.parent;
