@@ -276,9 +276,11 @@ bool collect(bool only_if_changed) {
 }
 
 // CPython's marker, looked up once per new object so that the Python stack probe does not have
-// to walk the objects after every load.
+// to walk the objects after every load. Most objects' Bloom filters rule it out at once.
 bool defines_python(const Cur& c) {
-  if (c.lmid != 0 || c.image.phdr == nullptr) return false;
+  static constexpr uint32_t kMarkerHash = elf::gnu_hash(kPythonMarker);
+  if (c.lmid != 0 || c.image.phdr == nullptr || !elf::may_define(c.image, kMarkerHash))
+    return false;
   dl_phdr_info info{};
   info.dlpi_addr = c.image.base;
   info.dlpi_name = c.name;
