@@ -180,6 +180,10 @@ bool read_snapshot(Fn&& fn) {
   return false;
 }
 
+// g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
+// that quadratic in big processes.
+constinit SlotIndex<2 * kMaxObjects> g_index{lm_key};
+
 // ---- collecting what the loader has ----
 // The loader's _r_debug, found in the global scope at the first sync (under g_lock) rather than
 // linked: a reference to it would make ld.so a NEEDED entry of libdltrace.so. Null only where no
@@ -189,6 +193,20 @@ r_debug* g_debug = nullptr;
 r_debug* loader_debug() {
   if (g_debug == nullptr) g_debug = static_cast<r_debug*>(lookup_global("_r_debug"));
   return g_debug;
+}
+
+// _dl_find_object (glibc >= 2.35: lock-free, leaves dlerror alone), resolved (under g_lock) when
+// a sync first needs it, so that a process that loads nothing after start-up never looks.
+using FindObjectFn = int (*)(void*, arch::DlFindObject*);
+constinit FindObjectFn g_find_object = nullptr;
+constinit bool g_find_object_resolved = false;
+
+FindObjectFn find_object_fn() {
+  if (!g_find_object_resolved) {
+    g_find_object_resolved = true;
+    g_find_object = reinterpret_cast<FindObjectFn>(lookup_global("_dl_find_object", "GLIBC_2.35"));
+  }
+  return g_find_object;
 }
 
 void collect_other_namespaces() {
@@ -211,11 +229,112 @@ void collect_other_namespaces() {
 
 int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
 
+// Namespace 0's list as the last sync saw it (link_maps in list order), valid when that sync
+// registered every object of it. ld.so appends loads to the end of the list and unloads take
+// objects out of it, so a sync that sees only loads reads the list from our last entry on, and
+// one that sees only unloads merges the list with ours: neither pairs every object again.
+constinit const link_map* g_list0[kMaxObjects];
+constinit uint32_t g_nlist0;
+constinit bool g_list0_valid;
+constinit uint32_t g_objects_elsewhere;  // table objects of namespaces other than 0
+
+// Whether the table and the loader use namespace 0 alone. The loader's counters then count its
+// list's loads and unloads exactly (dl_iterate_phdr derives dlpi_subs from every namespace's
+// object count). A namespace is never taken off the r_debug_extended chain; an unused one has
+// no objects (r_map null).
+bool only_namespace_0() {
+  if (g_objects_elsewhere != 0 || g_debug == nullptr) return false;
+  const auto* r = reinterpret_cast<const r_debug_extended*>(g_debug);
+  if (r->base.r_version < 2) return true;  // glibc >= 2.35 sets 2 with the first namespace
+  for (const r_debug_extended* x = r->r_next; x != nullptr; x = x->r_next)
+    if (x->base.r_map != nullptr) return false;
+  return true;
+}
+
+// The program headers of a loaded object from its link_map, which does not carry them publicly:
+// _dl_find_object gives the object's mapping, whose first page holds the ELF header (the first
+// PT_LOAD maps file offset 0). Proven by the headers describing that very mapping and dynamic
+// section; false otherwise (and for objects not yet in _dl_find_object's data).
+bool image_from_link_map(const link_map* l, elf::Image* out) {
+  constexpr uint64_t kFirstPage = 4096;
+  const FindObjectFn find_object = find_object_fn();
+  arch::DlFindObject fo;
+  if (find_object == nullptr || l->l_ld == nullptr ||
+      find_object(const_cast<ElfW(Dyn)*>(l->l_ld), &fo) != 0 || fo.map != l)
+    return false;
+  const auto start = reinterpret_cast<uint64_t>(fo.map_start);
+  const auto end = reinterpret_cast<uint64_t>(fo.map_end);
+  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(start);
+  if (end - start < kFirstPage || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+      eh->e_phoff + uint64_t{eh->e_phnum} * sizeof(ElfW(Phdr)) > kFirstPage)
+    return false;
+  const elf::Image im = elf::from_phdrs(
+      l->l_addr, reinterpret_cast<const ElfW(Phdr)*>(start + eh->e_phoff), eh->e_phnum);
+  if (im.dynamic != l->l_ld || im.map_start < start || im.map_start >= end || im.map_end > end)
+    return false;
+  *out = im;
+  return true;
+}
+
+// Only loads since the last sync: no link_map we know was freed, and the new objects follow our
+// last entry.
+bool collect_appended() {
+  uint32_t n = g_nlist0;
+  for (const link_map* l = g_list0[n - 1]->l_next; l != nullptr; l = l->l_next) {
+    if (n == kMaxObjects) return false;
+    Cur c{l, l->l_name, {}, 0};
+    if (!image_from_link_map(l, &c.image)) return false;
+    g_cur[g_ncur++] = c;
+    g_list0[n++] = l;
+  }
+  g_nlist0 = n;
+  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = true;
+  return true;
+}
+
+// Marks an object of our list that the loader's list no longer has.
+bool mark_unloaded(const link_map* lm) {
+  const int i = g_index.find(reinterpret_cast<uint64_t>(lm),
+                             [](uint32_t k) { return g_objs[k].used && g_objs[k].lmid == 0; });
+  if (i < 0) return false;
+  g_objs[i].seen = false;
+  return true;
+}
+
+// Only unloads since the last sync: the loader's list is ours with some objects taken out (and
+// no link_map allocated since, so none of ours can have been reused for another object).
+bool collect_unloaded() {
+  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = true;
+  uint32_t j = 0, kept = 0;
+  for (const link_map* l = g_debug->r_map; l != nullptr; l = l->l_next) {
+    while (j < g_nlist0 && g_list0[j] != l)
+      if (!mark_unloaded(g_list0[j++])) return false;
+    if (j == g_nlist0) return false;  // not ours: the list is not what we thought
+    g_list0[kept++] = g_list0[j++];
+  }
+  while (j < g_nlist0)
+    if (!mark_unloaded(g_list0[j++])) return false;
+  g_nlist0 = kept;
+  return true;
+}
+
+// What changed, from our list alone, when only loads or only unloads happened in namespace 0.
+// False when that cannot tell: the caller then walks every object (any state written here is
+// rebuilt by that walk).
+bool collect_changes(bool loads) {
+  if (!g_list0_valid || g_nlist0 == 0 || !only_namespace_0()) return false;
+  g_ncur = 0;
+  return loads ? collect_appended() : collect_unloaded();
+}
+
 struct CollectState {
   const link_map* walk;
   bool first;
   bool only_if_changed;
   bool unchanged;
+  bool from_list;  // collect_changes() answered: the walk stopped at the first object
+  bool paired;     // every object of namespace 0 was paired with its link_map
 };
 
 int collect_cb(dl_phdr_info* info, size_t, void* arg) {
@@ -224,14 +343,22 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     st->first = false;
     // The counters are global (all namespaces): when they have not moved, the first object is
     // all a caller that only wants news needs to see.
-    if (st->only_if_changed && info->dlpi_adds == g_adds.load(std::memory_order_relaxed) &&
-        info->dlpi_subs == g_subs.load(std::memory_order_relaxed)) {
+    const bool loads = info->dlpi_adds != g_adds.load(std::memory_order_relaxed);
+    const bool unloads = info->dlpi_subs != g_subs.load(std::memory_order_relaxed);
+    if (st->only_if_changed && !loads && !unloads) {
       st->unchanged = true;
       return 1;
     }
     g_adds.store(info->dlpi_adds, std::memory_order_relaxed);
     g_subs.store(info->dlpi_subs, std::memory_order_relaxed);
-    // dl_iterate_phdr holds dl_load_write_lock: the other namespaces' lists are stable now.
+    // dl_iterate_phdr holds dl_load_write_lock: the loader's lists are stable now.
+    if (loads != unloads && collect_changes(loads)) {
+      st->from_list = true;
+      return 1;
+    }
+    for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
+    g_ncur = 0;
+    g_nlist0 = 0;
     collect_other_namespaces();
   }
   // dl_iterate_phdr walks namespace 0's list in order: walk the link_maps alongside to pair them.
@@ -246,6 +373,10 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     }
     if (lm == nullptr) st->walk = g_debug ? g_debug->r_map : nullptr;
   }
+  if (lm != nullptr && g_nlist0 < kMaxObjects)
+    g_list0[g_nlist0++] = lm;
+  else
+    st->paired = false;
   // Known objects are only marked; new ones are collected with their program headers read.
   const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
   if (known >= 0) {
@@ -253,17 +384,21 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   } else if (g_ncur < kMaxObjects) {  // else it stays unknown; the walk goes on to mark the rest
     const elf::Image image = elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum);
     g_cur[g_ncur++] = {lm, info->dlpi_name, image, 0};
+  } else {
+    st->paired = false;
   }
   return 0;
 }
 
 // False (and nothing collected) when only_if_changed and the loader's counters have not moved.
+// Marks the known objects still loaded as seen and puts the new ones in g_cur.
 bool collect(bool only_if_changed) {
-  g_ncur = 0;
   const r_debug* debug = loader_debug();
-  CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false};
+  CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false, false, true};
   fork_gate::iterate_phdr(collect_cb, &st);
   if (st.unchanged) return false;
+  if (st.from_list) return true;
+  g_list0_valid = st.paired;  // until a new object finds no slot (sync_locked)
   for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
     const int known = find(c.lm, c.name, c.image.base, c.lmid);
@@ -288,10 +423,6 @@ bool defines_python(const Cur& c) {
   info.dlpi_phnum = c.image.phnum;
   return static_cast<bool>(elf::find_symbol(info, kPythonMarker, nullptr));
 }
-
-// g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
-// that quadratic in big processes.
-constinit SlotIndex<2 * kMaxObjects> g_index{lm_key};
 
 // A live object enters (leaves) the link_map index and the publishing orders.
 void track(uint32_t idx) {
@@ -533,14 +664,16 @@ void set_writer(TraceWriter* writer) {
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
-  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
   if (!collect(only_if_changed)) return res;  // marks the known objects still loaded as seen
   bool python_moved = false;
   g_nnew = 0;
   for (uint32_t i = 0; i < g_ncur; ++i) {  // the new ones
     const Cur& c = g_cur[i];
     const int slot = alloc_slot();
-    if (slot < 0) continue;  // table full: the object stays unknown
+    if (slot < 0) {  // table full: the object stays unknown, and only a full walk may find it
+      g_list0_valid = false;
+      continue;
+    }
     Obj& o = g_objs[slot];
     o = Obj{};
     o.lm = c.lm;
@@ -555,6 +688,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     o.python = defines_python(c);
     python_moved |= o.python;
     track(static_cast<uint32_t>(slot));
+    if (c.lmid != 0) ++g_objects_elsewhere;
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
   }
@@ -566,6 +700,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
       ++res.removed;
     }
     python_moved |= o.python;
+    if (o.lmid != 0) --g_objects_elsewhere;
     untrack(i);
     o.used = false;
   }
