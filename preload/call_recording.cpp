@@ -42,9 +42,18 @@ bool api_begin(CallState* cs) {
   cs->nest_index = depth;
   bool known = false;
   s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
-  if (rare || !known) {  // register what was loaded since the last look
-    const uint64_t seq = rare ? s.seq : next_seq();
-    const objects::SyncResult r = objects::sync_if_changed(attribution_for(enclosing, seq), seq);
+  const uint64_t seq = rare ? s.seq : next_seq();
+  const objects::Attribution before = attribution_for(enclosing, seq);
+  // Register what was loaded since the last look: before a dlopen, so that its own loads are told
+  // apart from earlier ones. A dlclose whose caller and handle are known, outside any dlopen, can
+  // leave that to its end: the sync there registers the same objects the same way (discovered at
+  // this seq).
+  bool look = opens || !known;
+  if (!look && kind == CallKind::kDlclose)
+    look = before.mode != objects::Mode::kDiscovered ||
+           objects::object_of_handle(cs->handle_in) == kNoId;
+  if (look) {
+    const objects::SyncResult r = objects::sync_if_changed(before, seq);
     if (r.added > 0 || r.removed > 0 || !known)
       s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
   }

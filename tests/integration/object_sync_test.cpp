@@ -78,7 +78,10 @@ json record(const std::string& dir, const std::vector<std::string>& extra, const
   for (const auto& e : t["events"]) calls.push_back(e["call"]);
   std::vector<std::string> expected{"dlopen",  "dlopen", "dlopen",  "dlclose", "dlsym",
                                     "dlclose", "dlopen", "dlclose", "dlclose"};
-  if (!extra.empty()) expected.insert(expected.end(), {"dlmopen", "dlopen", "dlclose", "dlclose"});
+  if (extra == std::vector<std::string>{"dlmopen"})
+    expected.insert(expected.end(), {"dlmopen", "dlopen", "dlclose", "dlclose"});
+  if (extra == std::vector<std::string>{"nested"})
+    expected = {"dlopen", "dlopen", "dlclose", "dlsym", "dlclose"};
   REQUIRE(calls == expected);
   for (std::size_t i = 0; i < calls.size(); ++i) REQUIRE(t["events"][i]["seq"] == i + 1);
   return t;
@@ -183,4 +186,31 @@ TEST_CASE("object sync: loads and unloads in namespace 0 while another namespace
   CHECK(plugin[1]["unload_seq"] == 13);
   check_mapping(plugin[1], reported(out, "librt_plugin.so").at(1));
   CHECK(t["events"][12]["unloaded"] == true);
+}
+
+TEST_CASE(
+    "object sync: what a constructor has libc load before a nested dlclose belongs to the "
+    "dlopen running it",
+    "[runtime][objects]") {
+  settle_fixtures();
+  std::string out;
+  const json t = record(temp_dir("objsync-nested"), {"nested"}, "0", &out);
+  INFO(out);
+  // 1 loads librt_sync_ctor.so, whose constructor makes 2 and 3 (and libc load UTF-7.so between
+  // them): the dlclose 3 finds the module, inside the dlopen 1, which it is counted to.
+  const auto with_ctor = instances(t, "librt_sync_ctor.so");
+  const auto plugin = instances(t, "librt_plugin.so");
+  REQUIRE(with_ctor.size() == 1);
+  REQUIRE(plugin.size() == 1);
+  CHECK(with_ctor[0]["opened_by"] == 1);
+  CHECK(with_ctor[0]["unload_seq"] == 5);
+  CHECK(plugin[0]["opened_by"] == 2);
+  CHECK(plugin[0]["parent"] == with_ctor[0]["id"]);
+  CHECK(plugin[0]["unload_seq"] == 3);
+  CHECK(t["events"][2]["nested"] == true);
+  CHECK(t["events"][2]["unloaded"] == true);
+  const auto module = instances(t, "UTF-7.so");
+  REQUIRE(module.size() == 1);
+  CHECK(module[0]["load_seq"] == 1);
+  CHECK(module[0]["unload_seq"].is_null());
 }
