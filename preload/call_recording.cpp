@@ -115,17 +115,17 @@ void api_end(CallState* cs) {
       if (handle != nullptr && fork_gate::cautious() && objects::object_of_handle(handle) == kNoId)
         fork_gate::proven_safe();
       objects::sync_if_changed(a, s.seq);
+      objects::HandleInfo opened;
       if (handle != nullptr) {
-        s.object = objects::object_of_handle(handle);
-        int64_t lmid = 0;
-        bool global = false;
-        uint64_t load_seq = 0;
-        if (objects::handle_info(handle, &lmid, &global, &load_seq)) {
-          s.lmid = lmid;
+        s.object = kNoId;
+        if (objects::handle_info(handle, &opened)) {
+          s.object = opened.id;
+          s.lmid = opened.lmid;
           // Brought in by this call (possibly attributed early by a nested call) or not.
-          if (load_seq != s.seq) {
+          if (opened.load_seq != s.seq) {
             s.bits |= format::kEventNoLoad;
-            if ((s.effective_flags & RTLD_GLOBAL) && !global) objects::promote(handle, s.seq);
+            if ((s.effective_flags & RTLD_GLOBAL) && !opened.global)
+              objects::promote(handle, s.seq);
           }
         }
       } else if (s.call == static_cast<uint16_t>(CallKind::kDlopen)) {

@@ -908,12 +908,10 @@ bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, Lo
   return known;
 }
 
-bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq) {
+bool handle_info(const void* handle, HandleInfo* out) {
   HandleE h;
   if (!find_handle(handle, &h)) return false;
-  *lmid = h.lmid;
-  *global = h.global != 0;
-  *load_seq = h.load_seq;
+  *out = {h.id, h.lmid, h.global != 0, h.load_seq};
   return true;
 }
 

@@ -80,8 +80,14 @@ struct LookupObjects {
   uint32_t caller, handle, result;
 };
 bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, LookupObjects* out);
-// Namespace, global flag and load seq of a handle's object; false if unknown.
-bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq);
+// Id, namespace, global flag and load seq of a handle's object; false if unknown.
+struct HandleInfo {
+  uint32_t id;
+  int64_t lmid;
+  bool global;
+  uint64_t load_seq;
+};
+bool handle_info(const void* handle, HandleInfo* out);
 
 // RTLD_GLOBAL dlopen of an already-loaded local object: it and its DT_NEEDED closure join the
 // global scope.
