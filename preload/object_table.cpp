@@ -108,7 +108,15 @@ uint64_t lm_key(uint32_t i) {
   return reinterpret_cast<uint64_t>(g_objs[i].lm);
 }
 
-void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
+// The first position of each order whose entry may differ from the snapshot's: publish()
+// rewrites the snapshot from there on (what comes before it is as published).
+constexpr uint32_t kClean = ~0u;
+constinit uint32_t g_changed_start = 0, g_changed_lm = 0;
+// g_range_before[k]: the snapshot's ranges made from g_by_start[0, k), as publish() last saw it
+// (the ranges drop empty and overlapping mappings, so they are not one per position).
+constinit uint32_t g_range_before[kMaxObjects + 1];
+
+uint32_t order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
   const uint64_t k = key(idx);
   uint32_t lo = 0, hi = n;
   while (lo < hi) {
@@ -120,23 +128,29 @@ void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uin
   }
   memmove(order + lo + 1, order + lo, (n - lo) * sizeof *order);
   order[lo] = static_cast<uint16_t>(idx);
+  return lo;
 }
 
-void order_erase(uint16_t* order, uint32_t n, uint32_t idx) {
+uint32_t order_erase(uint16_t* order, uint32_t n, uint32_t idx) {
   for (uint32_t k = 0; k < n; ++k) {
     if (order[k] != idx) continue;
     memmove(order + k, order + k + 1, (n - k - 1) * sizeof *order);
-    return;
+    return k;
   }
+  return n;
 }
 
+// Rewrites the snapshot where it may differ from the table (from g_changed_start and
+// g_changed_lm on): a load or unload moves the entries after its own, the others stay.
 void publish() {
   const uint64_t s = g_snap_seq.load(std::memory_order_relaxed);
   g_snap_seq.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  uint32_t nr = 0;
-  uint64_t last_end = 0;
-  for (uint32_t k = 0; k < g_ntracked; ++k) {
+  const uint32_t from = g_changed_start < g_ntracked ? g_changed_start : g_ntracked;
+  uint32_t nr = g_range_before[from];
+  uint64_t last_end = nr > 0 ? g_ranges[nr - 1].end : 0;
+  for (uint32_t k = from; k < g_ntracked; ++k) {
+    g_range_before[k] = nr;
     const Obj& o = g_objs[g_by_start[k]];
     if (o.image.map_end <= o.image.map_start) continue;
     // Overlaps (ld.so's proxy entries in other namespaces share its mapping): first wins.
@@ -149,7 +163,8 @@ void publish() {
     __atomic_store_n(&r.lmid, o.lmid, __ATOMIC_RELAXED);
     __atomic_store_n(&r.resident, o.resident ? 1u : 0u, __ATOMIC_RELAXED);
   }
-  for (uint32_t k = 0; k < g_ntracked; ++k) {
+  g_range_before[g_ntracked] = nr;
+  for (uint32_t k = g_changed_lm; k < g_ntracked; ++k) {
     const Obj& o = g_objs[g_by_lm[k]];
     HandleE& h = g_handles[k];
     __atomic_store_n(&h.lm, reinterpret_cast<uint64_t>(o.lm), __ATOMIC_RELAXED);
@@ -161,6 +176,7 @@ void publish() {
   __atomic_store_n(&g_nranges, nr, __ATOMIC_RELAXED);
   __atomic_store_n(&g_nhandles, g_ntracked, __ATOMIC_RELAXED);
   g_snap_seq.store(s + 2, std::memory_order_release);
+  g_changed_start = g_changed_lm = kClean;
 }
 
 // Runs `fn` under the seqlock's read protocol. Gives up (returns false) after many retries, which
@@ -427,15 +443,15 @@ bool defines_python(const Cur& c) {
 // A live object enters (leaves) the link_map index and the publishing orders.
 void track(uint32_t idx) {
   g_index.insert(idx);
-  order_insert(g_by_start, g_ntracked, idx, start_key);
-  order_insert(g_by_lm, g_ntracked, idx, lm_key);
+  g_changed_start = std::min(g_changed_start, order_insert(g_by_start, g_ntracked, idx, start_key));
+  g_changed_lm = std::min(g_changed_lm, order_insert(g_by_lm, g_ntracked, idx, lm_key));
   ++g_ntracked;
 }
 
 void untrack(uint32_t idx) {
   g_index.erase(idx);
-  order_erase(g_by_start, g_ntracked, idx);
-  order_erase(g_by_lm, g_ntracked, idx);
+  g_changed_start = std::min(g_changed_start, order_erase(g_by_start, g_ntracked, idx));
+  g_changed_lm = std::min(g_changed_lm, order_erase(g_by_lm, g_ntracked, idx));
   --g_ntracked;
 }
 
@@ -959,7 +975,10 @@ void promote(const void* handle, uint64_t seq) {
       if (o.id != kNoId) g_writer->object_promoted(o.id, seq);
     }
   }
-  if (any) publish();
+  if (any) {
+    g_changed_lm = 0;  // global flags changed in place
+    publish();
+  }
   pthread_mutex_unlock(&g_lock);
 }
 
@@ -981,6 +1000,7 @@ void rewrite_after_fork() {
     }
     write_object(o, 0, 0);
   }
+  g_changed_start = g_changed_lm = 0;  // every id changed
   publish();
 }
 

@@ -122,6 +122,8 @@ TEST_CASE("object sync: loads and unloads in any order, objects loaded with no t
       check_mapping(top[i], top_at[i]);
       check_mapping(dep[i], dep_at[i]);
       CHECK(t["events"][closed[i] - 1]["unloaded"] == true);
+      CHECK(t["events"][closed[i] - 1]["handle_object"] == top[i]["id"]);
+      CHECK(t["events"][opened[i] - 1]["object"] == top[i]["id"]);
       CHECK(t["events"][opened[i] - 1]["new_objects"] == json::array({top[i]["id"], dep[i]["id"]}));
     }
 
