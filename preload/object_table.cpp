@@ -252,6 +252,10 @@ int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
 constinit const link_map* g_list0[kMaxObjects];
 constinit uint32_t g_nlist0;
 constinit bool g_list0_valid;
+// What a sync answered from the list found unloaded (g_objs indices); the full walk marks what
+// it finds instead, and the objects it did not mark went.
+constinit uint32_t g_gone[kMaxObjects];
+constinit uint32_t g_ngone;
 constinit uint32_t g_objects_elsewhere;  // table objects of namespaces other than 0
 
 // Whether the table and the loader use namespace 0 alone. The loader's counters then count its
@@ -305,23 +309,21 @@ bool collect_appended() {
     g_list0[n++] = l;
   }
   g_nlist0 = n;
-  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = true;
   return true;
 }
 
-// Marks an object of our list that the loader's list no longer has.
+// Notes an object of our list that the loader's list no longer has.
 bool mark_unloaded(const link_map* lm) {
   const int i = g_index.find(reinterpret_cast<uint64_t>(lm),
                              [](uint32_t k) { return g_objs[k].used && g_objs[k].lmid == 0; });
   if (i < 0) return false;
-  g_objs[i].seen = false;
+  g_gone[g_ngone++] = static_cast<uint32_t>(i);
   return true;
 }
 
 // Only unloads since the last sync: the loader's list is ours with some objects taken out (and
 // no link_map allocated since, so none of ours can have been reused for another object).
 bool collect_unloaded() {
-  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = true;
   uint32_t j = 0, kept = 0;
   for (const link_map* l = g_debug->r_map; l != nullptr; l = l->l_next) {
     while (j < g_nlist0 && g_list0[j] != l)
@@ -341,6 +343,7 @@ bool collect_unloaded() {
 bool collect_changes(bool loads) {
   if (!g_list0_valid || g_nlist0 == 0 || !only_namespace_0()) return false;
   g_ncur = 0;
+  g_ngone = 0;
   return loads ? collect_appended() : collect_unloaded();
 }
 
@@ -406,14 +409,17 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   return 0;
 }
 
-// False (and nothing collected) when only_if_changed and the loader's counters have not moved.
-// Marks the known objects still loaded as seen and puts the new ones in g_cur.
-bool collect(bool only_if_changed) {
+enum class Collected { kNothing, kListed, kMarked };
+
+// kNothing (and nothing collected) when only_if_changed and the loader's counters have not moved.
+// Else the new objects are in g_cur, and the ones that went are in g_gone (kListed) or are the
+// known objects not marked seen (kMarked).
+Collected collect(bool only_if_changed) {
   const r_debug* debug = loader_debug();
   CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false, false, true};
   fork_gate::iterate_phdr(collect_cb, &st);
-  if (st.unchanged) return false;
-  if (st.from_list) return true;
+  if (st.unchanged) return Collected::kNothing;
+  if (st.from_list) return Collected::kListed;
   g_list0_valid = st.paired;  // until a new object finds no slot (sync_locked)
   for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
@@ -423,7 +429,7 @@ bool collect(bool only_if_changed) {
     else if (g_ncur < kMaxObjects)
       g_cur[g_ncur++] = c;
   }
-  return true;
+  return Collected::kMarked;
 }
 
 // CPython's marker, looked up once per new object so that the Python stack probe does not have
@@ -680,7 +686,8 @@ void set_writer(TraceWriter* writer) {
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
-  if (!collect(only_if_changed)) return res;  // marks the known objects still loaded as seen
+  const Collected collected = collect(only_if_changed);
+  if (collected == Collected::kNothing) return res;
   bool python_moved = false;
   g_nnew = 0;
   for (uint32_t i = 0; i < g_ncur; ++i) {  // the new ones
@@ -708,9 +715,14 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
   }
-  for (uint32_t i = 0; i < g_high; ++i) {
+  if (collected == Collected::kMarked) {
+    g_ngone = 0;
+    for (uint32_t i = 0; i < g_high; ++i)
+      if (g_objs[i].used && !g_objs[i].seen) g_gone[g_ngone++] = i;
+  }
+  for (uint32_t k = 0; k < g_ngone; ++k) {
+    const uint32_t i = g_gone[k];
     Obj& o = g_objs[i];
-    if (!o.used || o.seen) continue;
     if (!o.internal && o.id != kNoId) {
       g_writer->object_unloaded(o.id, unload_seq);
       ++res.removed;
