@@ -500,8 +500,14 @@ void bfs_visit(const char* needed, void* arg) {
     return;
   }
 }
+bool unplaced_left() {
+  for (uint32_t k = 0; k < g_nnew; ++k)
+    if (g_objs[g_new[k]].parent_idx == -2) return true;
+  return false;
+}
 void bfs(uint32_t head, uint32_t& tail) {
-  while (head < tail) {
+  // Reading a node's DT_NEEDED entries is only worth it while a new object has no parent yet.
+  while (head < tail && unplaced_left()) {
     NeededCtx ctx{g_queue[head++], &tail};
     elf::for_each_needed(g_objs[ctx.node].image, bfs_visit, &ctx);
   }
