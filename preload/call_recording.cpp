@@ -10,6 +10,7 @@
 #include "event_clock.h"
 #include "fork_gate.h"
 #include "live_printer.h"
+#include "name_cache.h"
 #include "object_table.h"
 #include "overrides.h"
 #include "python_stack.h"
@@ -41,9 +42,18 @@ bool api_begin(CallState* cs) {
   cs->nest_index = depth;
   bool known = false;
   s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller), &known);
-  if (rare || !known) {  // register what was loaded since the last look
-    const uint64_t seq = rare ? s.seq : next_seq();
-    const objects::SyncResult r = objects::sync_if_changed(attribution_for(enclosing, seq), seq);
+  const uint64_t seq = rare ? s.seq : next_seq();
+  const objects::Attribution before = attribution_for(enclosing, seq);
+  // Register what was loaded since the last look: before a dlopen, so that its own loads are told
+  // apart from earlier ones. A dlclose whose caller and handle are known, outside any dlopen, can
+  // leave that to its end: the sync there registers the same objects the same way (discovered at
+  // this seq).
+  bool look = opens || !known;
+  if (!look && kind == CallKind::kDlclose)
+    look = before.mode != objects::Mode::kDiscovered ||
+           objects::object_of_handle(cs->handle_in) == kNoId;
+  if (look) {
+    const objects::SyncResult r = objects::sync_if_changed(before, seq);
     if (r.added > 0 || r.removed > 0 || !known)
       s.caller_object = objects::object_at(reinterpret_cast<uint64_t>(cs->caller));
   }
@@ -66,7 +76,7 @@ bool api_begin(CallState* cs) {
     if (cs->handle_in != RTLD_DEFAULT && cs->handle_in != RTLD_NEXT)
       s.handle_object = objects::object_of_handle(cs->handle_in);
   }
-  s.name = cs->name ? g_writer.intern_string(cs->name) : kNoId;
+  s.name = intern_name(g_writer, cs->name);
   s.version = cs->version ? g_writer.intern_string(cs->version) : kNoId;
   const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
   s.stack = stack_depth ? capture_native_stack(cs->caller, stack_depth, enclosing,
@@ -105,17 +115,17 @@ void api_end(CallState* cs) {
       if (handle != nullptr && fork_gate::cautious() && objects::object_of_handle(handle) == kNoId)
         fork_gate::proven_safe();
       objects::sync_if_changed(a, s.seq);
+      objects::HandleInfo opened;
       if (handle != nullptr) {
-        s.object = objects::object_of_handle(handle);
-        int64_t lmid = 0;
-        bool global = false;
-        uint64_t load_seq = 0;
-        if (objects::handle_info(handle, &lmid, &global, &load_seq)) {
-          s.lmid = lmid;
+        s.object = kNoId;
+        if (objects::handle_info(handle, &opened)) {
+          s.object = opened.id;
+          s.lmid = opened.lmid;
           // Brought in by this call (possibly attributed early by a nested call) or not.
-          if (load_seq != s.seq) {
+          if (opened.load_seq != s.seq) {
             s.bits |= format::kEventNoLoad;
-            if ((s.effective_flags & RTLD_GLOBAL) && !global) objects::promote(handle, s.seq);
+            if ((s.effective_flags & RTLD_GLOBAL) && !opened.global)
+              objects::promote(handle, s.seq);
           }
         }
       } else if (s.call == static_cast<uint16_t>(CallKind::kDlopen)) {

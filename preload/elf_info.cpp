@@ -68,6 +68,23 @@ void for_each_needed(const Image& im, void (*fn)(const char*, void*), void* arg)
     if (d->d_tag == DT_NEEDED) fn(str + d->d_un.d_val, arg);
 }
 
+bool may_define(const Image& im, uint32_t hash) {
+  if (im.dynamic == nullptr) return true;
+  const uint32_t* table = nullptr;
+  for (const ElfW(Dyn)* d = im.dynamic; d->d_tag != DT_NULL && table == nullptr; ++d)
+    if (d->d_tag == DT_GNU_HASH)
+      table = reinterpret_cast<const uint32_t*>(dyn_ptr(im, d->d_un.d_ptr));
+  if (table == nullptr) return true;
+  const uint32_t nbuckets = table[0], bloom_size = table[2], bloom_shift = table[3];
+  if (nbuckets == 0 || bloom_size == 0) return false;  // no symbols in the table
+  const auto* bloom = reinterpret_cast<const ElfW(Addr)*>(table + 4);
+  constexpr uint32_t kBits = sizeof(ElfW(Addr)) * 8;
+  const ElfW(Addr) word = bloom[(hash / kBits) % bloom_size];
+  const ElfW(Addr) mask =
+      (ElfW(Addr){1} << (hash % kBits)) | (ElfW(Addr){1} << ((hash >> bloom_shift) % kBits));
+  return (word & mask) == mask;
+}
+
 uint32_t build_id(const Image& im, uint8_t* out, uint32_t capacity) {
   for (uint16_t i = 0; i < im.phnum; ++i) {
     const auto& p = im.phdr[i];

@@ -30,6 +30,16 @@ bool from_link_map(const link_map* lm, Image* out);
 const char* soname(const Image& image);
 // Calls fn(name, arg) for every DT_NEEDED entry, in order.
 void for_each_needed(const Image& image, void (*fn)(const char* name, void* arg), void* arg);
+// DT_GNU_HASH's hash of a symbol name.
+constexpr uint32_t gnu_hash(const char* name) {
+  uint32_t h = 5381;
+  for (; *name != '\0'; ++name) h = h * 33 + static_cast<unsigned char>(*name);
+  return h;
+}
+// False when the object's DT_GNU_HASH table proves that it defines no symbol of this hash (its
+// Bloom filter, two bits per symbol, says no): a lookup can be skipped. True otherwise, also for
+// an object without DT_GNU_HASH.
+bool may_define(const Image& image, uint32_t hash);
 // NT_GNU_BUILD_ID descriptor; returns its length (0 if none), copies at most `capacity` bytes.
 uint32_t build_id(const Image& image, uint8_t* out, uint32_t capacity);
 

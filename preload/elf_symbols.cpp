@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "arch/arch.h"
+#include "elf_info.h"
 
 namespace dltrace::preload::elf {
 namespace {
@@ -76,12 +77,6 @@ bool read_tables(const dl_phdr_info& o, Tables& t) {
   }
   if (t.strtab != nullptr && has_soname) t.soname = t.strtab + soname_offset;
   return t.symtab != nullptr && t.strtab != nullptr;
-}
-
-uint32_t gnu_hash(const char* s) {
-  uint32_t h = 5381;
-  for (auto c = reinterpret_cast<const unsigned char*>(s); *c != 0; ++c) h = h * 33 + *c;
-  return h;
 }
 
 uint32_t sysv_hash(const char* s) {

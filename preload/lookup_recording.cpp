@@ -11,12 +11,12 @@
 #include "caller_context.h"
 #include "event_clock.h"
 #include "live_printer.h"
+#include "name_cache.h"
 #include "object_table.h"
 #include "python_stack.h"
 #include "real_functions.h"
 #include "recorder_internal.h"
 #include "stack_capture.h"
-#include "symbol_name_cache.h"
 #include "thread_state.h"
 
 namespace dltrace::preload {
@@ -93,7 +93,7 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   s.address = reinterpret_cast<uint64_t>(r);
   // A NULL symbol value with no error (IFUNC returning NULL) is still a successful lookup.
   if (r != nullptr || s.error == kNoId) s.bits |= format::kEventOk;
-  s.name = intern_symbol_name(g_writer, symbol);
+  s.name = intern_name(g_writer, symbol);
   s.version = version ? g_writer.intern_string(version) : kNoId;
   s.seq = g_writer.reserve_seq();
   attribute_lookup(s, handle, enclosing);

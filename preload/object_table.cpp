@@ -16,6 +16,7 @@
 #include "elf_info.h"
 #include "elf_symbols.h"
 #include "fork_gate.h"
+#include "name_cache.h"
 #include "real_functions.h"
 #include "slot_index.h"
 #include "trace_writer.h"
@@ -107,7 +108,15 @@ uint64_t lm_key(uint32_t i) {
   return reinterpret_cast<uint64_t>(g_objs[i].lm);
 }
 
-void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
+// The first position of each order whose entry may differ from the snapshot's: publish()
+// rewrites the snapshot from there on (what comes before it is as published).
+constexpr uint32_t kClean = ~0u;
+constinit uint32_t g_changed_start = 0, g_changed_lm = 0;
+// g_range_before[k]: the snapshot's ranges made from g_by_start[0, k), as publish() last saw it
+// (the ranges drop empty and overlapping mappings, so they are not one per position).
+constinit uint32_t g_range_before[kMaxObjects + 1];
+
+uint32_t order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
   const uint64_t k = key(idx);
   uint32_t lo = 0, hi = n;
   while (lo < hi) {
@@ -119,23 +128,29 @@ void order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uin
   }
   memmove(order + lo + 1, order + lo, (n - lo) * sizeof *order);
   order[lo] = static_cast<uint16_t>(idx);
+  return lo;
 }
 
-void order_erase(uint16_t* order, uint32_t n, uint32_t idx) {
+uint32_t order_erase(uint16_t* order, uint32_t n, uint32_t idx) {
   for (uint32_t k = 0; k < n; ++k) {
     if (order[k] != idx) continue;
     memmove(order + k, order + k + 1, (n - k - 1) * sizeof *order);
-    return;
+    return k;
   }
+  return n;
 }
 
+// Rewrites the snapshot where it may differ from the table (from g_changed_start and
+// g_changed_lm on): a load or unload moves the entries after its own, the others stay.
 void publish() {
   const uint64_t s = g_snap_seq.load(std::memory_order_relaxed);
   g_snap_seq.store(s + 1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);
-  uint32_t nr = 0;
-  uint64_t last_end = 0;
-  for (uint32_t k = 0; k < g_ntracked; ++k) {
+  const uint32_t from = g_changed_start < g_ntracked ? g_changed_start : g_ntracked;
+  uint32_t nr = g_range_before[from];
+  uint64_t last_end = nr > 0 ? g_ranges[nr - 1].end : 0;
+  for (uint32_t k = from; k < g_ntracked; ++k) {
+    g_range_before[k] = nr;
     const Obj& o = g_objs[g_by_start[k]];
     if (o.image.map_end <= o.image.map_start) continue;
     // Overlaps (ld.so's proxy entries in other namespaces share its mapping): first wins.
@@ -148,7 +163,8 @@ void publish() {
     __atomic_store_n(&r.lmid, o.lmid, __ATOMIC_RELAXED);
     __atomic_store_n(&r.resident, o.resident ? 1u : 0u, __ATOMIC_RELAXED);
   }
-  for (uint32_t k = 0; k < g_ntracked; ++k) {
+  g_range_before[g_ntracked] = nr;
+  for (uint32_t k = g_changed_lm; k < g_ntracked; ++k) {
     const Obj& o = g_objs[g_by_lm[k]];
     HandleE& h = g_handles[k];
     __atomic_store_n(&h.lm, reinterpret_cast<uint64_t>(o.lm), __ATOMIC_RELAXED);
@@ -160,6 +176,7 @@ void publish() {
   __atomic_store_n(&g_nranges, nr, __ATOMIC_RELAXED);
   __atomic_store_n(&g_nhandles, g_ntracked, __ATOMIC_RELAXED);
   g_snap_seq.store(s + 2, std::memory_order_release);
+  g_changed_start = g_changed_lm = kClean;
 }
 
 // Runs `fn` under the seqlock's read protocol. Gives up (returns false) after many retries, which
@@ -179,6 +196,10 @@ bool read_snapshot(Fn&& fn) {
   return false;
 }
 
+// g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
+// that quadratic in big processes.
+constinit SlotIndex<2 * kMaxObjects> g_index{lm_key};
+
 // ---- collecting what the loader has ----
 // The loader's _r_debug, found in the global scope at the first sync (under g_lock) rather than
 // linked: a reference to it would make ld.so a NEEDED entry of libdltrace.so. Null only where no
@@ -188,6 +209,20 @@ r_debug* g_debug = nullptr;
 r_debug* loader_debug() {
   if (g_debug == nullptr) g_debug = static_cast<r_debug*>(lookup_global("_r_debug"));
   return g_debug;
+}
+
+// _dl_find_object (glibc >= 2.35: lock-free, leaves dlerror alone), resolved (under g_lock) when
+// a sync first needs it, so that a process that loads nothing after start-up never looks.
+using FindObjectFn = int (*)(void*, arch::DlFindObject*);
+constinit FindObjectFn g_find_object = nullptr;
+constinit bool g_find_object_resolved = false;
+
+FindObjectFn find_object_fn() {
+  if (!g_find_object_resolved) {
+    g_find_object_resolved = true;
+    g_find_object = reinterpret_cast<FindObjectFn>(lookup_global("_dl_find_object", "GLIBC_2.35"));
+  }
+  return g_find_object;
 }
 
 void collect_other_namespaces() {
@@ -210,11 +245,115 @@ void collect_other_namespaces() {
 
 int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
 
+// Namespace 0's list as the last sync saw it (link_maps in list order), valid when that sync
+// registered every object of it. ld.so appends loads to the end of the list and unloads take
+// objects out of it, so a sync that sees only loads reads the list from our last entry on, and
+// one that sees only unloads merges the list with ours: neither pairs every object again.
+constinit const link_map* g_list0[kMaxObjects];
+constinit uint32_t g_nlist0;
+constinit bool g_list0_valid;
+// What a sync answered from the list found unloaded (g_objs indices); the full walk marks what
+// it finds instead, and the objects it did not mark went.
+constinit uint32_t g_gone[kMaxObjects];
+constinit uint32_t g_ngone;
+constinit uint32_t g_objects_elsewhere;  // table objects of namespaces other than 0
+
+// Whether the table and the loader use namespace 0 alone. The loader's counters then count its
+// list's loads and unloads exactly (dl_iterate_phdr derives dlpi_subs from every namespace's
+// object count). A namespace is never taken off the r_debug_extended chain; an unused one has
+// no objects (r_map null).
+bool only_namespace_0() {
+  if (g_objects_elsewhere != 0 || g_debug == nullptr) return false;
+  const auto* r = reinterpret_cast<const r_debug_extended*>(g_debug);
+  if (r->base.r_version < 2) return true;  // glibc >= 2.35 sets 2 with the first namespace
+  for (const r_debug_extended* x = r->r_next; x != nullptr; x = x->r_next)
+    if (x->base.r_map != nullptr) return false;
+  return true;
+}
+
+// The program headers of a loaded object from its link_map, which does not carry them publicly:
+// _dl_find_object gives the object's mapping, whose first page holds the ELF header (the first
+// PT_LOAD maps file offset 0). Proven by the headers describing that very mapping and dynamic
+// section; false otherwise (and for objects not yet in _dl_find_object's data).
+bool image_from_link_map(const link_map* l, elf::Image* out) {
+  constexpr uint64_t kFirstPage = 4096;
+  const FindObjectFn find_object = find_object_fn();
+  arch::DlFindObject fo;
+  if (find_object == nullptr || l->l_ld == nullptr ||
+      find_object(const_cast<ElfW(Dyn)*>(l->l_ld), &fo) != 0 || fo.map != l)
+    return false;
+  const auto start = reinterpret_cast<uint64_t>(fo.map_start);
+  const auto end = reinterpret_cast<uint64_t>(fo.map_end);
+  const auto* eh = reinterpret_cast<const ElfW(Ehdr)*>(start);
+  if (end - start < kFirstPage || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+      eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+      eh->e_phoff + uint64_t{eh->e_phnum} * sizeof(ElfW(Phdr)) > kFirstPage)
+    return false;
+  const elf::Image im = elf::from_phdrs(
+      l->l_addr, reinterpret_cast<const ElfW(Phdr)*>(start + eh->e_phoff), eh->e_phnum);
+  if (im.dynamic != l->l_ld || im.map_start < start || im.map_start >= end || im.map_end > end)
+    return false;
+  *out = im;
+  return true;
+}
+
+// Only loads since the last sync: no link_map we know was freed, and the new objects follow our
+// last entry.
+bool collect_appended() {
+  uint32_t n = g_nlist0;
+  for (const link_map* l = g_list0[n - 1]->l_next; l != nullptr; l = l->l_next) {
+    if (n == kMaxObjects) return false;
+    Cur c{l, l->l_name, {}, 0};
+    if (!image_from_link_map(l, &c.image)) return false;
+    g_cur[g_ncur++] = c;
+    g_list0[n++] = l;
+  }
+  g_nlist0 = n;
+  return true;
+}
+
+// Notes an object of our list that the loader's list no longer has.
+bool mark_unloaded(const link_map* lm) {
+  const int i = g_index.find(reinterpret_cast<uint64_t>(lm),
+                             [](uint32_t k) { return g_objs[k].used && g_objs[k].lmid == 0; });
+  if (i < 0) return false;
+  g_gone[g_ngone++] = static_cast<uint32_t>(i);
+  return true;
+}
+
+// Only unloads since the last sync: the loader's list is ours with some objects taken out (and
+// no link_map allocated since, so none of ours can have been reused for another object).
+bool collect_unloaded() {
+  uint32_t j = 0, kept = 0;
+  for (const link_map* l = g_debug->r_map; l != nullptr; l = l->l_next) {
+    while (j < g_nlist0 && g_list0[j] != l)
+      if (!mark_unloaded(g_list0[j++])) return false;
+    if (j == g_nlist0) return false;  // not ours: the list is not what we thought
+    g_list0[kept++] = g_list0[j++];
+  }
+  while (j < g_nlist0)
+    if (!mark_unloaded(g_list0[j++])) return false;
+  g_nlist0 = kept;
+  return true;
+}
+
+// What changed, from our list alone, when only loads or only unloads happened in namespace 0.
+// False when that cannot tell: the caller then walks every object (any state written here is
+// rebuilt by that walk).
+bool collect_changes(bool loads) {
+  if (!g_list0_valid || g_nlist0 == 0 || !only_namespace_0()) return false;
+  g_ncur = 0;
+  g_ngone = 0;
+  return loads ? collect_appended() : collect_unloaded();
+}
+
 struct CollectState {
   const link_map* walk;
   bool first;
   bool only_if_changed;
   bool unchanged;
+  bool from_list;  // collect_changes() answered: the walk stopped at the first object
+  bool paired;     // every object of namespace 0 was paired with its link_map
 };
 
 int collect_cb(dl_phdr_info* info, size_t, void* arg) {
@@ -223,14 +362,22 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     st->first = false;
     // The counters are global (all namespaces): when they have not moved, the first object is
     // all a caller that only wants news needs to see.
-    if (st->only_if_changed && info->dlpi_adds == g_adds.load(std::memory_order_relaxed) &&
-        info->dlpi_subs == g_subs.load(std::memory_order_relaxed)) {
+    const bool loads = info->dlpi_adds != g_adds.load(std::memory_order_relaxed);
+    const bool unloads = info->dlpi_subs != g_subs.load(std::memory_order_relaxed);
+    if (st->only_if_changed && !loads && !unloads) {
       st->unchanged = true;
       return 1;
     }
     g_adds.store(info->dlpi_adds, std::memory_order_relaxed);
     g_subs.store(info->dlpi_subs, std::memory_order_relaxed);
-    // dl_iterate_phdr holds dl_load_write_lock: the other namespaces' lists are stable now.
+    // dl_iterate_phdr holds dl_load_write_lock: the loader's lists are stable now.
+    if (loads != unloads && collect_changes(loads)) {
+      st->from_list = true;
+      return 1;
+    }
+    for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
+    g_ncur = 0;
+    g_nlist0 = 0;
     collect_other_namespaces();
   }
   // dl_iterate_phdr walks namespace 0's list in order: walk the link_maps alongside to pair them.
@@ -245,6 +392,10 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
     }
     if (lm == nullptr) st->walk = g_debug ? g_debug->r_map : nullptr;
   }
+  if (lm != nullptr && g_nlist0 < kMaxObjects)
+    g_list0[g_nlist0++] = lm;
+  else
+    st->paired = false;
   // Known objects are only marked; new ones are collected with their program headers read.
   const int known = find(lm, info->dlpi_name, info->dlpi_addr, 0);
   if (known >= 0) {
@@ -252,17 +403,24 @@ int collect_cb(dl_phdr_info* info, size_t, void* arg) {
   } else if (g_ncur < kMaxObjects) {  // else it stays unknown; the walk goes on to mark the rest
     const elf::Image image = elf::from_phdrs(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum);
     g_cur[g_ncur++] = {lm, info->dlpi_name, image, 0};
+  } else {
+    st->paired = false;
   }
   return 0;
 }
 
-// False (and nothing collected) when only_if_changed and the loader's counters have not moved.
-bool collect(bool only_if_changed) {
-  g_ncur = 0;
+enum class Collected { kNothing, kListed, kMarked };
+
+// kNothing (and nothing collected) when only_if_changed and the loader's counters have not moved.
+// Else the new objects are in g_cur, and the ones that went are in g_gone (kListed) or are the
+// known objects not marked seen (kMarked).
+Collected collect(bool only_if_changed) {
   const r_debug* debug = loader_debug();
-  CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false};
+  CollectState st{debug ? debug->r_map : nullptr, true, only_if_changed, false, false, true};
   fork_gate::iterate_phdr(collect_cb, &st);
-  if (st.unchanged) return false;
+  if (st.unchanged) return Collected::kNothing;
+  if (st.from_list) return Collected::kListed;
+  g_list0_valid = st.paired;  // until a new object finds no slot (sync_locked)
   for (uint32_t i = 0; i < g_nother; ++i) {
     const Cur& c = g_other[i];
     const int known = find(c.lm, c.name, c.image.base, c.lmid);
@@ -271,13 +429,15 @@ bool collect(bool only_if_changed) {
     else if (g_ncur < kMaxObjects)
       g_cur[g_ncur++] = c;
   }
-  return true;
+  return Collected::kMarked;
 }
 
 // CPython's marker, looked up once per new object so that the Python stack probe does not have
-// to walk the objects after every load.
+// to walk the objects after every load. Most objects' Bloom filters rule it out at once.
 bool defines_python(const Cur& c) {
-  if (c.lmid != 0 || c.image.phdr == nullptr) return false;
+  static constexpr uint32_t kMarkerHash = elf::gnu_hash(kPythonMarker);
+  if (c.lmid != 0 || c.image.phdr == nullptr || !elf::may_define(c.image, kMarkerHash))
+    return false;
   dl_phdr_info info{};
   info.dlpi_addr = c.image.base;
   info.dlpi_name = c.name;
@@ -286,22 +446,18 @@ bool defines_python(const Cur& c) {
   return static_cast<bool>(elf::find_symbol(info, kPythonMarker, nullptr));
 }
 
-// g_objs by link_map: a sync looks up every loaded object, and a scan of the table for each made
-// that quadratic in big processes.
-constinit SlotIndex<2 * kMaxObjects> g_index{lm_key};
-
 // A live object enters (leaves) the link_map index and the publishing orders.
 void track(uint32_t idx) {
   g_index.insert(idx);
-  order_insert(g_by_start, g_ntracked, idx, start_key);
-  order_insert(g_by_lm, g_ntracked, idx, lm_key);
+  g_changed_start = std::min(g_changed_start, order_insert(g_by_start, g_ntracked, idx, start_key));
+  g_changed_lm = std::min(g_changed_lm, order_insert(g_by_lm, g_ntracked, idx, lm_key));
   ++g_ntracked;
 }
 
 void untrack(uint32_t idx) {
   g_index.erase(idx);
-  order_erase(g_by_start, g_ntracked, idx);
-  order_erase(g_by_lm, g_ntracked, idx);
+  g_changed_start = std::min(g_changed_start, order_erase(g_by_start, g_ntracked, idx));
+  g_changed_lm = std::min(g_changed_lm, order_erase(g_by_lm, g_ntracked, idx));
   --g_ntracked;
 }
 
@@ -344,8 +500,14 @@ void bfs_visit(const char* needed, void* arg) {
     return;
   }
 }
+bool unplaced_left() {
+  for (uint32_t k = 0; k < g_nnew; ++k)
+    if (g_objs[g_new[k]].parent_idx == -2) return true;
+  return false;
+}
 void bfs(uint32_t head, uint32_t& tail) {
-  while (head < tail) {
+  // Reading a node's DT_NEEDED entries is only worth it while a new object has no parent yet.
+  while (head < tail && unplaced_left()) {
     NeededCtx ctx{g_queue[head++], &tail};
     elf::for_each_needed(g_objs[ctx.node].image, bfs_visit, &ctx);
   }
@@ -390,9 +552,16 @@ bool contains_self(const elf::Image& im) {
 
 void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
   format::ObjectLoadEntry e{};
-  e.path = g_writer->intern_string(o.path);
+  // Objects loaded later may come again (a plugin loaded in a loop): their names go through the
+  // memo. Those present at start-up come once; the memo's bookkeeping would only cost them.
   const char* so = elf::soname(o.image);
-  e.soname = so ? g_writer->intern_string(so) : kNoId;
+  if (load_seq != 0) {
+    e.path = intern_name(*g_writer, o.path);
+    e.soname = intern_name(*g_writer, so);
+  } else {
+    e.path = g_writer->intern_string(o.path);
+    e.soname = so ? g_writer->intern_string(so) : kNoId;
+  }
   e.cause = o.cause;
   e.flags = o.flags;
   e.parent = o.parent;
@@ -523,14 +692,17 @@ void set_writer(TraceWriter* writer) {
 namespace {
 SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_changed) {
   SyncResult res;
-  for (uint32_t i = 0; i < g_high; ++i) g_objs[i].seen = false;
-  if (!collect(only_if_changed)) return res;  // marks the known objects still loaded as seen
+  const Collected collected = collect(only_if_changed);
+  if (collected == Collected::kNothing) return res;
   bool python_moved = false;
   g_nnew = 0;
   for (uint32_t i = 0; i < g_ncur; ++i) {  // the new ones
     const Cur& c = g_cur[i];
     const int slot = alloc_slot();
-    if (slot < 0) continue;  // table full: the object stays unknown
+    if (slot < 0) {  // table full: the object stays unknown, and only a full walk may find it
+      g_list0_valid = false;
+      continue;
+    }
     Obj& o = g_objs[slot];
     o = Obj{};
     o.lm = c.lm;
@@ -545,17 +717,24 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     o.python = defines_python(c);
     python_moved |= o.python;
     track(static_cast<uint32_t>(slot));
+    if (c.lmid != 0) ++g_objects_elsewhere;
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
   }
-  for (uint32_t i = 0; i < g_high; ++i) {
+  if (collected == Collected::kMarked) {
+    g_ngone = 0;
+    for (uint32_t i = 0; i < g_high; ++i)
+      if (g_objs[i].used && !g_objs[i].seen) g_gone[g_ngone++] = i;
+  }
+  for (uint32_t k = 0; k < g_ngone; ++k) {
+    const uint32_t i = g_gone[k];
     Obj& o = g_objs[i];
-    if (!o.used || o.seen) continue;
     if (!o.internal && o.id != kNoId) {
       g_writer->object_unloaded(o.id, unload_seq);
       ++res.removed;
     }
     python_moved |= o.python;
+    if (o.lmid != 0) --g_objects_elsewhere;
     untrack(i);
     o.used = false;
   }
@@ -763,12 +942,10 @@ bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, Lo
   return known;
 }
 
-bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq) {
+bool handle_info(const void* handle, HandleInfo* out) {
   HandleE h;
   if (!find_handle(handle, &h)) return false;
-  *lmid = h.lmid;
-  *global = h.global != 0;
-  *load_seq = h.load_seq;
+  *out = {h.id, h.lmid, h.global != 0, h.load_seq};
   return true;
 }
 
@@ -816,7 +993,10 @@ void promote(const void* handle, uint64_t seq) {
       if (o.id != kNoId) g_writer->object_promoted(o.id, seq);
     }
   }
-  if (any) publish();
+  if (any) {
+    g_changed_lm = 0;  // global flags changed in place
+    publish();
+  }
   pthread_mutex_unlock(&g_lock);
 }
 
@@ -838,6 +1018,7 @@ void rewrite_after_fork() {
     }
     write_object(o, 0, 0);
   }
+  g_changed_start = g_changed_lm = 0;  // every id changed
   publish();
 }
 

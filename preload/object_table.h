@@ -3,9 +3,12 @@
 // sync() diffs what the loader has (dl_iterate_phdr for namespace 0, the r_debug_extended chain
 // for other namespaces) against the table, writes new objects with their cause/parent (BFS over
 // DT_NEEDED) and marks unloaded ones. It is only needed when dlpi_adds/dlpi_subs moved, which
-// sync_if_changed() checks at the walk's first object. Lookups (address -> object, handle ->
-// object) are lock-free: a seqlock-protected sorted snapshot in static storage. The table lock is
-// never held across a real dl* call, and nothing here touches dlerror state (no dladdr: it takes
+// sync_if_changed() checks at the walk's first object. Where namespace 0 is the only one in use
+// and only one of the counters moved, the namespace-0 list kept from the last sync says what
+// changed without a walk of every object: loads are what follows its last entry, unloads what a
+// merge with the loader's list misses. Lookups (address -> object, handle -> object) are
+// lock-free: a seqlock-protected sorted snapshot in static storage. The table lock is never held
+// across a real dl* call, and nothing here touches dlerror state (no dladdr: it takes
 // dl_load_lock).
 #pragma once
 
@@ -77,8 +80,14 @@ struct LookupObjects {
   uint32_t caller, handle, result;
 };
 bool lookup_objects(uint64_t caller_ip, const void* handle, uint64_t address, LookupObjects* out);
-// Namespace, global flag and load seq of a handle's object; false if unknown.
-bool handle_info(const void* handle, int64_t* lmid, bool* global, uint64_t* load_seq);
+// Id, namespace, global flag and load seq of a handle's object; false if unknown.
+struct HandleInfo {
+  uint32_t id;
+  int64_t lmid;
+  bool global;
+  uint64_t load_seq;
+};
+bool handle_info(const void* handle, HandleInfo* out);
 
 // RTLD_GLOBAL dlopen of an already-loaded local object: it and its DT_NEEDED closure join the
 // global scope.

@@ -1,4 +1,4 @@
-#include "symbol_name_cache.h"
+#include "name_cache.h"
 
 #include <string.h>
 
@@ -47,7 +47,7 @@ void store(Entry& e, const char* key, uint64_t ref) {
 
 }  // namespace
 
-uint32_t intern_symbol_name(TraceWriter& writer, const char* name) {
+uint32_t intern_name(TraceWriter& writer, const char* name) {
   if (name == nullptr) return format::kNoId;
   Set& set = g_names[set_of(name)];
   uint32_t id;
