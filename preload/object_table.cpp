@@ -18,6 +18,7 @@
 #include "fork_gate.h"
 #include "real_functions.h"
 #include "slot_index.h"
+#include "stack_capture.h"
 #include "trace_writer.h"
 
 namespace dltrace::preload::objects {
@@ -556,6 +557,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
       ++res.removed;
     }
     python_moved |= o.python;
+    stack::forget_code(o.image.map_start, o.image.map_end);  // its cached unwind rules
     untrack(i);
     o.used = false;
   }
