@@ -443,11 +443,15 @@ TEST_CASE(
   // The reload proves something only if the second library took the first one's place. Then
   // v2's probes have v1's frames (same addresses, same call sites). libunwind's own answer for
   // them is not used: its cache keeps v1's rule for that address across the dlclose, and it
-  // returns a wrong frame there (libunwind 1.6).
+  // returns a wrong frame there (libunwind 1.6). qemu-user's mmap does not reuse the hole.
   REQUIRE(bases.size() == 2);
-  REQUIRE(bases["v1"] == bases["v2"]);
-  expected["diff_stacks_v2_a"] = expected["diff_stacks_v1_a"];
-  expected["diff_stacks_v2_b"] = expected["diff_stacks_v1_b"];
+  if (bases["v1"] == bases["v2"]) {
+    expected["diff_stacks_v2_a"] = expected["diff_stacks_v1_a"];
+    expected["diff_stacks_v2_b"] = expected["diff_stacks_v1_b"];
+  } else {
+    REQUIRE(!test_target().emulator.empty());
+    WARN("v2 was not loaded at v1's address under the emulator: the reload is not proven here");
+  }
 
   const nlohmann::json t = export_json(dir + "/s.trace");
   std::set<std::string> compared;
