@@ -33,7 +33,7 @@ constinit std::atomic<int> g_resolved{0};                       // 1: looked up 
 FindObjectFn find_object() {
   if (g_resolved.load(std::memory_order_acquire) == 0) {
     // The look-up walks the loaded objects under the loader's lock: not where a fork may have
-    // left it held. The first capture in an ordinary process resolves for its fork children.
+    // left it held. The first capture of a process resolves them for its fork children.
     if (fork_gate::cautious()) return nullptr;
     g_find_object.store(
         reinterpret_cast<FindObjectFn>(lookup_global("_dl_find_object", "GLIBC_2.35")),
