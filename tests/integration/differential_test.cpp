@@ -419,6 +419,7 @@ TEST_CASE(
   CHECK(line(d.plain.out, "deep") == "deep: 1");
   CHECK(line(d.plain.out, "thread") == "thread: 1");
   CHECK(line(d.plain.out, "ctor library") == "ctor library: loaded");
+  CHECK(line(d.plain.out, "probe diff_stacks_dtor") == "probe diff_stacks_dtor: not found");
   CHECK(line(d.plain.out, "variant 2") == "variant 2: loaded");
 
   const std::string dir = temp_dir("stacks");
@@ -472,10 +473,10 @@ TEST_CASE(
           std::vector<uint64_t>(unw.begin(), unw.begin() + std::min(want, ours.size()) - 1));
     compared.insert(name);
   }
-  CHECK(compared == std::set<std::string>{"diff_stacks_shallow", "diff_stacks_deep",
-                                          "diff_stacks_thread", "diff_stacks_ctor",
-                                          "diff_stacks_v1_a", "diff_stacks_v1_b",
-                                          "diff_stacks_v2_a", "diff_stacks_v2_b"});
+  CHECK(compared ==
+        std::set<std::string>{"diff_stacks_shallow", "diff_stacks_deep", "diff_stacks_thread",
+                              "diff_stacks_ctor", "diff_stacks_dtor", "diff_stacks_v1_a",
+                              "diff_stacks_v1_b", "diff_stacks_v2_a", "diff_stacks_v2_b"});
 }
 
 TEST_CASE("stress: every differential program five times", "[differential][stress]") {
