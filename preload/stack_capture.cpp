@@ -3,10 +3,14 @@
 // Memory safety: the walk reads the stack only in [sp, bound): sp is the capturing frame's own
 // stack pointer and bound the top of this thread's stack as glibc lays it out (see stack_bound);
 // every frame's CFA must lie above the previous one and below the bound, and the walk takes at
-// most depth + kOwnFrames steps. It reads unwind tables only inside the mapping _dl_find_object
-// reported for the address (eh_frame_index.h), and only for addresses on this thread's stack,
-// whose objects cannot be unloaded while their frames are live.
+// most depth + kOwnFrames steps. It reads unwind tables only inside the readable segment that
+// holds the object's .eh_frame_hdr, within the mapping _dl_find_object reported for the address
+// (eh_frame_index.h, table_segment), and only for addresses on this thread's stack, whose objects
+// cannot be unloaded while their frames are live.
 #include "stack_capture.h"
+
+#include <elf.h>
+#include <link.h>
 
 #include <cstring>
 
@@ -141,9 +145,36 @@ constinit std::atomic<uint32_t> g_unloading{0};
 // are often in the same object), its FDE, the CFI interpreted up to the address.
 
 struct ObjectMemo {
-  uintptr_t start = 0, end = 0;
+  uintptr_t start = 0, end = 0;  // the object's mapping, as _dl_find_object reported it
   const uint8_t* eh_frame_hdr = nullptr;
+  uintptr_t table_lo = 0, table_hi = 0;  // the loaded segment that holds the unwind table
 };
+
+// The readable PT_LOAD segment of `found`'s object that holds `address`: the mapping may have
+// inaccessible gaps between segments, the segment has none. The program headers are read from
+// the ELF header at the mapping's start (the first segment maps the file from offset 0), only
+// within the first page. False if the object does not look like that.
+bool table_segment(const arch::DlFindObject& found, uintptr_t address, ObjectMemo& object) {
+  constexpr uintptr_t kFirstPage = 4096;
+  const auto* header = static_cast<const ElfW(Ehdr)*>(found.map_start);
+  if (found.map == nullptr || object.end - object.start < kFirstPage ||
+      std::memcmp(header->e_ident, ELFMAG, SELFMAG) != 0 ||
+      header->e_phentsize != sizeof(ElfW(Phdr)) || header->e_phoff > kFirstPage ||
+      (kFirstPage - header->e_phoff) / sizeof(ElfW(Phdr)) < header->e_phnum)
+    return false;
+  const auto* phdr = reinterpret_cast<const ElfW(Phdr)*>(object.start + header->e_phoff);
+  const uintptr_t bias = found.map->l_addr;
+  for (unsigned i = 0; i < header->e_phnum; ++i) {
+    const ElfW(Phdr)& p = phdr[i];
+    const uintptr_t start = bias + p.p_vaddr, end = start + p.p_memsz;
+    if (p.p_type != PT_LOAD || (p.p_flags & PF_R) == 0 || address < start || address >= end)
+      continue;
+    object.table_lo = start > object.start ? start : object.start;
+    object.table_hi = end < object.end ? end : object.end;
+    return true;
+  }
+  return false;
+}
 
 bool decode_rule(FindObjectFn find, uintptr_t target, ObjectMemo& object, FrameRule* out) {
   if (target < object.start || target >= object.end) {
@@ -152,10 +183,14 @@ bool decode_rule(FindObjectFn find, uintptr_t target, ObjectMemo& object, FrameR
     object.start = reinterpret_cast<uintptr_t>(found.map_start);
     object.end = reinterpret_cast<uintptr_t>(found.map_end);
     object.eh_frame_hdr = static_cast<const uint8_t*>(found.eh_frame);
+    if (object.eh_frame_hdr != nullptr &&
+        !table_segment(found, reinterpret_cast<uintptr_t>(found.eh_frame), object))
+      object.eh_frame_hdr = nullptr;  // an object laid out otherwise: no frame of it is walked
   }
   FrameDescription fd;
   return object.eh_frame_hdr != nullptr &&
-         find_frame_description(object.eh_frame_hdr, target, object.start, object.end, &fd) &&
+         find_frame_description(object.eh_frame_hdr, target, object.table_lo, object.table_hi,
+                                &fd) &&
          compute_frame_rule(fd, target, out);
 }
 
