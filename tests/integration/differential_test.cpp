@@ -54,7 +54,7 @@ std::vector<std::vector<std::string>> differential_invocations() {
       {fixture("diff_symver_old")}, {fixture("diff_symver_new")}, {fixture("diff_nested")},
       {fixture("diff_early")},      {fixture("diff_record")},     {fixture("diff_unwind")},
       {fixture("diff_noret")},      {fixture("diff_next_nopie")}, {fixture("diff_churn")},
-      {fixture("diff_stacks")},
+      {fixture("diff_stacks")},     {fixture("diff_odd_stacks")},
   };
   for (const char* s : {"runpath-bare", "rpath-bare", "runpath-origin", "rpath-origin",
                         "runpath-lazy-global", "exe-bare", "exe-origin", "lib-then-exe-origin"})
@@ -477,6 +477,33 @@ TEST_CASE(
         std::set<std::string>{"diff_stacks_shallow", "diff_stacks_deep", "diff_stacks_thread",
                               "diff_stacks_ctor", "diff_stacks_dtor", "diff_stacks_v1_a",
                               "diff_stacks_v1_b", "diff_stacks_v2_a", "diff_stacks_v2_b"});
+}
+
+// Where a walk meets the unusual, the recorder still records and the program behaves as untraced:
+// each stack starts at the function that made the call; on a stack glibc gave the thread (a
+// stack the program passed to pthread_create, a deep recursion) it goes on to the thread's start
+// or to the depth asked for; a signal frame ends it.
+TEST_CASE("native stacks in signal handlers, a fiber, a given thread stack and a deep recursion",
+          "[differential][stacks]") {
+  RunOptions opts;
+  opts.env["DLTRACE_STACK_DEPTH"] = "128";
+  DifferentialResult d = same({fixture("diff_odd_stacks")}, opts);
+  CHECK(line(d.plain.out, "recursion:") == "recursion: found");
+  CHECK(line(d.plain.out, "recursed:") == "recursed: 1");
+  const nlohmann::json t = export_json(d.trace_path);
+  std::map<std::string, nlohmann::json> stacks;  // by the calling function
+  for (const auto& e : t["events"]) {
+    if (e["call"] != "dlsym" || !e["stack"].is_array() || e["stack"].empty()) continue;
+    const auto& f = e["stack"][0]["function"];
+    stacks[f.is_string() ? f.get<std::string>() : "?"] = e["stack"];
+  }
+  INFO(nlohmann::json(stacks).dump());
+  CHECK(stacks.count("on_signal"));
+  CHECK(stacks.count("fiber"));
+  REQUIRE(stacks.count("on_given_stack"));
+  CHECK(stacks["on_given_stack"].size() >= 2);  // start_thread at least
+  REQUIRE(stacks.count("recurse"));
+  CHECK(stacks["recurse"].size() == 128);
 }
 
 TEST_CASE("stress: every differential program five times", "[differential][stress]") {
