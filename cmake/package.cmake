@@ -1,7 +1,7 @@
 # `cpack -G DEB` in a build tree: dltrace_<version>_<arch>.deb with /usr/bin/dltrace, the
 # recorder in /usr/lib/<multiarch>/, the headers, the man pages, the bash completion, the docs
 # and the examples (everything `cmake --install` installs). Depends: comes from dpkg-shlibdeps
-# on the binaries, plus libunwind, which the recorder dlopens (invisible to dpkg-shlibdeps).
+# on the binaries (the recorder loads no library of its own but the override config's parser).
 set(CPACK_PACKAGE_NAME dltrace)
 set(CPACK_PACKAGE_VENDOR "dltrace")
 set(CPACK_PACKAGE_CONTACT "dltrace maintainers <dltrace@localhost>")
@@ -20,6 +20,5 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # dltrace_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "libunwind8")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "graphviz, python3")
 include(CPack)

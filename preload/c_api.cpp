@@ -9,20 +9,11 @@
 using namespace dltrace::preload;
 using namespace dltrace::preload::recorder;
 
-// Native stack depth from now on (0: none); loads the unwinder the first time. -1 when this
-// process does not record (or in a dlmopen namespace's copy).
+// Native stack depth from now on (0: none). -1 when this process does not record (or in a
+// dlmopen namespace's copy).
 DLTRACE_EXPORT int dltrace_set_stack_depth(unsigned depth) {
   if (active_api() != primary_api()) return -1;
   if (depth > stack::kMaxDepth) depth = stack::kMaxDepth;
-  if (depth > 0) {
-    // Program loads first (so that they are not mistaken for ours), then ours.
-    objects::Attribution a;
-    a.mode = objects::Mode::kDiscovered;
-    a.seq = next_seq();  // the next event
-    objects::sync_if_changed(a, a.seq);
-    if (!stack::load_unwinder()) return -1;
-    sync_internal_loads();
-  }
   g_stack_depth.store(depth, std::memory_order_relaxed);
   return 0;
 }

@@ -79,9 +79,7 @@ bool api_begin(CallState* cs) {
   s.name = intern_name(g_writer, cs->name);
   s.version = cs->version ? g_writer.intern_string(cs->version) : kNoId;
   const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
-  s.stack = stack_depth ? capture_native_stack(cs->caller, stack_depth, enclosing,
-                                               rare ? s.seq : next_seq())
-                        : kNoId;
+  s.stack = stack_depth ? capture_native_stack(cs->caller, stack_depth) : kNoId;
   s.py_stack = capture_python_stack(g_writer);
   if (depth < kMaxNesting)
     ts.frames[depth] = {s.seq, s.caller_object,

@@ -1,11 +1,10 @@
 // The fork gate: fork() never happens while a recorder thread holds a lock that the child would
 // inherit locked.
 //
-// glibc resets only dl_load_lock in a fork child. dl_iterate_phdr's dl_load_write_lock, and
-// libunwind's own lock (taken with every signal blocked), stay held in the child if some thread
-// held them at the moment of fork, and the child's next dl_iterate_phdr or unwind hangs forever.
-// The recorder calls both often (object-table syncs, stacks). So everything the recorder does
-// with them runs inside a Section, and a pthread_atfork prepare handler waits until no thread is
+// glibc resets only dl_load_lock in a fork child. dl_iterate_phdr's dl_load_write_lock stays held
+// in the child if some thread held it at the moment of fork, and the child's next dl_iterate_phdr
+// hangs forever. The recorder calls it often (object-table syncs). So everything the recorder does
+// with it runs inside a Section, and a pthread_atfork prepare handler waits until no thread is
 // inside one (new Sections wait for the fork to finish).
 //
 // Entering a Section costs a thread-local store and a load (no atomic read-modify-write): the
@@ -48,7 +47,7 @@ int iterate_phdr(int (*callback)(dl_phdr_info*, size_t, void*), void* data);
 bool in_section();
 
 // True in a fork child of a process that had more than one thread, until proven_safe(): the
-// recorder then makes no object-table sync and captures no native stack.
+// recorder then makes no object-table sync (native stacks take no lock: stack_capture.h).
 bool cautious();
 // A load completed in this process after fork: the loader's write lock is free.
 void proven_safe();

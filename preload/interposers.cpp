@@ -9,6 +9,7 @@
 #include "interposed_functions.h"
 #include "real_functions.h"
 #include "recorder.h"
+#include "stack_capture.h"
 #include "thread_state.h"
 
 namespace dltrace::preload {
@@ -153,6 +154,7 @@ int traced_close(void* handle, const void* caller) {
   prepare(cs, CallKind::kDlclose, caller);
   cs.handle_in = handle;
   if (!api->begin(&cs)) return real.dlclose(handle);
+  stack::UnloadWindow unloading;  // until api->end has registered what the call unloaded
   int r = real.dlclose(handle);
   finish_duration(api, cs);
   if (r != 0 && take_error(api, cs)) r = real.dlclose(handle);  // re-arm: fails the same way

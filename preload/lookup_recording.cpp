@@ -65,7 +65,7 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   const uint32_t depth = ts.depth;
   const NestFrame* enclosing = mark_nested(s, ts, depth);
   const uint32_t stack_depth = g_stack_depth.load(std::memory_order_relaxed);
-  s.stack = stack_depth ? capture_native_stack(caller, stack_depth, enclosing, next_seq()) : kNoId;
+  s.stack = stack_depth ? capture_native_stack(caller, stack_depth) : kNoId;
   s.py_stack = capture_python_stack(g_writer);
   // Calls nested in this one (an IFUNC resolver's) see it as their enclosing call; its seq is
   // not reserved yet (see api_begin), so they get parent_seq 0.

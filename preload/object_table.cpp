@@ -19,6 +19,7 @@
 #include "name_cache.h"
 #include "real_functions.h"
 #include "slot_index.h"
+#include "stack_capture.h"
 #include "trace_writer.h"
 
 namespace dltrace::preload::objects {
@@ -735,6 +736,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     }
     python_moved |= o.python;
     if (o.lmid != 0) --g_objects_elsewhere;
+    stack::forget_code(o.image.map_start, o.image.map_end);  // its cached unwind rules
     untrack(i);
     o.used = false;
   }

@@ -54,19 +54,10 @@ void init();
 // This process records nothing: one line on stderr (none with DLTRACE_QUIET=1), and the reason
 // goes to the `dltrace run` that launched us, if any.
 void fail(const char* what);
-// Registers the recorder's own loads (libunwind) as internal, so they stay out of the trace.
-void sync_internal_loads();
-// The first call that wants a native stack loads the unwinder (a process that makes no dl* call
-// never maps libunwind): the program's loads since the last look are registered first, as that
-// call (`enclosing`, `seq`) would register them, so that what libunwind's own dlopen adds is all
-// that sync_internal_loads() marks as the recorder's. Call before the event's real call.
-void load_unwinder_lazily(const NestFrame* enclosing, uint64_t seq);
 extern constinit bool g_exiting;  // on_process_exit ran: no more loads of our own
 
-// A native stack for an event (loading the unwinder first if no call has yet).
-inline uint32_t capture_native_stack(const void* caller, uint32_t depth, const NestFrame* enclosing,
-                                     uint64_t seq) {
-  if (__builtin_expect(!stack::unwinder_tried(), 0)) load_unwinder_lazily(enclosing, seq);
+// A native stack for an event.
+inline uint32_t capture_native_stack(const void* caller, uint32_t depth) {
   return stack::capture(g_writer, caller, depth);
 }
 

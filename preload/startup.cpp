@@ -108,21 +108,7 @@ void fail(const char* what) {
   report_problem("not-traced", what, "; not recording");
 }
 
-void sync_internal_loads() {
-  objects::Attribution a;
-  a.mode = objects::Mode::kInternal;
-  objects::sync_if_changed(a, 0);
-}
-
 constinit bool g_exiting = false;
-
-void load_unwinder_lazily(const NestFrame* enclosing, uint64_t seq) {
-  // Not in a cautious fork child (the loader's lock may be held there), nor among the exit
-  // handlers and destructors.
-  if (fork_gate::cautious() || __atomic_load_n(&g_exiting, __ATOMIC_RELAXED)) return;
-  objects::sync_if_changed(attribution_for(enclosing, seq), seq);
-  if (stack::load_unwinder()) sync_internal_loads();
-}
 
 void init() {
   int expected = kUninit;

@@ -9,7 +9,6 @@ set -euo pipefail
 build_packages=(
   build-essential cmake ninja-build pkg-config
   binutils file
-  libunwind-dev
   catch2 libbenchmark-dev
   libelf-dev libdw-dev
   libtomlplusplus-dev libfmt-dev libabsl-dev libcli11-dev
@@ -31,6 +30,7 @@ packages=(
   clang libclang-rt-14-dev  # the fuzzers
   clang-format  # scripts/check-format.sh, run by ctest
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
+  libunwind8  # the native-stack tests compare the recorder's stacks with its unw_backtrace
   python3-numpy
   # the rest of the Python science stack: explain stays quiet on what it loads (realworld tests)
   python3-scipy python3-pandas python3-matplotlib
@@ -43,7 +43,7 @@ packages=(
   # the aarch64 build and its tests under qemu-user (README, "aarch64"): the cross toolchain, and
   # qemu-aarch64-static, which runs the aarch64 programs (and what they exec) without binfmt_misc
   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user qemu-user-static
-  # arm64 libraries through multiarch (see below): libunwind for the recorder's stacks in aarch64
+  # arm64 libraries through multiarch (see below): libunwind for the native-stack tests in aarch64
   # processes, libstdc++ for the C++ test programs (the tests use this glibc, not the sysroot's)
   libunwind8:arm64 libstdc++6:arm64
 )

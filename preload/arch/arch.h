@@ -29,6 +29,19 @@ inline void* call_ifunc_resolver(uintptr_t resolver);
 // glibc's struct dl_find_object (its layout differs between CPUs).
 struct DlFindObject;
 
+// ---- native stacks (stack_capture.cpp, frame_rules.h) ----
+// The registers a walk from .eh_frame rules needs: the stack pointer, the frame pointer and the
+// return-address column (on CPUs where the return address is in a register, its value).
+struct UnwindRegisters {
+  uintptr_t pc, sp, fp, ra;
+};
+// The DWARF numbers of those registers on this CPU: struct DwarfRegisters {sp, fp, ra} in cpu.h.
+// The caller's registers at the point where this is inlined: pc is an address in the inlining
+// function, and sp/fp/ra are their values there (the function's own CFI row describes them).
+inline UnwindRegisters current_registers();
+// A return address as read from a frame, without a pointer-authentication code (if any).
+inline uintptr_t strip_return_address(uintptr_t ra);
+
 // ---- calls made on the original caller's behalf (caller_context.h) ----
 // Whether this process may give a callee a made-up return address at all: false with a shadow
 // stack, or on a CPU without a trampoline (every such call is then made directly and recorded as

@@ -60,4 +60,33 @@ struct DlFindObject {
   unsigned long long reserved[7];
 };
 
+// ---- native stacks: DWARF register numbers (AAPCS64) and the registers at a point ----
+struct DwarfRegisters {
+  static constexpr unsigned kSp = 31, kFp = 29, kRa = 30;  // sp, x29, x30 (the link register)
+  // The CFA opcode 0x2d is DW_CFA_AARCH64_negate_ra_state: return addresses may carry a
+  // pointer-authentication code (-mbranch-protection).
+  static constexpr bool kSignedReturnAddresses = true;
+};
+
+// x30 matters for the first frame only: before a function's prologue (or in a shrink-wrapped
+// path) its CFI says the return address is still in x30.
+__attribute__((always_inline)) inline UnwindRegisters current_registers() {
+  UnwindRegisters r;
+  __asm__ volatile(
+      "adr %0, .\n\t"
+      "mov %1, sp\n\t"
+      "mov %2, x29\n\t"
+      "mov %3, x30"
+      : "=&r"(r.pc), "=&r"(r.sp), "=&r"(r.fp), "=&r"(r.ra));
+  return r;
+}
+
+// xpaclri (hint #7) strips x30's authentication code; a no-op on CPUs without pointer
+// authentication, so it is safe everywhere.
+inline uintptr_t strip_return_address(uintptr_t ra) {
+  register uintptr_t x30 __asm__("x30") = ra;
+  __asm__("hint #7" : "+r"(x30));
+  return x30;
+}
+
 }  // namespace dltrace::preload::arch

@@ -47,4 +47,26 @@ struct DlFindObject {
   unsigned long long reserved[7];
 };
 
+// ---- native stacks: DWARF register numbers (x86-64 psABI) and the registers at a point ----
+struct DwarfRegisters {
+  static constexpr unsigned kSp = 7, kFp = 6, kRa = 16;  // %rsp, %rbp, the return-address column
+  // The CFA opcode 0x2d is DW_CFA_GNU_window_save (SPARC): never emitted here.
+  static constexpr bool kSignedReturnAddresses = false;
+};
+
+__attribute__((always_inline)) inline UnwindRegisters current_registers() {
+  UnwindRegisters r;
+  __asm__ volatile(
+      "leaq 0(%%rip), %0\n\t"
+      "movq %%rsp, %1\n\t"
+      "movq %%rbp, %2"
+      : "=r"(r.pc), "=r"(r.sp), "=r"(r.fp));
+  r.ra = 0;  // the return address is on the stack, never in a register
+  return r;
+}
+
+inline uintptr_t strip_return_address(uintptr_t ra) {
+  return ra;
+}
+
 }  // namespace dltrace::preload::arch
