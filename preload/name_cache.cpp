@@ -47,13 +47,18 @@ void store(Entry& e, const char* key, uint64_t ref) {
 
 }  // namespace
 
-uint32_t intern_name(TraceWriter& writer, const char* name) {
+uint32_t intern_name(TraceWriter& writer, const char* name, const char** stored) {
   if (name == nullptr) return format::kNoId;
   Set& set = g_names[set_of(name)];
   uint32_t id;
-  if (hit(writer, set.way[0], name, &id) || hit(writer, set.way[1], name, &id)) return id;
-  const char* text = nullptr;
+  const char* text = hit(writer, set.way[0], name, &id);
+  if (text == nullptr) text = hit(writer, set.way[1], name, &id);
+  if (text != nullptr) {
+    if (stored) *stored = text;
+    return id;
+  }
   id = writer.intern_string(name, strlen(name), &text);
+  if (stored) *stored = text;
   if (id != format::kNoId && text != nullptr) {
     store(set.way[1], __atomic_load_n(&set.way[0].key, __ATOMIC_RELAXED),
           __atomic_load_n(&set.way[0].ref, __ATOMIC_RELAXED));

@@ -12,7 +12,8 @@ namespace dltrace::preload {
 
 class TraceWriter;
 
-// The string id of `name` (format::kNoId if the catalog is full), as writer.intern_string(name).
-uint32_t intern_name(TraceWriter& writer, const char* name);
+// The string id of `name` (format::kNoId if the catalog is full), as writer.intern_string(name);
+// `stored`, if given, receives the catalog's copy (as TraceWriter::intern_string's).
+uint32_t intern_name(TraceWriter& writer, const char* name, const char** stored = nullptr);
 
 }  // namespace dltrace::preload

@@ -47,6 +47,11 @@ struct Obj {
   bool used, internal, global, seen, written;
   bool resident;  // the executable, its DT_NEEDED closure, preloads: ld.so never unloads those
   bool python;    // namespace 0, defines Py_IsInitialized
+  // The catalog's copies of what was written (the file open now): a fork child copies them into
+  // its own trace instead of reading the object again, which may be gone by then.
+  const format::ObjectLoadEntry* entry;
+  const char* path_text;
+  const char* soname_text;
 };
 
 struct Cur {
@@ -556,12 +561,13 @@ void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
   // Objects loaded later may come again (a plugin loaded in a loop): their names go through the
   // memo. Those present at start-up come once; the memo's bookkeeping would only cost them.
   const char* so = elf::soname(o.image);
+  o.path_text = o.soname_text = nullptr;
   if (load_seq != 0) {
-    e.path = intern_name(*g_writer, o.path);
-    e.soname = intern_name(*g_writer, so);
+    e.path = intern_name(*g_writer, o.path, &o.path_text);
+    e.soname = intern_name(*g_writer, so, &o.soname_text);
   } else {
-    e.path = g_writer->intern_string(o.path);
-    e.soname = so ? g_writer->intern_string(so) : kNoId;
+    e.path = o.path ? g_writer->intern_string(o.path, strlen(o.path), &o.path_text) : kNoId;
+    e.soname = so ? g_writer->intern_string(so, strlen(so), &o.soname_text) : kNoId;
   }
   e.cause = o.cause;
   e.flags = o.flags;
@@ -574,8 +580,33 @@ void write_object(Obj& o, uint64_t opened_by, uint64_t load_seq) {
   e.map_start = o.image.map_start;
   e.map_end = o.image.map_end;
   e.link_map = reinterpret_cast<uint64_t>(o.lm);
-  o.id = g_writer->add_object(e);
+  o.id = g_writer->add_object(e, &o.entry);
   o.load_seq = load_seq;
+  o.written = true;
+}
+
+// In a fork child: `o` as the parent's trace has it, into the child's. Nothing is read from the
+// object itself: another thread of the parent may have unloaded it (unmapped its dynamic section
+// and notes, freed its l_name) after the parent's last sync, and the child's table learns that
+// only at its next one.
+void copy_object_after_fork(Obj& o) {
+  const format::ObjectLoadEntry* inherited = o.entry;
+  o.entry = nullptr;
+  o.id = kNoId;
+  if (inherited == nullptr) return;
+  format::ObjectLoadEntry e = *inherited;
+  const char* path = o.path_text;
+  const char* soname = o.soname_text;
+  o.path_text = o.soname_text = nullptr;
+  e.path = path ? g_writer->intern_string(path, strlen(path), &o.path_text) : kNoId;
+  e.soname = soname ? g_writer->intern_string(soname, strlen(soname), &o.soname_text) : kNoId;
+  e.cause = o.cause;
+  e.flags = o.flags;
+  e.parent = o.parent;
+  e.opened_by = 0;
+  e.load_seq = 0;
+  o.id = g_writer->add_object(e, &o.entry);
+  o.load_seq = 0;
   o.written = true;
 }
 
@@ -1018,8 +1049,9 @@ void rewrite_after_fork() {
       const uint32_t* pos = std::lower_bound(old_ids, old_ids + k, o.parent);
       o.parent = (pos != old_ids + k && *pos == o.parent) ? g_objs[order[pos - old_ids]].id : kNoId;
     }
-    write_object(o, 0, 0);
+    copy_object_after_fork(o);
   }
+  g_writer->release_inherited();
   g_changed_start = g_changed_lm = 0;  // every id changed
   publish();
 }

@@ -482,7 +482,17 @@ void TraceWriter::close() {
 // The child's mapping is its own after fork (munmap does not touch the file), and the tables are
 // private copies: dropping both leaves the parent's trace untouched.
 void TraceWriter::abandon_after_fork() {
+  release_inherited();
+  inherited_base_ = base_;
+  inherited_size_ = mapping_size_;
+  base_ = nullptr;  // close() leaves the image mapped
   close();
+}
+
+void TraceWriter::release_inherited() {
+  if (inherited_base_) munmap(inherited_base_, inherited_size_);
+  inherited_base_ = nullptr;
+  inherited_size_ = 0;
 }
 
 // ---- backing the file ahead of the writers ----
@@ -858,11 +868,18 @@ void TraceWriter::write_process(const char* exe, const char* cwd, int argc, cons
   commit_catalog(off, format::CatalogType::kProcess, format::kNoId, total);
 }
 
-uint32_t TraceWriter::add_object(const format::ObjectLoadEntry& entry) {
+uint32_t TraceWriter::add_object(const format::ObjectLoadEntry& entry,
+                                 const format::ObjectLoadEntry** stored) {
+  if (stored) *stored = nullptr;
   if (!header_) return format::kNoId;
   uint32_t id = fetch_add(&header_->next_object_id, uint32_t{1});
-  return append_catalog(format::CatalogType::kObjectLoad, id, &entry, sizeof entry, nullptr, 0,
-                        nullptr);
+  uint64_t offset = kNoOffset;
+  id = append_catalog(format::CatalogType::kObjectLoad, id, &entry, sizeof entry, nullptr, 0,
+                      &offset);
+  if (stored && id != format::kNoId)
+    *stored = reinterpret_cast<const format::ObjectLoadEntry*>(catalog_ + offset +
+                                                               sizeof(CatalogEntryHeader));
+  return id;
 }
 
 void TraceWriter::object_unloaded(uint32_t object_id, uint64_t seq) {

@@ -41,9 +41,12 @@ class TraceWriter {
   // committed stays in the file. Not for use while other threads may still write.
   void close();
 
-  // After fork, in the child: forget the parent's mapping and intern tables without touching the
-  // parent's file. The caller then open()s a new file and re-registers live objects.
+  // After fork, in the child: forget the parent's intern tables without touching the parent's
+  // file, whose image stays mapped (never written) until release_inherited(): the caller open()s
+  // a new file and copies the objects' entries over from the old catalog, where they were written
+  // while the objects were live (another thread of the parent may have unloaded one since).
   void abandon_after_fork();
+  void release_inherited();
 
   // Interning: returns the id (format::kNoId if the catalog is full).
   // `stored`, if given, receives the catalog's NUL-terminated copy (valid while epoch() is the
@@ -64,7 +67,10 @@ class TraceWriter {
   // `ld_library_path`: the environment's LD_LIBRARY_PATH (null if unset), for explaining searches.
   void write_process(const char* exe, const char* cwd, int argc, const char* const* argv,
                      const char* ld_library_path = nullptr);
-  uint32_t add_object(const format::ObjectLoadEntry& entry);  // returns the object id
+  // Returns the object id; `stored`, if given, receives the catalog's copy of the entry (valid
+  // while epoch() is the same, and in a fork child until release_inherited()).
+  uint32_t add_object(const format::ObjectLoadEntry& entry,
+                      const format::ObjectLoadEntry** stored = nullptr);
   void object_unloaded(uint32_t object_id, uint64_t seq);
   void object_promoted(uint32_t object_id, uint64_t seq);
   void add_override(const format::OverrideEntry& entry);
@@ -116,9 +122,11 @@ class TraceWriter {
   inline void fill_claimed(uint64_t* dst, const format::EventSlot& slot);
 
   format::FileHeader* header_ = nullptr;
-  unsigned char* base_ = nullptr;  // the reserved logical image (header_ once published)
-  uint64_t granule_ = 4096;        // chunk boundaries: a multiple of the page size
-  uint64_t file_dev_ = 0;          // the trace file's identity, checked before any write
+  unsigned char* base_ = nullptr;            // the reserved logical image (header_ once published)
+  unsigned char* inherited_base_ = nullptr;  // a fork child: the parent's image, until released
+  uint64_t inherited_size_ = 0;
+  uint64_t granule_ = 4096;  // chunk boundaries: a multiple of the page size
+  uint64_t file_dev_ = 0;    // the trace file's identity, checked before any write
   uint64_t file_ino_ = 0;
   char abs_path_[4096] = {};     // path_ made absolute at creation (the program may chdir)
   uint64_t backed_catalog_ = 0;  // catalog bytes backed, from the catalog's start

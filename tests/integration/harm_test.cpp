@@ -122,7 +122,7 @@ TEST_CASE("fork children of threaded programs never hang", "[runtime][harm][slow
       ProcessResult r = run_traced({fixture("harm_fork_stress"), "1000", "4"}, out, opts);
       INFO(describe(r));
       CHECK(r.exit_code == 0);
-      CHECK(r.out == "forks=1000 hangs=0\n");
+      CHECK(r.out == "forks=1000 hangs=0 failed=0\n");
       fs::remove_all(out);
     }
   }
@@ -140,23 +140,20 @@ TEST_CASE("fork children of threaded programs record native stacks", "[runtime][
   ProcessResult r = run_traced({fixture("harm_fork_stress"), "10", "2"}, dir + "/", opts);
   INFO(describe(r));
   REQUIRE(r.exit_code == 0);
-  CHECK(r.out == "forks=10 hangs=0\n");
+  CHECK(r.out == "forks=10 hangs=0 failed=0\n");
   std::vector<nlohmann::json> traces;
   for (const auto& path : traces_in(dir)) traces.push_back(export_json(path));
   REQUIRE(traces.size() == 11);
   const int64_t parent = std::max_element(traces.begin(), traces.end(), [](auto& a, auto& b) {
                            return a["events"].size() < b["events"].size();
                          })->at("process")["pid"];
-  int children = 0, recorded = 0;
+  int children = 0;
   for (const auto& t : traces) {
     if (t["process"]["ppid"] != parent) continue;
     ++children;
-    // dlsym strlen, dlopen libc.so.6 (RTLD_NOLOAD), dlclose, all from main. Some children's
-    // traces hold no event at all (so with libunwind's stacks too): not this test's subject.
+    // dlsym strlen, dlopen libc.so.6 (RTLD_NOLOAD), dlclose, all from main.
     const auto& events = t["events"];
     INFO("child " << t["process"]["pid"] << ": " << events.dump());
-    if (events.empty()) continue;
-    ++recorded;
     CHECK(events.size() == 3);
     for (const auto& e : events) {
       REQUIRE(e["stack"].is_array());
@@ -165,7 +162,6 @@ TEST_CASE("fork children of threaded programs record native stacks", "[runtime][
     }
   }
   CHECK(children == 10);
-  CHECK(recorded >= 3);
 }
 
 TEST_CASE("the program sees its signal dispositions exactly as untraced",
