@@ -177,12 +177,12 @@ void init() {
   snprintf(g_pattern, sizeof(g_pattern), "%s",
            output && *output ? output : "./dltrace.%e.%p.trace");
   g_config_path = load_overrides_from_env();
-  g_pid = getpid();
   if (!g_writer.open(g_pattern, g_buffer_size, depth, what, sizeof(what))) {
     g_state.store(kOff, std::memory_order_release);
     fail(what);
     return;
   }
+  g_pid = g_writer.header()->pid;  // the writer's getpid(), not one more
   if (g_config_path) g_writer.set_config_path(g_config_path);
   start_clock(g_writer.header());
   if (!trampoline_available())
