@@ -19,6 +19,7 @@
 #include "common/library_search.h"
 #include "common/loader_platform.h"
 #include "fork_gate.h"
+#include "self_exe.h"
 
 namespace dltrace::preload {
 namespace {
@@ -301,7 +302,7 @@ bool resolve_library_cached(const char* name, const CallerObject* caller_object,
 }
 
 void resolver_init() {
-  ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
+  ssize_t n = read_self_exe(g_exe, sizeof g_exe - 1);
   g_exe[n > 0 ? n : 0] = '\0';
   dirname_into(g_exe_dir, sizeof g_exe_dir, g_exe);
   // ld.so ignores LD_LIBRARY_PATH in secure-execution (setuid) mode.

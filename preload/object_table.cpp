@@ -17,6 +17,7 @@
 #include "elf_symbols.h"
 #include "fork_gate.h"
 #include "real_functions.h"
+#include "self_exe.h"
 #include "slot_index.h"
 #include "trace_writer.h"
 
@@ -440,7 +441,7 @@ bool attribute(const Attribution& a) {
       o.global = o.lmid == 0;
       o.resident = o.lmid == 0;
       if (k == 0 && o.lmid == 0 && (o.lname == nullptr || o.lname[0] == '\0')) {
-        ssize_t n = readlink("/proc/self/exe", g_exe_path, sizeof(g_exe_path) - 1);
+        ssize_t n = read_self_exe(g_exe_path, sizeof(g_exe_path) - 1);
         g_exe_path[n > 0 ? n : 0] = '\0';
         o.path = g_exe_path;
         o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
