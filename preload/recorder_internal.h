@@ -71,7 +71,13 @@ inline uint32_t capture_native_stack(const void* caller, uint32_t depth, const N
 }
 
 // ---- process_info.cpp ----
-void write_process_info();
+// The arguments ld.so passed to our constructor: the command line at start, without reading
+// /proc/self/cmdline (only when the kernel started the program itself, not ld.so run as a
+// command, whose own arguments the constructor does not see).
+void remember_arguments(int argc, char** argv);
+// `at_start`: the process's first trace (the remembered arguments, if any); a fork child reads
+// /proc/self/cmdline, which shows what the program may since have written over its arguments.
+void write_process_info(bool at_start = false);
 void write_outer_pids();
 
 // ---- process_identity.cpp ----

@@ -98,7 +98,9 @@ bool first_object_is_self() {
   return ctx.self;
 }
 
-__attribute__((constructor)) void recorder_constructor() {
+// ld.so calls constructors with the program's arguments (glibc's _dl_init).
+__attribute__((constructor)) void recorder_constructor(int argc, char** argv, char**) {
+  remember_arguments(argc, argv);
   init();
 }
 
@@ -200,7 +202,7 @@ void init() {
     if (self[0] == '/' || realpath(self, g_self_real) == nullptr)
       snprintf(g_self_real, sizeof(g_self_real), "%s", self);
   }
-  write_process_info();
+  write_process_info(/*at_start=*/true);
   write_outer_pids();
   mark_same_process();
   static bool registered = false;
