@@ -112,7 +112,7 @@ bool expand_pattern(const char* pattern, uint64_t pid, char* out, size_t out_siz
         t.add(pid);
         ++p;
       } else if (p[0] == '%' && p[1] == 'e') {
-        if (!exe[0]) exe_basename(exe, sizeof exe);
+        if (!exe[0]) exe_basename(exe, sizeof exe, /*keep=*/true);
         t.add(exe);
         ++p;
       } else if (p[0] == '%' && p[1] == '%') {
