@@ -17,9 +17,6 @@ constinit char g_cmdline[65536];
 constinit const char* g_argv[2048];
 constinit char g_cwd[4096];
 
-constinit int g_start_argc = 0;
-constinit char** g_start_argv = nullptr;
-
 // `length` bytes of NUL-separated arguments in g_cmdline, split into g_argv.
 int split_arguments(size_t length) {
   g_cmdline[length] = '\0';
@@ -43,18 +40,18 @@ int read_cmdline() {
   return split_arguments(size_t(total));
 }
 
-// The remembered arguments laid out as /proc/self/cmdline would give them.
-int copy_start_arguments() {
+// The constructor's arguments laid out as /proc/self/cmdline would give them.
+int copy_arguments(int argc, char** argv) {
   size_t total = 0;
-  for (int i = 0; i < g_start_argc && g_start_argv[i] != nullptr; ++i) {
+  for (int i = 0; i < argc && argv[i] != nullptr; ++i) {
     const size_t room = sizeof(g_cmdline) - 1 - total;
-    const size_t n = strnlen(g_start_argv[i], room) + 1;
+    const size_t n = strnlen(argv[i], room) + 1;
     if (n > room) {
-      memcpy(g_cmdline + total, g_start_argv[i], room);
+      memcpy(g_cmdline + total, argv[i], room);
       total += room;
       break;
     }
-    memcpy(g_cmdline + total, g_start_argv[i], n);
+    memcpy(g_cmdline + total, argv[i], n);
     total += n;
   }
   return split_arguments(total);
@@ -62,16 +59,11 @@ int copy_start_arguments() {
 
 }  // namespace
 
-void remember_arguments(int argc, char** argv) {
+void write_process_info(int start_argc, char** start_argv) {
   // AT_BASE is 0 when the kernel ran ld.so itself ("ld.so PROGRAM ARGS"): the constructor then
   // gets the program's arguments, /proc/self/cmdline (what a trace records) all of them.
-  if (argc <= 0 || argv == nullptr || getauxval(AT_BASE) == 0) return;
-  g_start_argc = argc;
-  g_start_argv = argv;
-}
-
-void write_process_info(bool at_start) {
-  const int argc = at_start && g_start_argv != nullptr ? copy_start_arguments() : read_cmdline();
+  const bool from_constructor = start_argv != nullptr && start_argc > 0 && getauxval(AT_BASE) != 0;
+  const int argc = from_constructor ? copy_arguments(start_argc, start_argv) : read_cmdline();
   if (getcwd(g_cwd, sizeof(g_cwd)) == nullptr) g_cwd[0] = '\0';
   g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv,
                          getenv("LD_LIBRARY_PATH"));

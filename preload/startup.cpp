@@ -100,8 +100,7 @@ bool first_object_is_self() {
 
 // ld.so calls constructors with the program's arguments (glibc's _dl_init).
 __attribute__((constructor)) void recorder_constructor(int argc, char** argv, char**) {
-  remember_arguments(argc, argv);
-  init();
+  init(argc, argv);
 }
 
 }  // namespace
@@ -126,7 +125,7 @@ void load_unwinder_lazily(const NestFrame* enclosing, uint64_t seq) {
   if (stack::load_unwinder()) sync_internal_loads();
 }
 
-void init() {
+void init(int argc, char** argv) {
   int expected = kUninit;
   if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;
   // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no
@@ -202,7 +201,7 @@ void init() {
     if (self[0] == '/' || realpath(self, g_self_real) == nullptr)
       snprintf(g_self_real, sizeof(g_self_real), "%s", self);
   }
-  write_process_info(/*at_start=*/true);
+  write_process_info(argc, argv);
   write_outer_pids();
   mark_same_process();
   static bool registered = false;
