@@ -513,8 +513,9 @@ void TraceWriter::abandon_after_fork() {
 #endif
 
 namespace {
-// Zeros to write from: one page of .bss, the zero page once read.
-alignas(4096) char g_zeros[4096];
+// Zeros to write from: read-only data, a page of the library's file that is mapped already (or
+// comes with its neighbours), never a fresh page of memory.
+const char kZeros[4096] = {};
 
 bool disk_full(int err) {
   return err == ENOSPC || err == EDQUOT || err == EFBIG;
@@ -614,8 +615,8 @@ bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) con
     int n = 0;
     uint64_t batch = 0;
     for (; n < kIovecs && batch < length; ++n) {
-      const uint64_t part = length - batch < sizeof g_zeros ? length - batch : sizeof g_zeros;
-      iov[n] = iovec{g_zeros, size_t(part)};
+      const uint64_t part = length - batch < sizeof kZeros ? length - batch : sizeof kZeros;
+      iov[n] = iovec{const_cast<char*>(kZeros), size_t(part)};
       batch += part;
     }
     const ssize_t w = pwritev(fd, iov, n, off_t(file_offset));
