@@ -44,6 +44,18 @@ inline uint64_t probe_word(uint64_t* word) {
   return seen;
 }
 constexpr uint32_t kMaxProbes = 64;  // past this the table counts as full
+// A key's slots, in the order they are probed: first kHotProbes slots in the table's first page
+// (kHotSlots words), then kMaxProbes from the hash's own slot. A process's first keys (the start-up
+// object table's names: a dozen) all land in that one page, one page fault instead of one per
+// key; once a key's hot slots are taken they stay taken (nothing is removed), so lookups and
+// inserts agree on where a key is.
+constexpr uint32_t kHotProbes = 4;
+constexpr uint64_t kHotSlots = kPage / sizeof(uint64_t);
+constexpr uint32_t kProbes = kHotProbes + kMaxProbes;
+inline uint64_t probe_slot(uint32_t hash, uint32_t probe) {
+  return probe < kHotProbes ? (hash + probe) & (kHotSlots - 1)
+                            : (hash + (probe - kHotProbes)) & (kTableCapacity - 1);
+}
 constexpr uint32_t kMaxStackDepth = 4096;
 // Backed at creation: enough for the process record and the object table of a small program, and
 // 256 events. With the 4 KiB header a process that makes no dl* call leaves 64 KiB on disk.
@@ -752,11 +764,9 @@ uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint3
            memcmp(p + head_size, body, body_size) == 0;
   };
 
-  const uint64_t mask = kTableCapacity - 1;
-  uint64_t i = hash & mask;
   uint32_t probes = 0;
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
-    uint64_t word = probe_word(&table->words[i]);
+  for (; probes < kProbes; ++probes) {
+    uint64_t word = probe_word(&table->words[probe_slot(hash, probes)]);
     if (word == 0) break;
     if (uint32_t(word >> 32) == hash && matches(entry_at(word))) return entry_at(word)->id;
   }
@@ -768,10 +778,10 @@ uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint3
   if (off / 8 + 1 > 0xFFFFFFFFu) return id;  // beyond what a table word can name: no dedup
 
   const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+  for (; probes < kProbes; ++probes) {
     uint64_t expected = 0;
-    if (__atomic_compare_exchange_n(&table->words[i], &expected, mine, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
+    if (__atomic_compare_exchange_n(&table->words[probe_slot(hash, probes)], &expected, mine, false,
+                                    __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
       return id;
     // Someone else took the slot; if it is the same key we keep our (duplicate) id anyway.
   }
@@ -785,11 +795,9 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length, const char*
   // `text` need not be NUL-terminated at `length`: the catalog copy gets its own NUL.
   const uint32_t tag = format::catalog_tag(format::CatalogType::kString);
   const uint64_t entry_size = round_up(sizeof(CatalogEntryHeader) + sizeof head + length + 1, 8);
-  const uint64_t mask = kTableCapacity - 1;
-  uint64_t i = hash & mask;
   uint32_t probes = 0;
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
-    uint64_t word = probe_word(&strings_->words[i]);
+  for (; probes < kProbes; ++probes) {
+    uint64_t word = probe_word(&strings_->words[probe_slot(hash, probes)]);
     if (word == 0) break;
     if (uint32_t(word >> 32) != hash) continue;
     uint64_t off = ((word & 0xFFFFFFFFu) - 1) * 8;
@@ -814,10 +822,10 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length, const char*
   if (off / 8 + 1 > 0xFFFFFFFFu) return id;
 
   const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+  for (; probes < kProbes; ++probes) {
     uint64_t expected = 0;
-    if (__atomic_compare_exchange_n(&strings_->words[i], &expected, mine, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
+    if (__atomic_compare_exchange_n(&strings_->words[probe_slot(hash, probes)], &expected, mine,
+                                    false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
       break;
   }
   return id;
