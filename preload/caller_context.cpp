@@ -160,26 +160,6 @@ const void* cached_gadget_unlocked(const void* ip) {
   return nullptr;
 }
 
-// The last caller's gadget on this thread, kept only for a resident caller (present at start-up,
-// never unloaded, so its gadget stays valid for the life of the process and of its fork
-// children): a loop of RTLD_DEFAULT/RTLD_NEXT lookups from one place then skips the residency
-// check and the cache.
-struct LastGadget {
-  const void* ip;
-  const void* gadget;
-};
-constinit thread_local LastGadget t_last_gadget{};
-
-const void* gadget_for_uncached(const void* ip);
-
-const void* gadget_for(const void* ip) {
-  LastGadget& last = t_last_gadget;
-  if (last.ip == ip && ip != nullptr) return last.gadget;
-  const void* gadget = gadget_for_uncached(ip);
-  if (gadget != nullptr && resident(ip)) last = {ip, gadget};
-  return gadget;
-}
-
 const void* gadget_for_uncached(const void* ip) {
   if (fork_gate::cautious() && !resident(ip)) {
     if (const void* g = cached_gadget_unlocked(ip)) return g;
@@ -217,8 +197,18 @@ void set_resident_predicate(ResidentPredicate predicate) {
   g_resident.store(predicate, std::memory_order_release);
 }
 
-CallerContext::CallerContext(const void* caller_ip)
-    : caller_ip_(caller_ip), gadget_(trampoline_available() ? gadget_for(caller_ip) : nullptr) {}
+namespace caller_detail {
+
+constinit thread_local LastGadget t_last_gadget{};
+
+const void* gadget_for_slow(const void* ip) {
+  if (!trampoline_available()) return nullptr;
+  const void* gadget = gadget_for_uncached(ip);
+  if (gadget != nullptr && ip != nullptr && resident(ip)) t_last_gadget = {ip, gadget};
+  return gadget;
+}
+
+}  // namespace caller_detail
 
 void* CallerContext::dlopen(const char* file, int flags) const {
   const auto& real = real_functions();
@@ -234,22 +224,6 @@ void* CallerContext::dlmopen(Lmid_t lmid, const char* file, int flags) const {
   return reinterpret_cast<void*>(dltrace_call_with_return_address(
       reinterpret_cast<const void*>(real.dlmopen), gadget_, static_cast<uintptr_t>(lmid),
       reinterpret_cast<uintptr_t>(file), static_cast<uintptr_t>(flags)));
-}
-
-void* CallerContext::dlsym(void* handle, const char* symbol) const {
-  const auto& real = real_functions();
-  if (gadget_ == nullptr) return real.dlsym(handle, symbol);
-  return reinterpret_cast<void*>(dltrace_call_with_return_address(
-      reinterpret_cast<const void*>(real.dlsym), gadget_, reinterpret_cast<uintptr_t>(handle),
-      reinterpret_cast<uintptr_t>(symbol), 0));
-}
-
-void* CallerContext::dlvsym(void* handle, const char* symbol, const char* version) const {
-  const auto& real = real_functions();
-  if (gadget_ == nullptr) return real.dlvsym(handle, symbol, version);
-  return reinterpret_cast<void*>(dltrace_call_with_return_address(
-      reinterpret_cast<const void*>(real.dlvsym), gadget_, reinterpret_cast<uintptr_t>(handle),
-      reinterpret_cast<uintptr_t>(symbol), reinterpret_cast<uintptr_t>(version)));
 }
 
 }  // namespace dltrace::preload

@@ -160,9 +160,10 @@ const char* soname(const dl_phdr_info& object) {
   return read_tables(object, t) ? t.soname : nullptr;
 }
 
-Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* version) {
-  Tables t;
-  if (name == nullptr || !read_tables(object, t)) return {};
+namespace {
+
+Symbol lookup(const dl_phdr_info& object, const Tables& t, const char* name, const char* version) {
+  if (name == nullptr) return {};
   Matcher m{t, name, version};
   if (version != nullptr && t.versym != nullptr) {
     m.wanted = version_index(t, version);
@@ -204,6 +205,27 @@ Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* ver
   out.address = object.dlpi_addr + s->st_value;
   out.ifunc = ELF64_ST_TYPE(s->st_info) == STT_GNU_IFUNC;
   return out;
+}
+
+}  // namespace
+
+Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* version) {
+  Tables t;
+  if (name == nullptr || !read_tables(object, t)) return {};
+  return lookup(object, t, name, version);
+}
+
+int find_symbols(const dl_phdr_info& object, const char* const* names, const char* const* versions,
+                 int count, Symbol* found) {
+  Tables t;
+  if (!read_tables(object, t)) return 0;
+  int filled = 0;
+  for (int i = 0; i < count; ++i) {
+    if (found[i]) continue;
+    found[i] = lookup(object, t, names[i], versions != nullptr ? versions[i] : nullptr);
+    if (found[i]) ++filled;
+  }
+  return filled;
 }
 
 void* resolve(const Symbol& symbol) {

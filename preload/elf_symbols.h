@@ -22,6 +22,11 @@ struct Symbol {
 // Reads the object's PT_DYNAMIC and looks `name` up. Takes no lock, calls nothing in the loader.
 Symbol find_symbol(const dl_phdr_info& object, const char* name, const char* version);
 
+// find_symbol for `count` names in one object, its tables read once: fills the entries of `found`
+// still empty (`versions` may be nullptr: all unversioned). Returns how many it filled.
+int find_symbols(const dl_phdr_info& object, const char* const* names, const char* const* versions,
+                 int count, Symbol* found);
+
 // The address a caller gets: runs an IFUNC resolver (outside any loader lock, please).
 void* resolve(const Symbol& symbol);
 

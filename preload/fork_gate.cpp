@@ -69,7 +69,10 @@ bool thread_alive(uint32_t tid) {
 // A slot for this thread: a free one, else one whose owner has exited, else the shared counter.
 uint32_t* claim() {
   const uint32_t tid = raw_tid();
-  const uint32_t high = __atomic_load_n(&g_slot_high, __ATOMIC_ACQUIRE);
+  // Read with a compare-exchange of 0 with 0: the first claim in a process then writes the page
+  // (one fault) instead of reading the zero page and copying it at the claim below (two).
+  uint32_t high = 0;
+  __atomic_compare_exchange_n(&g_slot_high, &high, 0u, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE);
   for (uint32_t i = high; i < kSlots; ++i) {
     uint32_t free = 0;
     if (__atomic_compare_exchange_n(&g_slots[i].owner, &free, tid, false, __ATOMIC_ACQ_REL,

@@ -19,6 +19,7 @@
 #include "common/library_search.h"
 #include "common/loader_platform.h"
 #include "fork_gate.h"
+#include "self_exe.h"
 
 namespace dltrace::preload {
 namespace {
@@ -301,8 +302,11 @@ bool resolve_library_cached(const char* name, const CallerObject* caller_object,
 }
 
 void resolver_init() {
-  ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
-  g_exe[n > 0 ? n : 0] = '\0';
+  if (const char* exe = self_exe_path(g_exe, sizeof g_exe); exe != g_exe) {
+    const size_t n = strnlen(exe, sizeof g_exe - 1);
+    memcpy(g_exe, exe, n);
+    g_exe[n] = '\0';
+  }
   dirname_into(g_exe_dir, sizeof g_exe_dir, g_exe);
   // ld.so ignores LD_LIBRARY_PATH in secure-execution (setuid) mode.
   const char* llp = getauxval(AT_SECURE) != 0 ? nullptr : getenv("LD_LIBRARY_PATH");

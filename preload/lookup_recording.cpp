@@ -5,7 +5,6 @@
 #include <dlfcn.h>
 
 #include <cstdio>
-#include <optional>
 
 #include "call_nesting.h"
 #include "caller_context.h"
@@ -47,11 +46,6 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   const RealFunctions& real = real_functions();
   // RTLD_DEFAULT and RTLD_NEXT depend on the caller: those calls are made on its behalf.
   const bool by_caller = handle == RTLD_DEFAULT || handle == RTLD_NEXT;
-  auto call = [&](const CallerContext* ctx) {
-    if (ctx != nullptr)
-      return version ? ctx->dlvsym(handle, symbol, version) : ctx->dlsym(handle, symbol);
-    return version ? real.dlvsym(handle, symbol, version) : real.dlsym(handle, symbol);
-  };
   ThreadState& ts = t_state;
   format::EventSlot s{};
   s.call = static_cast<uint16_t>(version ? CallKind::kDlvsym : CallKind::kDlsym);
@@ -72,12 +66,10 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
   if (depth < kMaxNesting) ts.frames[depth] = {0, kNoId, 0, 0};
   ts.depth = depth + 1;
 
-  std::optional<CallerContext> on_behalf;
-  if (by_caller) on_behalf.emplace(caller);
-  const CallerContext* ctx = on_behalf ? &*on_behalf : nullptr;
-  if (ctx != nullptr && !ctx->preserved()) s.bits |= format::kEventCallerEmulated;
+  const CallerContext ctx = by_caller ? CallerContext(caller) : CallerContext::direct();
+  if (by_caller && !ctx.preserved()) s.bits |= format::kEventCallerEmulated;
   s.time_ns = event_clock();
-  void* r = call(ctx);
+  void* r = ctx.lookup(handle, symbol, version);
   s.duration_ns = event_clock() - s.time_ns;
   ts.depth = depth;
   char error_text[512];  // for DLTRACE_LIVE (the dlerror buffer is gone after the replay)
@@ -87,7 +79,7 @@ void* record_lookup(void* handle, const char* symbol, const char* version, const
       s.error = g_writer.intern_string(e);
       if (g_live) snprintf(error_text, sizeof error_text, "%s", e);
       // Re-arm the error for the program: the identical call fails the same way.
-      r = call(ctx);
+      r = ctx.lookup(handle, symbol, version);
     }
   }
   s.address = reinterpret_cast<uint64_t>(r);

@@ -18,6 +18,7 @@
 #include "fork_gate.h"
 #include "name_cache.h"
 #include "real_functions.h"
+#include "self_exe.h"
 #include "slot_index.h"
 #include "stack_capture.h"
 #include "trace_writer.h"
@@ -76,7 +77,8 @@ constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 // dlpi_adds/dlpi_subs at the last sync; ~0 = never synced.
 constinit std::atomic<unsigned long long> g_adds{~0ull}, g_subs{~0ull};
 constinit TraceWriter* g_writer;
-constinit char g_exe_path[4096];
+constinit char g_exe_scratch[4096];  // self_exe_path's, if another thread reads it first
+constinit const char* g_exe_path = "";
 constinit const char* g_self_path;
 
 // ---- lock-free snapshot (seqlock over static arrays) ----
@@ -641,8 +643,7 @@ bool attribute(const Attribution& a) {
       o.global = o.lmid == 0;
       o.resident = o.lmid == 0;
       if (k == 0 && o.lmid == 0 && (o.lname == nullptr || o.lname[0] == '\0')) {
-        ssize_t n = readlink("/proc/self/exe", g_exe_path, sizeof(g_exe_path) - 1);
-        g_exe_path[n > 0 ? n : 0] = '\0';
+        g_exe_path = self_exe_path(g_exe_scratch, sizeof g_exe_scratch);
         o.path = g_exe_path;
         o.cause = static_cast<uint32_t>(ObjectCause::kStartup);
         o.parent_idx = -1;

@@ -16,20 +16,20 @@ namespace dltrace::preload::recorder {
 // A word in a private page that every fork-like child (fork, a raw clone or fork syscall) gets
 // zeroed (MADV_WIPEONFORK): the hot path tells a new process from one load, without getpid(),
 // also where no atfork handler ran. 1 = this process's recorder state is its own.
-constinit uint32_t* g_same_process = nullptr;
 namespace {
 constinit uint32_t g_same_process_fallback = 1;  // kernels without MADV_WIPEONFORK (< 4.14)
 }
+// Initialised (not zero): the pointer lies in data ld.so has already written (relocated), so that
+// checking it at start-up faults in no page of its own.
+constinit uint32_t* g_same_process = &g_same_process_fallback;
 
 void mark_same_process() {
-  if (g_same_process == nullptr) {
+  if (g_same_process == &g_same_process_fallback) {
     void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0) {
+    if (page != MAP_FAILED && madvise(page, 4096, MADV_WIPEONFORK) == 0)
       g_same_process = static_cast<uint32_t*>(page);
-    } else {
-      if (page != MAP_FAILED) munmap(page, 4096);
-      g_same_process = &g_same_process_fallback;
-    }
+    else if (page != MAP_FAILED)
+      munmap(page, 4096);  // (tried again in a fork child: never where the kernel has it)
   }
   __atomic_store_n(g_same_process, 1u, __ATOMIC_RELAXED);
 }

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "object_table.h"
@@ -16,23 +17,53 @@ constinit char g_cmdline[65536];
 constinit const char* g_argv[2048];
 constinit char g_cwd[4096];
 
+// `length` bytes of NUL-separated arguments in g_cmdline, split into g_argv.
+int split_arguments(size_t length) {
+  g_cmdline[length] = '\0';
+  int argc = 0;
+  for (size_t i = 0; i < length && argc < 2048;) {
+    g_argv[argc++] = g_cmdline + i;
+    i += strlen(g_cmdline + i) + 1;
+  }
+  return argc;
+}
+
+// The command line as /proc/self/cmdline gives it (cut at the same size).
+int read_cmdline() {
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t total = 0, n;
+  while (total < static_cast<ssize_t>(sizeof(g_cmdline)) - 1 &&
+         (n = read(fd, g_cmdline + total, sizeof(g_cmdline) - 1 - total)) > 0)
+    total += n;
+  close(fd);
+  return split_arguments(size_t(total));
+}
+
+// The constructor's arguments laid out as /proc/self/cmdline would give them.
+int copy_arguments(int argc, char** argv) {
+  size_t total = 0;
+  for (int i = 0; i < argc && argv[i] != nullptr; ++i) {
+    const size_t room = sizeof(g_cmdline) - 1 - total;
+    const size_t n = strnlen(argv[i], room) + 1;
+    if (n > room) {
+      memcpy(g_cmdline + total, argv[i], room);
+      total += room;
+      break;
+    }
+    memcpy(g_cmdline + total, argv[i], n);
+    total += n;
+  }
+  return split_arguments(total);
+}
+
 }  // namespace
 
-void write_process_info() {
-  int argc = 0;
-  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ssize_t total = 0, n;
-    while (total < static_cast<ssize_t>(sizeof(g_cmdline)) - 1 &&
-           (n = read(fd, g_cmdline + total, sizeof(g_cmdline) - 1 - total)) > 0)
-      total += n;
-    close(fd);
-    g_cmdline[total] = '\0';
-    for (ssize_t i = 0; i < total && argc < 2048;) {
-      g_argv[argc++] = g_cmdline + i;
-      i += static_cast<ssize_t>(strlen(g_cmdline + i)) + 1;
-    }
-  }
+void write_process_info(int start_argc, char** start_argv) {
+  // AT_BASE is 0 when the kernel ran ld.so itself ("ld.so PROGRAM ARGS"): the constructor then
+  // gets the program's arguments, /proc/self/cmdline (what a trace records) all of them.
+  const bool from_constructor = start_argv != nullptr && start_argc > 0 && getauxval(AT_BASE) != 0;
+  const int argc = from_constructor ? copy_arguments(start_argc, start_argv) : read_cmdline();
   if (getcwd(g_cwd, sizeof(g_cwd)) == nullptr) g_cwd[0] = '\0';
   g_writer.write_process(objects::executable_path(), g_cwd, argc, g_argv,
                          getenv("LD_LIBRARY_PATH"));

@@ -54,11 +54,8 @@ int walk_callback(dl_phdr_info* info, size_t, void* data) {
   }
   if (w.skip_self_and_before && !w.passed_self) return 0;
   if (!w.skip_self_and_before && index == 0) return 0;  // the executable
-  for (int i = 0; i < w.count; ++i) {
-    if (w.found[i]) continue;
-    w.found[i] = elf::find_symbol(*info, w.names[i], w.versions ? w.versions[i] : nullptr);
-    if (w.found[i]) --w.missing;
-  }
+  // The object's tables are read once for all the names still missing.
+  w.missing -= elf::find_symbols(*info, w.names, w.versions, w.count, w.found);
   return w.missing == 0 ? 1 : 0;
 }
 
@@ -67,14 +64,14 @@ struct SonameWalk {
   const char* const* names;
   int count;
   elf::Symbol* found;
+  int* missing;
 };
 
 int soname_callback(dl_phdr_info* info, size_t, void* data) {
   auto& w = *static_cast<SonameWalk*>(data);
   const char* so = elf::soname(*info);
   if (so == nullptr || std::strcmp(so, w.soname) != 0) return 0;
-  for (int i = 0; i < w.count; ++i)
-    if (!w.found[i]) w.found[i] = elf::find_symbol(*info, w.names[i], nullptr);
+  *w.missing -= elf::find_symbols(*info, w.names, nullptr, w.count, w.found);
   return 1;
 }
 
@@ -88,7 +85,8 @@ void resolve_all(RealFunctions& out) {
   }
   // Nothing after us defines some of them: take libc's (>= 2.34) or libdl's.
   for (const char* so : {"libc.so.6", "libdl.so.2"}) {
-    SonameWalk s{so, kNames, kCount, found};
+    if (w.missing == 0) break;  // the usual case: each walk would read every object's tables
+    SonameWalk s{so, kNames, kCount, found, &w.missing};
     fork_gate::iterate_phdr(soname_callback, &s);
   }
   // IFUNC resolvers run here, outside dl_iterate_phdr's lock.

@@ -50,7 +50,9 @@ inline uint64_t next_seq() {
 
 // ---- startup.cpp ----
 // Idempotent; returns at once when another thread is initialising (g_state says kInitializing).
-void init();
+// The constructor passes the arguments ld.so gave it (see write_process_info); a first traced
+// call made before it ran passes none.
+void init(int argc = 0, char** argv = nullptr);
 // This process records nothing: one line on stderr (none with DLTRACE_QUIET=1), and the reason
 // goes to the `dltrace run` that launched us, if any.
 void fail(const char* what);
@@ -62,7 +64,11 @@ inline uint32_t capture_native_stack(const void* caller, uint32_t depth) {
 }
 
 // ---- process_info.cpp ----
-void write_process_info();
+// The command line, working directory and LD_LIBRARY_PATH. `start_argv` (with `start_argc`):
+// the arguments ld.so passed to our constructor, laid out as /proc/self/cmdline would give them,
+// without reading it; nullptr (a fork child, a recorder started before its constructor ran):
+// /proc/self/cmdline, which also shows what the program may since have written over them.
+void write_process_info(int start_argc = 0, char** start_argv = nullptr);
 void write_outer_pids();
 
 // ---- process_identity.cpp ----

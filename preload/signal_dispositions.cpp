@@ -54,27 +54,37 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
   errno = saved_errno;
 }
 
-// The disposition of one tracked signal changes under its lock, with every signal blocked so that
-// a handler on this thread cannot re-enter.
-class DispositionLock {
+// Every signal blocked on this thread while dispositions change, so that a handler on this
+// thread cannot re-enter (one mask for any number of changes: two syscalls).
+class SignalsBlocked {
  public:
-  explicit DispositionLock(int sig) : lock_(&g_locks[sig]) {
+  SignalsBlocked() {
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved_);
+  }
+  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t saved_;
+};
+
+// The disposition of one tracked signal changes under its lock, taken with signals blocked
+// (SignalsBlocked).
+class DispositionLock {
+ public:
+  explicit DispositionLock(int sig) : lock_(&g_locks[sig]) {
     while (__atomic_exchange_n(lock_, 1, __ATOMIC_ACQUIRE) != 0) {
     }
   }
-  ~DispositionLock() {
-    __atomic_store_n(lock_, 0, __ATOMIC_RELEASE);
-    pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
-  }
+  ~DispositionLock() { __atomic_store_n(lock_, 0, __ATOMIC_RELEASE); }
   DispositionLock(const DispositionLock&) = delete;
   DispositionLock& operator=(const DispositionLock&) = delete;
 
  private:
   int* lock_;
-  sigset_t saved_;
 };
 
 bool tracked(int sig) {
@@ -84,6 +94,7 @@ bool tracked(int sig) {
 // sigaction as the program sees it for a tracked signal.
 int tracked_sigaction(int sig, const struct sigaction* act, struct sigaction* oact) {
   const auto real = real_functions().sigaction;
+  SignalsBlocked blocked;
   DispositionLock lock(sig);
   struct sigaction current;
   const int r = real(sig, act, &current);
@@ -104,6 +115,7 @@ int tracked_sigaction(int sig, const struct sigaction* act, struct sigaction* oa
 // flags; the stand-in goes back in where it set SIG_DFL, and reports as SIG_DFL where it stood.
 SigHandler tracked_signal(SigHandler (*real)(int, SigHandler), int sig, SigHandler handler) {
   const auto real_sigaction = real_functions().sigaction;
+  SignalsBlocked blocked;
   DispositionLock lock(sig);
   SigHandler old = real(sig, handler);
   if (old == SIG_ERR) return old;
@@ -126,6 +138,7 @@ void install_fatal_handlers(FatalRecorder record) {
   if (real == nullptr) return;
   g_record = record;
   const int saved_errno = errno;
+  SignalsBlocked blocked;  // once for all five: 12 syscalls, not 20
   for (int sig : kFatalSignals) {
     DispositionLock lock(sig);
     struct sigaction old;

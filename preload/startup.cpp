@@ -98,8 +98,9 @@ bool first_object_is_self() {
   return ctx.self;
 }
 
-__attribute__((constructor)) void recorder_constructor() {
-  init();
+// ld.so calls constructors with the program's arguments (glibc's _dl_init).
+__attribute__((constructor)) void recorder_constructor(int argc, char** argv, char**) {
+  init(argc, argv);
 }
 
 }  // namespace
@@ -110,7 +111,7 @@ void fail(const char* what) {
 
 constinit bool g_exiting = false;
 
-void init() {
+void init(int argc, char** argv) {
   int expected = kUninit;
   if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;
   // DLTRACE_ONLY (dltrace run --only): a process it does not name records nothing and creates no
@@ -163,12 +164,12 @@ void init() {
   snprintf(g_pattern, sizeof(g_pattern), "%s",
            output && *output ? output : "./dltrace.%e.%p.trace");
   g_config_path = load_overrides_from_env();
-  g_pid = getpid();
   if (!g_writer.open(g_pattern, g_buffer_size, depth, what, sizeof(what))) {
     g_state.store(kOff, std::memory_order_release);
     fail(what);
     return;
   }
+  g_pid = g_writer.header()->pid;  // the writer's getpid(), not one more
   if (g_config_path) g_writer.set_config_path(g_config_path);
   start_clock(g_writer.header());
   if (!trampoline_available())
@@ -186,7 +187,7 @@ void init() {
     if (self[0] == '/' || realpath(self, g_self_real) == nullptr)
       snprintf(g_self_real, sizeof(g_self_real), "%s", self);
   }
-  write_process_info();
+  write_process_info(argc, argv);
   write_outer_pids();
   mark_same_process();
   static bool registered = false;

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,18 @@ inline uint64_t probe_word(uint64_t* word) {
   return seen;
 }
 constexpr uint32_t kMaxProbes = 64;  // past this the table counts as full
+// A key's slots, in the order they are probed: first kHotProbes slots in the table's first page
+// (kHotSlots words), then kMaxProbes from the hash's own slot. A process's first keys (the start-up
+// object table's names: a dozen) all land in that one page, one page fault instead of one per
+// key; once a key's hot slots are taken they stay taken (nothing is removed), so lookups and
+// inserts agree on where a key is.
+constexpr uint32_t kHotProbes = 4;
+constexpr uint64_t kHotSlots = kPage / sizeof(uint64_t);
+constexpr uint32_t kProbes = kHotProbes + kMaxProbes;
+inline uint64_t probe_slot(uint32_t hash, uint32_t probe) {
+  return probe < kHotProbes ? (hash + probe) & (kHotSlots - 1)
+                            : (hash + (probe - kHotProbes)) & (kTableCapacity - 1);
+}
 constexpr uint32_t kMaxStackDepth = 4096;
 // Backed at creation: enough for the process record and the object table of a small program, and
 // 256 events. With the 4 KiB header a process that makes no dl* call leaves 64 KiB on disk.
@@ -101,17 +114,17 @@ void add_size(Text& t, uint64_t bytes) {
     t.add(bytes).add(" bytes");
 }
 
-// Expands %p, %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.
-bool expand_pattern(const char* pattern, char* out, size_t out_size) {
+// Expands %p (`pid`), %e and %% of DLTRACE_OUTPUT; a trailing '/' names a directory.
+bool expand_pattern(const char* pattern, uint64_t pid, char* out, size_t out_size) {
   Text t(out, out_size);
   char exe[4096] = {};  // a whole path: exe_basename reads the link into it
   auto expand = [&](const char* p) {
     for (; *p; ++p) {
       if (p[0] == '%' && p[1] == 'p') {
-        t.add(uint64_t(getpid()));
+        t.add(pid);
         ++p;
       } else if (p[0] == '%' && p[1] == 'e') {
-        if (!exe[0]) exe_basename(exe, sizeof exe);
+        if (!exe[0]) exe_basename(exe, sizeof exe, /*keep=*/true);
         t.add(exe);
         ++p;
       } else if (p[0] == '%' && p[1] == '%') {
@@ -165,9 +178,12 @@ uint64_t random_suffix() {
   return v;
 }
 
+constexpr int kCreateFlags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+
 // Creates a new file named `base` (relative to `dirfd`) with O_EXCL and O_NOFOLLOW, mode 0600
-// whatever the umask; if the name exists, the first free suffixed name (see kNumberedSuffixes).
-// The name used goes to `out`. Returns the descriptor, or -1 with errno.
+// less the umask (open() takes the umask's bits back with one fchmod where it took any); if the
+// name exists, the first free suffixed name (see kNumberedSuffixes). The name used goes to `out`.
+// Returns the descriptor, or -1 with errno.
 int create_new(int dirfd, const char* base, char* out, size_t out_size) {
   for (unsigned attempt = 0; attempt <= kNumberedSuffixes + kRandomSuffixes; ++attempt) {
     const bool fits =
@@ -178,11 +194,8 @@ int create_new(int dirfd, const char* base, char* out, size_t out_size) {
       errno = ENAMETOOLONG;
       return -1;
     }
-    const int fd = ::openat(dirfd, out, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0) {
-      fchmod(fd, 0600);  // the umask may have taken bits away (never added any)
-      return fd;
-    }
+    const int fd = ::openat(dirfd, out, kCreateFlags, 0600);
+    if (fd >= 0) return fd;
     if (errno != EEXIST) return -1;
   }
   return -1;  // errno is EEXIST
@@ -246,15 +259,20 @@ struct TraceWriter::InternTable {
 
 namespace {
 
-void* map_table() {
-  void* p = mmap(nullptr, sizeof(uint64_t) * kTableCapacity, PROT_READ | PROT_WRITE,
+// The three intern tables in one mapping (one mmap at start-up, not three); each is unmapped on
+// its own (unmap_table), a part of the mapping at a time.
+constexpr size_t kTableBytes = sizeof(uint64_t) * kTableCapacity;
+constexpr int kTables = 3;
+
+unsigned char* map_tables() {
+  void* p = mmap(nullptr, kTableBytes * kTables, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
+  return p == MAP_FAILED ? nullptr : static_cast<unsigned char*>(p);
 }
 
 template <typename Table>
 void unmap_table(Table*& t) {
-  if (t) munmap(t, sizeof(uint64_t) * kTableCapacity);
+  if (t) munmap(t, kTableBytes);
   t = nullptr;
 }
 
@@ -304,37 +322,48 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     Text(error, error_size).add("empty trace file name");
     return false;
   }
+  const uint64_t pid = uint64_t(getpid());
   char base[sizeof path_];
-  if (!expand_pattern(pattern, base, sizeof base)) {
+  if (!expand_pattern(pattern, pid, base, sizeof base)) {
     Text(error, error_size).add("trace file name too long: ").add(pattern);
     return false;
   }
 
-  // An existing directory is a directory, as if the pattern ended in '/'. Any other existing
-  // target that is not a regular file (a device, a FIFO) is refused: never /dev/full.1.
-  mode_t mode = 0;
-  Target target = classify(base, &mode);
-  if (target == Target::kDirectory) {
-    char name[256];
-    const size_t len = strlen(base);
-    if (!expand_pattern("dltrace.%e.%p.trace", name, sizeof name) ||
-        Text(base + len, sizeof base - len).add("/").add(name).overflow) {
-      Text(error, error_size).add("trace file name too long: ").add(pattern);
+  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace. The
+  // name itself first: where it is free (the common case) that is the only syscall here.
+  int fd = -1;
+  if (!Text(path_, sizeof path_).add(base).overflow) {
+    fd = ::openat(AT_FDCWD, path_, kCreateFlags, 0600);
+  } else {
+    errno = ENAMETOOLONG;
+  }
+  if (fd < 0 && errno == EEXIST) {
+    // An existing directory is a directory, as if the pattern ended in '/'. Any other existing
+    // target that is not a regular file (a device, a FIFO) is refused: never /dev/full.1.
+    mode_t mode = 0;
+    Target target = classify(base, &mode);
+    if (target == Target::kDirectory) {
+      char name[256];
+      const size_t len = strlen(base);
+      if (!expand_pattern("dltrace.%e.%p.trace", pid, name, sizeof name) ||
+          Text(base + len, sizeof base - len).add("/").add(name).overflow) {
+        Text(error, error_size).add("trace file name too long: ").add(pattern);
+        path_[0] = '\0';
+        return false;
+      }
+      target = classify(base, &mode);
+    }
+    if (target == Target::kRefused) {
+      Text(error, error_size)
+          .add("refusing to write the trace to ")
+          .add(base)
+          .add(": it is ")
+          .add(file_kind(mode));
+      path_[0] = '\0';
       return false;
     }
-    target = classify(base, &mode);
+    fd = create_new(AT_FDCWD, base, path_, sizeof path_);
   }
-  if (target == Target::kRefused) {
-    Text(error, error_size)
-        .add("refusing to write the trace to ")
-        .add(base)
-        .add(": it is ")
-        .add(file_kind(mode));
-    return false;
-  }
-
-  // O_EXCL: an exec'ed image keeps the pid, and must not clobber its predecessor's trace.
-  int fd = create_new(AT_FDCWD, base, path_, sizeof path_);
   if (fd < 0 && errno == ENAMETOOLONG) {
     Text(error, error_size).add("trace file name too long: ").add(base);
     path_[0] = '\0';
@@ -397,6 +426,8 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
     munmap(map, file_size);
     return fail("cannot stat", err);
   }
+  // Mode 0600 whatever the umask: where it took bits away (it never adds any), they go back.
+  if ((st.st_mode & 07777) != 0600) fchmod(fd, 0600);
   // From here on the file is reached through the mapping only: a descriptor kept open could be
   // closed by the program (closefrom, dup2) and its number reused for one of the program's files.
   file_dev_ = uint64_t(st.st_dev);
@@ -404,25 +435,27 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   if (!absolute_path(path_, abs_path_, sizeof abs_path_)) abs_path_[0] = '\0';
   mapping_size_ = file_size;
   base_ = static_cast<unsigned char*>(map);
-  if (!add_chunk(fd, 0, format::kHeaderSize + first_catalog) ||
-      !add_chunk(fd, format::kHeaderSize + catalog_size, first_ring)) {
+  // The first two chunks (the header with the first catalog chunk, then the first ring chunk),
+  // as add_chunk places them in the new, empty file, backed by one write of zeros.
+  const uint64_t first_chunk = format::kHeaderSize + first_catalog;
+  const uint64_t ring_file_offset = round_up(first_chunk, granule);
+  if (!write_zeros(fd, 0, ring_file_offset + first_ring) || !map_chunk(fd, 0, 0, first_chunk) ||
+      !map_chunk(fd, ring_file_offset, format::kHeaderSize + catalog_size, first_ring)) {
     const int err = errno;
     munmap(map, file_size);
     base_ = nullptr;
     return fail("cannot reserve", err);
   }
-  strings_ = static_cast<InternTable*>(map_table());
-  stacks_ = static_cast<InternTable*>(map_table());
-  py_stacks_ = static_cast<InternTable*>(map_table());
-  if (!strings_ || !stacks_ || !py_stacks_) {
+  unsigned char* tables = map_tables();
+  if (tables == nullptr) {
     int err = errno;
     munmap(map, file_size);
     base_ = nullptr;
-    unmap_table(strings_);
-    unmap_table(stacks_);
-    unmap_table(py_stacks_);
     return fail("cannot allocate intern tables for", err);
   }
+  strings_ = reinterpret_cast<InternTable*>(tables);
+  stacks_ = reinterpret_cast<InternTable*>(tables + kTableBytes);
+  py_stacks_ = reinterpret_cast<InternTable*>(tables + 2 * kTableBytes);
   ::close(fd);
   backed_catalog_ = first_catalog;
   backed_ring_ = first_ring;
@@ -440,7 +473,7 @@ bool TraceWriter::open(const char* pattern, uint64_t buffer_size, uint32_t stack
   h->slot_count = slot_count;
   h->slot_size = format::kSlotSize;
   h->stack_depth = stack_depth;
-  h->pid = getpid();
+  h->pid = int32_t(pid);
   h->ppid = getppid();
   h->start_realtime_ns = now_ns(CLOCK_REALTIME);
   h->start_monotonic_ns = now_ns(CLOCK_MONOTONIC);
@@ -502,8 +535,9 @@ void TraceWriter::release_inherited() {
 #endif
 
 namespace {
-// Zeros to write from: .bss, so it costs address space, not memory.
-char g_zeros[1 << 16];
+// Zeros to write from: read-only data, a page of the library's file that is mapped already (or
+// comes with its neighbours), never a fresh page of memory.
+const char kZeros[4096] = {};
 
 bool disk_full(int err) {
   return err == ENOSPC || err == EDQUOT || err == EFBIG;
@@ -523,22 +557,28 @@ bool TraceWriter::add_chunk(int fd, uint64_t logical, uint64_t length) {
     errno = ESTALE;  // not the trace: never write into a file that is not ours
     return false;
   }
-  auto* h = reinterpret_cast<FileHeader*>(base_);
   const uint64_t file_offset = round_up(uint64_t(st.st_size), granule_);
+  if (!write_zeros(fd, file_offset, length) || !map_chunk(fd, file_offset, logical, length)) {
+    const int err = errno;
+    if (ftruncate(fd, st.st_size) != 0) {
+      // The partial chunk stays: it is no extent, so readers never look at it.
+    }
+    errno = err;
+    return false;
+  }
+  return true;
+}
+
+// Maps [file_offset, +length) of the trace, already written, at `logical` in the image and
+// publishes the extent.
+bool TraceWriter::map_chunk(int fd, uint64_t file_offset, uint64_t logical, uint64_t length) {
+  auto* h = reinterpret_cast<FileHeader*>(base_);
   const uint32_t count = logical == 0 ? 0 : __atomic_load_n(&h->extent_count, __ATOMIC_RELAXED);
   const format::FileExtent* last = count ? &h->extents[count - 1] : nullptr;
   const bool continues = last && last->logical_offset + last->length == logical &&
                          last->file_offset + last->length == file_offset;
   if (!continues && count >= format::kMaxExtents) {
     errno = EFBIG;  // not reached: ensure_backed takes the rest of the region before that
-    return false;
-  }
-  if (!write_zeros(fd, file_offset, length)) {
-    const int err = errno;
-    if (ftruncate(fd, st.st_size) != 0) {
-      // The partial chunk stays: it is no extent, so readers never look at it.
-    }
-    errno = err;
     return false;
   }
   void* chunk = mmap(base_ + logical, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
@@ -549,8 +589,6 @@ bool TraceWriter::add_chunk(int fd, uint64_t logical, uint64_t length) {
     // nothing else is mapped inside the image (close() unmaps all of it).
     mmap(base_ + logical, length, PROT_NONE,
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (ftruncate(fd, st.st_size) != 0) {
-    }
     errno = err;
     return false;
   }
@@ -590,11 +628,22 @@ int TraceWriter::open_by_path() const {
   return ::open(abs_path_, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 }
 
-// Zeros into [file_offset, +length) through `fd`.
+// Zeros into [file_offset, +length) through `fd`: one page of zeros repeated in an iovec, so
+// that the kernel reads (and faults in) one page of ours, not one per page written.
 bool TraceWriter::write_zeros(int fd, uint64_t file_offset, uint64_t length) const {
+  // 64 KiB per write, as before the zero page: a larger write makes larger page-cache folios,
+  // which a reader of the trace then maps whole (the viewer's RSS: scale_bounded_memory).
+  constexpr int kIovecs = 16;
+  iovec iov[kIovecs];
   while (length > 0) {
-    const size_t n = length < sizeof g_zeros ? size_t(length) : sizeof g_zeros;
-    const ssize_t w = pwrite(fd, g_zeros, n, off_t(file_offset));
+    int n = 0;
+    uint64_t batch = 0;
+    for (; n < kIovecs && batch < length; ++n) {
+      const uint64_t part = length - batch < sizeof kZeros ? length - batch : sizeof kZeros;
+      iov[n] = iovec{const_cast<char*>(kZeros), size_t(part)};
+      batch += part;
+    }
+    const ssize_t w = pwritev(fd, iov, n, off_t(file_offset));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       if (w == 0) errno = ENOSPC;
@@ -727,11 +776,9 @@ uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint3
            memcmp(p + head_size, body, body_size) == 0;
   };
 
-  const uint64_t mask = kTableCapacity - 1;
-  uint64_t i = hash & mask;
   uint32_t probes = 0;
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
-    uint64_t word = probe_word(&table->words[i]);
+  for (; probes < kProbes; ++probes) {
+    uint64_t word = probe_word(&table->words[probe_slot(hash, probes)]);
     if (word == 0) break;
     if (uint32_t(word >> 32) == hash && matches(entry_at(word))) return entry_at(word)->id;
   }
@@ -743,10 +790,10 @@ uint32_t TraceWriter::intern(InternTable* table, format::CatalogType type, uint3
   if (off / 8 + 1 > 0xFFFFFFFFu) return id;  // beyond what a table word can name: no dedup
 
   const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+  for (; probes < kProbes; ++probes) {
     uint64_t expected = 0;
-    if (__atomic_compare_exchange_n(&table->words[i], &expected, mine, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
+    if (__atomic_compare_exchange_n(&table->words[probe_slot(hash, probes)], &expected, mine, false,
+                                    __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
       return id;
     // Someone else took the slot; if it is the same key we keep our (duplicate) id anyway.
   }
@@ -760,11 +807,9 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length, const char*
   // `text` need not be NUL-terminated at `length`: the catalog copy gets its own NUL.
   const uint32_t tag = format::catalog_tag(format::CatalogType::kString);
   const uint64_t entry_size = round_up(sizeof(CatalogEntryHeader) + sizeof head + length + 1, 8);
-  const uint64_t mask = kTableCapacity - 1;
-  uint64_t i = hash & mask;
   uint32_t probes = 0;
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
-    uint64_t word = probe_word(&strings_->words[i]);
+  for (; probes < kProbes; ++probes) {
+    uint64_t word = probe_word(&strings_->words[probe_slot(hash, probes)]);
     if (word == 0) break;
     if (uint32_t(word >> 32) != hash) continue;
     uint64_t off = ((word & 0xFFFFFFFFu) - 1) * 8;
@@ -789,10 +834,10 @@ uint32_t TraceWriter::intern_string(const char* text, size_t length, const char*
   if (off / 8 + 1 > 0xFFFFFFFFu) return id;
 
   const uint64_t mine = (uint64_t(hash) << 32) | (off / 8 + 1);
-  for (; probes < kMaxProbes; ++probes, i = (i + 1) & mask) {
+  for (; probes < kProbes; ++probes) {
     uint64_t expected = 0;
-    if (__atomic_compare_exchange_n(&strings_->words[i], &expected, mine, false, __ATOMIC_RELEASE,
-                                    __ATOMIC_ACQUIRE))
+    if (__atomic_compare_exchange_n(&strings_->words[probe_slot(hash, probes)], &expected, mine,
+                                    false, __ATOMIC_RELEASE, __ATOMIC_ACQUIRE))
       break;
   }
   return id;

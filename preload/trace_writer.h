@@ -114,6 +114,7 @@ class TraceWriter {
   uint64_t grown_end(uint64_t have, uint64_t needed_end, uint64_t region_size) const;
   bool back_range(uint64_t logical, uint64_t length);
   bool add_chunk(int fd, uint64_t logical, uint64_t length);
+  bool map_chunk(int fd, uint64_t file_offset, uint64_t logical, uint64_t length);
   int open_by_path() const;
   bool write_zeros(int fd, uint64_t file_offset, uint64_t length) const;
   void prefetch_slot(uint64_t index) const;

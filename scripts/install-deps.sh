@@ -31,6 +31,7 @@ packages=(
   clang-format  # scripts/check-format.sh, run by ctest
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind8  # the native-stack tests compare the recorder's stacks with its unw_backtrace
+  strace  # the syscalls a traced process start makes (startup_cost_test)
   python3-numpy
   # the rest of the Python science stack: explain stays quiet on what it loads (realworld tests)
   python3-scipy python3-pandas python3-matplotlib

@@ -35,6 +35,7 @@ while [ $# -gt 0 ]; do
 done
 
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)  # process_start.py: the process-start measuring
 PRELOAD=$BUILD_DIR/lib/libdltrace.so
 BENCH=$BUILD_DIR/bench/dl_bench
 LOOP=$BUILD_DIR/fixtures/rt_dlopen_loop
@@ -122,15 +123,15 @@ EOF
 echo
 echo "== whole process: wall time, median of $RUNS runs each, traced / untraced =="
 [ -x "$LOOP" ] || echo "(no $LOOP: dlopen loop skipped)"
-"$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" "$LOOP" <<'EOF'
-import os, shutil, statistics, subprocess, sys, time
+PYTHONPATH="$BENCH_DIR" "$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" "$LOOP" <<'EOF'
+import os, statistics, subprocess, sys, time
+import process_start as ps
 runs, preload, traces, loop = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-base = {k: v for k, v in os.environ.items() if not k.startswith("DLTRACE_") and k != "LD_PRELOAD"}
-traced = dict(base, LD_PRELOAD=preload, DLTRACE_OUTPUT=traces + "/", DLTRACE_QUIET="1")
+base = ps.untraced_env()
+traced = ps.traced_env(base, preload, traces)
 
 def clear():
-    for f in os.listdir(traces):
-        os.unlink(os.path.join(traces, f))
+    ps.clear(traces)
 
 def once(cmd, env):
     t = time.perf_counter()
@@ -236,27 +237,19 @@ fi
 
 echo
 echo "== process start: /bin/true and a shell loop of short processes, interleaved medians =="
-"$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" <<'EOF'
-import os, statistics, sys, time
+PYTHONPATH="$BENCH_DIR" "$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" <<'EOF'
+import os, sys
+import process_start as ps
 runs, preload, traces = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-base = {k: v for k, v in os.environ.items() if not k.startswith("DLTRACE_") and k != "LD_PRELOAD"}
-traced = dict(base, LD_PRELOAD=preload, DLTRACE_OUTPUT=traces + "/", DLTRACE_QUIET="1")
+base = ps.untraced_env()
+traced = ps.traced_env(base, preload, traces)
 # The floor of any LD_PRELOAD recorder: the library mapped, relocated and its constructor run,
 # recording nothing (DLTRACE_ONLY matches no process).
 floor = dict(traced, DLTRACE_ONLY="no-such-program")
 variants = [("native", base), ("preload, records nothing", floor), ("traced", traced)]
 
-def clear():
-    for f in os.listdir(traces):
-        os.unlink(os.path.join(traces, f))
-
-def once(cmd, env):
-    t = time.perf_counter()
-    pid = os.posix_spawn(cmd[0], cmd, env)
-    _, status, ru = os.wait4(pid, 0)
-    if status != 0:
-        sys.exit(f"{cmd} failed ({status})")
-    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime
+def clear(*_):
+    ps.clear(traces)
 
 def trace_sizes():
     apparent = used = 0
@@ -267,45 +260,32 @@ def trace_sizes():
     return apparent, used
 
 # /bin/true: rounds of 50 processes per variant, interleaved; the median of the round medians.
-true = ["/bin/true"]
-wall = {n: [] for n, _ in variants}
-cpu = {n: [] for n, _ in variants}
-for _ in range(runs):
-    for name, env in variants:
-        w, c = zip(*(once(true, env) for _ in range(50)))
-        wall[name].append(statistics.median(w))
-        cpu[name].append(statistics.median(c))
-    clear()
-nat_w, nat_c = statistics.median(wall["native"]), statistics.median(cpu["native"])
+med = ps.true_medians(variants, runs, clear)
+nat_w, nat_c = med["native"]
 for name, _ in variants:
-    w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+    w, c = med[name]
     verdict = ""
     if name == "traced":
         verdict = f"  target <= +0.30 ms {'MET' if w - nat_w <= 0.3e-3 else 'MISSED'}"
     print(f"/bin/true, {name:<26} wall {w*1e3:6.3f} ms ({(w-nat_w)*1e3:+6.3f})"
           f"  CPU {c*1e3:6.3f} ms ({(c-nat_c)*1e3:+6.3f}){verdict}")
-once(true, traced)
+ps.once(ps.TRUE, traced)
 apparent, used = trace_sizes()
 clear()
 print(f"trace of a process that makes no dl* call: {apparent} bytes (ls -l), {used // 1024} KiB on disk"
       f"  target <= 64 KiB on disk {'MET' if used <= 64 * 1024 else 'MISSED'}")
 
 # A shell loop of short processes, as a build or a test suite's wrapper script runs them.
-loop = ["/bin/sh", "-c",
-        "for i in $(seq 40); do /bin/true; uname -s >/dev/null; echo x | sed s/x/y/ >/dev/null; "
-        "which sh >/dev/null; done"]
 only = dict(traced, DLTRACE_ONLY="python3*")  # dltrace run --only 'python3*': none of these
 loop_variants = [("native", base), ("traced, --only 'python3*'", only), ("traced", traced)]
-res = {n: [] for n, _ in loop_variants}
 files = {}
-for _ in range(max(3, runs // 3)):
-    for name, env in loop_variants:
-        res[name].append(once(loop, env)[0])
-        files[name] = (len(os.listdir(traces)),) + trace_sizes()
-        clear()
-nat = statistics.median(res["native"])
+def count_and_clear(name):
+    files[name] = (len(os.listdir(traces)),) + trace_sizes()
+    clear()
+res = ps.shell_loop_medians(loop_variants, max(3, runs // 3), count_and_clear)
+nat = res["native"]
 for name, _ in loop_variants:
-    m = statistics.median(res[name])
+    m = res[name]
     n, apparent, used = files[name]
     print(f"shell loop of ~240 processes, {name:<26} {m*1e3:7.1f} ms  {m/nat:5.2f}x"
           f"  {n} traces, {apparent / 2**20:.1f} MiB (ls -l), {used / 2**20:.1f} MiB on disk")

@@ -296,3 +296,26 @@ TEST_CASE("dlsym names from a reused buffer are recorded exactly before and afte
     CHECK(recorded == (is_child ? child_names : parent_names));
   }
 }
+
+TEST_CASE("a program run by starting ld.so records ld.so's whole command line",
+          "[runtime][process]") {
+  // The recorder takes the command line from its constructor's arguments, which ld.so gives
+  // without its own ("ld.so PROGRAM ARGS" passes PROGRAM ARGS): the trace must still show what
+  // the kernel started, as /proc/self/cmdline does.
+  if (!test_target().emulator.empty()) return;  // the emulator's loader is not ours to run
+  std::string loader;
+  for (const char* dir : {"/lib64/", "/lib/", "/usr/lib/"})
+    if (fs::exists(std::string(dir) + test_target().loader)) {
+      loader = std::string(dir) + test_target().loader;
+      break;
+    }
+  REQUIRE(!loader.empty());
+  const std::string dir = temp_dir("explicit-loader");
+  const ProcessResult r = run_traced({loader, "/bin/true", "a", "b"}, dir + "/");
+  INFO(describe(r));
+  CHECK(r.exit_code == 0);
+  const auto traces = traces_in(dir);
+  REQUIRE(traces.size() == 1);
+  const json t = export_json(traces[0]);
+  CHECK(t["process"]["argv"] == json::array({loader, "/bin/true", "a", "b"}));
+}

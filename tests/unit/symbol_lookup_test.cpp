@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "elf_symbols.h"
 #include "real_functions.h"
 
 using namespace dltrace::preload;
@@ -85,6 +86,40 @@ TEST_CASE("lookup_in_object agrees with dlsym/dlvsym on libc", "[symbol_lookup]"
   });
   CHECK(found);
   dlclose(libc);
+}
+
+TEST_CASE("find_symbols reads one object's tables for many names, as find_symbol each",
+          "[symbol_lookup]") {
+  bool found = with_object("/libc.so.6", [&](const dl_phdr_info& info) {
+    const char* names[] = {"malloc", "memcpy", "no_such_symbol_dltrace", "dlsym", "memcpy"};
+    const char* versions[] = {nullptr, "GLIBC_2.2.5", nullptr, "GLIBC_9.99", nullptr};
+    constexpr int n = 5;
+    elf::Symbol each[n];
+    for (int i = 0; i < n; ++i) each[i] = elf::find_symbol(info, names[i], versions[i]);
+    REQUIRE(each[0]);
+    REQUIRE(each[1]);
+    CHECK_FALSE(each[2]);
+    CHECK_FALSE(each[3]);
+    REQUIRE(each[4]);
+    CHECK(each[1].address != each[4].address);  // memcpy@GLIBC_2.2.5 is not the default
+
+    elf::Symbol all[n];
+    CHECK(elf::find_symbols(info, names, versions, n, all) == 3);
+    for (int i = 0; i < n; ++i) {
+      INFO(names[i] << " " << (versions[i] ? versions[i] : "(default)"));
+      CHECK(all[i].address == each[i].address);
+      CHECK(all[i].ifunc == each[i].ifunc);
+    }
+    // Entries already found are kept, not looked up again; unversioned without `versions`.
+    elf::Symbol kept[n];
+    kept[0].address = 1;
+    CHECK(elf::find_symbols(info, names, nullptr, n, kept) == 3);  // memcpy twice, dlsym
+    CHECK(kept[0].address == 1);
+    CHECK(kept[1].address == each[4].address);
+    CHECK_FALSE(kept[2]);
+    CHECK(kept[3].address == elf::find_symbol(info, "dlsym", nullptr).address);
+  });
+  CHECK(found);
 }
 
 TEST_CASE("lookup_in_object handles hidden versions with GNU and SysV hash tables",

@@ -8,10 +8,8 @@
 // function, 0xC3 not preceded by an instruction that moves %rsp, whose row says so; else such a
 // byte whatever its row (the last byte may even be a jump's displacement); else, without a usable
 // unwind table, any `xor %eax,%eax; ret`, or any 0xC3 at all.
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 
 #include "arch/arch.h"
@@ -105,15 +103,13 @@ bool is_return_gadget(uintptr_t gadget) {
   return *reinterpret_cast<const unsigned char*>(gadget) == 0xC3;
 }
 
-// A shadow stack (CET SHSTK) would fault on the made-up return address.
+// A shadow stack (CET SHSTK) would fault on the made-up return address. RDSSP reads this
+// thread's shadow-stack pointer where one is active and is a NOP otherwise (also on CPUs without
+// CET), leaving 0: glibc's own test (_get_ssp), without a syscall.
 bool return_address_calls_possible() {
-  const int saved = errno;  // the traced program must not see our probe's errno
-  unsigned long long features = 0;
-  constexpr int kArchShstkStatus = 0x5005;
-  const long rc = syscall(SYS_arch_prctl, kArchShstkStatus, &features);
-  errno = saved;
-  const bool shadow_stack = rc == 0 && (features & 1) != 0;
-  return !shadow_stack;
+  unsigned long long ssp = 0;
+  __asm__ volatile("rdsspq %0" : "+r"(ssp));
+  return ssp == 0;
 }
 
 }  // namespace dltrace::preload::arch
