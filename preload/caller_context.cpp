@@ -16,24 +16,9 @@ namespace dltrace::preload {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Which object contains the caller. _dl_find_object (glibc >= 2.35, lock-free) is resolved by
-// our own lookup so the preload does not require GLIBC_2.35.
+// Which object contains the caller: _dl_find_object (real_functions.h).
 
 using FindObjectResult = arch::DlFindObject;
-using FindObjectFn = int (*)(void*, FindObjectResult*);
-
-constexpr uintptr_t kUnresolved = 0, kAbsent = 1;
-std::atomic<uintptr_t> g_find_object{kUnresolved};
-
-FindObjectFn find_object_fn() {
-  uintptr_t v = g_find_object.load(std::memory_order_acquire);
-  if (v == kUnresolved) {
-    void* f = lookup_global("_dl_find_object", "GLIBC_2.35");
-    v = f != nullptr ? reinterpret_cast<uintptr_t>(f) : kAbsent;
-    g_find_object.store(v, std::memory_order_release);  // idempotent: every racer stores the same
-  }
-  return v == kAbsent ? nullptr : reinterpret_cast<FindObjectFn>(v);
-}
 
 int subs_callback(dl_phdr_info* info, size_t, void* data) {
   *static_cast<unsigned long long*>(data) = info->dlpi_subs;

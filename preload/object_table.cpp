@@ -45,7 +45,7 @@ struct Obj {
   uint32_t cause;
   uint32_t flags;
   int32_t parent_idx;  // during attribution: index of the parent in g_objs, -1 none
-  bool used, internal, global, seen, written;
+  bool used, global, seen, written;
   bool resident;  // the executable, its DT_NEEDED closure, preloads: ld.so never unloads those
   bool python;    // namespace 0, defines Py_IsInitialized
   // The catalog's copies of what was written (the file open now): a fork child copies them into
@@ -217,20 +217,6 @@ r_debug* g_debug = nullptr;
 r_debug* loader_debug() {
   if (g_debug == nullptr) g_debug = static_cast<r_debug*>(lookup_global("_r_debug"));
   return g_debug;
-}
-
-// _dl_find_object (glibc >= 2.35: lock-free, leaves dlerror alone), resolved (under g_lock) when
-// a sync first needs it, so that a process that loads nothing after start-up never looks.
-using FindObjectFn = int (*)(void*, arch::DlFindObject*);
-constinit FindObjectFn g_find_object = nullptr;
-constinit bool g_find_object_resolved = false;
-
-FindObjectFn find_object_fn() {
-  if (!g_find_object_resolved) {
-    g_find_object_resolved = true;
-    g_find_object = reinterpret_cast<FindObjectFn>(lookup_global("_dl_find_object", "GLIBC_2.35"));
-  }
-  return g_find_object;
 }
 
 void collect_other_namespaces() {
@@ -616,14 +602,6 @@ void copy_object_after_fork(Obj& o) {
 bool attribute(const Attribution& a) {
   bool opened_new = false;
   using format::ObjectCause;
-  if (a.mode == Mode::kInternal) {
-    for (uint32_t k = 0; k < g_nnew; ++k) {
-      Obj& o = g_objs[g_new[k]];
-      o.internal = true;
-      o.id = kNoId;
-    }
-    return false;
-  }
   for (uint32_t k = 0; k < g_nnew; ++k) {
     Obj& o = g_objs[g_new[k]];
     o.parent_idx = -2;  // unassigned
@@ -762,7 +740,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
   for (uint32_t k = 0; k < g_ngone; ++k) {
     const uint32_t i = g_gone[k];
     Obj& o = g_objs[i];
-    if (!o.internal && o.id != kNoId) {
+    if (o.id != kNoId) {
       g_writer->object_unloaded(o.id, unload_seq);
       ++res.removed;
     }
@@ -774,7 +752,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
   }
   if (g_nnew > 0) {
     res.opened_new = attribute(a);
-    if (a.mode != Mode::kInternal) res.added = g_nnew;
+    res.added = g_nnew;
   }
   if (g_nnew > 0 || res.removed > 0 || g_snap_seq.load(std::memory_order_relaxed) == 0) publish();
   if (python_moved) detail::g_python_generation.fetch_add(1, std::memory_order_release);
@@ -993,7 +971,7 @@ void promote_visit(const char* needed, void* arg) {
   const Obj& node = g_objs[ctx->node];
   for (uint32_t i = 0; i < g_high; ++i) {
     Obj& o = g_objs[i];
-    if (!o.used || o.internal || o.lmid != node.lmid || o.seen) continue;
+    if (!o.used || o.lmid != node.lmid || o.seen) continue;
     if (!names_match(needed, o)) continue;
     o.seen = true;
     g_queue[(*ctx->tail)++] = i;
@@ -1040,7 +1018,7 @@ void rewrite_after_fork() {
   static uint32_t old_ids[kMaxObjects];
   uint32_t n = 0;
   for (uint32_t i = 0; i < g_high; ++i)
-    if (g_objs[i].used && !g_objs[i].internal && g_objs[i].id != kNoId) order[n++] = i;
+    if (g_objs[i].used && g_objs[i].id != kNoId) order[n++] = i;
   std::sort(order, order + n, [](uint32_t a, uint32_t b) { return g_objs[a].id < g_objs[b].id; });
   for (uint32_t k = 0; k < n; ++k) old_ids[k] = g_objs[order[k]].id;
   for (uint32_t k = 0; k < n; ++k) {

@@ -27,7 +27,6 @@ enum class Mode : uint8_t {
   kStartup,     // objects present when recording starts
   kCall,        // brought in by the dlopen/dlmopen `seq`
   kDiscovered,  // loaded without a traced call (libc internals), found at event `seq`
-  kInternal,    // the recorder's own loads (libunwind): kept out of the trace
 };
 
 struct Attribution {

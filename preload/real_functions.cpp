@@ -148,4 +148,17 @@ void* lookup_global(const char* name, const char* version) {
   return elf::resolve(found[0]);
 }
 
+FindObjectFn find_object_fn() {
+  constexpr uintptr_t kUnresolved = 0, kAbsent = 1;
+  static constinit std::atomic<uintptr_t> resolved{kUnresolved};
+  uintptr_t v = resolved.load(std::memory_order_acquire);
+  if (v == kUnresolved) {
+    if (fork_gate::cautious()) return nullptr;
+    void* f = lookup_global("_dl_find_object", "GLIBC_2.35");
+    v = f != nullptr ? reinterpret_cast<uintptr_t>(f) : kAbsent;
+    resolved.store(v, std::memory_order_release);  // idempotent: every racer stores the same
+  }
+  return v == kAbsent ? nullptr : reinterpret_cast<FindObjectFn>(v);
+}
+
 }  // namespace dltrace::preload

@@ -14,6 +14,7 @@
 
 #include <atomic>
 
+#include "arch/arch.h"
 #include "dltrace/calls.h"
 #include "interposed_functions.h"
 
@@ -62,5 +63,12 @@ void* lookup_in_object(const dl_phdr_info& object, const char* name, const char*
 // executable and its dependencies), skipping libdltrace.so. For probing optional APIs such as
 // Python's (Py_IsInitialized) without touching dlerror state.
 void* lookup_global(const char* name, const char* version = nullptr);
+
+// glibc's _dl_find_object (>= 2.35: lock-free, async-signal-safe, leaves dlerror alone), found by
+// lookup_global so that the preload needs neither GLIBC_2.35 nor ld.so as a NEEDED entry. Null
+// where glibc lacks it, and, until a process resolved it, in a fork child that may have inherited
+// the loader's lock held (the lookup walks the loaded objects under it).
+using FindObjectFn = int (*)(void*, arch::DlFindObject*);
+FindObjectFn find_object_fn();
 
 }  // namespace dltrace::preload

@@ -56,7 +56,6 @@ void init(int argc = 0, char** argv = nullptr);
 // This process records nothing: one line on stderr (none with DLTRACE_QUIET=1), and the reason
 // goes to the `dltrace run` that launched us, if any.
 void fail(const char* what);
-extern constinit bool g_exiting;  // on_process_exit ran: no more loads of our own
 
 // A native stack for an event.
 inline uint32_t capture_native_stack(const void* caller, uint32_t depth) {

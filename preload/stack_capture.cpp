@@ -29,24 +29,20 @@ namespace {
 // The loader's lock-free lookups, resolved by our own walk of the loaded objects so that the
 // preload needs neither GLIBC_2.35 nor ld.so as a NEEDED entry.
 
-using FindObjectFn = int (*)(void*, arch::DlFindObject*);
-constinit std::atomic<FindObjectFn> g_find_object{nullptr};
 constinit std::atomic<void* const*> g_libc_stack_end{nullptr};  // ld.so's __libc_stack_end
 constinit std::atomic<int> g_resolved{0};                       // 1: looked up (found or not)
 
 FindObjectFn find_object() {
-  if (g_resolved.load(std::memory_order_acquire) == 0) {
-    // The look-up walks the loaded objects under the loader's lock: not where a fork may have
-    // left it held. The first capture of a process resolves them for its fork children.
-    if (fork_gate::cautious()) return nullptr;
-    g_find_object.store(
-        reinterpret_cast<FindObjectFn>(lookup_global("_dl_find_object", "GLIBC_2.35")),
-        std::memory_order_relaxed);
+  const FindObjectFn find = find_object_fn();  // null in a cautious child that never resolved it
+  // The look-up walks the loaded objects under the loader's lock: not where a fork may have left
+  // it held. The first capture of a process resolves it for its fork children.
+  if (find != nullptr && g_resolved.load(std::memory_order_acquire) == 0 &&
+      !fork_gate::cautious()) {
     g_libc_stack_end.store(static_cast<void* const*>(lookup_global("__libc_stack_end")),
                            std::memory_order_relaxed);
     g_resolved.store(1, std::memory_order_release);  // idempotent: racers store the same
   }
-  return g_find_object.load(std::memory_order_relaxed);
+  return find;
 }
 
 // The top of the calling thread's stack, or 0 when it is not known. glibc puts a thread's

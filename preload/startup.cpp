@@ -109,8 +109,6 @@ void fail(const char* what) {
   report_problem("not-traced", what, "; not recording");
 }
 
-constinit bool g_exiting = false;
-
 void init(int argc, char** argv) {
   int expected = kUninit;
   if (!g_state.compare_exchange_strong(expected, kInitializing, std::memory_order_acq_rel)) return;

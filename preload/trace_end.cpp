@@ -50,7 +50,6 @@ void sync_at_end() {
 }  // namespace
 
 void on_process_exit(int status, void*) {
-  __atomic_store_n(&g_exiting, true, __ATOMIC_RELAXED);
   if (!owns_trace()) return;
   sync_at_end();
   refresh_clock(g_writer.header());
