@@ -4,7 +4,7 @@
 # start-up cancels, as run_benchmarks.sh computes it), native and over native with stacks off and
 # at the default depth; instructions of /bin/true traced over native; and CPU time (perf's
 # task-clock where perf runs, else none) of the whole 2000-iteration process, traced over native,
-# median of RUNS interleaved runs.
+# median of RUNS interleaved runs, beside the preload loaded and recording nothing (the floor).
 #
 #   tests/bench/dlopen_loop_cost.sh BUILD_DIR [RUNS]
 set -euo pipefail
@@ -31,8 +31,10 @@ per_iteration() {
 n=$(per_iteration X=1)
 off=$(per_iteration "${traced[@]}" DLTRACE_STACK_DEPTH=0)
 on=$(per_iteration "${traced[@]}")
-printf 'instructions per iteration: native %d, traced stacks off %+d, default stacks %+d\n' \
+nothing=$(per_iteration "${traced[@]}" DLTRACE_ONLY=no-such-program)
+printf 'instructions per iteration: native %d, traced stacks off %+d, default stacks %+d, ' \
   "$n" $((off - n)) $((on - n))
+printf 'preload recording nothing %+d\n' $((nothing - n))
 t0=$(ir env X=1 /bin/true); t1=$(ir env "${traced[@]}" /bin/true)
 rm -f "$WORK"/*.trace
 printf '/bin/true instructions: native %d, traced %+d\n' "$t0" $((t1 - t0))
@@ -43,10 +45,13 @@ if perf stat -x, -e task-clock true >/dev/null 2>&1; then
     cpu env X=1 "$LOOP" 2000 >>"$WORK/native"
     cpu env "${traced[@]}" DLTRACE_STACK_DEPTH=0 "$LOOP" 2000 >>"$WORK/off"
     cpu env "${traced[@]}" "$LOOP" 2000 >>"$WORK/on"
+    cpu env "${traced[@]}" DLTRACE_ONLY=no-such-program "$LOOP" 2000 >>"$WORK/nothing"
     rm -f "$WORK"/*.trace
   done
   median() { sort -g "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
   awk -v n="$(median "$WORK/native")" -v off="$(median "$WORK/off")" -v on="$(median "$WORK/on")" \
-    -v runs="$RUNS" 'BEGIN { printf "CPU time of 2000 iterations, median of %d: native %.1f ms, " \
-    "stacks off %.3fx, default stacks %.3fx\n", runs, n, off / n, on / n }'
+    -v nothing="$(median "$WORK/nothing")" -v runs="$RUNS" \
+    'BEGIN { printf "CPU time of 2000 iterations, median of %d: native %.1f ms, " \
+    "stacks off %.3fx, default stacks %.3fx, preload recording nothing %.3fx\n", \
+    runs, n, off / n, on / n, nothing / n }'
 fi

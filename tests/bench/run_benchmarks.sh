@@ -8,7 +8,7 @@
 #    the default depth, and dlopen+dlclose of a small library: a table with the delta per call.
 # 2. Whole-process wall time, traced vs untraced, median of N runs each (interleaved):
 #    /usr/bin/python3 -c "import json, decimal, ssl, sqlite3, ctypes", -c "import numpy" and a
-#    dlopen+dlsym+dlclose loop (at the default stack depth and with stacks off); and the
+#    dlopen+dlsym+dlclose loop (at the default stack depth, with stacks off, and loaded recording nothing); and the
 #    per-call cost of a dlsym made from Python code (Python stacks).
 # 3. Instructions (callgrind, repeatable where wall times on a shared VM are not): per dlsym over
 #    1, 50 and 2,000 distinct names (bench/dlsym_names: the difference of two loop lengths, so
@@ -161,6 +161,9 @@ if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=Tru
 if os.access(loop, os.X_OK):
     compare("rt_dlopen_loop 2000 (dlopen+dlsym+dlclose)", [loop, "2000"], 1.05)
     compare("  the same, native stacks off", [loop, "2000"], 1.05, {"DLTRACE_STACK_DEPTH": "0"})
+    # The floor of any LD_PRELOAD recorder here: the interposers and the caller trampoline, no record.
+    compare("  the same, preload loaded, recording nothing", [loop, "2000"], 1.05,
+            {"DLTRACE_ONLY": "no-such-program"})
 
 # Python stack capture: dlsym made from Python code (ctypes' CDLL[name] looks the name up each
 # time), timed inside the process; native stacks off, so the traced delta is the recorder plus
