@@ -41,6 +41,7 @@ struct Entry {
   std::atomic<uintptr_t> key{0};  // object load address (l_addr / dlpi_addr) + 1
   std::atomic<uintptr_t> gadget{0};
   std::atomic<unsigned long long> generation{0};
+  std::atomic<uintptr_t> identity{0};  // object_identity of the object, 0 if unknown
 };
 constexpr size_t kEntries = 64, kProbe = 4;
 Entry g_cache[kEntries];
@@ -69,7 +70,7 @@ bool cache_get(uintptr_t key, unsigned long long gen, uintptr_t& gadget) {
   return false;
 }
 
-void cache_put(uintptr_t key, unsigned long long gen, uintptr_t gadget) {
+void cache_put(uintptr_t key, unsigned long long gen, uintptr_t gadget, uintptr_t identity) {
   size_t base = slot_of(key);
   size_t victim = (base + g_evict.fetch_add(1, std::memory_order_relaxed)) % kEntries;
   for (size_t i = 0; i < kProbe; ++i) {  // prefer our own stale entry or one from an old generation
@@ -86,12 +87,25 @@ void cache_put(uintptr_t key, unsigned long long gen, uintptr_t gadget) {
   e.key.store(key, std::memory_order_release);
   e.gadget.store(gadget, std::memory_order_release);
   e.generation.store(gen, std::memory_order_release);
+  e.identity.store(identity, std::memory_order_release);
   e.seq.store(s + 2, std::memory_order_release);
+}
+
+// Which object _dl_find_object placed an address in: its link_map, where its mapping ends and its
+// dynamic section. Another object loaded at the same base after an unload would have to match
+// all three to pass for the one cached (a reload of the same file does, and has the same gadget).
+uintptr_t object_identity(const FindObjectResult& r) {
+  const auto lm = reinterpret_cast<uintptr_t>(r.map);
+  const auto end = reinterpret_cast<uintptr_t>(r.map_end);
+  const auto ld = reinterpret_cast<uintptr_t>(r.map->l_ld);
+  const uintptr_t id = (lm * 0x9E3779B97F4A7C15ull) ^ (end * 0xC2B2AE3D27D4EB4Full) ^ ld;
+  return id != 0 ? id : 1;
 }
 
 struct Locate {
   uintptr_t ip;
   unsigned long long generation;
+  uintptr_t identity;
   uintptr_t gadget = 0;
   bool found = false;
 };
@@ -109,7 +123,7 @@ int locate_callback(dl_phdr_info* info, size_t, void* data) {
   if (!cache_get(key, l.generation, l.gadget)) {
     l.gadget = arch::find_return_gadget(*info);
     // Cached under the generation read before locating: an unload in between invalidates it.
-    cache_put(key, l.generation, l.gadget);
+    cache_put(key, l.generation, l.gadget, l.identity);
   }
   return 1;
 }
@@ -124,44 +138,52 @@ bool resident(const void* ip) {
   return p != nullptr && p(reinterpret_cast<uint64_t>(ip));
 }
 
-// A cautious fork child (see fork_gate.h) must not ask the loader for its unload count: a gadget
-// cached for the caller's object before the fork is used if _dl_find_object (lock-free) still
-// places both the caller and the gadget in that same object, and the gadget is still one.
-const void* cached_gadget_unlocked(const void* ip) {
-  const FindObjectFn find = find_object_fn();
-  FindObjectResult r;
-  if (find == nullptr || find(const_cast<void*>(ip), &r) != 0 || r.map == nullptr) return nullptr;
-  const uintptr_t key = r.map->l_addr + 1;
+// A gadget cached for the caller's object, without asking the loader for its unload count (which
+// takes its lock, and a cautious fork child (fork_gate.h) must not take it): used if
+// _dl_find_object (lock-free) places the caller in an object of the same identity as when the
+// gadget was cached, and the gadget in that same object, and the gadget is still one. The caller's
+// object cannot go away during the call: its code is running.
+const void* cached_gadget_unlocked(const void* ip, FindObjectFn find, FindObjectResult* r) {
+  if (find == nullptr || find(const_cast<void*>(ip), r) != 0 || r->map == nullptr) return nullptr;
+  const uintptr_t key = r->map->l_addr + 1;
+  const uintptr_t identity = object_identity(*r);
   for (size_t i = 0; i < kProbe; ++i) {
     Entry& e = g_cache[(slot_of(key) + i) % kEntries];
     const uint32_t s1 = e.seq.load(std::memory_order_acquire);
     const uintptr_t k = e.key.load(std::memory_order_acquire);
     const uintptr_t g = e.gadget.load(std::memory_order_acquire);
-    if ((s1 & 1) || e.seq.load(std::memory_order_relaxed) != s1 || k != key || g == 0) continue;
+    const uintptr_t id = e.identity.load(std::memory_order_acquire);
+    if ((s1 & 1) || e.seq.load(std::memory_order_relaxed) != s1 || k != key || g == 0 ||
+        id != identity)
+      continue;
     FindObjectResult rg;
-    if (find(reinterpret_cast<void*>(g), &rg) == 0 && rg.map == r.map && arch::is_return_gadget(g))
+    if (find(reinterpret_cast<void*>(g), &rg) == 0 && rg.map == r->map && arch::is_return_gadget(g))
       return reinterpret_cast<const void*>(g);
   }
   return nullptr;
 }
 
 const void* gadget_for_uncached(const void* ip) {
-  if (fork_gate::cautious() && !resident(ip)) {
-    if (const void* g = cached_gadget_unlocked(ip)) return g;
+  const FindObjectFn find = find_object_fn();
+  FindObjectResult r{};
+  const bool is_resident = resident(ip);
+  if (!is_resident) {
+    if (const void* g = cached_gadget_unlocked(ip, find, &r)) return g;
+  } else if (find != nullptr && (find(const_cast<void*>(ip), &r) != 0 || r.map == nullptr)) {
+    r.map = nullptr;
   }
   // A resident object's gadget stays valid across other objects' unloads; asking the loader for
   // its unload count takes its lock.
-  const unsigned long long gen = resident(ip)
+  const unsigned long long gen = is_resident
                                      ? kResidentGeneration
                                      : unload_generation();  // read before locating: see cache_put
-  if (FindObjectFn find = find_object_fn()) {
-    FindObjectResult r;
+  uintptr_t identity = 0;
+  if (r.map != nullptr) {
     uintptr_t gadget = 0;
-    if (find(const_cast<void*>(ip), &r) == 0 && r.map != nullptr &&
-        cache_get(r.map->l_addr + 1, gen, gadget))
-      return reinterpret_cast<const void*>(gadget);
+    if (cache_get(r.map->l_addr + 1, gen, gadget)) return reinterpret_cast<const void*>(gadget);
+    identity = object_identity(r);
   }
-  Locate l{reinterpret_cast<uintptr_t>(ip), gen};
+  Locate l{reinterpret_cast<uintptr_t>(ip), gen, identity};
   fork_gate::iterate_phdr(locate_callback, &l);
   return l.found ? reinterpret_cast<const void*>(l.gadget) : nullptr;
 }

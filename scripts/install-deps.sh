@@ -32,6 +32,7 @@ packages=(
   patchelf  # explain's RUNPATH fixes are applied with it in the tests
   libunwind8  # the native-stack tests compare the recorder's stacks with its unw_backtrace
   strace  # the syscalls a traced process start makes (startup_cost_test)
+  valgrind  # instruction counts: the benchmarks, and the pass-through cost (passthrough_cost_test)
   python3-numpy
   # the rest of the Python science stack: explain stays quiet on what it loads (realworld tests)
   python3-scipy python3-pandas python3-matplotlib
