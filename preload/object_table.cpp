@@ -80,6 +80,8 @@ constinit TraceWriter* g_writer;
 constinit char g_exe_scratch[4096];  // self_exe_path's, if another thread reads it first
 constinit const char* g_exe_path = "";
 constinit const char* g_self_path;
+constinit uint8_t g_self_build_id[20];  // this library's, to know its copies in other namespaces
+constinit uint32_t g_self_build_id_len;
 
 // ---- lock-free snapshot (seqlock over static arrays) ----
 struct RangeE {
@@ -598,6 +600,16 @@ void copy_object_after_fork(Obj& o) {
   o.written = true;
 }
 
+// This library loaded again into another namespace (namespaces.cpp loads it by its real path, which
+// is not the name LD_PRELOAD gave when that was relative or a symlink): the same file, by build id.
+bool is_recorder_copy(const Obj& o) {
+  if (g_self_path == nullptr) return false;
+  if (strcmp(o.lname, g_self_path) == 0) return true;
+  uint8_t id[sizeof g_self_build_id];
+  const uint32_t n = elf::build_id(o.image, id, sizeof id);
+  return n != 0 && n == g_self_build_id_len && memcmp(id, g_self_build_id, n) == 0;
+}
+
 // Decides cause/parent/flags of the objects in g_new and writes them, parents first.
 bool attribute(const Attribution& a) {
   bool opened_new = false;
@@ -608,8 +620,7 @@ bool attribute(const Attribution& a) {
     o.parent = kNoId;
     o.flags = 0;
     o.cause = static_cast<uint32_t>(ObjectCause::kNeeded);
-    if (g_self_path != nullptr && o.lmid != 0 && strcmp(o.lname, g_self_path) == 0)
-      o.flags |= format::kObjectRecorder;
+    if (o.lmid != 0 && is_recorder_copy(o)) o.flags |= format::kObjectRecorder;
   }
   uint32_t tail = 0;
   uint64_t opened_by = 0;
@@ -730,7 +741,10 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     track(static_cast<uint32_t>(slot));
     if (c.lmid != 0) ++g_objects_elsewhere;
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
-    if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) g_self_path = c.name;
+    if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) {
+      g_self_path = c.name;
+      g_self_build_id_len = elf::build_id(c.image, g_self_build_id, sizeof g_self_build_id);
+    }
   }
   if (collected == Collected::kMarked) {
     g_ngone = 0;

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -14,6 +15,7 @@
 
 using namespace dltrace::test;
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -336,6 +338,40 @@ TEST_CASE("dlsym references bound to GLIBC_2.2.5 and GLIBC_2.34 are both interce
       CHECK(syms[2]["ok"] == false);
       CHECK(str(syms[2], "error") == line_after(t.run.out, "missing: dlerror="));
       CHECK(str(syms[3], "symbol") == "puts");
+    }
+  }
+}
+
+// The recorder loads a copy of itself into each new dlmopen namespace, by its real path. LD_PRELOAD
+// may name it by a relative path or through a symlink: the copies are still the recorder's own.
+TEST_CASE("the recorder's copies in dlmopen namespaces are marked, whatever LD_PRELOAD calls it",
+          "[recording]") {
+  settle_fixtures();
+  const std::string dir = temp_dir("recorder_copies");
+  const fs::path lib = fs::path(preload_path());
+  fs::create_symlink(lib, fs::path(dir) / "libdltrace-link.so");
+  const std::vector<std::pair<std::string, std::string>> names = {
+      {"relative", fs::relative(lib, dir).string()}, {"symlink", dir + "/libdltrace-link.so"}};
+  for (const auto& [label, name] : names) {
+    SECTION(label) {
+      RunOptions opts;
+      opts.cwd = dir;
+      opts.env["LD_PRELOAD"] = name;
+      opts.env["DLTRACE_QUIET"] = "1";
+      opts.env["DLTRACE_OUTPUT"] = dir + "/" + label + ".trace";
+      const ProcessResult r = run({fixture("diff_dlmopen")}, opts);
+      INFO("LD_PRELOAD=" << name << "\n" << describe(r));
+      REQUIRE(r.exit_code == 0);
+      const json j = export_json(dir + "/" + label + ".trace");
+      int copies = 0;
+      for (const auto& o : j["objects"]) {
+        const std::string base = fs::path(str(o, "path")).filename().string();
+        if (num(o, "namespace") == 0 || base.rfind("libdltrace", 0) != 0) continue;
+        ++copies;
+        INFO(o.dump());
+        CHECK(o["flags"].dump().find("\"recorder\"") != std::string::npos);
+      }
+      CHECK(copies >= 2);
     }
   }
 }
