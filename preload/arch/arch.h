@@ -4,8 +4,10 @@
 // its cpu.h (hot paths), the rest in its sources (see README for what a new CPU must do).
 #pragma once
 
+#include <dlfcn.h>
 #include <link.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace dltrace::preload::arch {
@@ -26,8 +28,25 @@ inline void spin_pause();
 // ---- the dynamic loader's conventions on this CPU ----
 // Runs an STT_GNU_IFUNC resolver at `resolver` the way ld.so does; returns what it chose.
 inline void* call_ifunc_resolver(uintptr_t resolver);
-// glibc's struct dl_find_object (its layout differs between CPUs).
-struct DlFindObject;
+// glibc's struct dl_find_object as x86-64 and AArch64 lay it out (no dlfo_eh_dbase, no
+// dlfo_eh_count). Declared here rather than taken from <dlfcn.h> so that the preload does not
+// require glibc 2.35's headers; where they are present, the layout is checked against them (a CPU
+// whose glibc adds those fields fails the check and needs its own).
+struct DlFindObject {
+  unsigned long long flags;
+  void* map_start;
+  void* map_end;
+  link_map* map;
+  void* eh_frame;
+  unsigned long long reserved[7];
+};
+#ifdef DLFO_STRUCT_HAS_EH_DBASE
+static_assert(!DLFO_STRUCT_HAS_EH_DBASE && !DLFO_STRUCT_HAS_EH_COUNT &&
+                  sizeof(DlFindObject) == sizeof(dl_find_object) &&
+                  offsetof(DlFindObject, map) == offsetof(dl_find_object, dlfo_link_map) &&
+                  offsetof(DlFindObject, eh_frame) == offsetof(dl_find_object, dlfo_eh_frame),
+              "glibc's struct dl_find_object has another layout on this CPU");
+#endif
 
 // ---- native stacks (stack_capture.cpp, frame_rules.h) ----
 // The registers a walk from .eh_frame rules needs: the stack pointer, the frame pointer and the

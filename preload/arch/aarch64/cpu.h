@@ -50,16 +50,6 @@ inline void* call_ifunc_resolver(uintptr_t resolver) {
       arg.hwcap | kIfuncArgHwcap, &arg);
 }
 
-// glibc's struct dl_find_object on AArch64 (like x86-64: no dlfo_eh_dbase, no dlfo_eh_count).
-struct DlFindObject {
-  unsigned long long flags;
-  void* map_start;
-  void* map_end;
-  link_map* map;
-  void* eh_frame;
-  unsigned long long reserved[7];
-};
-
 // ---- native stacks: DWARF register numbers (AAPCS64) and the registers at a point ----
 struct DwarfRegisters {
   static constexpr unsigned kSp = 31, kFp = 29, kRa = 30;  // sp, x29, x30 (the link register)

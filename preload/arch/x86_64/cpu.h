@@ -36,17 +36,6 @@ inline void* call_ifunc_resolver(uintptr_t resolver) {
   return reinterpret_cast<void* (*)()>(resolver)();
 }
 
-// glibc's struct dl_find_object on x86-64 (no dlfo_eh_dbase, no dlfo_eh_count). Declared here
-// rather than taken from <dlfcn.h> so that the preload does not require glibc 2.35.
-struct DlFindObject {
-  unsigned long long flags;
-  void* map_start;
-  void* map_end;
-  link_map* map;
-  void* eh_frame;
-  unsigned long long reserved[7];
-};
-
 // ---- native stacks: DWARF register numbers (x86-64 psABI) and the registers at a point ----
 struct DwarfRegisters {
   static constexpr unsigned kSp = 7, kFp = 6, kRa = 16;  // %rsp, %rbp, the return-address column
