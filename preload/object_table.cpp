@@ -80,8 +80,7 @@ constinit TraceWriter* g_writer;
 constinit char g_exe_scratch[4096];  // self_exe_path's, if another thread reads it first
 constinit const char* g_exe_path = "";
 constinit const char* g_self_path;
-constinit uint8_t g_self_build_id[20];  // this library's, to know its copies in other namespaces
-constinit uint32_t g_self_build_id_len;
+constinit elf::Image g_self_image;  // this library's, to know its copies in other namespaces
 
 // ---- lock-free snapshot (seqlock over static arrays) ----
 struct RangeE {
@@ -605,9 +604,9 @@ void copy_object_after_fork(Obj& o) {
 bool is_recorder_copy(const Obj& o) {
   if (g_self_path == nullptr) return false;
   if (strcmp(o.lname, g_self_path) == 0) return true;
-  uint8_t id[sizeof g_self_build_id];
+  uint8_t self[20], id[sizeof self];
   const uint32_t n = elf::build_id(o.image, id, sizeof id);
-  return n != 0 && n == g_self_build_id_len && memcmp(id, g_self_build_id, n) == 0;
+  return n != 0 && n == elf::build_id(g_self_image, self, sizeof self) && memcmp(id, self, n) == 0;
 }
 
 // Decides cause/parent/flags of the objects in g_new and writes them, parents first.
@@ -743,7 +742,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
     g_new[g_nnew++] = static_cast<uint32_t>(slot);
     if (c.lmid == 0 && c.image.map_start != 0 && contains_self(c.image)) {
       g_self_path = c.name;
-      g_self_build_id_len = elf::build_id(c.image, g_self_build_id, sizeof g_self_build_id);
+      g_self_image = c.image;
     }
   }
   if (collected == Collected::kMarked) {
