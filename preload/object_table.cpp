@@ -795,12 +795,16 @@ SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq) {
 
 namespace {
 // Per-thread memo of the last lookups, valid while the snapshot generation is unchanged: a dlsym
-// event looks up its caller and its result, usually the same two objects again and again.
+// event looks up its caller and its result, usually the same two objects again and again. A
+// resident object's entry (the executable, a library it needs: ld.so never unloads those) stays
+// valid across generations, until a fork child gives every object a new id (g_id_epoch): a
+// program that loads and unloads plugins keeps finding its own code without a search.
 struct RangeMemo {
   uint64_t gen, start, end;
   int64_t lmid;
   uint32_t id;
   uint32_t hit;
+  uint32_t resident, epoch;
 };
 struct LookupMemo {
   RangeMemo range[2];
@@ -809,6 +813,8 @@ struct LookupMemo {
   uint32_t next;  // range entry to replace next
 };
 constinit thread_local LookupMemo t_memo{};
+// Moves when the objects' ids change in place (rewrite_after_fork).
+constinit uint32_t g_id_epoch = 0;
 }  // namespace
 
 namespace {
@@ -833,8 +839,10 @@ uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_
                            uint64_t* end) {
   const uint64_t gen = g_snap_seq.load(std::memory_order_acquire);
   LookupMemo& memo = t_memo;
+  const uint32_t epoch = __atomic_load_n(&g_id_epoch, __ATOMIC_RELAXED);
   for (const RangeMemo& m : memo.range) {
-    if (m.gen == gen && gen != 0 && address >= m.start && address < m.end) {
+    if ((m.gen == gen || (m.resident && m.epoch == epoch)) && m.gen != 0 && address >= m.start &&
+        address < m.end) {
       if (found) *found = m.hit != 0;
       if (lmid) *lmid = m.lmid;
       *start = m.start;
@@ -845,10 +853,12 @@ uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_
   uint32_t id = kNoId;
   int64_t ns = 0;
   bool hit = false;
+  uint32_t resident = 0;
   uint64_t lo_addr = 0, hi_addr = 0;
   const bool ok = read_snapshot([&] {
     id = kNoId;
     hit = false;
+    resident = 0;
     lo_addr = hi_addr = 0;
     if (const RangeE* r = range_containing(address)) {
       hit = true;
@@ -856,12 +866,19 @@ uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_
       ns = rd(r->lmid);
       lo_addr = rd(r->start);
       hi_addr = rd(r->end);
+      resident = rd(r->resident);
     }
   });
   if (ok && hit && (gen & 1) == 0 && g_snap_seq.load(std::memory_order_relaxed) == gen) {
-    RangeMemo& m = memo.range[memo.next];
-    memo.next ^= 1;
-    m = {gen, lo_addr, hi_addr, ns, id, 1};
+    // An entry no longer valid goes first, so that a plugin's range does not push out the
+    // executable's, still valid, in a loop that loads and unloads it.
+    uint32_t k = memo.next;
+    for (uint32_t j = 0; j < 2; ++j) {
+      const RangeMemo& old = memo.range[j];
+      if (old.gen != gen && !(old.resident && old.epoch == epoch)) k = j;
+    }
+    memo.next = k ^ 1;
+    memo.range[k] = {gen, lo_addr, hi_addr, ns, id, 1, resident, epoch};
   }
   if (found) *found = hit;
   if (lmid) *lmid = ns;
@@ -1044,6 +1061,7 @@ void rewrite_after_fork() {
     copy_object_after_fork(o);
   }
   g_writer->release_inherited();
+  __atomic_store_n(&g_id_epoch, g_id_epoch + 1, __ATOMIC_RELAXED);
   g_changed_start = g_changed_lm = 0;  // every id changed
   publish();
 }
