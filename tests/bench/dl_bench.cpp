@@ -10,6 +10,7 @@
 // Benchmark names are GROUP/VARIANT; run_benchmarks.sh turns them into a native-vs-traced table.
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
+#include <link.h>
 
 #include <atomic>
 #include <cstdint>
@@ -140,6 +141,22 @@ void floor_event_write(benchmark::State& state) {
   }
 }
 
+// The least any recorder does to learn what a dlopen or dlclose brought in or took out: one look
+// at the loader's list under the loader's lock (dl_iterate_phdr, stopped at the first object,
+// whose dlpi_adds/dlpi_subs say whether anything changed). The tiny dlopen loop's floor counts
+// two of these per iteration, beside three event_writes (run_benchmarks.sh).
+int first_object_only(dl_phdr_info* info, size_t, void* data) {
+  *static_cast<unsigned long long*>(data) = info->dlpi_adds + info->dlpi_subs;
+  return 1;
+}
+void floor_loader_walk(benchmark::State& state) {
+  unsigned long long counters = 0;
+  for (auto _ : state) {
+    dl_iterate_phdr(first_object_only, &counters);
+    benchmark::DoNotOptimize(counters);
+  }
+}
+
 void register_group(const std::string& group, void (*body)(benchmark::State&, int)) {
   benchmark::RegisterBenchmark((group + "/native").c_str(), body, -1);
   if (set_stack_depth != nullptr) {
@@ -227,6 +244,7 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("floor/two_tsc_reads", floor_two_tsc_reads);
   benchmark::RegisterBenchmark("floor/seq_reserve", floor_seq_reserve);
   benchmark::RegisterBenchmark("floor/event_write", floor_event_write);
+  benchmark::RegisterBenchmark("floor/loader_walk", floor_loader_walk);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
