@@ -2,9 +2,9 @@
 # The recorder's cost on the tiny dlopen loop (issue 16), repeatably: instructions per iteration
 # of BUILD_DIR/fixtures/rt_dlopen_loop under callgrind (the difference of two loop lengths, so
 # start-up cancels, as run_benchmarks.sh computes it), native and over native with stacks off and
-# at the default depth; instructions of /bin/true traced over native; and CPU time (perf's
-# task-clock where perf runs, else none) of the whole 2000-iteration process, traced over native,
-# median of RUNS interleaved runs, beside the preload loaded and recording nothing (the floor).
+# at the default depth; instructions of /bin/true traced over native; and CPU time of the whole
+# 2000-iteration process, traced over native, median and minimum of RUNS interleaved runs, beside
+# the preload loaded and recording nothing (the floor).
 #
 #   tests/bench/dlopen_loop_cost.sh BUILD_DIR [RUNS]
 set -euo pipefail
@@ -39,19 +39,28 @@ t0=$(ir env X=1 /bin/true); t1=$(ir env "${traced[@]}" /bin/true)
 rm -f "$WORK"/*.trace
 printf '/bin/true instructions: native %d, traced %+d\n' "$t0" $((t1 - t0))
 
-if perf stat -x, -e task-clock true >/dev/null 2>&1; then
-  cpu() { perf stat -x, -e task-clock "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ { print $1 }'; }
-  for _ in $(seq "$RUNS"); do
-    cpu env X=1 "$LOOP" 2000 >>"$WORK/native"
-    cpu env "${traced[@]}" DLTRACE_STACK_DEPTH=0 "$LOOP" 2000 >>"$WORK/off"
-    cpu env "${traced[@]}" "$LOOP" 2000 >>"$WORK/on"
-    cpu env "${traced[@]}" DLTRACE_ONLY=no-such-program "$LOOP" 2000 >>"$WORK/nothing"
-    rm -f "$WORK"/*.trace
-  done
-  median() { sort -g "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-  awk -v n="$(median "$WORK/native")" -v off="$(median "$WORK/off")" -v on="$(median "$WORK/on")" \
-    -v nothing="$(median "$WORK/nothing")" -v runs="$RUNS" \
-    'BEGIN { printf "CPU time of 2000 iterations, median of %d: native %.1f ms, " \
-    "stacks off %.3fx, default stacks %.3fx, preload recording nothing %.3fx\n", \
-    runs, n, off / n, on / n, nothing / n }'
-fi
+# CPU time (user + system, wait4) of the whole 2000-iteration process, the four variants
+# interleaved: the median and the minimum of RUNS runs each (the minimum is the run least disturbed
+# by the rest of a shared VM; both are ratios over native's).
+PYTHONPATH="$(cd "$(dirname "$0")" && pwd)" /usr/bin/python3 - "$RUNS" "$LOOP" "$PRELOAD" "$WORK" <<'EOF'
+import os, statistics, sys
+import process_start as ps
+runs, loop, preload, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+base = ps.untraced_env()
+traced = ps.traced_env(base, preload, work)
+variants = [("native", base), ("stacks off", dict(traced, DLTRACE_STACK_DEPTH="0")),
+            ("default stacks", traced), ("preload recording nothing",
+                                         dict(traced, DLTRACE_ONLY="no-such-program"))]
+cpu = {name: [] for name, _ in variants}
+out = os.fdopen(os.dup(1), "w")
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the loop's own output
+for _ in range(runs):
+    for name, env in variants:
+        cpu[name].append(ps.once([loop, "2000"], env)[1])
+        ps.clear(work)
+n_med, n_min = statistics.median(cpu["native"]), min(cpu["native"])
+line = f"CPU time of 2000 iterations, {runs} interleaved runs: native {n_med * 1e3:.1f} ms median"
+for name, _ in variants[1:]:
+    line += f", {name} {statistics.median(cpu[name]) / n_med:.3f}x ({min(cpu[name]) / n_min:.3f}x min)"
+print(line, file=out)
+EOF
