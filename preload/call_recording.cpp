@@ -160,7 +160,7 @@ void api_end(CallState* cs) {
   g_writer.commit(s);
   if (s.call != static_cast<uint16_t>(CallKind::kDlsym) &&
       s.call != static_cast<uint16_t>(CallKind::kDlvsym))
-    refresh_clock(g_writer.header());
+    refresh_clock_if_due(g_writer.header());
   if (g_live) {
     format::EventSlot shown = s;
     shown.duration_ns = ticks_to_ns(g_writer.header(), s.duration_ns);

@@ -47,4 +47,11 @@ void refresh_clock(format::FileHeader* h) {
   __atomic_store_n(&h->tsc_latest, tsc, __ATOMIC_RELEASE);
 }
 
+void refresh_clock_if_due(format::FileHeader* h) {
+  if (!g_event_clock_counts_cycles || h == nullptr) return;
+  const uint64_t tsc = arch::cycle_counter();
+  const uint64_t latest = __atomic_load_n(&h->tsc_latest, __ATOMIC_ACQUIRE);
+  if (tsc > latest && tsc - latest >= (latest - h->tsc_base) / kRefreshFraction) refresh_clock(h);
+}
+
 }  // namespace dltrace::preload

@@ -31,8 +31,15 @@ inline uint64_t event_clock() {
 
 // Picks the clock for a new trace and writes its first calibration point into `h`.
 void start_clock(format::FileHeader* h);
-// Writes the latest calibration point (slow paths: dlopen, dlclose, the end of the process).
+// Writes the latest calibration point (the end of the process).
 void refresh_clock(format::FileHeader* h);
+// The same on the slow paths (dlopen, dlclose), only when the time since the latest point is at
+// least 1/kRefreshFraction of the span it closes: the slope readers take from the two points is
+// as good, and a loop of dlopens pays two clock_gettime calls (20-70 ns each on a VM) every few
+// hundred iterations instead of at every call. A trace cut short by a crash keeps a latest point
+// that covers at least 8/9 of the span to its last event.
+inline constexpr uint64_t kRefreshFraction = 8;
+void refresh_clock_if_due(format::FileHeader* h);
 // Event-clock ticks as ns, for human-readable output only.
 uint64_t ticks_to_ns(const format::FileHeader* h, uint64_t ticks);
 
