@@ -157,6 +157,30 @@ void floor_loader_walk(benchmark::State& state) {
   }
 }
 
+// A call made on the caller's behalf (RTLD_DEFAULT / RTLD_NEXT: glibc resolves them relative to
+// the object its caller lies in): the recorder's trampoline calls the function with a return
+// address inside the caller's object, here a `ret` in this program. Its cost beyond a plain call
+// (one mispredicted return) is paid by every such traced dlsym on top of the event.
+extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
+                                                      uintptr_t a0, uintptr_t a1, uintptr_t a2);
+extern "C" void dl_bench_ret_gadget();
+asm(".text\n.globl dl_bench_ret_gadget\n.type dl_bench_ret_gadget, @function\n"
+    "dl_bench_ret_gadget:\n ret\n.size dl_bench_ret_gadget, .-dl_bench_ret_gadget\n");
+__attribute__((noinline)) uintptr_t first_argument(uintptr_t a0, uintptr_t, uintptr_t) {
+  benchmark::ClobberMemory();
+  return a0;
+}
+void floor_callers_behalf(benchmark::State& state) {
+  for (auto _ : state)
+    benchmark::DoNotOptimize(dltrace_call_with_return_address(
+        reinterpret_cast<const void*>(&first_argument),
+        reinterpret_cast<const void*>(&dl_bench_ret_gadget), 1, 2, 3));
+}
+void floor_plain_call(benchmark::State& state) {
+  uintptr_t (*volatile fn)(uintptr_t, uintptr_t, uintptr_t) = first_argument;
+  for (auto _ : state) benchmark::DoNotOptimize(fn(1, 2, 3));
+}
+
 void register_group(const std::string& group, void (*body)(benchmark::State&, int)) {
   benchmark::RegisterBenchmark((group + "/native").c_str(), body, -1);
   if (set_stack_depth != nullptr) {
@@ -245,6 +269,8 @@ int main(int argc, char** argv) {
   benchmark::RegisterBenchmark("floor/seq_reserve", floor_seq_reserve);
   benchmark::RegisterBenchmark("floor/event_write", floor_event_write);
   benchmark::RegisterBenchmark("floor/loader_walk", floor_loader_walk);
+  benchmark::RegisterBenchmark("floor/plain_call", floor_plain_call);
+  benchmark::RegisterBenchmark("floor/callers_behalf", floor_callers_behalf);
 
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
