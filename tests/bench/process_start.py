@@ -46,18 +46,19 @@ def once(cmd, env):
 
 
 def true_medians(variants, runs, after_round):
-    """/bin/true in `runs` rounds of PER_ROUND processes per variant ((name, env) pairs),
-    interleaved; after_round() after each round. Returns {name: (wall, cpu)}: the median of the
-    round medians."""
-    wall = {n: [] for n, _ in variants}
-    cpu = {n: [] for n, _ in variants}
+    """/bin/true in `runs` rounds of PER_ROUND processes per variant ((name, env) pairs, or
+    (name, env, command) for another short program), interleaved; after_round() after each
+    round. Returns {name: (wall, cpu)}: the median of the round medians."""
+    wall = {v[0]: [] for v in variants}
+    cpu = {v[0]: [] for v in variants}
     for _ in range(runs):
-        for name, env in variants:
-            w, c = zip(*(once(TRUE, env) for _ in range(PER_ROUND)))
+        for name, env, *command in variants:
+            cmd = command[0] if command else TRUE
+            w, c = zip(*(once(cmd, env) for _ in range(PER_ROUND)))
             wall[name].append(statistics.median(w))
             cpu[name].append(statistics.median(c))
         after_round()
-    return {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n, _ in variants}
+    return {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n in wall}
 
 
 def shell_loop_medians(variants, rounds, after_each):

@@ -257,16 +257,20 @@ fi
 
 echo
 echo "== process start: /bin/true and a shell loop of short processes, interleaved medians =="
-PYTHONPATH="$BENCH_DIR" "$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" <<'EOF'
+PYTHONPATH="$BENCH_DIR" "$PY" - "$RUNS" "$PRELOAD" "$WORK/traces" "$BUILD_DIR/bench/create_one_file" <<'EOF'
 import os, sys
 import process_start as ps
-runs, preload, traces = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+runs, preload, traces, create_one_file = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 base = ps.untraced_env()
 traced = ps.traced_env(base, preload, traces)
 # The floor of any LD_PRELOAD recorder: the library mapped, relocated and its constructor run,
 # recording nothing (DLTRACE_ONLY matches no process).
 floor = dict(traced, DLTRACE_ONLY="no-such-program")
 variants = [("native", base), ("preload, records nothing", floor), ("traced", traced)]
+# The file system's share, whatever records: a small program that creates one file in the
+# traces' directory, against the same program creating none (no preload either way).
+file_variants = [("create_one_file, no file", base, [create_one_file]),
+                 ("create_one_file, one file", base, [create_one_file, traces])]
 
 def clear(*_):
     ps.clear(traces)
@@ -280,7 +284,7 @@ def trace_sizes():
     return apparent, used
 
 # /bin/true: rounds of 50 processes per variant, interleaved; the median of the round medians.
-med = ps.true_medians(variants, runs, clear)
+med = ps.true_medians(variants + file_variants, runs, clear)
 nat_w, nat_c = med["native"]
 for name, _ in variants:
     w, c = med[name]
@@ -289,6 +293,12 @@ for name, _ in variants:
         verdict = f"  target <= +0.30 ms {'MET' if w - nat_w <= 0.3e-3 else 'MISSED'}"
     print(f"/bin/true, {name:<26} wall {w*1e3:6.3f} ms ({(w-nat_w)*1e3:+6.3f})"
           f"  CPU {c*1e3:6.3f} ms ({(c-nat_c)*1e3:+6.3f}){verdict}")
+preload_w = med["preload, records nothing"][0] - nat_w
+file_w = med["create_one_file, one file"][0] - med["create_one_file, no file"][0]
+print(f"  floor: the preload recording nothing {preload_w*1e3:+6.3f} ms, and creating a file there "
+      f"{file_w*1e3:+6.3f} ms (create_one_file with and without one) = "
+      f"{(preload_w + file_w)*1e3:+6.3f} ms; the recorder's own start-up: "
+      f"{(med['traced'][0] - nat_w - preload_w - file_w)*1e3:+6.3f} ms")
 ps.once(ps.TRUE, traced)
 apparent, used = trace_sizes()
 clear()
