@@ -2,11 +2,13 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <linux/perf_event.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,6 +343,55 @@ DifferentialResult run_differential(const std::vector<std::string>& argv, RunOpt
     if (d.same()) break;
   }
   return d;
+}
+
+// Page faults taken by the program `argv` (perf's software counter: faults the program took,
+// not pages the kernel populated for it on request, which getrusage counts too), run with exactly
+// the NAME=VALUE settings `env` and its stdout sent to /dev/null; -1 where perf events are not
+// allowed here. The program must exit 0.
+long page_faults_of(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  std::vector<std::string> arg_strings = argv, env_strings = env;
+  std::vector<char*> args, envp;
+  for (auto& a : arg_strings) args.push_back(a.data());
+  args.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  int go[2];
+  REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    char c;
+    ::close(go[1]);
+    if (::read(go[0], &c, 1) != 1) ::_exit(126);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(go[0]);
+  perf_event_attr attr{};
+  attr.size = sizeof attr;
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_PAGE_FAULTS;
+  attr.disabled = 1;
+  attr.enable_on_exec = 1;
+  attr.exclude_kernel = 1;
+  attr.exclude_hv = 1;
+  const int fd = int(::syscall(SYS_perf_event_open, &attr, pid, -1, -1, PERF_FLAG_FD_CLOEXEC));
+  const char c = 'x';
+  REQUIRE(::write(go[1], &c, 1) == 1);
+  ::close(go[1]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  if (fd < 0) return -1;
+  uint64_t faults = 0;
+  const bool read_ok = ::read(fd, &faults, sizeof faults) == sizeof faults;
+  ::close(fd);
+  REQUIRE(read_ok);
+  return long(faults);
 }
 
 }  // namespace dltrace::test

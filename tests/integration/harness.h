@@ -69,6 +69,11 @@ int number_after(const std::string& out, const std::string& prefix);
 // "exit=N signal=S" and both outputs, for INFO().
 std::string describe(const ProcessResult& r);
 
+// Page faults the program `argv` takes (perf's software counter, which counts the faults it
+// took, not pages populated for it on request), run with exactly the NAME=VALUE settings `env`,
+// stdout to /dev/null; it must exit 0. -1 where perf events are not allowed here.
+long page_faults_of(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+
 // A program run under the recorder and what `dltrace explain` says of its trace.
 struct ExplainedRun {
   ProcessResult program, text;  // the program; explain's text (--color=never)
