@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch/arch.h"
+
 namespace dltrace::preload::fork_gate {
 namespace {
 
@@ -26,7 +28,7 @@ struct alignas(64) Slot {
   uint32_t owner;  // tid of the thread the slot belongs to (0: free)
 };
 
-constinit Slot g_slots[kSlots];
+DLTRACE_LARGE_BSS constinit Slot g_slots[kSlots];
 constinit uint32_t g_slot_high = 0;  // slots [0, high) were ever claimed
 constinit Slot g_shared{};           // threads that found no slot count here, with atomic RMWs
 constinit uint32_t g_pending = 0;    // a fork is waiting for the slots to drain

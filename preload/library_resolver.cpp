@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "arch/arch.h"
 #include "common/hwcaps.h"
 #include "common/ld_so_cache.h"
 #include "common/library_search.h"
@@ -25,8 +26,8 @@ namespace dltrace::preload {
 namespace {
 
 // Set once by resolver_init(), read-only afterwards.
-char g_exe[PATH_MAX];
-char g_exe_dir[PATH_MAX];
+DLTRACE_LARGE_BSS char g_exe[PATH_MAX];
+DLTRACE_LARGE_BSS char g_exe_dir[PATH_MAX];
 const char* g_ld_library_path = nullptr;  // glibc reads it once at start-up, so do we
 const ElfW(Dyn) * g_exe_dyn = nullptr;
 ElfW(Addr) g_exe_base = 0;
@@ -245,7 +246,7 @@ struct CacheEntry {
   ResolvedLibrary lib;
 };
 constexpr size_t kCacheEntries = 64;  // direct-mapped by name hash
-CacheEntry g_entries[kCacheEntries];
+DLTRACE_LARGE_BSS CacheEntry g_entries[kCacheEntries];
 pthread_mutex_t g_cache_mu = PTHREAD_MUTEX_INITIALIZER;
 
 int read_generation(dl_phdr_info* info, size_t size, void* data) {

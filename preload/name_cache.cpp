@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "arch/arch.h"
 #include "dltrace/format.h"
 #include "trace_writer.h"
 
@@ -27,7 +28,7 @@ struct Entry {
 struct Set {
   Entry way[2];  // way[0] the newer
 };
-constinit Set g_names[kSets];
+DLTRACE_LARGE_BSS constinit Set g_names[kSets];
 
 unsigned set_of(const char* name) {
   const auto p = reinterpret_cast<uint64_t>(name);

@@ -63,13 +63,14 @@ struct Cur {
 };
 
 // Everything here is constant-initialised: wrappers can run before any dynamic initialiser.
-constinit Obj g_objs[kMaxObjects];
-constinit uint32_t g_high;         // slots [0, g_high) have been used at some point
-constinit Cur g_cur[kMaxObjects];  // during a sync: loaded objects the table does not know yet
+DLTRACE_LARGE_BSS constinit Obj g_objs[kMaxObjects];
+constinit uint32_t g_high;  // slots [0, g_high) have been used at some point
+DLTRACE_LARGE_BSS constinit Cur
+    g_cur[kMaxObjects];  // during a sync: loaded objects the table does not know yet
 constinit uint32_t g_ncur;
-constinit Cur g_other[kMaxObjects];  // objects of namespaces other than 0
+DLTRACE_LARGE_BSS constinit Cur g_other[kMaxObjects];  // objects of namespaces other than 0
 constinit uint32_t g_nother;
-constinit uint32_t
+DLTRACE_LARGE_BSS constinit uint32_t
     g_new[kMaxObjects];  // g_objs indices of objects found by this sync, in list order
 constinit uint32_t g_nnew;
 
@@ -77,7 +78,8 @@ constinit pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 // dlpi_adds/dlpi_subs at the last sync; ~0 = never synced.
 constinit std::atomic<unsigned long long> g_adds{~0ull}, g_subs{~0ull};
 constinit TraceWriter* g_writer;
-constinit char g_exe_scratch[4096];  // self_exe_path's, if another thread reads it first
+DLTRACE_LARGE_BSS constinit char
+    g_exe_scratch[4096];  // self_exe_path's, if another thread reads it first
 constinit const char* g_exe_path = "";
 constinit const char* g_self_path;
 constinit elf::Image g_self_image;  // this library's, to know its copies in other namespaces
@@ -95,8 +97,8 @@ struct HandleE {
   uint32_t id;
   uint32_t global;
 };
-constinit RangeE g_ranges[kMaxObjects];
-constinit HandleE g_handles[kMaxObjects];
+DLTRACE_LARGE_BSS constinit RangeE g_ranges[kMaxObjects];
+DLTRACE_LARGE_BSS constinit HandleE g_handles[kMaxObjects];
 constinit uint32_t g_nranges, g_nhandles;
 constinit std::atomic<uint64_t> g_snap_seq{0};
 template <class T>
@@ -106,8 +108,8 @@ T rd(const T& v) {
 
 // The live objects' g_objs indices, kept sorted by load address and by link_map as objects come
 // and go, so that publishing a change is one ordered pass (no sort of the whole table).
-constinit uint16_t g_by_start[kMaxObjects];
-constinit uint16_t g_by_lm[kMaxObjects];
+DLTRACE_LARGE_BSS constinit uint16_t g_by_start[kMaxObjects];
+DLTRACE_LARGE_BSS constinit uint16_t g_by_lm[kMaxObjects];
 constinit uint32_t g_ntracked;
 
 uint64_t start_key(uint32_t i) {
@@ -123,7 +125,7 @@ constexpr uint32_t kClean = ~0u;
 constinit uint32_t g_changed_start = 0, g_changed_lm = 0;
 // g_range_before[k]: the snapshot's ranges made from g_by_start[0, k), as publish() last saw it
 // (the ranges drop empty and overlapping mappings, so they are not one per position).
-constinit uint32_t g_range_before[kMaxObjects + 1];
+DLTRACE_LARGE_BSS constinit uint32_t g_range_before[kMaxObjects + 1];
 
 uint32_t order_insert(uint16_t* order, uint32_t n, uint32_t idx, uint64_t (*key)(uint32_t)) {
   const uint64_t k = key(idx);
@@ -244,12 +246,12 @@ int find(const link_map* lm, const char* name, uint64_t base, int64_t lmid);
 // registered every object of it. ld.so appends loads to the end of the list and unloads take
 // objects out of it, so a sync that sees only loads reads the list from our last entry on, and
 // one that sees only unloads merges the list with ours: neither pairs every object again.
-constinit const link_map* g_list0[kMaxObjects];
+DLTRACE_LARGE_BSS constinit const link_map* g_list0[kMaxObjects];
 constinit uint32_t g_nlist0;
 constinit bool g_list0_valid;
 // What a sync answered from the list found unloaded (g_objs indices); the full walk marks what
 // it finds instead, and the objects it did not mark went.
-constinit uint32_t g_gone[kMaxObjects];
+DLTRACE_LARGE_BSS constinit uint32_t g_gone[kMaxObjects];
 constinit uint32_t g_ngone;
 constinit uint32_t g_objects_elsewhere;  // table objects of namespaces other than 0
 
@@ -478,7 +480,7 @@ bool names_match(const char* needed, const Obj& o) {
 
 // BFS over DT_NEEDED from the objects already in `queue` (g_objs indices) through the new
 // objects that have no parent yet (candidate = parent_idx == -2).
-constinit uint32_t g_queue[kMaxObjects];
+DLTRACE_LARGE_BSS constinit uint32_t g_queue[kMaxObjects];
 struct NeededCtx {
   uint32_t node;
   uint32_t* tail;
@@ -525,7 +527,7 @@ bool in_preload_list(const char* list, const char* name) {
   return false;
 }
 
-constinit char g_etc_preload[4096];
+DLTRACE_LARGE_BSS constinit char g_etc_preload[4096];
 const char* etc_preload() {
   static bool loaded = false;
   if (!loaded) {
@@ -1044,8 +1046,8 @@ void promote(const void* handle, uint64_t seq) {
 
 void rewrite_after_fork() {
   pthread_mutex_init(&g_lock, nullptr);
-  static uint32_t order[kMaxObjects];
-  static uint32_t old_ids[kMaxObjects];
+  DLTRACE_LARGE_BSS static uint32_t order[kMaxObjects];
+  DLTRACE_LARGE_BSS static uint32_t old_ids[kMaxObjects];
   uint32_t n = 0;
   for (uint32_t i = 0; i < g_high; ++i)
     if (g_objs[i].used && g_objs[i].id != kNoId) order[n++] = i;

@@ -7,15 +7,16 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
+#include "arch/arch.h"
 #include "object_table.h"
 #include "recorder_internal.h"
 
 namespace dltrace::preload::recorder {
 namespace {
 // Static storage: nothing is allocated, and a fork child rewrites them for its own trace.
-constinit char g_cmdline[65536];
-constinit const char* g_argv[2048];
-constinit char g_cwd[4096];
+DLTRACE_LARGE_BSS constinit char g_cmdline[65536];
+DLTRACE_LARGE_BSS constinit const char* g_argv[2048];
+DLTRACE_LARGE_BSS constinit char g_cwd[4096];
 
 // `length` bytes of NUL-separated arguments in g_cmdline, split into g_argv.
 int split_arguments(size_t length) {

@@ -1,6 +1,7 @@
 // The recorder's process-wide and per-thread state (recorder_internal.h, thread_state.h), in one
 // place so that every file of the recorder sees the same and none owns it. All of it is constant-
 // initialised: the recorder may run before any constructor.
+#include "arch/arch.h"
 #include "recorder_internal.h"
 #include "thread_state.h"
 
@@ -15,10 +16,10 @@ constinit TraceWriter g_writer;
 constinit std::atomic<uint32_t> g_stack_depth{32};
 constinit bool g_live = false;
 constinit pid_t g_pid = 0;
-constinit char g_pattern[4096];
+DLTRACE_LARGE_BSS constinit char g_pattern[4096];
 constinit uint64_t g_buffer_size = 64ull << 20;
 constinit const char* g_config_path = nullptr;
-constinit char g_self_real[4096];
+DLTRACE_LARGE_BSS constinit char g_self_real[4096];
 
 }  // namespace recorder
 }  // namespace dltrace::preload

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "arch/arch.h"
 #include "interposed_functions.h"
 #include "real_functions.h"
 
@@ -20,7 +21,7 @@ constinit FatalRecorder g_record = nullptr;
 constinit bool g_tracked[kMaxSignal] = {};
 // While the stand-in is installed: what the program set (SIG_DFL with its own mask and flags),
 // which sigaction reports back as the old action.
-constinit struct sigaction g_program_view[kMaxSignal] = {};
+DLTRACE_LARGE_BSS constinit struct sigaction g_program_view[kMaxSignal] = {};
 constinit int g_locks[kMaxSignal] = {};
 
 void on_fatal_signal(int sig, siginfo_t* info, void*);

@@ -72,7 +72,7 @@ uintptr_t stack_bound(uintptr_t sp) {
 // forget_code moves the epochs of the pages it is told about.
 
 constexpr unsigned kEpochBits = 12, kPageShift = 12;
-constinit std::atomic<uint32_t> g_epochs[1u << kEpochBits];
+DLTRACE_LARGE_BSS constinit std::atomic<uint32_t> g_epochs[1u << kEpochBits];
 
 std::atomic<uint32_t>& epoch_of(uintptr_t pc) {
   return g_epochs[(pc >> kPageShift) & ((1u << kEpochBits) - 1)];
@@ -85,7 +85,7 @@ struct Entry {
   std::atomic<uint64_t> rule[2]{};
 };
 constexpr unsigned kEntryBits = 11;
-constinit Entry g_cache[1u << kEntryBits];
+DLTRACE_LARGE_BSS constinit Entry g_cache[1u << kEntryBits];
 
 size_t slot_of(uintptr_t pc) {
   return (pc * 0x9E3779B97F4A7C15ull) >> (64 - kEntryBits);

@@ -81,4 +81,11 @@ bool is_return_gadget(uintptr_t gadget);
 extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
                                                       uintptr_t a0, uintptr_t a1, uintptr_t a2);
 
+// ---- static storage ----
+// DLTRACE_LARGE_BSS (a macro cpu.h defines, possibly empty) marks a large zero-initialised array
+// of which start-up touches at most the first entries. Where the ABI has a large-data bss
+// (x86-64's .lbss, which the linker places after .bss), such arrays go there, and the small
+// variables share a few pages of .bss instead of each sitting on a page of its own between two
+// arrays: every page a process touches first is a page fault (~1.5 us on a virtual machine).
+
 #include "cpu.h"  // this CPU's inline definitions (preload/arch/<cpu>/cpu.h)

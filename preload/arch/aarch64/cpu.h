@@ -80,3 +80,6 @@ inline uintptr_t strip_return_address(uintptr_t ra) {
 }
 
 }  // namespace dltrace::preload::arch
+
+// No large-data bss in the AArch64 ELF ABI: the arrays stay in .bss (arch.h).
+#define DLTRACE_LARGE_BSS

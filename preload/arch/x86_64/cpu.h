@@ -59,3 +59,6 @@ inline uintptr_t strip_return_address(uintptr_t ra) {
 }
 
 }  // namespace dltrace::preload::arch
+
+// The psABI's large-data bss: NOBITS, after .bss in the same segment (arch.h).
+#define DLTRACE_LARGE_BSS __attribute__((section(".lbss")))
