@@ -64,6 +64,8 @@ constexpr uint64_t kFirstRing = 32 * 1024;
 // Later chunks: half of what the region has (the file stays within 1.5x of what it holds), at
 // least kMinChunk, at most max(kChunkCap, region / kChunksPerRegion) (few extents, few syscalls).
 constexpr uint64_t kMinChunk = 64 * 1024;
+// How long a record waits for another thread to back the chunk it falls in before it is dropped.
+constexpr uint64_t kMaxBackingWaitNs = 200'000'000;
 constexpr uint64_t kChunkCap = 1024 * 1024;
 constexpr uint64_t kChunksPerRegion = 32;
 
@@ -566,11 +568,6 @@ bool TraceWriter::add_chunk(int fd, uint64_t logical, uint64_t length) {
     errno = err;
     return false;
   }
-  // A region grows when the process records a lot: the new pages (in the page cache already,
-  // written above) are mapped writable in one call instead of one write fault each on the
-  // recording path. The first chunks are left to fault in: an idle process touches few of them.
-  // Kernels before 5.14 refuse the advice, and the pages fault in one at a time as before.
-  madvise(base_ + logical, length, MADV_POPULATE_WRITE);
   return true;
 }
 
@@ -680,6 +677,7 @@ uint64_t TraceWriter::grown_end(uint64_t have, uint64_t needed_end, uint64_t reg
 // on an unbacked page.
 bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t region_offset,
                                 uint64_t region_size) {
+  uint64_t waiting_since = 0;
   for (unsigned spins = 0;; ++spins) {
     if (__atomic_load_n(backed, __ATOMIC_ACQUIRE) >= needed_end) return true;
     if (__atomic_load_n(&backing_failed_, __ATOMIC_ACQUIRE)) return false;
@@ -691,6 +689,16 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
         const uint64_t want = grown_end(have, needed_end, region_size);
         if (back_range(region_offset + have, want - have)) {
           __atomic_store_n(backed, want, __ATOMIC_RELEASE);
+          __atomic_store_n(&extending_, 0, __ATOMIC_RELEASE);
+          // A region grows when the process records a lot: the new pages (in the page cache
+          // already, written by back_range) are mapped writable in one call instead of one write
+          // fault each on the recording path. After the chunk is published and the next growth
+          // is free: other threads write into it meanwhile (their faults and this are safe
+          // together), and none waits for it. The first chunks are left to fault in: an idle
+          // process touches few of them. Kernels before 5.14 refuse the advice, and the pages
+          // fault in one at a time as before.
+          madvise(base_ + region_offset + have, want - have, MADV_POPULATE_WRITE);
+          continue;
         } else {
           // The one line the user gets (none with DLTRACE_QUIET=1; `dltrace run` says it then):
           // the process runs on, the trace keeps what it has.
@@ -718,7 +726,16 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
     if (spins > 64) sched_yield();  // another thread is writing the next chunk (~100 us)
     // Bounded: the one extending may be this very thread, interrupted by a signal whose handler
     // records (an exec or _exit from a handler). Then this record is dropped, not waited for.
-    if (spins > 100000) return false;
+    // Bounded in time, not in spins: with more recording threads than CPUs a yield returns at
+    // once, and 100k of them passed while the extending thread waited for a CPU (one event of
+    // 160k dropped by 8 threads on 2 busy cores).
+    if ((spins & 1023) == 1023) {
+      const uint64_t now = now_ns(CLOCK_MONOTONIC);
+      if (waiting_since == 0)
+        waiting_since = now;
+      else if (now - waiting_since > kMaxBackingWaitNs)
+        return false;
+    }
   }
 }
 
