@@ -817,6 +817,11 @@ struct LookupMemo {
 constinit thread_local LookupMemo t_memo{};
 // Moves when the objects' ids change in place (rewrite_after_fork).
 constinit uint32_t g_id_epoch = 0;
+
+// Whether `m` still answers for snapshot generation `gen` in id epoch `epoch`.
+bool memo_valid(const RangeMemo& m, uint64_t gen, uint32_t epoch) {
+  return m.gen != 0 && (m.gen == gen || (m.resident && m.epoch == epoch));
+}
 }  // namespace
 
 namespace {
@@ -843,8 +848,7 @@ uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_
   LookupMemo& memo = t_memo;
   const uint32_t epoch = __atomic_load_n(&g_id_epoch, __ATOMIC_RELAXED);
   for (const RangeMemo& m : memo.range) {
-    if ((m.gen == gen || (m.resident && m.epoch == epoch)) && m.gen != 0 && address >= m.start &&
-        address < m.end) {
+    if (memo_valid(m, gen, epoch) && address >= m.start && address < m.end) {
       if (found) *found = m.hit != 0;
       if (lmid) *lmid = m.lmid;
       *start = m.start;
@@ -875,10 +879,8 @@ uint32_t object_with_range(uint64_t address, bool* found, int64_t* lmid, uint64_
     // An entry no longer valid goes first, so that a plugin's range does not push out the
     // executable's, still valid, in a loop that loads and unloads it.
     uint32_t k = memo.next;
-    for (uint32_t j = 0; j < 2; ++j) {
-      const RangeMemo& old = memo.range[j];
-      if (old.gen != gen && !(old.resident && old.epoch == epoch)) k = j;
-    }
+    for (uint32_t j = 0; j < 2; ++j)
+      if (!memo_valid(memo.range[j], gen, epoch)) k = j;
     memo.next = k ^ 1;
     memo.range[k] = {gen, lo_addr, hi_addr, ns, id, 1, resident, epoch};
   }

@@ -685,20 +685,12 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
     if (__atomic_compare_exchange_n(&extending_, &idle, 1, false, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED)) {
       const uint64_t have = __atomic_load_n(backed, __ATOMIC_ACQUIRE);
+      uint64_t grown = 0;  // bytes backed from `have` on by this thread
       if (have < needed_end) {
         const uint64_t want = grown_end(have, needed_end, region_size);
         if (back_range(region_offset + have, want - have)) {
           __atomic_store_n(backed, want, __ATOMIC_RELEASE);
-          __atomic_store_n(&extending_, 0, __ATOMIC_RELEASE);
-          // A region grows when the process records a lot: the new pages (in the page cache
-          // already, written by back_range) are mapped writable in one call instead of one write
-          // fault each on the recording path. After the chunk is published and the next growth
-          // is free: other threads write into it meanwhile (their faults and this are safe
-          // together), and none waits for it. The first chunks are left to fault in: an idle
-          // process touches few of them. Kernels before 5.14 refuse the advice, and the pages
-          // fault in one at a time as before.
-          madvise(base_ + region_offset + have, want - have, MADV_POPULATE_WRITE);
-          continue;
+          grown = want - have;
         } else {
           // The one line the user gets (none with DLTRACE_QUIET=1; `dltrace run` says it then):
           // the process runs on, the trace keeps what it has.
@@ -721,6 +713,13 @@ bool TraceWriter::ensure_backed(uint64_t* backed, uint64_t needed_end, uint64_t 
         }
       }
       __atomic_store_n(&extending_, 0, __ATOMIC_RELEASE);
+      // A region grows when the process records a lot: the new pages (in the page cache already,
+      // written by back_range) are mapped writable in one call instead of one write fault each
+      // on the recording path. After the chunk is published and the next growth is free: other
+      // threads write into it meanwhile (their faults and this are safe together), and none
+      // waits for it. The first chunks are left to fault in: an idle process touches few of
+      // them. Kernels before 5.14 refuse the advice, and the pages fault in one at a time.
+      if (grown != 0) madvise(base_ + region_offset + have, grown, MADV_POPULATE_WRITE);
       continue;
     }
     if (spins > 64) sched_yield();  // another thread is writing the next chunk (~100 us)
