@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include "bench_ablation.h"
 #include "call_nesting.h"
 #include "event_clock.h"
 #include "fork_gate.h"
@@ -31,7 +32,7 @@ bool api_begin(CallState* cs) {
   const bool rare = opens || kind == CallKind::kDlclose;
   // vfork / posix_spawn / raw clone children skip the atfork handler: never write into the
   // parent's file from them.
-  if (rare && getpid() != g_pid) return false;
+  if (rare && !ablation::left_out(ablation::kVforkCheck) && getpid() != g_pid) return false;
   // dlopen/dlmopen/dlclose reserve their seq now (nested calls and loaded objects refer to it).
   // dlsym/dlvsym reserve it just before the commit: with many threads, a seq held across the
   // call would often be committed after the ring wrapped past it.
@@ -48,7 +49,7 @@ bool api_begin(CallState* cs) {
   // apart from earlier ones. A dlclose whose caller and handle are known, outside any dlopen, can
   // leave that to its end: the sync there registers the same objects the same way (discovered at
   // this seq).
-  bool look = opens || !known;
+  bool look = (opens && !ablation::left_out(ablation::kSyncBeforeOpen)) || !known;
   if (!look && kind == CallKind::kDlclose)
     look = before.mode != objects::Mode::kDiscovered ||
            objects::object_of_handle(cs->handle_in) == kNoId;
@@ -87,7 +88,8 @@ bool api_begin(CallState* cs) {
                         static_cast<uint8_t>(opens)};
   ts.depth = depth + 1;
   s.time_ns = event_clock();
-  if (opens) {  // the durable mark of a call in flight (format::kEventInFlight)
+  // The durable mark of a call in flight (format::kEventInFlight).
+  if (opens && !ablation::left_out(ablation::kInFlightMark)) {
     format::EventSlot mark = s;
     mark.bits |= format::kEventInFlight;
     g_writer.commit(mark);

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "arch/arch.h"
+#include "bench_ablation.h"
 #include "elf_info.h"
 #include "elf_symbols.h"
 #include "fork_gate.h"
@@ -778,7 +779,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
 SyncResult sync(const Attribution& a, uint64_t unload_seq) {
   // A cautious fork child must not walk the loader's list (see fork_gate.h): objects loaded
   // meanwhile are registered by the first sync after it.
-  if (fork_gate::cautious()) return {};
+  if (fork_gate::cautious() || ablation::left_out(ablation::kObjectSync)) return {};
   fork_gate::Section gate;  // the table lock is never left held in a fork child
   pthread_mutex_lock(&g_lock);
   const SyncResult res = sync_locked(a, unload_seq, false);
@@ -787,7 +788,7 @@ SyncResult sync(const Attribution& a, uint64_t unload_seq) {
 }
 
 SyncResult sync_if_changed(const Attribution& a, uint64_t unload_seq) {
-  if (fork_gate::cautious()) return {};
+  if (fork_gate::cautious() || ablation::left_out(ablation::kObjectSync)) return {};
   fork_gate::Section gate;
   pthread_mutex_lock(&g_lock);
   const SyncResult res = sync_locked(a, unload_seq, true);

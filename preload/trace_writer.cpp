@@ -16,6 +16,7 @@
 
 #include <cstddef>
 
+#include "bench_ablation.h"
 #include "bounded_text.h"
 #include "common/version.h"
 #include "run_report.h"
@@ -976,7 +977,7 @@ uint64_t TraceWriter::reserve_seq() {
 }
 
 void TraceWriter::commit(format::EventSlot& slot) {
-  if (!header_ || slot.seq == 0) return;
+  if (!header_ || slot.seq == 0 || ablation::left_out(ablation::kEventCommit)) return;
   // Checksum and copy straight from the caller's slot: a staging copy costs more (~8 ns) in
   // store-forwarding stalls than it saves.
   slot.checksum = format::slot_checksum(reinterpret_cast<const unsigned char*>(&slot) + 16);

@@ -41,16 +41,34 @@ printf '/bin/true instructions: native %d, traced %+d\n' "$t0" $((t1 - t0))
 
 # CPU time (user + system, wait4) of the whole 2000-iteration process, the four variants
 # interleaved: the median and the minimum of RUNS runs each (the minimum is the run least disturbed
-# by the rest of a shared VM; both are ratios over native's).
-PYTHONPATH="$(cd "$(dirname "$0")" && pwd)" /usr/bin/python3 - "$RUNS" "$LOOP" "$PRELOAD" "$WORK" <<'EOF'
+# by the rest of a shared VM; both are ratios over native's). With BUILD_DIR/bench's
+# libdltrace_ablation.so (preload/bench_ablation.h), the same runs also time the recorder with one
+# part of its work left out at a time, and with all of them: what each part costs, and what is
+# left without them.
+ABLATION=$BUILD_DIR/bench/libdltrace_ablation.so
+[ -e "$ABLATION" ] || ABLATION=
+PYTHONPATH="$(cd "$(dirname "$0")" && pwd)" /usr/bin/python3 - "$RUNS" "$LOOP" "$PRELOAD" "$WORK" \
+  "$ABLATION" <<'EOF'
 import os, statistics, sys
 import process_start as ps
-runs, loop, preload, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+runs, loop, preload, work, ablation = (int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4],
+                                       sys.argv[5])
 base = ps.untraced_env()
 traced = ps.traced_env(base, preload, work)
 variants = [("native", base), ("stacks off", dict(traced, DLTRACE_STACK_DEPTH="0")),
             ("default stacks", traced), ("preload recording nothing",
                                          dict(traced, DLTRACE_ONLY="no-such-program"))]
+# DLTRACE_ABLATE bits (bench_ablation.h), stacks off.
+parts = [("the vfork check (getpid)", 0x1), ("the object-table look before dlopen", 0x2),
+         ("the in-flight mark", 0x4), ("every object-table sync", 0x8), ("event commits", 0x10),
+         ("all five", 0x1F)]
+ablated = []
+if ablation:
+    ablation_env = dict(ps.traced_env(base, ablation, work), DLTRACE_STACK_DEPTH="0")
+    ablated = [("ablation library, whole", dict(ablation_env, DLTRACE_ABLATE="0"))]
+    ablated += [("without " + name, dict(ablation_env, DLTRACE_ABLATE=f"{bits:x}"))
+                for name, bits in parts]
+    variants += ablated
 cpu = {name: [] for name, _ in variants}
 out = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the loop's own output
@@ -60,7 +78,33 @@ for _ in range(runs):
         ps.clear(work)
 n_med, n_min = statistics.median(cpu["native"]), min(cpu["native"])
 line = f"CPU time of 2000 iterations, {runs} interleaved runs: native {n_med * 1e3:.1f} ms median"
-for name, _ in variants[1:]:
+for name, _ in variants[1:4]:
     line += f", {name} {statistics.median(cpu[name]) / n_med:.3f}x ({min(cpu[name]) / n_min:.3f}x min)"
 print(line, file=out)
+if ablated:
+    # Paired by round (each round runs every variant once, one after the other): ratios and
+    # differences taken within a round, then their median, cancel the VM's slower and faster
+    # minutes, which move whole rounds by more than a part costs.
+    def paired(fn):
+        return statistics.median(fn(r) for r in range(runs))
+    def ratio(name):
+        return paired(lambda r: cpu[name][r] / cpu["native"][r])
+    line = "the same runs, stacks off, libdltrace_ablation.so with parts of recording left out" \
+           " (median of per-round ratios over native):"
+    for name, _ in ablated:
+        line += f"\n  {name:<44} {ratio(name):.3f}x"
+    print(line, file=out)
+    # What each part costs is the whole minus the run without it. The floor under any recorder
+    # that keeps this one's guarantees: the preload recording nothing, plus what it pays for the
+    # vfork check (a child sharing the parent's memory must not write into its trace), for
+    # writing the events, and for the in-flight mark (a crash inside a dlopen stays visible).
+    whole = "ablation library, whole"
+    cost = {name: paired(lambda r: (cpu[whole][r] - cpu["without " + name][r]) / cpu["native"][r])
+            for name, _ in parts}
+    floor = ratio("preload recording nothing") + sum(
+        cost[name] for name in ("the vfork check (getpid)", "event commits", "the in-flight mark"))
+    print("each part, the whole minus the run without it (per round, median): " +
+          ", ".join(f"{name} {cost[name]:+.3f}" for name, _ in parts[:-1]) +
+          f"; the floor (recording nothing + the vfork check + event commits + the in-flight"
+          f" mark) {floor:.3f}x", file=out)
 EOF
