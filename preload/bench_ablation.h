@@ -10,8 +10,8 @@ enum Part : unsigned {
   kVforkCheck = 1u << 0,      // the getpid() before a dlopen, dlmopen or dlclose
   kSyncBeforeOpen = 1u << 1,  // the object table's look at the loader before a dlopen
   kInFlightMark = 1u << 2,    // the durable mark of a dlopen in flight
-  kObjectSync = 1u << 3,      // every object-table sync (nothing loaded is registered)
-  kEventCommit = 1u << 4,     // writing events into the ring
+  kObjectSync = 1u << 3,   // the object table's syncs after start (nothing loaded later is known)
+  kEventCommit = 1u << 4,  // writing events into the ring
 };
 
 #ifdef DLTRACE_BENCH_ABLATIONS

@@ -779,7 +779,7 @@ SyncResult sync_locked(const Attribution& a, uint64_t unload_seq, bool only_if_c
 SyncResult sync(const Attribution& a, uint64_t unload_seq) {
   // A cautious fork child must not walk the loader's list (see fork_gate.h): objects loaded
   // meanwhile are registered by the first sync after it.
-  if (fork_gate::cautious() || ablation::left_out(ablation::kObjectSync)) return {};
+  if (fork_gate::cautious()) return {};
   fork_gate::Section gate;  // the table lock is never left held in a fork child
   pthread_mutex_lock(&g_lock);
   const SyncResult res = sync_locked(a, unload_seq, false);
