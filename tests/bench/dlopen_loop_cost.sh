@@ -20,22 +20,15 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dltrace-loop-cost.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 traced=(LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/" DLTRACE_QUIET=1)
 
-ir() { valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/dev/null "$@" 2>&1 |
-  awk '/Collected/ { n = $4 } END { print n }'; }
-per_iteration() {
-  local a b
-  a=$(ir env "$@" "$LOOP" 50); b=$(ir env "$@" "$LOOP" 250)
-  rm -f "$WORK"/*.trace
-  echo $(((b - a) / 200))
-}
-n=$(per_iteration X=1)
-off=$(per_iteration "${traced[@]}" DLTRACE_STACK_DEPTH=0)
-on=$(per_iteration "${traced[@]}")
-nothing=$(per_iteration "${traced[@]}" DLTRACE_ONLY=no-such-program)
+. "$(dirname "$0")/callgrind.sh"
+n=$(loop_instructions "$LOOP" "$WORK" X=1)
+off=$(loop_instructions "$LOOP" "$WORK" "${traced[@]}" DLTRACE_STACK_DEPTH=0)
+on=$(loop_instructions "$LOOP" "$WORK" "${traced[@]}")
+nothing=$(loop_instructions "$LOOP" "$WORK" "${traced[@]}" DLTRACE_ONLY=no-such-program)
 printf 'instructions per iteration: native %d, traced stacks off %+d, default stacks %+d, ' \
   "$n" $((off - n)) $((on - n))
 printf 'preload recording nothing %+d\n' $((nothing - n))
-t0=$(ir env X=1 /bin/true); t1=$(ir env "${traced[@]}" /bin/true)
+t0=$(callgrind_ir env X=1 /bin/true); t1=$(callgrind_ir env "${traced[@]}" /bin/true)
 rm -f "$WORK"/*.trace
 printf '/bin/true instructions: native %d, traced %+d\n' "$t0" $((t1 - t0))
 

@@ -210,9 +210,7 @@ NAMES=$BUILD_DIR/bench/dlsym_names
 if ! command -v valgrind >/dev/null; then
   echo "(no valgrind: instruction counts skipped)"
 else
-  # Instructions of one run (the last process's, when the command execs).
-  ir() { valgrind --tool=callgrind --trace-children=yes --callgrind-out-file=/dev/null "$@" 2>&1 |
-    awk '/Collected/ { n = $4 } END { print n }'; }
+  . "$BENCH_DIR/callgrind.sh"
   per_call() {  # VARIANT(native|off|32) HANDLE K: instructions per dlsym (two loop lengths)
     local mode=traced depth=$1
     [ "$1" = native ] && { mode=native; depth=0; }
@@ -222,9 +220,9 @@ else
     env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
       DLTRACE_STACK_DEPTH=$depth "$NAMES" $mode "$2" "$3" 2000 ||
       { echo "run_benchmarks.sh: dlsym_names $mode $2 $3 failed" >&2; exit 1; }
-    a=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
+    a=$(callgrind_ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
       DLTRACE_BUFFER_SIZE=64M DLTRACE_STACK_DEPTH=$depth "$NAMES" $mode "$2" "$3" 2000)
-    b=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
+    b=$(callgrind_ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 \
       DLTRACE_BUFFER_SIZE=64M DLTRACE_STACK_DEPTH=$depth "$NAMES" $mode "$2" "$3" 12000)
     rm -f "$WORK"/traces/*
     echo $(((b - a) / 10000))
@@ -236,20 +234,16 @@ else
     printf '%-38s %10d %+12d %+12d\n' "dlsym $1, $2 distinct name(s)" "$n" $((o - n)) $((t - n))
   done
   if [ -x "$LOOP" ]; then
-    loop_ir() {  # per iteration of rt_dlopen_loop: two loop lengths
-      local a b
-      a=$(ir env "$@" "$LOOP" 50); b=$(ir env "$@" "$LOOP" 250)
-      rm -f "$WORK"/traces/*
-      echo $(((b - a) / 200))
-    }
-    n=$(loop_ir X=1)
-    o=$(loop_ir LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 DLTRACE_STACK_DEPTH=0)
-    t=$(loop_ir LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1)
+    n=$(loop_instructions "$LOOP" "$WORK/traces" X=1)
+    o=$(loop_instructions "$LOOP" "$WORK/traces" LD_PRELOAD="$PRELOAD" \
+      DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 DLTRACE_STACK_DEPTH=0)
+    t=$(loop_instructions "$LOOP" "$WORK/traces" LD_PRELOAD="$PRELOAD" \
+      DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1)
     printf '%-38s %10d %+12d %+12d\n' "dlopen+dlsym+dlclose, tiny library" "$n" $((o - n)) $((t - n))
   fi
-  n=$(ir env X=1 /bin/true)
-  f=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_ONLY=no-such-program /bin/true)
-  t=$(ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 /bin/true)
+  n=$(callgrind_ir env X=1 /bin/true)
+  f=$(callgrind_ir env LD_PRELOAD="$PRELOAD" DLTRACE_ONLY=no-such-program /bin/true)
+  t=$(callgrind_ir env LD_PRELOAD="$PRELOAD" DLTRACE_OUTPUT="$WORK/traces/" DLTRACE_QUIET=1 /bin/true)
   rm -f "$WORK"/traces/*
   printf '%-38s %10d %+12d (preload loaded, recording nothing: %+d; user space only)\n' \
     "/bin/true, the whole process" "$n" $((t - n)) $((f - n))
