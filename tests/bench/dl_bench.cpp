@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/arch.h"  // dltrace_call_with_return_address
 #include "dltrace/format.h"
 
 namespace {
@@ -161,8 +162,6 @@ void floor_loader_walk(benchmark::State& state) {
 // the object its caller lies in): the recorder's trampoline calls the function with a return
 // address inside the caller's object, here a `ret` in this program. Its cost beyond a plain call
 // (one mispredicted return) is paid by every such traced dlsym on top of the event.
-extern "C" uintptr_t dltrace_call_with_return_address(const void* fn, const void* gadget,
-                                                      uintptr_t a0, uintptr_t a1, uintptr_t a2);
 extern "C" void dl_bench_ret_gadget();
 asm(".text\n.globl dl_bench_ret_gadget\n.type dl_bench_ret_gadget, @function\n"
     "dl_bench_ret_gadget:\n ret\n.size dl_bench_ret_gadget, .-dl_bench_ret_gadget\n");
