@@ -71,6 +71,14 @@ std::string fixture(const std::string& name) {
 
 namespace {
 
+// `strings` as the NULL-terminated array exec and posix_spawn take (pointing into `strings`).
+std::vector<char*> exec_array(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 // Whether `program` is an ELF file for the test target's CPU (a fixture, or a copy of one).
 bool is_target_program(const std::string& program) {
   unsigned char ident[20] = {};
@@ -129,12 +137,8 @@ ProcessResult run(const std::vector<std::string>& argv, const RunOptions& opts) 
     if (!target.emulator_env.empty()) env_strings.push_back(target.emulator_env);
     env_strings.push_back("FIXTURE_EXEC_VIA=" + target.emulator);
   }
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<char*> argp;
-  for (auto& s : args) argp.push_back(s.data());
-  argp.push_back(nullptr);
+  std::vector<char*> envp = exec_array(env_strings);
+  std::vector<char*> argp = exec_array(args);
 
   pid_t pid = -1;
   int rc = args[0].find('/') == std::string::npos
@@ -351,11 +355,7 @@ DifferentialResult run_differential(const std::vector<std::string>& argv, RunOpt
 // allowed here. The program must exit 0.
 long page_faults_of(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   std::vector<std::string> arg_strings = argv, env_strings = env;
-  std::vector<char*> args, envp;
-  for (auto& a : arg_strings) args.push_back(a.data());
-  args.push_back(nullptr);
-  for (auto& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  const std::vector<char*> args = exec_array(arg_strings), envp = exec_array(env_strings);
   int go[2];
   REQUIRE(::pipe2(go, O_CLOEXEC) == 0);
   const pid_t pid = ::fork();
