@@ -65,10 +65,10 @@ constexpr uint64_t kFirstRing = 32 * 1024;
 // Later chunks: half of what the region has (the file stays within 1.5x of what it holds), at
 // least kMinChunk, at most max(kChunkCap, region / kChunksPerRegion) (few extents, few syscalls).
 constexpr uint64_t kMinChunk = 64 * 1024;
-// How long a record waits for another thread to back the chunk it falls in before it is dropped.
-constexpr uint64_t kMaxBackingWaitNs = 200'000'000;
 constexpr uint64_t kChunkCap = 1024 * 1024;
 constexpr uint64_t kChunksPerRegion = 32;
+// How long a record waits for another thread to back the chunk it falls in before it is dropped.
+constexpr uint64_t kMaxBackingWaitNs = 200'000'000;
 
 // ---- atomics on mapped memory (the mapping is shared with other threads and processes) ----
 template <typename T>
